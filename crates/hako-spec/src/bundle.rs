@@ -1,0 +1,129 @@
+//! Loading a bundle's config.json.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+
+use crate::{Result, SpecError};
+
+/// A loaded and validated bundle.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    /// Absolute bundle directory.
+    pub dir: PathBuf,
+    /// Absolute rootfs path (`root.path` resolved against the bundle).
+    pub rootfs: PathBuf,
+    pub spec: Spec,
+    /// JSON paths of properties hako does not know; the spec says to ignore them, we log them.
+    pub unknown_fields: Vec<String>,
+}
+
+impl Bundle {
+    pub fn load(dir: &Path) -> Result<Bundle> {
+        let dir = std::path::absolute(dir).map_err(|source| SpecError::Bundle {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let meta = std::fs::metadata(&dir).map_err(|source| SpecError::Bundle {
+            path: dir.clone(),
+            source,
+        })?;
+        if !meta.is_dir() {
+            return Err(SpecError::Bundle {
+                path: dir,
+                source: std::io::Error::from_raw_os_error(libc_enotdir()),
+            });
+        }
+        let config = dir.join("config.json");
+        let text = std::fs::read_to_string(&config).map_err(|source| SpecError::Read {
+            path: config.clone(),
+            source,
+        })?;
+        let (spec, unknown_fields) =
+            parse_spec(&text).map_err(|(field, message)| SpecError::Parse {
+                path: config.clone(),
+                field,
+                message,
+            })?;
+        crate::validate::validate(&spec)?;
+        let root = spec.root().as_ref().expect("validated").path();
+        let rootfs = if root.is_absolute() {
+            root.clone()
+        } else {
+            dir.join(root)
+        };
+        let rootfs = std::fs::canonicalize(&rootfs).map_err(|source| SpecError::Read {
+            path: rootfs.clone(),
+            source,
+        })?;
+        if !rootfs.is_dir() {
+            return Err(SpecError::invalid(
+                "root.path",
+                format!("{} is not a directory", rootfs.display()),
+            ));
+        }
+        Ok(Bundle {
+            dir,
+            rootfs,
+            spec,
+            unknown_fields,
+        })
+    }
+}
+
+const fn libc_enotdir() -> i32 {
+    20 // ENOTDIR; hako-spec makes no syscalls and so does not link libc.
+}
+
+/// Parses config.json text. On error returns `(json path, message)`, e.g.
+/// `("process.user.uid", "invalid type: string \"x\", expected u32 at line 4 column 20")`.
+pub fn parse_spec(text: &str) -> std::result::Result<(Spec, Vec<String>), (String, String)> {
+    let mut unknown = Vec::new();
+    let mut json = serde_json::Deserializer::from_str(text);
+    let mut record =
+        |path: serde_ignored::Path<'_>| unknown.push(path.to_string().replace(".?", ""));
+    let ignoring = serde_ignored::Deserializer::new(&mut json, &mut record);
+    let spec: Spec = serde_path_to_error::deserialize(ignoring).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." || path.is_empty() {
+            "config".to_string()
+        } else {
+            path
+        };
+        (field, e.into_inner().to_string())
+    })?;
+    Ok((spec, unknown))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_spec;
+
+    #[test]
+    fn names_the_wrong_field() {
+        let (field, msg) = parse_spec(
+            r#"{"ociVersion":"1.0.2","process":{"cwd":"/","user":{"uid":"root","gid":0}}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(field, "process.user.uid");
+        assert!(msg.contains("invalid type"), "{msg}");
+    }
+
+    #[test]
+    fn collects_unknown_fields() {
+        let (_, unknown) = parse_spec(
+            r#"{"ociVersion":"1.0.2","frobnicate":1,"process":{"cwd":"/","user":{},"x":2}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            unknown,
+            vec!["frobnicate".to_string(), "process.x".to_string()]
+        );
+    }
+
+    #[test]
+    fn malformed_json() {
+        let (_, msg) = parse_spec("{\"ociVersion\": ").unwrap_err();
+        assert!(msg.contains("EOF"), "{msg}");
+    }
+}

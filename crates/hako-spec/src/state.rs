@@ -1,0 +1,162 @@
+//! The container record kept under `--root/<id>/state.json`, and the runc-shaped `state` output.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use oci_spec::runtime::Spec;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        })
+    }
+}
+
+/// What `hako state` prints: the same keys, order and omissions as runc 1.1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateView {
+    #[serde(rename = "ociVersion")]
+    pub oci_version: String,
+    pub id: String,
+    pub pid: i32,
+    pub status: Status,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub owner: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<HashMap<String, String>>,
+}
+
+/// The OCI `state` object handed to hooks on stdin (runtime-spec `state` schema).
+#[derive(Debug, Clone, Serialize)]
+pub struct HookState<'a> {
+    #[serde(rename = "ociVersion")]
+    pub oci_version: &'a str,
+    pub id: &'a str,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    pub bundle: &'a std::path::Path,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<&'a HashMap<String, String>>,
+}
+
+/// Everything a later command (start, kill, delete, state) needs, since it gets no bundle argument.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub id: String,
+    /// Host pid of the container init; 0 before it exists.
+    pub pid: i32,
+    /// `starttime` (field 22 of /proc/<pid>/stat) of the init: a pid whose start time differs is a
+    /// recycled pid and the container is stopped.
+    pub init_start_time: u64,
+    /// Last status hako itself set (created, running); liveness and the freezer refine it.
+    pub status: Status,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    /// RFC 3339 with nanoseconds, UTC.
+    pub created: String,
+    pub owner: String,
+    /// Whether the container has its own pid namespace; without one, killing the init does not kill
+    /// the other processes and `kill --all`/`delete` must signal each process.
+    pub private_pid_ns: bool,
+    /// `--systemd-cgroup` as given to create; exec/update/delete are not told again.
+    #[serde(default)]
+    pub systemd_cgroup: bool,
+    #[serde(default)]
+    pub rootless: bool,
+    /// The config as it was at create: poststop hooks and annotations come from here, not from a
+    /// bundle that may have changed since.
+    pub config: Spec,
+}
+
+impl ContainerRecord {
+    pub fn view(&self, status: Status) -> StateView {
+        StateView {
+            oci_version: self.config.version().clone(),
+            id: self.id.clone(),
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.pid
+            },
+            status,
+            bundle: self.bundle.clone(),
+            rootfs: self.rootfs.clone(),
+            created: self.created.clone(),
+            owner: self.owner.clone(),
+            annotations: self.config.annotations().clone(),
+        }
+    }
+
+    pub fn hook_state(&self, status: Status) -> HookState<'_> {
+        HookState {
+            oci_version: self.config.version(),
+            id: &self.id,
+            status,
+            pid: (self.pid > 0 && status != Status::Stopped).then_some(self.pid),
+            bundle: &self.bundle,
+            annotations: self.config.annotations().as_ref(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn view_matches_runc_shape() {
+        let spec: Spec =
+            serde_json::from_str(r#"{"ociVersion":"1.0.2","annotations":{"a":"b"}}"#).unwrap();
+        let rec = ContainerRecord {
+            id: "c1".into(),
+            pid: 42,
+            init_start_time: 7,
+            status: Status::Running,
+            bundle: "/b".into(),
+            rootfs: "/b/rootfs".into(),
+            created: "2026-11-22T13:00:00.000000001Z".into(),
+            owner: "".into(),
+            private_pid_ns: true,
+            systemd_cgroup: false,
+            rootless: false,
+            config: spec,
+        };
+        let v = serde_json::to_value(rec.view(Status::Stopped)).unwrap();
+        assert_eq!(v["pid"], 0);
+        assert_eq!(v["status"], "stopped");
+        assert_eq!(v["ociVersion"], "1.0.2");
+        assert_eq!(v["annotations"]["a"], "b");
+        let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+        for k in [
+            "ociVersion",
+            "id",
+            "pid",
+            "status",
+            "bundle",
+            "rootfs",
+            "created",
+            "owner",
+        ] {
+            assert!(keys.contains(&k.to_string()), "{k}");
+        }
+    }
+}

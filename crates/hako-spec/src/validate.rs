@@ -1,0 +1,433 @@
+//! Checks that turn a typed-but-wrong config.json into one precise error before any kernel work.
+//! The rules mirror runc's `libcontainer/configs/validate` where runc has one, so a config that runc
+//! rejects is rejected here with the field named.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::{Result, SpecError};
+
+/// The runtime-spec major version hako implements.
+pub const SUPPORTED_MAJOR: &str = "1";
+
+pub fn validate(spec: &Spec) -> Result<()> {
+    version(spec.version())?;
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| SpecError::invalid("root", "is required"))?;
+    if root.path().as_os_str().is_empty() {
+        return Err(SpecError::invalid("root.path", "is required"));
+    }
+    process(spec)?;
+    mounts(spec)?;
+    linux(spec)?;
+    hooks(spec)?;
+    Ok(())
+}
+
+fn version(v: &str) -> Result<()> {
+    if v.is_empty() {
+        return Err(SpecError::invalid("ociVersion", "is required"));
+    }
+    let major = v.split('.').next().unwrap_or_default();
+    if major != SUPPORTED_MAJOR || v.split('.').count() < 2 {
+        return Err(SpecError::invalid(
+            "ociVersion",
+            format!("unsupported version {v:?} (hako implements runtime-spec 1.x)"),
+        ));
+    }
+    Ok(())
+}
+
+fn process(spec: &Spec) -> Result<()> {
+    let p = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| SpecError::invalid("process", "is required"))?;
+    if p.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(SpecError::invalid("process.args", "must not be empty"));
+    }
+    if !p.cwd().is_absolute() {
+        return Err(SpecError::invalid(
+            "process.cwd",
+            format!("{:?} is not an absolute path", p.cwd()),
+        ));
+    }
+    if let Some(env) = p.env() {
+        for (i, e) in env.iter().enumerate() {
+            if !e.contains('=') || e.starts_with('=') {
+                return Err(SpecError::invalid(
+                    format!("process.env[{i}]"),
+                    format!("{e:?} is not of the form KEY=VALUE"),
+                ));
+            }
+        }
+    }
+    if let Some(adj) = p.oom_score_adj() {
+        if !(-1000..=1000).contains(&adj) {
+            return Err(SpecError::invalid(
+                "process.oomScoreAdj",
+                format!("{adj} is outside -1000..1000"),
+            ));
+        }
+    }
+    if let Some(rlimits) = p.rlimits() {
+        let mut seen = HashSet::new();
+        for (i, r) in rlimits.iter().enumerate() {
+            if r.soft() > r.hard() {
+                return Err(SpecError::invalid(
+                    format!("process.rlimits[{i}]"),
+                    format!("soft limit {} exceeds hard limit {}", r.soft(), r.hard()),
+                ));
+            }
+            if !seen.insert(format!("{:?}", r.typ())) {
+                return Err(SpecError::invalid(
+                    format!("process.rlimits[{i}]"),
+                    format!("duplicate type {:?}", r.typ()),
+                ));
+            }
+        }
+    }
+    if let Some(umask) = p.user().umask() {
+        if umask > 0o777 {
+            return Err(SpecError::invalid(
+                "process.user.umask",
+                format!("{umask:#o} is not a permission mask"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn mounts(spec: &Spec) -> Result<()> {
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        if m.destination().as_os_str().is_empty() {
+            return Err(SpecError::invalid(
+                format!("mounts[{i}].destination"),
+                "is required",
+            ));
+        }
+        let bind = m
+            .options()
+            .iter()
+            .flatten()
+            .any(|o| o == "bind" || o == "rbind")
+            || m.typ().as_deref() == Some("bind");
+        if !bind && m.typ().as_deref().is_none_or(str::is_empty) {
+            return Err(SpecError::invalid(
+                format!("mounts[{i}].type"),
+                format!("is required for {:?} (not a bind mount)", m.destination()),
+            ));
+        }
+        if bind && m.source().as_ref().is_none_or(|s| s.as_os_str().is_empty()) {
+            return Err(SpecError::invalid(
+                format!("mounts[{i}].source"),
+                "is required for a bind mount",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn has_ns(spec: &Spec, t: LinuxNamespaceType) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == t))
+}
+
+fn linux(spec: &Spec) -> Result<()> {
+    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty())
+        && !has_ns(spec, LinuxNamespaceType::Uts)
+    {
+        return Err(SpecError::invalid(
+            "hostname",
+            "unable to set hostname without a private UTS namespace",
+        ));
+    }
+    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty())
+        && !has_ns(spec, LinuxNamespaceType::Uts)
+    {
+        return Err(SpecError::invalid(
+            "domainname",
+            "unable to set domainname without a private UTS namespace",
+        ));
+    }
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    let mut seen = HashSet::new();
+    for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
+        if !seen.insert(ns.typ()) {
+            return Err(SpecError::invalid(
+                format!("linux.namespaces[{i}]"),
+                format!("duplicate namespace type {}", ns.typ()),
+            ));
+        }
+        if let Some(p) = ns.path() {
+            if !p.is_absolute() {
+                return Err(SpecError::invalid(
+                    format!("linux.namespaces[{i}].path"),
+                    format!("{p:?} is not an absolute path"),
+                ));
+            }
+        }
+    }
+    let user_ns = has_ns(spec, LinuxNamespaceType::User);
+    let new_user_ns = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none());
+    let maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+        || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+    if maps && !user_ns {
+        return Err(SpecError::invalid(
+            "linux.uidMappings",
+            "user namespace mappings given without a user namespace",
+        ));
+    }
+    if new_user_ns
+        && (linux.uid_mappings().as_ref().is_none_or(|m| m.is_empty())
+            || linux.gid_mappings().as_ref().is_none_or(|m| m.is_empty()))
+    {
+        return Err(SpecError::invalid(
+            "linux.uidMappings",
+            "a new user namespace needs both uidMappings and gidMappings",
+        ));
+    }
+    for (field, maps) in [
+        ("linux.uidMappings", linux.uid_mappings()),
+        ("linux.gidMappings", linux.gid_mappings()),
+    ] {
+        for (i, m) in maps.iter().flatten().enumerate() {
+            if m.size() == 0 {
+                return Err(SpecError::invalid(
+                    format!("{field}[{i}].size"),
+                    "must be greater than 0",
+                ));
+            }
+        }
+    }
+    if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) {
+        if !has_ns(spec, LinuxNamespaceType::Time) {
+            return Err(SpecError::invalid(
+                "linux.timeOffsets",
+                "time offsets given without a time namespace",
+            ));
+        }
+        for clock in linux.time_offsets().iter().flatten().map(|(k, _)| k) {
+            if clock != "monotonic" && clock != "boottime" {
+                return Err(SpecError::invalid(
+                    format!("linux.timeOffsets.{clock}"),
+                    "only monotonic and boottime clocks can be offset",
+                ));
+            }
+        }
+    }
+    if let Some(p) = linux.rootfs_propagation() {
+        const OK: &[&str] = &[
+            "",
+            "private",
+            "rprivate",
+            "slave",
+            "rslave",
+            "shared",
+            "rshared",
+            "unbindable",
+            "runbindable",
+        ];
+        if !OK.contains(&p.as_str()) {
+            return Err(SpecError::invalid(
+                "linux.rootfsPropagation",
+                format!("unknown propagation {p:?}"),
+            ));
+        }
+    }
+    for (field, paths) in [
+        ("linux.maskedPaths", linux.masked_paths()),
+        ("linux.readonlyPaths", linux.readonly_paths()),
+    ] {
+        for (i, p) in paths.iter().flatten().enumerate() {
+            if !p.starts_with('/') {
+                return Err(SpecError::invalid(
+                    format!("{field}[{i}]"),
+                    format!("{p:?} is not an absolute path"),
+                ));
+            }
+        }
+    }
+    for (i, d) in linux.devices().iter().flatten().enumerate() {
+        if !d.path().is_absolute() || d.path().starts_with("/dev/..") {
+            return Err(SpecError::invalid(
+                format!("linux.devices[{i}].path"),
+                format!("{:?} is not an absolute path", d.path()),
+            ));
+        }
+        if d.major() < 0 || d.minor() < 0 {
+            return Err(SpecError::invalid(
+                format!("linux.devices[{i}]"),
+                "major and minor must not be negative",
+            ));
+        }
+    }
+    for key in linux.sysctl().iter().flatten().map(|(k, _)| k) {
+        sysctl(spec, key)?;
+    }
+    Ok(())
+}
+
+/// runc only lets a container set sysctls that are namespaced by a namespace the container owns,
+/// otherwise a container would change the host's kernel settings.
+fn sysctl(spec: &Spec, key: &str) -> Result<()> {
+    let field = || format!("linux.sysctl.{key}");
+    let ns_for = |k: &str| -> Option<LinuxNamespaceType> {
+        const IPC: &[&str] = &[
+            "kernel.msgmax",
+            "kernel.msgmnb",
+            "kernel.msgmni",
+            "kernel.sem",
+            "kernel.shmall",
+            "kernel.shmmax",
+            "kernel.shmmni",
+            "kernel.shm_rmid_forced",
+        ];
+        if IPC.contains(&k) || k.starts_with("fs.mqueue.") {
+            Some(LinuxNamespaceType::Ipc)
+        } else if k.starts_with("net.") {
+            Some(LinuxNamespaceType::Network)
+        } else if k == "kernel.hostname" || k == "kernel.domainname" {
+            Some(LinuxNamespaceType::Uts)
+        } else {
+            None
+        }
+    };
+    if key.contains("..") || key.contains('/') && key.contains('.') {
+        return Err(SpecError::invalid(field(), "malformed sysctl name"));
+    }
+    let normal = key.replace('/', ".");
+    match ns_for(&normal) {
+        Some(t) if has_ns(spec, t) => Ok(()),
+        Some(t) => Err(SpecError::invalid(
+            field(),
+            format!("sysctl is not in a separate kernel namespace (needs a private {t} namespace)"),
+        )),
+        None => Err(SpecError::invalid(
+            field(),
+            "sysctl is not namespaced and would change the host",
+        )),
+    }
+}
+
+fn hooks(spec: &Spec) -> Result<()> {
+    let Some(h) = spec.hooks() else { return Ok(()) };
+    let sets = [
+        ("prestart", h.prestart()),
+        ("createRuntime", h.create_runtime()),
+        ("createContainer", h.create_container()),
+        ("startContainer", h.start_container()),
+        ("poststart", h.poststart()),
+        ("poststop", h.poststop()),
+    ];
+    for (name, hooks) in sets {
+        for (i, hook) in hooks.iter().flatten().enumerate() {
+            if !Path::new(hook.path()).is_absolute() {
+                return Err(SpecError::invalid(
+                    format!("hooks.{name}[{i}].path"),
+                    format!("{:?} is not an absolute path", hook.path()),
+                ));
+            }
+            if hook.timeout().is_some_and(|t| t <= 0) {
+                return Err(SpecError::invalid(
+                    format!("hooks.{name}[{i}].timeout"),
+                    "must be a positive number of seconds",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::parse_spec;
+
+    fn check(json: &str) -> Result<()> {
+        validate(&parse_spec(json).unwrap().0)
+    }
+
+    const BASE: &str = r#""ociVersion":"1.0.2","root":{"path":"rootfs"}"#;
+
+    fn with(extra: &str, process: &str) -> String {
+        format!(r#"{{{BASE},"process":{{"cwd":"/","user":{{}},"args":["sh"]{process}}}{extra}}}"#)
+    }
+
+    fn field(r: Result<()>) -> String {
+        match r {
+            Err(SpecError::Invalid { field, .. }) => field,
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn minimal_ok() {
+        check(&with("", "")).unwrap();
+    }
+
+    #[test]
+    fn version_rules() {
+        let j = with("", "").replace("1.0.2", "2.0.0");
+        assert_eq!(field(check(&j)), "ociVersion");
+        let j = with("", "").replace("\"1.0.2\"", "\"\"");
+        assert_eq!(field(check(&j)), "ociVersion");
+    }
+
+    #[test]
+    fn process_rules() {
+        let j = with("", "").replace(r#""args":["sh"]"#, r#""args":[]"#);
+        assert_eq!(field(check(&j)), "process.args");
+        let j = with("", "").replace(r#""cwd":"/""#, r#""cwd":"rel""#);
+        assert_eq!(field(check(&j)), "process.cwd");
+        let j = with("", r#","oomScoreAdj":5000"#);
+        assert_eq!(field(check(&j)), "process.oomScoreAdj");
+        let j = with(
+            "",
+            r#","rlimits":[{"type":"RLIMIT_NOFILE","soft":10,"hard":5}]"#,
+        );
+        assert_eq!(field(check(&j)), "process.rlimits[0]");
+    }
+
+    #[test]
+    fn namespace_rules() {
+        let j = with(
+            r#","linux":{"namespaces":[{"type":"pid"},{"type":"pid"}]}"#,
+            "",
+        );
+        assert_eq!(field(check(&j)), "linux.namespaces[1]");
+        let j = with(r#","linux":{"namespaces":[{"type":"user"}]}"#, "");
+        assert_eq!(field(check(&j)), "linux.uidMappings");
+        let j = with(r#","hostname":"h""#, "");
+        assert_eq!(field(check(&j)), "hostname");
+        let j = with(r#","linux":{"sysctl":{"kernel.panic":"1"}}"#, "");
+        assert_eq!(field(check(&j)), "linux.sysctl.kernel.panic");
+        let j = with(r#","linux":{"sysctl":{"net.ipv4.ip_forward":"1"}}"#, "");
+        assert_eq!(field(check(&j)), "linux.sysctl.net.ipv4.ip_forward");
+        let j = with(
+            r#","linux":{"namespaces":[{"type":"network"}],"sysctl":{"net.ipv4.ip_forward":"1"}}"#,
+            "",
+        );
+        check(&j).unwrap();
+    }
+
+    #[test]
+    fn mount_rules() {
+        let j = with(r#","mounts":[{"destination":"/x","source":"/y"}]"#, "");
+        assert_eq!(field(check(&j)), "mounts[0].type");
+        let j = with(r#","mounts":[{"destination":"/x","options":["bind"]}]"#, "");
+        assert_eq!(field(check(&j)), "mounts[0].source");
+    }
+}
