@@ -1,1 +1,25 @@
-pub fn _x() {}
+//! hako-runtime: the kernel work of the hako OCI runtime.
+//!
+//! The process model (docs/architecture.md): the runtime process is single-threaded and clones the
+//! container init itself ([`sys::clone3`]); the two talk over one SOCK_SEQPACKET pair
+//! ([`channel`]); the created init waits on a unix socket in the state directory until `start`
+//! connects ([`container::start`]).
+
+pub mod cgroups;
+pub mod channel;
+pub mod console;
+pub mod container;
+pub mod devices;
+pub mod error;
+pub mod hooks;
+pub mod init;
+pub mod log;
+pub mod mounts;
+pub mod namespaces;
+pub mod paths;
+pub mod process;
+pub mod rootfs;
+pub mod store;
+pub mod sys;
+
+pub use error::{Error, Result};

@@ -39,9 +39,9 @@ pub struct StateView {
     pub bundle: PathBuf,
     pub rootfs: PathBuf,
     pub created: String,
-    pub owner: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<HashMap<String, String>>,
+    pub owner: String,
 }
 
 /// The OCI `state` object handed to hooks on stdin (runtime-spec `state` schema).

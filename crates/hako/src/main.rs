@@ -1,1 +1,109 @@
-fn main() {}
+//! The `hako` binary: parse runc's command line, call hako-runtime, print what runc prints.
+//! `anyhow` lives only here; the library returns typed errors.
+
+mod cli;
+mod output;
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+use clap::Parser;
+use hako_runtime::container::{self, CreateOptions};
+use hako_runtime::log;
+
+use cli::{Cli, Command, CreateArgs};
+
+fn main() -> ExitCode {
+    let args = cli::normalize(std::env::args());
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 1 } else { 0 });
+        }
+    };
+    let format = match cli.log_format {
+        cli::LogFormat::Text => log::Format::Text,
+        cli::LogFormat::Json => log::Format::Json,
+    };
+    // The log file is created (or truncated) first, even when nothing goes wrong: callers open it
+    // afterwards and treat a missing file as a runtime failure.
+    if let Err(e) = log::init(cli.log.as_deref(), format, cli.debug) {
+        eprintln!(
+            "open log file {}: {e}",
+            cli.log.as_deref().unwrap_or_else(|| "".as_ref()).display()
+        );
+        return ExitCode::from(1);
+    }
+    match dispatch(&cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            // Exactly one error line per failure (podman parses the whole file as one JSON value).
+            let msg = format!("{e:#}");
+            log::error(&msg);
+            if log::to_file() {
+                eprintln!("{msg}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn create_options(cli: &Cli, a: &CreateArgs, foreground: bool) -> CreateOptions {
+    CreateOptions {
+        id: a.id.clone(),
+        bundle: a.bundle.clone(),
+        pid_file: a.pid_file.clone(),
+        console_socket: a.console_socket.clone(),
+        no_pivot: a.no_pivot,
+        no_new_keyring: a.no_new_keyring,
+        preserve_fds: a.preserve_fds,
+        systemd_cgroup: cli.systemd_cgroup,
+        rootless: cli.rootless.as_deref() == Some("true"),
+        foreground,
+    }
+}
+
+fn dispatch(cli: &Cli) -> Result<u8> {
+    if cli.version {
+        println!("hako version {}", env!("CARGO_PKG_VERSION"));
+        println!("spec: 1.2.1");
+        return Ok(0);
+    }
+    let root = &cli.root;
+    let Some(cmd) = &cli.command else {
+        bail!("no command given; see hako --help");
+    };
+    match cmd {
+        Command::Create(a) => {
+            container::create(root, &create_options(cli, a, false))?;
+        }
+        Command::Start { id } => container::start(root, id)?,
+        Command::State { id } => {
+            let s = container::state(root, id)?;
+            println!("{}", serde_json::to_string_pretty(&s)?);
+        }
+        Command::Kill { all, id, signal } => {
+            let sig = output::parse_signal(signal)?;
+            container::kill(root, id, sig, *all)?;
+        }
+        Command::Delete { force, id } => container::delete(root, id, *force)?,
+        Command::Run {
+            detach,
+            keep: _,
+            create,
+        } => {
+            let code = container::run(root, &create_options(cli, create, !detach), *detach)?;
+            return Ok(u8::try_from(code).unwrap_or(255));
+        }
+        Command::List { format, quiet } => {
+            let items = container::list(root)?;
+            print!("{}", output::list(&items, *format, *quiet)?);
+        }
+        Command::Other(args) => {
+            let name = args.first().map(String::as_str).unwrap_or("");
+            bail!("command {name:?} is not implemented by hako yet");
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,499 @@
+//! The lifecycle, as the runtime process sees it. `create` clones the init and answers its
+//! messages; every other command works from the record in the state store.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use hako_spec::bundle::Bundle;
+use hako_spec::state::{ContainerRecord, StateView, Status};
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::channel::{self, Msg};
+use crate::error::{Context, Error, Result};
+use crate::hooks;
+use crate::init::{self, InitArgs};
+use crate::log;
+use crate::namespaces;
+use crate::store::{self, Locked, Store};
+use crate::sys;
+
+#[derive(Debug, Default, Clone)]
+pub struct CreateOptions {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    pub systemd_cgroup: bool,
+    pub rootless: bool,
+    /// `run` without `--detach`: the runtime stays the init's parent and may own the terminal.
+    pub foreground: bool,
+}
+
+/// The outcome of `create`, for `run`.
+pub struct Created {
+    pub pid: i32,
+}
+
+/// Path through which a unix socket in the state dir is reached: via the locked dir fd, so a long
+/// `--root` cannot overflow sun_path (108 bytes).
+fn sock_path(lock: &Locked) -> PathBuf {
+    PathBuf::from(format!(
+        "/proc/self/fd/{}/{}",
+        lock.lock_fd().as_raw_fd(),
+        store::START_SOCKET
+    ))
+}
+
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
+}
+
+pub fn create(root: &Path, o: &CreateOptions) -> Result<Created> {
+    hako_spec::id::validate_id(&o.id)?;
+    let bundle = Bundle::load(&o.bundle)?;
+    for f in &bundle.unknown_fields {
+        log::debug(&format!("config.json: ignoring unknown property {f}"));
+    }
+    let process = bundle.spec.process().as_ref().expect("validated");
+    let terminal = process.terminal().unwrap_or(false);
+    if terminal && o.console_socket.is_none() {
+        return Err(Error::Usage(
+            "cannot allocate tty if runc will detach without setting console socket".into(),
+        ));
+    }
+    if !terminal && o.console_socket.is_some() {
+        return Err(Error::Usage(
+            "cannot use console socket if runc will not detach or allocate tty".into(),
+        ));
+    }
+    let plan = namespaces::plan(&bundle.spec);
+    if !plan.private_mount {
+        return Err(Error::Usage(
+            "linux.namespaces: a mount namespace is required to set up the container's rootfs"
+                .into(),
+        ));
+    }
+    crate::rootfs::verify_host_proc()?;
+    let store = Store::open(root)?;
+    let lock = store.create(&o.id)?;
+    let mut child: Option<i32> = None;
+    let r = create_locked(&lock, &bundle, &plan, o, &mut child);
+    if r.is_err() {
+        if let Some(pid) = child {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+            let _ = waitpid(Pid::from_raw(pid), None);
+        }
+        let _ = lock.remove();
+    }
+    r
+}
+
+fn create_locked(
+    lock: &Locked,
+    bundle: &Bundle,
+    plan: &namespaces::Plan,
+    o: &CreateOptions,
+    child: &mut Option<i32>,
+) -> Result<Created> {
+    let spec = &bundle.spec;
+    let listener =
+        UnixListener::bind(sock_path(lock)).ctx("listen", lock.path(store::START_SOCKET))?;
+    let console = o
+        .console_socket
+        .as_deref()
+        .map(crate::console::connect)
+        .transpose()?;
+    let (parent_ch, child_ch) = channel::pair()?;
+    let (preserve, extra_env) = preserved_fds(o.preserve_fds);
+
+    // Joining a pid namespace by path: setns in the runtime only changes where its *children*
+    // go; restore it right after the clone so hooks run in the runtime's own namespace.
+    let restore_pid = match &plan.join_pid {
+        Some(p) => {
+            let own = std::fs::File::open("/proc/self/ns/pid").ctx("open", "/proc/self/ns/pid")?;
+            namespaces::setns_path(hako_spec::oci::LinuxNamespaceType::Pid, p)?;
+            Some(own)
+        }
+        None => None,
+    };
+    let forked = unsafe { sys::clone3(plan.clone.bits() as u64, None) };
+    if let Some(own) = &restore_pid {
+        use std::os::fd::AsFd;
+        nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID)
+            .op("restore pid namespace")?;
+    }
+    let mut pid = match forked.op("clone container init")? {
+        sys::Forked::Child => {
+            drop(parent_ch);
+            init::main(InitArgs {
+                spec,
+                rootfs: &bundle.rootfs,
+                bundle: &bundle.dir,
+                plan,
+                channel: child_ch,
+                listener,
+                console,
+                no_pivot: o.no_pivot,
+                no_new_keyring: o.no_new_keyring,
+                preserve_fds: preserve,
+                extra_env,
+                close: vec![lock.lock_fd().as_raw_fd()],
+                owner_uid: nix::unistd::geteuid().as_raw(),
+            })
+        }
+        sys::Forked::Parent { pid } => pid,
+    };
+    *child = Some(pid);
+    drop(child_ch);
+    drop(listener);
+    drop(console);
+
+    if plan.new_user {
+        let l = spec.linux().as_ref().expect("user ns implies linux");
+        namespaces::write_id_maps(
+            pid,
+            l.uid_mappings().as_deref().unwrap_or(&[]),
+            l.gid_mappings().as_deref().unwrap_or(&[]),
+        )?;
+    }
+    if let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+        let p = format!("/proc/{pid}/oom_score_adj");
+        std::fs::write(&p, adj.to_string()).ctx("write", p)?;
+    }
+    // cgroups: the init is placed here, before Go, once the cgroups issue lands.
+    parent_ch.send(&Msg::Go)?;
+    if plan.fork_for_pid {
+        let Msg::InitPid(real) = parent_ch.expect("container init")? else {
+            return Err(Error::Init("container init sent no pid".into()));
+        };
+        let _ = waitpid(Pid::from_raw(pid), None);
+        pid = real;
+        *child = Some(pid);
+    }
+    let mut rec = ContainerRecord {
+        id: o.id.clone(),
+        pid,
+        init_start_time: sys::proc_stat(pid).map(|s| s.1).unwrap_or(0),
+        status: Status::Creating,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: now_rfc3339(),
+        owner: String::new(),
+        private_pid_ns: plan.private_pid,
+        systemd_cgroup: o.systemd_cgroup,
+        rootless: o.rootless,
+        config: spec.clone(),
+    };
+    match parent_ch.expect("container init")? {
+        Msg::RunRuntimeHooks => {}
+        m => return Err(Error::Init(format!("unexpected message {m:?}"))),
+    }
+    let state = serde_json::to_string(&rec.hook_state(Status::Creating)).expect("serializes");
+    hooks::run_all(spec.hooks().as_ref(), hooks::Kind::Prestart, &state)?;
+    hooks::run_all(spec.hooks().as_ref(), hooks::Kind::CreateRuntime, &state)?;
+    parent_ch.send(&Msg::HooksDone { state })?;
+    match parent_ch.expect("container init")? {
+        Msg::Created => {}
+        m => return Err(Error::Init(format!("unexpected message {m:?}"))),
+    }
+    rec.status = Status::Created;
+    lock.save(&rec)?;
+    if let Some(pf) = &o.pid_file {
+        store::write_atomic(pf, &pid.to_string())?;
+    }
+    Ok(Created { pid })
+}
+
+/// `--preserve-fds N` plus systemd socket activation: when the runtime itself was started with
+/// LISTEN_FDS, those fds follow the container and the process is told so (as runc does).
+fn preserved_fds(preserve: u32) -> (u32, Vec<String>) {
+    let listen = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(0);
+    let env = if listen > 0 {
+        vec![format!("LISTEN_FDS={listen}"), "LISTEN_PID=1".to_string()]
+    } else {
+        vec![]
+    };
+    (preserve + listen, env)
+}
+
+/// Live status of a recorded container: the recorded one, unless the init is gone, a zombie, or
+/// its pid now belongs to another process (start time differs).
+pub fn status_of(rec: &ContainerRecord) -> Status {
+    if rec.pid <= 0 {
+        return Status::Stopped;
+    }
+    match sys::proc_stat(rec.pid) {
+        Some((st, start)) if start == rec.init_start_time && st != 'Z' && st != 'X' => rec.status,
+        _ => Status::Stopped,
+    }
+}
+
+pub fn state(root: &Path, id: &str) -> Result<StateView> {
+    hako_spec::id::validate_id(id).map_err(|_| Error::NotExist(id.to_string()))?;
+    let store = Store::existing(root);
+    let lock = store.lock(id)?;
+    let rec = lock.load()?;
+    Ok(rec.view(status_of(&rec)))
+}
+
+pub fn list(root: &Path) -> Result<Vec<StateView>> {
+    let store = Store::existing(root);
+    let mut out = Vec::new();
+    for id in store.ids() {
+        let p = store.dir(&id).join(store::STATE_FILE);
+        let Ok(text) = std::fs::read(&p) else {
+            continue;
+        };
+        let Ok(rec) = serde_json::from_slice::<ContainerRecord>(&text) else {
+            continue;
+        };
+        out.push(rec.view(status_of(&rec)));
+    }
+    Ok(out)
+}
+
+pub fn start(root: &Path, id: &str) -> Result<()> {
+    hako_spec::id::validate_id(id).map_err(|_| Error::NotExist(id.to_string()))?;
+    let store = Store::existing(root);
+    let lock = store.lock(id)?;
+    let mut rec = lock.load()?;
+    match status_of(&rec) {
+        Status::Created => {}
+        Status::Stopped => {
+            return Err(Error::BadState(
+                "cannot start a container that has stopped".into(),
+            ))
+        }
+        _ => {
+            return Err(Error::BadState(
+                "cannot start an already running container".into(),
+            ))
+        }
+    }
+    release(&lock)?;
+    rec.status = Status::Running;
+    lock.save(&rec)?;
+    let state = serde_json::to_string(&rec.hook_state(Status::Running)).expect("serializes");
+    if let Err(e) = hooks::run_all(rec.config.hooks().as_ref(), hooks::Kind::Poststart, &state) {
+        // runc tears the container down when a poststart hook fails.
+        let _ = signal_init(&rec, Signal::SIGKILL);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Tells the waiting init to exec, and collects its verdict: EOF means execve succeeded (the
+/// connection was close-on-exec), text is the init's error.
+fn release(lock: &Locked) -> Result<()> {
+    let path = sock_path(lock);
+    let mut conn = UnixStream::connect(&path)
+        .ctx("connect to container init", lock.path(store::START_SOCKET))?;
+    use std::io::{Read, Write};
+    conn.write_all(b"s")
+        .ctx("release container init", lock.path(store::START_SOCKET))?;
+    let mut msg = String::new();
+    let _ = conn.read_to_string(&mut msg);
+    let _ = std::fs::remove_file(lock.path(store::START_SOCKET));
+    if !msg.is_empty() {
+        return Err(Error::Init(msg));
+    }
+    Ok(())
+}
+
+/// A pidfd on the init, verified to still be the process we created (pid reuse guard).
+fn init_pidfd(rec: &ContainerRecord) -> Result<OwnedFd> {
+    let fd = sys::pidfd_open(rec.pid).map_err(|_| Error::NotRunning)?;
+    // Checked after opening the pidfd: from here the fd pins the process we verified.
+    match sys::proc_stat(rec.pid) {
+        Some((st, start)) if start == rec.init_start_time && st != 'Z' => Ok(fd),
+        _ => Err(Error::NotRunning),
+    }
+}
+
+fn signal_init(rec: &ContainerRecord, sig: Signal) -> Result<OwnedFd> {
+    let fd = init_pidfd(rec)?;
+    sys::pidfd_send_signal(&fd, sig as i32).map_err(|e| match e {
+        Errno::ESRCH => Error::NotRunning,
+        e => Error::sys(format!("signal container init with {}", sig.as_str()), e),
+    })?;
+    Ok(fd)
+}
+
+/// Processes of the container other than the init. Until the cgroups driver lands this is the
+/// pid namespace's members, so it only finds them with a private pid namespace.
+fn container_pids(rec: &ContainerRecord) -> Vec<i32> {
+    let Ok(ns) = std::fs::read_link(format!("/proc/{}/ns/pid", rec.pid)) else {
+        return vec![];
+    };
+    if !rec.private_pid_ns {
+        return vec![rec.pid];
+    }
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| {
+            std::fs::read_link(format!("/proc/{p}/ns/pid"))
+                .ok()
+                .as_ref()
+                == Some(&ns)
+        })
+        .collect()
+}
+
+pub fn kill(root: &Path, id: &str, sig: Signal, all: bool) -> Result<()> {
+    hako_spec::id::validate_id(id).map_err(|_| Error::NotExist(id.to_string()))?;
+    let store = Store::existing(root);
+    let lock = store.lock(id)?;
+    let rec = lock.load()?;
+    if status_of(&rec) == Status::Stopped {
+        return Err(Error::NotRunning);
+    }
+    if all {
+        for p in container_pids(&rec) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(p), sig);
+        }
+        return Ok(());
+    }
+    signal_init(&rec, sig).map(drop)
+}
+
+/// Kills the init (and, without a private pid namespace, every process we can find) and waits
+/// until it is gone.
+fn kill_and_wait(rec: &ContainerRecord) -> Result<()> {
+    let others = if rec.private_pid_ns {
+        vec![]
+    } else {
+        container_pids(rec)
+    };
+    let fd = match signal_init(rec, Signal::SIGKILL) {
+        Ok(fd) => fd,
+        Err(Error::NotRunning) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for p in others {
+        let _ = nix::sys::signal::kill(Pid::from_raw(p), Signal::SIGKILL);
+    }
+    if !sys::pidfd_wait(&fd, 10_000).op("wait for container init")? {
+        return Err(Error::Init(format!(
+            "container init {} did not die after SIGKILL",
+            rec.pid
+        )));
+    }
+    Ok(())
+}
+
+pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
+    if hako_spec::id::validate_id(id).is_err() {
+        return Err(Error::NotExist(id.to_string()));
+    }
+    let store = Store::existing(root);
+    let lock = match store.lock(id) {
+        Ok(l) => l,
+        Err(Error::NotExist(_)) => {
+            // A create that died before writing state leaves an empty directory: clear it.
+            let dir = store.dir(id);
+            let existed = dir.exists();
+            let _ = std::fs::remove_dir_all(&dir);
+            if force || existed {
+                return Ok(());
+            }
+            return Err(Error::NotExist(id.to_string()));
+        }
+        Err(e) => return Err(e),
+    };
+    let rec = lock.load()?;
+    match status_of(&rec) {
+        Status::Stopped => {}
+        Status::Created => kill_and_wait(&rec)?,
+        s if force => {
+            let _ = s;
+            kill_and_wait(&rec)?
+        }
+        s => {
+            return Err(Error::BadState(format!(
+                "cannot delete container {id} that is not stopped: {s}"
+            )))
+        }
+    }
+    let state = serde_json::to_string(&rec.hook_state(Status::Stopped)).expect("serializes");
+    if let Err(e) = hooks::run_all(rec.config.hooks().as_ref(), hooks::Kind::Poststop, &state) {
+        // The spec: a failing poststop hook is logged and the deletion goes on.
+        log::warn(&e.to_string());
+    }
+    lock.remove()
+}
+
+/// `run`: create, start and (unless detached) wait, forwarding signals; returns the exit status
+/// the CLI must exit with (128+N for a signal N).
+pub fn run(root: &Path, o: &CreateOptions, detach: bool) -> Result<i32> {
+    use nix::sys::signal::SigSet;
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    let mut forwarded = SigSet::all();
+    for s in [
+        Signal::SIGKILL,
+        Signal::SIGSTOP,
+        Signal::SIGSEGV,
+        Signal::SIGBUS,
+        Signal::SIGILL,
+        Signal::SIGFPE,
+        Signal::SIGTTIN,
+        Signal::SIGTTOU,
+        Signal::SIGTSTP,
+    ] {
+        forwarded.remove(s);
+    }
+    if !detach {
+        // Orphaned grandchildren (and an init forked by an intermediate) are reaped here, and
+        // signals are queued from before the clone so none is lost in the window.
+        nix::sys::prctl::set_child_subreaper(true).op("prctl(PR_SET_CHILD_SUBREAPER)")?;
+        forwarded.thread_block().op("sigprocmask")?;
+    }
+    let created = create(root, o)?;
+    if let Err(e) = start(root, &o.id) {
+        let _ = delete(root, &o.id, true);
+        return Err(e);
+    }
+    if detach {
+        return Ok(0);
+    }
+    let sfd = SignalFd::with_flags(&forwarded, SfdFlags::SFD_CLOEXEC).op("signalfd")?;
+    let pid = created.pid;
+    let code = loop {
+        let Some(info) = sfd.read_signal().op("read signalfd")? else {
+            continue;
+        };
+        let sig = info.ssi_signo as i32;
+        if sig == libc::SIGCHLD {
+            let mut done = None;
+            loop {
+                match waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::Exited(p, c)) if p.as_raw() == pid => done = Some(c),
+                    Ok(WaitStatus::Signaled(p, s, _)) if p.as_raw() == pid => {
+                        done = Some(128 + s as i32)
+                    }
+                    Ok(WaitStatus::StillAlive) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+            if let Some(c) = done {
+                break c;
+            }
+            continue;
+        }
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::try_from(sig).ok());
+    };
+    let _ = delete(root, &o.id, true);
+    Ok(code)
+}

@@ -1,0 +1,92 @@
+use std::path::PathBuf;
+
+use nix::errno::Errno;
+
+/// hako-runtime's one error type. Every variant that touches the kernel carries the operation, the
+/// path or object, and the errno, so the single line a caller sees is enough to act on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Spec(#[from] hako_spec::SpecError),
+    #[error("{op} {path}: {errno}")]
+    Path {
+        op: &'static str,
+        path: PathBuf,
+        errno: Errno,
+    },
+    #[error("{op}: {errno}")]
+    Sys { op: String, errno: Errno },
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("container \"{0}\" does not exist")]
+    NotExist(String),
+    #[error("container with id {0:?} already exists")]
+    Exists(String),
+    #[error("container not running")]
+    NotRunning,
+    #[error("{0}")]
+    BadState(String),
+    #[error("{0}")]
+    Usage(String),
+    /// A failure reported by the container init (or an exec'd process) before it ran user code.
+    #[error("{0}")]
+    Init(String),
+    #[error("{0}")]
+    Hook(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn path(op: &'static str, path: impl Into<PathBuf>, errno: Errno) -> Self {
+        Error::Path {
+            op,
+            path: path.into(),
+            errno,
+        }
+    }
+    pub fn sys(op: impl Into<String>, errno: Errno) -> Self {
+        Error::Sys {
+            op: op.into(),
+            errno,
+        }
+    }
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// `result.ctx("mount", path)?`: attach the operation and the path to an errno.
+pub trait Context<T> {
+    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T>;
+    fn op(self, op: impl Into<String>) -> Result<T>;
+}
+
+impl<T> Context<T> for std::result::Result<T, Errno> {
+    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|e| Error::path(op, path, e))
+    }
+    fn op(self, op: impl Into<String>) -> Result<T> {
+        self.map_err(|e| Error::sys(op, e))
+    }
+}
+
+impl<T> Context<T> for std::io::Result<T> {
+    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|e| Error::io(op, path, e))
+    }
+    fn op(self, op: impl Into<String>) -> Result<T> {
+        self.map_err(|e| Error::Sys {
+            op: op.into(),
+            errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+        })
+    }
+}

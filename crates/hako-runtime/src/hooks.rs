@@ -1,0 +1,214 @@
+//! OCI hooks: each gets the container state on stdin, runs with its own env and args, and is
+//! killed when it outlives its `timeout`. Runs without threads: one poll loop over the hook's
+//! stdout, stderr and pidfd.
+
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hako_spec::oci::{Hook, Hooks};
+
+use crate::error::{Error, Result};
+use crate::sys;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Prestart,
+    CreateRuntime,
+    CreateContainer,
+    StartContainer,
+    Poststart,
+    Poststop,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Prestart => "prestart",
+            Kind::CreateRuntime => "createRuntime",
+            Kind::CreateContainer => "createContainer",
+            Kind::StartContainer => "startContainer",
+            Kind::Poststart => "poststart",
+            Kind::Poststop => "poststop",
+        }
+    }
+
+    pub fn of(self, h: &Hooks) -> Vec<Hook> {
+        match self {
+            Kind::Prestart => {
+                #[allow(deprecated)]
+                let v = h.prestart().clone();
+                v
+            }
+            Kind::CreateRuntime => h.create_runtime().clone(),
+            Kind::CreateContainer => h.create_container().clone(),
+            Kind::StartContainer => h.start_container().clone(),
+            Kind::Poststart => h.poststart().clone(),
+            Kind::Poststop => h.poststop().clone(),
+        }
+        .unwrap_or_default()
+    }
+}
+
+/// Runs every hook of `kind` in order; the first failure stops the rest and is returned.
+pub fn run_all(hooks: Option<&Hooks>, kind: Kind, state: &str) -> Result<()> {
+    let Some(h) = hooks else { return Ok(()) };
+    for (i, hook) in kind.of(h).iter().enumerate() {
+        run(hook, state)
+            .map_err(|e| Error::Hook(format!("error running {} hook #{i}: {e}", kind.name())))?;
+    }
+    Ok(())
+}
+
+fn pipe() -> std::result::Result<(OwnedFd, OwnedFd), String> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
+}
+
+pub fn run(hook: &Hook, state: &str) -> std::result::Result<(), String> {
+    let mut cmd = Command::new(hook.path());
+    if let Some(args) = hook.args() {
+        if let Some((first, rest)) = args.split_first() {
+            cmd.arg0(first).args(rest);
+        }
+    }
+    cmd.env_clear();
+    for kv in hook.env().iter().flatten() {
+        if let Some((k, v)) = kv.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::from(out_w))
+        .stderr(Stdio::from(err_w));
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("{}: {}", hook.path().display(), crate::process::io_text(&e)))?;
+    drop(cmd);
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook that does not read its stdin is allowed: ignore EPIPE.
+        let _ = stdin.write_all(state.as_bytes());
+    }
+    let pidfd = sys::pidfd_open(child.id() as i32).map_err(|e| format!("pidfd_open: {e}"))?;
+    let deadline = hook
+        .timeout()
+        .map(|t| Instant::now() + Duration::from_secs(t as u64));
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut open = [Some(out_r), Some(err_r)];
+    loop {
+        let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if remaining == Some(Duration::ZERO) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "hook ran past specified timeout of {:.1}s",
+                hook.timeout().unwrap_or(0) as f64
+            ));
+        }
+        let mut fds: Vec<libc::pollfd> = open
+            .iter()
+            .flatten()
+            .map(|fd| libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        if fds.is_empty() {
+            fds.push(libc::pollfd {
+                fd: pidfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        let ms = remaining
+            .map(|d| d.as_millis().min(i32::MAX as u128) as i32)
+            .unwrap_or(-1);
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms.max(1)) };
+        if r < 0 {
+            if nix::errno::Errno::last() == nix::errno::Errno::EINTR {
+                continue;
+            }
+            return Err(format!("poll: {}", nix::errno::Errno::last()));
+        }
+        if open.iter().all(Option::is_none) {
+            if fds[0].revents != 0 {
+                break;
+            }
+            continue;
+        }
+        for (slot, buf) in open.iter_mut().zip([&mut out, &mut err]) {
+            let Some(fd) = slot else { continue };
+            let Some(p) = fds.iter().find(|p| p.fd == fd.as_raw_fd()) else {
+                continue;
+            };
+            if p.revents == 0 {
+                continue;
+            }
+            let mut chunk = [0u8; 4096];
+            match nix::unistd::read(&*fd, &mut chunk) {
+                Ok(0) | Err(_) => *slot = None,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| format!("wait: {e}"))?;
+    if status.success() {
+        return Ok(());
+    }
+    let how = match (
+        status.code(),
+        std::os::unix::process::ExitStatusExt::signal(&status),
+    ) {
+        (Some(c), _) => format!("exit status {c}"),
+        (_, Some(s)) => format!(
+            "signal: {}",
+            nix::sys::signal::Signal::try_from(s)
+                .map(|s| s.as_str())
+                .unwrap_or("unknown")
+        ),
+        _ => "failed".into(),
+    };
+    Err(format!(
+        "{how}, stdout: {}, stderr: {}",
+        String::from_utf8_lossy(&out).trim_end(),
+        String::from_utf8_lossy(&err).trim_end()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook(json: &str) -> Hook {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn state_on_stdin_and_failure_text() {
+        let h =
+            hook(r#"{"path":"/bin/sh","args":["sh","-c","read s; echo \"got $s\" >&2; exit 3"]}"#);
+        let e = run(&h, "{\"id\":\"x\"}\n").unwrap_err();
+        assert_eq!(e, "exit status 3, stdout: , stderr: got {\"id\":\"x\"}");
+    }
+
+    #[test]
+    fn timeout_kills() {
+        let h = hook(r#"{"path":"/bin/sh","args":["sh","-c","sleep 10"],"timeout":1}"#);
+        let t = Instant::now();
+        let e = run(&h, "").unwrap_err();
+        assert!(e.contains("timeout of 1.0s"), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn env_is_only_the_hooks() {
+        let h = hook(
+            r#"{"path":"/bin/sh","args":["sh","-c","test \"$A\" = b && test -z \"$HOME\""],"env":["A=b"]}"#,
+        );
+        run(&h, "").unwrap();
+    }
+}

@@ -1,0 +1,290 @@
+//! The container init, from the moment clone3 returns in the child until execve of
+//! `process.args`. Runs in the child's copy of the runtime's memory: it already has the parsed
+//! config, so nothing is re-read or re-exec'd. Every failure is sent to the runtime as one message
+//! and the child exits; the runtime turns it into the single error the caller sees.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+
+use hako_spec::oci::Spec;
+use nix::sched::CloneFlags;
+use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
+
+use crate::channel::{Channel, Msg};
+use crate::error::{Context, Error, Result};
+use crate::hooks;
+use crate::namespaces::{self, Plan};
+use crate::paths::Root;
+use crate::process;
+use crate::rootfs;
+use crate::sys;
+
+/// Everything the init needs, prepared by the runtime before clone.
+pub struct InitArgs<'a> {
+    pub spec: &'a Spec,
+    pub rootfs: &'a Path,
+    pub bundle: &'a Path,
+    pub plan: &'a Plan,
+    pub channel: Channel,
+    pub listener: UnixListener,
+    pub console: Option<OwnedFd>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    /// Number of fds from 3 on that the process keeps (`--preserve-fds` + LISTEN_FDS).
+    pub preserve_fds: u32,
+    /// Extra environment (LISTEN_FDS/LISTEN_PID).
+    pub extra_env: Vec<String>,
+    /// fds of the runtime that must not stay open in the init (the state-dir lock!).
+    pub close: Vec<RawFd>,
+    /// uid allowed to connect to the start socket (the creator's).
+    pub owner_uid: u32,
+}
+
+/// Never returns: exits the child with 0 only through execve.
+pub fn main(args: InitArgs) -> ! {
+    for fd in &args.close {
+        let _ = nix::unistd::close(*fd);
+    }
+    // The runtime blocks signals it forwards (`run`); the container starts with none blocked.
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    let code = match setup(&args) {
+        Ok(ready) => wait_and_exec(&args, ready),
+        Err(e) => {
+            let _ = args.channel.send(&Msg::Error(e.to_string()));
+            1
+        }
+    };
+    unsafe { libc::_exit(code) }
+}
+
+/// What the init resolved at create time and uses at start.
+struct Ready {
+    exe: PathBuf,
+    argv: Vec<String>,
+    env: Vec<String>,
+    state: String,
+}
+
+fn setup(a: &InitArgs) -> Result<Ready> {
+    let spec = a.spec;
+    let process = spec.process().as_ref().expect("validated");
+    match a.channel.expect("runtime")? {
+        Msg::Go => {}
+        m => return Err(Error::Init(format!("unexpected message {m:?}"))),
+    }
+    for (t, path) in &a.plan.join {
+        namespaces::setns_path(*t, path)?;
+    }
+    if !a.plan.unshare.is_empty() {
+        nix::sched::unshare(a.plan.unshare).op("unshare namespaces")?;
+    }
+    if a.plan.fork_for_pid {
+        // unshare(CLONE_NEWPID) only moves our children: fork the real init into it. This process
+        // reports the init's pid and leaves.
+        match unsafe { sys::clone3(0, None) }.op("fork into pid namespace")? {
+            sys::Forked::Parent { pid } => {
+                let _ = a.channel.send(&Msg::InitPid(pid));
+                unsafe { libc::_exit(0) }
+            }
+            sys::Forked::Child => {}
+        }
+    }
+    let in_userns = a.plan.new_user
+        || a.plan
+            .join
+            .iter()
+            .any(|(t, _)| *t == hako_spec::oci::LinuxNamespaceType::User);
+    if in_userns {
+        // Become the namespace's root so that everything below runs with its full capabilities.
+        nix::unistd::setresgid(0.into(), 0.into(), 0.into()).op("setresgid 0 in user namespace")?;
+        nix::unistd::setresuid(0.into(), 0.into(), 0.into()).op("setresuid 0 in user namespace")?;
+    }
+    nix::unistd::setsid().op("setsid")?;
+    if a.plan.new_cgroup {
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).op("unshare cgroup namespace")?;
+    }
+    if a.plan.new_time {
+        namespaces::enter_time_ns(spec)?;
+    }
+    if !a.no_new_keyring {
+        // A fresh session keyring so the container cannot read the host's keys.
+        let name = c"_ses.hako";
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_keyctl,
+                1, /* KEYCTL_JOIN_SESSION_KEYRING */
+                name.as_ptr(),
+            )
+        };
+        if r < 0 && nix::errno::Errno::last() != nix::errno::Errno::ENOSYS {
+            return Err(Error::sys(
+                "join session keyring",
+                nix::errno::Errno::last(),
+            ));
+        }
+    }
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).op(format!("sethostname {h:?}"))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        let r = unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) };
+        nix::errno::Errno::result(r).op(format!("setdomainname {d:?}"))?;
+    }
+    let linux = spec.linux().clone().unwrap_or_default();
+    let propagation = linux.rootfs_propagation().as_deref();
+    let mut console_peer = None;
+    let root = if a.plan.private_mount {
+        rootfs::prepare(a.rootfs, propagation)?;
+        let root = Root::open(a.rootfs)?;
+        rootfs::mount_all(spec, &root, a.bundle, in_userns)?;
+        Some(root)
+    } else {
+        None
+    };
+    a.channel.send(&Msg::RunRuntimeHooks)?;
+    let state = match a.channel.expect("runtime")? {
+        Msg::HooksDone { state } => state,
+        m => return Err(Error::Init(format!("unexpected message {m:?}"))),
+    };
+    hooks::run_all(spec.hooks().as_ref(), hooks::Kind::CreateContainer, &state)?;
+    for (k, v) in linux.sysctl().iter().flatten() {
+        // /proc/sys resolves against the writer's namespaces, so the host's verified procfs
+        // reaches the container's own net/ipc/uts settings.
+        let p = PathBuf::from("/proc/sys").join(k.replace('.', "/"));
+        std::fs::write(&p, v).ctx("write sysctl", &p)?;
+    }
+    if let Some(root) = &root {
+        rootfs::readonly(root, linux.readonly_paths().as_deref().unwrap_or(&[]))?;
+        let null = rootfs::host_dev_null()?;
+        rootfs::mask(root, linux.masked_paths().as_deref().unwrap_or(&[]), &null)?;
+    }
+    if let Some(sock) = &a.console {
+        let root = root
+            .as_ref()
+            .ok_or_else(|| Error::Usage("a terminal needs a mount namespace".into()))?;
+        let (master, peer, name) = crate::console::open_pty(root)?;
+        if let Some(size) = process.console_size() {
+            crate::console::set_size(&master, size.height() as u16, size.width() as u16)?;
+        }
+        crate::console::bind_console(root, &peer)?;
+        crate::console::send_master(sock, &master, &name)?;
+        console_peer = Some(peer);
+    }
+    drop(root);
+    if a.plan.private_mount {
+        if a.no_pivot {
+            rootfs::move_root(a.rootfs)?;
+        } else {
+            rootfs::pivot(a.rootfs)?;
+        }
+        rootfs::finish(
+            propagation,
+            spec.root()
+                .as_ref()
+                .and_then(|r| r.readonly())
+                .unwrap_or(false),
+        )?;
+    }
+    if let Some(peer) = &console_peer {
+        crate::console::make_stdio(peer)?;
+    }
+    drop(console_peer);
+    process::set_rlimits(process)?;
+    let caps = process.capabilities().as_ref().map(process::cap_plan);
+    if let Some(c) = &caps {
+        process::apply_bounding(c)?;
+    }
+    // In a user namespace whose gid map was written without setgroups "deny" we may setgroups.
+    process::switch_user(process, true, caps.is_some())?;
+    if let Some(c) = &caps {
+        process::apply_caps(c)?;
+    }
+    let mut env = process::environment(process);
+    env.extend(a.extra_env.iter().cloned());
+    let argv = process.args().clone().unwrap_or_default();
+    let exe = process::lookup(&argv[0], &env)
+        .map_err(|e| Error::Init(format!("unable to start container process: {e}")))?;
+    let cwd = process.cwd();
+    nix::unistd::chdir(cwd).ctx("chdir to cwd", cwd)?;
+    // CVE-2024-21626: a cwd reached through a leaked host fd is outside our root, and getcwd
+    // reports that as ENOENT ("(unreachable)"). Refuse rather than run there.
+    nix::unistd::getcwd().map_err(|_| {
+        Error::Init(format!(
+            "cwd {} is outside the container root",
+            cwd.display()
+        ))
+    })?;
+    let umask = process.user().umask().unwrap_or(0o022);
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+        umask as libc::mode_t,
+    ));
+    if process.no_new_privileges() == Some(true) {
+        process::set_no_new_privs()?;
+    }
+    a.channel.send(&Msg::Created)?;
+    Ok(Ready {
+        exe,
+        argv,
+        env,
+        state,
+    })
+}
+
+/// Blocks until `start` connects to the start socket, then runs startContainer hooks and execs.
+fn wait_and_exec(a: &InitArgs, ready: Ready) -> i32 {
+    let conn = loop {
+        let conn = match a.listener.accept() {
+            Ok((c, _)) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return 1,
+        };
+        // Only the container's owner may start it; the socket lives in a 0711 dir, this is the
+        // belt to those braces.
+        let ok = nix::sys::socket::getsockopt(&conn, nix::sys::socket::sockopt::PeerCredentials)
+            .map(|c| c.uid() == 0 || c.uid() == a.owner_uid)
+            .unwrap_or(false);
+        if ok {
+            break conn;
+        }
+    };
+    let fail = |msg: String| -> i32 {
+        use std::io::Write;
+        let _ = (&conn).write_all(msg.as_bytes());
+        1
+    };
+    let mut b = [0u8; 1];
+    if std::io::Read::read(&mut &conn, &mut b).unwrap_or(0) != 1 {
+        return 1;
+    }
+    if let Err(e) = hooks::run_all(
+        a.spec.hooks().as_ref(),
+        hooks::Kind::StartContainer,
+        &ready.state,
+    ) {
+        return fail(e.to_string());
+    }
+    let (Ok(argv), Ok(env), Ok(exe)) = (
+        process::cstrings(&ready.argv),
+        process::cstrings(&ready.env),
+        sys::cstr(&ready.exe),
+    ) else {
+        return fail("argument contains a NUL byte".into());
+    };
+    // Only stdio and the preserved fds cross execve: everything else gets CLOEXEC now, and the
+    // preserved ones lose it.
+    let keep_end = 3 + a.preserve_fds;
+    for fd in 3..keep_end as i32 {
+        if fd != conn.as_raw_fd() && fd != a.listener.as_raw_fd() && fd != a.channel.raw() {
+            unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+        }
+    }
+    let _ = sys::close_range(keep_end, sys::CLOSE_RANGE_CLOEXEC);
+    let err = nix::unistd::execve(&exe, &argv, &env).unwrap_err();
+    let e = std::io::Error::from_raw_os_error(err as i32);
+    fail(format!(
+        "unable to start container process: exec: {:?}: {}",
+        ready.argv[0],
+        process::io_text(&e)
+    ))
+}

@@ -1,0 +1,378 @@
+//! `mounts[]` of config.json: option parsing (runc's table) and mounting onto fds resolved inside
+//! the rootfs.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use hako_spec::oci::Mount;
+use nix::errno::Errno;
+use nix::mount::{mount, MsFlags};
+
+use crate::error::{Context, Error, Result};
+use crate::paths::{Kind, Root};
+use crate::sys;
+
+/// A spec mount's options, sorted into what mount(2), the propagation call and mount_setattr(2)
+/// each take.
+#[derive(Debug, PartialEq)]
+pub struct Options {
+    pub flags: MsFlags,
+    /// Flags the options explicitly cleared (`rw`, `suid`, ...), so a remount does not keep them.
+    pub cleared: MsFlags,
+    pub propagation: Vec<MsFlags>,
+    /// mount_setattr attributes to set / clear recursively (`rro`, `rnosuid`, ...).
+    pub attr_set: u64,
+    pub attr_clr: u64,
+    pub data: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            flags: MsFlags::empty(),
+            cleared: MsFlags::empty(),
+            propagation: vec![],
+            attr_set: 0,
+            attr_clr: 0,
+            data: vec![],
+        }
+    }
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x01;
+const MOUNT_ATTR_NOSUID: u64 = 0x02;
+const MOUNT_ATTR_NODEV: u64 = 0x04;
+const MOUNT_ATTR_NOEXEC: u64 = 0x08;
+const MOUNT_ATTR__ATIME: u64 = 0x70;
+const MOUNT_ATTR_RELATIME: u64 = 0x00;
+const MOUNT_ATTR_NOATIME: u64 = 0x10;
+const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
+
+/// The recursive (`r`-prefixed) options runc accepts, applied with mount_setattr(AT_RECURSIVE).
+/// `true` sets the attribute, `false` clears it.
+pub const RECURSIVE: &[(&str, bool, u64)] = &[
+    ("rro", true, MOUNT_ATTR_RDONLY),
+    ("rrw", false, MOUNT_ATTR_RDONLY),
+    ("rnosuid", true, MOUNT_ATTR_NOSUID),
+    ("rsuid", false, MOUNT_ATTR_NOSUID),
+    ("rnodev", true, MOUNT_ATTR_NODEV),
+    ("rdev", false, MOUNT_ATTR_NODEV),
+    ("rnoexec", true, MOUNT_ATTR_NOEXEC),
+    ("rexec", false, MOUNT_ATTR_NOEXEC),
+    ("rnodiratime", true, MOUNT_ATTR_NODIRATIME),
+    ("rdiratime", false, MOUNT_ATTR_NODIRATIME),
+    ("rrelatime", true, MOUNT_ATTR_RELATIME),
+    ("rnorelatime", false, MOUNT_ATTR_RELATIME),
+    ("rnoatime", true, MOUNT_ATTR_NOATIME),
+    ("ratime", false, MOUNT_ATTR_NOATIME),
+    ("rstrictatime", true, MOUNT_ATTR_STRICTATIME),
+    ("rnostrictatime", false, MOUNT_ATTR_STRICTATIME),
+    ("rnosymfollow", true, MOUNT_ATTR_NOSYMFOLLOW),
+    ("rsymfollow", false, MOUNT_ATTR_NOSYMFOLLOW),
+];
+
+/// Options mount(2) understands as flags: (name, clear?, flag).
+pub const FLAGS: &[(&str, bool, MsFlags)] = &[
+    ("async", true, MsFlags::MS_SYNCHRONOUS),
+    ("atime", true, MsFlags::MS_NOATIME),
+    ("bind", false, MsFlags::MS_BIND),
+    ("defaults", false, MsFlags::empty()),
+    ("dev", true, MsFlags::MS_NODEV),
+    ("diratime", true, MsFlags::MS_NODIRATIME),
+    ("dirsync", false, MsFlags::MS_DIRSYNC),
+    ("exec", true, MsFlags::MS_NOEXEC),
+    ("iversion", false, MsFlags::MS_I_VERSION),
+    ("lazytime", false, MsFlags::MS_LAZYTIME),
+    ("loud", true, MsFlags::MS_SILENT),
+    ("mand", false, MsFlags::MS_MANDLOCK),
+    ("noatime", false, MsFlags::MS_NOATIME),
+    ("nodev", false, MsFlags::MS_NODEV),
+    ("nodiratime", false, MsFlags::MS_NODIRATIME),
+    ("noexec", false, MsFlags::MS_NOEXEC),
+    ("noiversion", true, MsFlags::MS_I_VERSION),
+    ("nolazytime", true, MsFlags::MS_LAZYTIME),
+    ("nomand", true, MsFlags::MS_MANDLOCK),
+    ("norelatime", true, MsFlags::MS_RELATIME),
+    ("nostrictatime", true, MsFlags::MS_STRICTATIME),
+    ("nosuid", false, MsFlags::MS_NOSUID),
+    ("nosymfollow", false, MsFlags::from_bits_retain(256)), // MS_NOSYMFOLLOW
+    ("rbind", false, MsFlags::MS_BIND.union(MsFlags::MS_REC)),
+    ("relatime", false, MsFlags::MS_RELATIME),
+    ("remount", false, MsFlags::MS_REMOUNT),
+    ("ro", false, MsFlags::MS_RDONLY),
+    ("rw", true, MsFlags::MS_RDONLY),
+    ("silent", false, MsFlags::MS_SILENT),
+    ("strictatime", false, MsFlags::MS_STRICTATIME),
+    ("suid", true, MsFlags::MS_NOSUID),
+    ("sync", false, MsFlags::MS_SYNCHRONOUS),
+];
+
+pub const PROPAGATION: &[(&str, MsFlags)] = &[
+    ("private", MsFlags::MS_PRIVATE),
+    ("rprivate", MsFlags::MS_PRIVATE.union(MsFlags::MS_REC)),
+    ("shared", MsFlags::MS_SHARED),
+    ("rshared", MsFlags::MS_SHARED.union(MsFlags::MS_REC)),
+    ("slave", MsFlags::MS_SLAVE),
+    ("rslave", MsFlags::MS_SLAVE.union(MsFlags::MS_REC)),
+    ("unbindable", MsFlags::MS_UNBINDABLE),
+    ("runbindable", MsFlags::MS_UNBINDABLE.union(MsFlags::MS_REC)),
+];
+
+pub fn propagation_flag(name: &str) -> Option<MsFlags> {
+    PROPAGATION
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, f)| *f)
+}
+
+pub fn parse_options(opts: &[String]) -> Options {
+    let mut o = Options::default();
+    for opt in opts {
+        if let Some((_, clear, f)) = FLAGS.iter().find(|(n, _, _)| n == opt) {
+            if *clear {
+                o.flags.remove(*f);
+                o.cleared.insert(*f);
+            } else {
+                o.flags.insert(*f);
+                o.cleared.remove(*f);
+            }
+        } else if let Some(p) = propagation_flag(opt) {
+            o.propagation.push(p);
+        } else if let Some((_, set, a)) = RECURSIVE.iter().find(|(n, _, _)| n == opt) {
+            let is_atime = matches!(
+                *a,
+                MOUNT_ATTR_RELATIME | MOUNT_ATTR_NOATIME | MOUNT_ATTR_STRICTATIME
+            );
+            if is_atime {
+                o.attr_clr |= MOUNT_ATTR__ATIME;
+                if *set {
+                    o.attr_set |= *a;
+                }
+            } else if *set {
+                o.attr_set |= *a;
+            } else {
+                o.attr_clr |= *a;
+            }
+        } else if opt == "tmpcopyup" || opt == "idmap" || opt == "ridmap" {
+            // runc extensions hako does not implement yet; refuse rather than silently differ.
+            o.data.push(format!("\0unsupported:{opt}"));
+        } else {
+            o.data.push(opt.clone());
+        }
+    }
+    o
+}
+
+/// The flags of the mount `fd` is on, as MS_* flags a bind remount must repeat: in a user namespace
+/// the kernel refuses a remount that would drop nosuid/nodev/noexec/atime flags it locked.
+pub fn locked_flags(fd: &OwnedFd) -> MsFlags {
+    let Ok(st) = nix::sys::statvfs::fstatvfs(fd) else {
+        return MsFlags::empty();
+    };
+    use nix::sys::statvfs::FsFlags;
+    let f = st.flags();
+    let mut m = MsFlags::empty();
+    for (ff, mf) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+    ] {
+        if f.contains(ff) {
+            m.insert(mf);
+        }
+    }
+    m
+}
+
+fn mnt(
+    src: Option<&str>,
+    target_fd: &OwnedFd,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> std::result::Result<(), Errno> {
+    let target = sys::fd_path(target_fd.as_raw_fd());
+    mount(src, target.as_str(), fstype, flags, data)
+}
+
+/// Applies propagation flags and recursive attributes to the mount now at `dest`.
+fn finish(root: &Root, dest: &Path, o: &Options, shown: &Path) -> Result<()> {
+    if o.propagation.is_empty() && o.attr_set == 0 && o.attr_clr == 0 {
+        return Ok(());
+    }
+    let fd = root.open_path(dest).ctx("reopen mount", shown)?;
+    for p in &o.propagation {
+        mnt(None, &fd, None, *p, None).ctx("set mount propagation", shown)?;
+    }
+    if o.attr_set != 0 || o.attr_clr != 0 {
+        setattr(&fd, o.attr_set, o.attr_clr, true).ctx("mount_setattr", shown)?;
+    }
+    Ok(())
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+pub fn setattr(
+    fd: &OwnedFd,
+    set: u64,
+    clr: u64,
+    recursive: bool,
+) -> std::result::Result<(), Errno> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clr,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// Context a spec mount needs from the rest of rootfs setup.
+pub struct MountCtx<'a> {
+    pub root: &'a Root,
+    pub bundle: &'a Path,
+    /// In a new user namespace mounting sysfs/mqueue can be refused; runc falls back to binds.
+    pub in_userns: bool,
+}
+
+/// Mounts one entry of `mounts[]`.
+pub fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<()> {
+    let dest = m.destination();
+    let shown = ctx.root.host_path(dest);
+    let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
+    if let Some(bad) = opts
+        .data
+        .iter()
+        .find_map(|d| d.strip_prefix("\0unsupported:"))
+    {
+        return Err(Error::Usage(format!(
+            "mount {}: option {bad:?} is not supported by hako",
+            dest.display()
+        )));
+    }
+    let typ = m.typ().as_deref().unwrap_or("");
+    let data = opts.data.join(",");
+    let data = (!data.is_empty()).then_some(data.as_str());
+    let is_bind = opts.flags.contains(MsFlags::MS_BIND) || typ == "bind";
+    if is_bind {
+        let src = m.source().as_ref().expect("validated: bind needs source");
+        let src: PathBuf = if src.is_absolute() {
+            src.clone()
+        } else {
+            ctx.bundle.join(src)
+        };
+        return bind(ctx, &src, dest, &opts, &shown);
+    }
+    if typ == "cgroup" || typ == "cgroup2" {
+        return crate::cgroups::mount_in_container(ctx, m, &opts);
+    }
+    let target = ctx.root.ensure(dest, Kind::Dir)?;
+    let src = m
+        .source()
+        .as_ref()
+        .map(|s| s.to_string_lossy().into_owned());
+    let flags = opts.flags & !MsFlags::MS_REMOUNT;
+    let r = mnt(
+        Some(src.as_deref().unwrap_or(typ)),
+        &target,
+        Some(typ),
+        flags,
+        data,
+    );
+    match r {
+        // A user namespace that does not own the network (sysfs) or ipc (mqueue) namespace may not
+        // mount a fresh instance; runc binds the runtime's own then, and so do we.
+        Err(Errno::EPERM) if ctx.in_userns && (typ == "sysfs" || typ == "mqueue") => {
+            let host = if typ == "sysfs" {
+                "/sys"
+            } else {
+                "/dev/mqueue"
+            };
+            let mut o = Options {
+                flags: flags | MsFlags::MS_BIND | MsFlags::MS_REC,
+                ..Default::default()
+            };
+            o.propagation.clone_from(&opts.propagation);
+            bind(ctx, Path::new(host), dest, &o, &shown)
+        }
+        Err(e) => Err(Error::path("mount", shown, e)),
+        Ok(()) => finish(ctx.root, dest, &opts, &shown),
+    }
+}
+
+/// A bind mount: the source (a host path, or relative to the bundle) onto the resolved target;
+/// mount(2) ignores MS_RDONLY and friends with MS_BIND, so they need a remount of the new mount.
+pub fn bind(ctx: &MountCtx, src: &Path, dest: &Path, o: &Options, shown: &Path) -> Result<()> {
+    let meta = std::fs::metadata(src).ctx("stat bind source", src)?;
+    let kind = if meta.is_dir() { Kind::Dir } else { Kind::File };
+    let target = ctx.root.ensure(dest, kind)?;
+    let rec = o.flags & MsFlags::MS_REC;
+    let src_s = src.to_string_lossy();
+    mnt(Some(&src_s), &target, None, MsFlags::MS_BIND | rec, None).ctx("bind mount", shown)?;
+    let extra = o.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    if !extra.is_empty() || !o.cleared.is_empty() {
+        let fd = ctx.root.open_path(dest).ctx("reopen mount", shown)?;
+        let flags = (locked_flags(&fd) & !o.cleared) | extra;
+        mnt(
+            None,
+            &fd,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
+            None,
+        )
+        .ctx("remount bind", shown)?;
+    }
+    finish(ctx.root, dest, o, shown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn sorts_options() {
+        let o = parse_options(&s(&[
+            "rbind", "ro", "nosuid", "rslave", "mode=755", "size=1k", "rro",
+        ]));
+        assert!(o.flags.contains(
+            MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID
+        ));
+        assert_eq!(o.propagation, vec![MsFlags::MS_SLAVE | MsFlags::MS_REC]);
+        assert_eq!(o.data, s(&["mode=755", "size=1k"]));
+        assert_eq!(o.attr_set, MOUNT_ATTR_RDONLY);
+    }
+
+    #[test]
+    fn later_option_wins() {
+        let o = parse_options(&s(&["ro", "rw"]));
+        assert!(!o.flags.contains(MsFlags::MS_RDONLY));
+        assert!(o.cleared.contains(MsFlags::MS_RDONLY));
+    }
+}

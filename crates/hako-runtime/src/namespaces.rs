@@ -1,0 +1,200 @@
+//! Which namespaces a container gets, and how: created by the one clone3 call where possible,
+//! joined by `path` with setns, or unshared later where the kernel needs it (cgroup: only after
+//! the init sits in its cgroup, so that becomes the namespace root; time: offsets must be written
+//! before any process enters).
+
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use hako_spec::oci::{LinuxIdMapping, LinuxNamespaceType, Spec};
+use nix::sched::CloneFlags;
+
+use crate::error::{Context, Result};
+
+pub const CLONE_NEWTIME: i32 = 0x80;
+
+pub fn flag(t: LinuxNamespaceType) -> CloneFlags {
+    match t {
+        LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+        LinuxNamespaceType::User => CloneFlags::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+        LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+        LinuxNamespaceType::Time => CloneFlags::from_bits_retain(CLONE_NEWTIME),
+    }
+}
+
+/// The namespace plan for one container.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// New namespaces to create in clone3 (never cgroup or time, see module doc).
+    pub clone: CloneFlags,
+    /// New namespaces to unshare in the init after joining a user namespace by path (they must be
+    /// owned by that user namespace, so they cannot be created by the runtime's clone).
+    pub unshare: CloneFlags,
+    /// Namespaces to join, user first (it decides what we may join next).
+    pub join: Vec<(LinuxNamespaceType, PathBuf)>,
+    /// A pid namespace to join: setns in the runtime before clone (it only affects children).
+    pub join_pid: Option<PathBuf>,
+    pub new_user: bool,
+    pub new_cgroup: bool,
+    pub new_time: bool,
+    /// A new pid namespace that can only be entered by one more fork (user ns joined by path).
+    pub fork_for_pid: bool,
+    pub private_pid: bool,
+    pub private_mount: bool,
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Plan {
+            clone: CloneFlags::empty(),
+            unshare: CloneFlags::empty(),
+            join: vec![],
+            join_pid: None,
+            new_user: false,
+            new_cgroup: false,
+            new_time: false,
+            fork_for_pid: false,
+            private_pid: false,
+            private_mount: false,
+        }
+    }
+}
+
+pub fn plan(spec: &Spec) -> Plan {
+    let mut p = Plan::default();
+    let nss = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    let user_join = nss
+        .iter()
+        .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_some());
+    let mut new = CloneFlags::empty();
+    for n in &nss {
+        match (n.typ(), n.path()) {
+            (LinuxNamespaceType::Pid, Some(path)) => p.join_pid = Some(path.clone()),
+            (t, Some(path)) => p.join.push((t, path.clone())),
+            (LinuxNamespaceType::Cgroup, None) => p.new_cgroup = true,
+            (LinuxNamespaceType::Time, None) => p.new_time = true,
+            (t, None) => new |= flag(t),
+        }
+        match n.typ() {
+            LinuxNamespaceType::Pid => p.private_pid = true,
+            LinuxNamespaceType::Mount => p.private_mount = true,
+            _ => {}
+        }
+    }
+    p.join.sort_by_key(|(t, _)| *t != LinuxNamespaceType::User);
+    p.new_user = new.contains(CloneFlags::CLONE_NEWUSER);
+    if user_join {
+        p.fork_for_pid = new.contains(CloneFlags::CLONE_NEWPID);
+        p.unshare = new & !CloneFlags::CLONE_NEWPID;
+        if p.fork_for_pid {
+            p.unshare |= CloneFlags::CLONE_NEWPID;
+        }
+    } else {
+        p.clone = new;
+    }
+    p
+}
+
+pub fn setns_path(t: LinuxNamespaceType, path: &Path) -> Result<()> {
+    let fd = std::fs::File::open(path).ctx("open namespace", path)?;
+    nix::sched::setns(fd.as_fd(), flag(t)).ctx("setns", path)?;
+    Ok(())
+}
+
+fn map_text(maps: &[LinuxIdMapping]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect()
+}
+
+/// Written by the runtime (in the host's mount namespace, so through the host's procfs) for a child
+/// that was cloned into a new user namespace.
+pub fn write_id_maps(pid: i32, uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<()> {
+    let base = PathBuf::from(format!("/proc/{pid}"));
+    let w = |name: &str, text: &str| {
+        let p = base.join(name);
+        std::fs::write(&p, text).ctx("write", p)
+    };
+    w("uid_map", &map_text(uid))?;
+    w("gid_map", &map_text(gid))?;
+    Ok(())
+}
+
+/// Enters a new time namespace with the configured offsets. The offsets can only be written while
+/// the namespace is empty, hence unshare (which affects children only), write, then setns into
+/// our own `time_for_children`.
+pub fn enter_time_ns(spec: &Spec) -> Result<()> {
+    nix::sched::unshare(CloneFlags::from_bits_retain(CLONE_NEWTIME))
+        .op("unshare time namespace")?;
+    let offsets = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().clone())
+        .unwrap_or_default();
+    let mut text = String::new();
+    for (clock, off) in &offsets {
+        text.push_str(&format!(
+            "{clock} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
+    }
+    if !text.is_empty() {
+        std::fs::write("/proc/self/timens_offsets", text)
+            .ctx("write", "/proc/self/timens_offsets")?;
+    }
+    let fd = std::fs::File::open("/proc/self/ns/time_for_children")
+        .ctx("open", "/proc/self/ns/time_for_children")?;
+    nix::sched::setns(fd.as_fd(), CloneFlags::from_bits_retain(CLONE_NEWTIME))
+        .op("setns time namespace")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(ns: &str) -> Spec {
+        serde_json::from_str(&format!(
+            r#"{{"ociVersion":"1.0.2","linux":{{"namespaces":{ns}}}}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn common_case_is_one_clone() {
+        let p = plan(&spec(
+            r#"[{"type":"pid"},{"type":"network"},{"type":"mount"},{"type":"cgroup"},{"type":"time"},{"type":"user"}]"#,
+        ));
+        assert_eq!(
+            p.clone,
+            CloneFlags::CLONE_NEWPID
+                | CloneFlags::CLONE_NEWNET
+                | CloneFlags::CLONE_NEWNS
+                | CloneFlags::CLONE_NEWUSER
+        );
+        assert!(p.new_cgroup && p.new_time && p.new_user && !p.fork_for_pid);
+    }
+
+    #[test]
+    fn joined_user_ns_moves_creation_into_the_init() {
+        let p = plan(&spec(
+            r#"[{"type":"network","path":"/n"},{"type":"pid"},{"type":"user","path":"/u"},{"type":"uts"}]"#,
+        ));
+        assert!(p.clone.is_empty());
+        assert_eq!(p.join[0].0, LinuxNamespaceType::User);
+        assert!(p.fork_for_pid);
+        assert_eq!(
+            p.unshare,
+            CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS
+        );
+    }
+}

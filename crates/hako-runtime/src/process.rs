@@ -1,0 +1,320 @@
+//! The last steps of the container process before execve: rlimits, user and groups,
+//! capabilities, no_new_privs, environment and the executable lookup.
+
+use std::collections::HashSet;
+use std::ffi::CString;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use caps::{CapSet, Capability as Cap, CapsHashSet};
+use hako_spec::oci::{Capabilities, LinuxCapabilities, PosixRlimitType, Process};
+use nix::unistd::{Gid, Uid};
+
+use crate::error::{Context, Error, Result};
+
+pub fn rlimit_resource(t: PosixRlimitType) -> Option<libc::__rlimit_resource_t> {
+    use PosixRlimitType::*;
+    Some(match t {
+        RlimitCpu => libc::RLIMIT_CPU,
+        RlimitFsize => libc::RLIMIT_FSIZE,
+        RlimitData => libc::RLIMIT_DATA,
+        RlimitStack => libc::RLIMIT_STACK,
+        RlimitCore => libc::RLIMIT_CORE,
+        RlimitRss => libc::RLIMIT_RSS,
+        RlimitNproc => libc::RLIMIT_NPROC,
+        RlimitNofile => libc::RLIMIT_NOFILE,
+        RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        RlimitAs => libc::RLIMIT_AS,
+        RlimitLocks => libc::RLIMIT_LOCKS,
+        RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        RlimitNice => libc::RLIMIT_NICE,
+        RlimitRtprio => libc::RLIMIT_RTPRIO,
+        RlimitRttime => libc::RLIMIT_RTTIME,
+        #[allow(unreachable_patterns)]
+        _ => return None,
+    })
+}
+
+/// Set while still privileged: raising a hard limit needs CAP_SYS_RESOURCE.
+pub fn set_rlimits(p: &Process) -> Result<()> {
+    for r in p.rlimits().iter().flatten() {
+        let name = serde_json::to_string(&r.typ()).unwrap_or_default();
+        let res = rlimit_resource(r.typ())
+            .ok_or_else(|| Error::Usage(format!("process.rlimits: unsupported {name}")))?;
+        let lim = libc::rlimit {
+            rlim_cur: r.soft(),
+            rlim_max: r.hard(),
+        };
+        if unsafe { libc::setrlimit(res, &lim) } != 0 {
+            return Err(Error::sys(
+                format!(
+                    "setrlimit {} (soft {}, hard {})",
+                    name.trim_matches('"'),
+                    r.soft(),
+                    r.hard()
+                ),
+                nix::errno::Errno::last(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn to_caps(set: &Option<Capabilities>, unknown: &mut Vec<String>) -> CapsHashSet {
+    let mut out = HashSet::new();
+    for c in set.iter().flatten() {
+        let name = serde_json::to_value(c)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        match Cap::from_str(&name) {
+            Ok(cap)
+                if caps::all().contains(&cap)
+                    && cap.index()
+                        <= caps::runtime::thread_all_supported()
+                            .iter()
+                            .map(|c| c.index())
+                            .max()
+                            .unwrap_or(0) =>
+            {
+                out.insert(cap);
+            }
+            _ => unknown.push(name),
+        }
+    }
+    out
+}
+
+/// Capabilities the config asks for, resolved against what this kernel knows. Unknown ones are
+/// reported back so the caller can warn (runc ignores them with a warning too).
+pub struct CapPlan {
+    pub bounding: CapsHashSet,
+    pub effective: CapsHashSet,
+    pub permitted: CapsHashSet,
+    pub inheritable: CapsHashSet,
+    pub ambient: CapsHashSet,
+    pub unknown: Vec<String>,
+}
+
+pub fn cap_plan(c: &LinuxCapabilities) -> CapPlan {
+    let mut unknown = Vec::new();
+    let plan = CapPlan {
+        bounding: to_caps(c.bounding(), &mut unknown),
+        effective: to_caps(c.effective(), &mut unknown),
+        permitted: to_caps(c.permitted(), &mut unknown),
+        inheritable: to_caps(c.inheritable(), &mut unknown),
+        ambient: to_caps(c.ambient(), &mut unknown),
+        unknown: vec![],
+    };
+    unknown.sort();
+    unknown.dedup();
+    CapPlan { unknown, ..plan }
+}
+
+/// Drops the bounding set. Must run before the uid switch: dropping needs CAP_SETPCAP.
+pub fn apply_bounding(plan: &CapPlan) -> Result<()> {
+    for cap in caps::runtime::thread_all_supported() {
+        if !plan.bounding.contains(&cap) {
+            caps::drop(None, CapSet::Bounding, cap)
+                .map_err(|e| Error::Init(format!("drop bounding capability {cap}: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+fn mask(set: &CapsHashSet) -> u64 {
+    set.iter().fold(0u64, |m, c| m | (1u64 << c.index()))
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// Sets effective, permitted and inheritable in one capset(2) (set by set, an intermediate state
+/// with effective ⊄ permitted is refused), then raises ambient. Inheritable is exactly what is
+/// configured, never more (CVE-2022-29162: runc used to leave inheritable = bounding).
+pub fn apply_caps(plan: &CapPlan) -> Result<()> {
+    let (e, p, i) = (
+        mask(&plan.effective),
+        mask(&plan.permitted),
+        mask(&plan.inheritable),
+    );
+    let hdr = CapHeader {
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let data = [
+        CapData {
+            effective: e as u32,
+            permitted: p as u32,
+            inheritable: i as u32,
+        },
+        CapData {
+            effective: (e >> 32) as u32,
+            permitted: (p >> 32) as u32,
+            inheritable: (i >> 32) as u32,
+        },
+    ];
+    let r = unsafe { libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr()) };
+    nix::errno::Errno::result(r).op("capset")?;
+    caps::clear(None, CapSet::Ambient)
+        .map_err(|x| Error::Init(format!("clear ambient capabilities: {x}")))?;
+    for cap in &plan.ambient {
+        // The kernel refuses an ambient cap that is not both permitted and inheritable; runc skips
+        // those silently, and so do we.
+        if plan.permitted.contains(cap) && plan.inheritable.contains(cap) {
+            caps::raise(None, CapSet::Ambient, *cap)
+                .map_err(|x| Error::Init(format!("raise ambient {cap}: {x}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// setgroups, setresgid, setresuid. With `keep_caps` the permitted set survives the switch to a
+/// non-zero uid so apply_caps can then set exactly the configured sets.
+pub fn switch_user(p: &Process, setgroups_allowed: bool, keep_caps: bool) -> Result<()> {
+    let u = p.user();
+    if keep_caps {
+        nix::sys::prctl::set_keepcaps(true).op("prctl(PR_SET_KEEPCAPS)")?;
+    }
+    if setgroups_allowed {
+        let groups: Vec<Gid> = u
+            .additional_gids()
+            .iter()
+            .flatten()
+            .map(|g| Gid::from_raw(*g))
+            .collect();
+        nix::unistd::setgroups(&groups).op("setgroups")?;
+    }
+    let gid = Gid::from_raw(u.gid());
+    nix::unistd::setresgid(gid, gid, gid).op(format!("setresgid {}", u.gid()))?;
+    let uid = Uid::from_raw(u.uid());
+    nix::unistd::setresuid(uid, uid, uid).op(format!("setresuid {}", u.uid()))?;
+    if keep_caps {
+        nix::sys::prctl::set_keepcaps(false).op("prctl(PR_SET_KEEPCAPS)")?;
+    }
+    Ok(())
+}
+
+pub fn set_no_new_privs() -> Result<()> {
+    nix::sys::prctl::set_no_new_privs().op("prctl(PR_SET_NO_NEW_PRIVS)")
+}
+
+/// The environment as configured, plus HOME from the container's /etc/passwd when it is missing
+/// (runc does the same; many images rely on it).
+pub fn environment(p: &Process) -> Vec<String> {
+    let mut env: Vec<String> = p.env().clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        let home = home_of(p.user().uid()).unwrap_or_else(|| "/".into());
+        env.push(format!("HOME={home}"));
+    }
+    env
+}
+
+fn home_of(uid: u32) -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[5].to_string())
+    })
+}
+
+/// Finds the executable the way runc (Go's exec.LookPath) does, with the container's PATH, and
+/// words the failure as runc does: podman maps these texts to exit codes 126/127.
+pub fn lookup(arg0: &str, env: &[String]) -> Result<PathBuf> {
+    let check = |p: &Path| -> std::result::Result<(), std::io::Error> {
+        let m = std::fs::metadata(p)?;
+        if m.is_dir() || m.permissions().mode() & 0o111 == 0 {
+            return Err(std::io::Error::from_raw_os_error(libc::EACCES));
+        }
+        Ok(())
+    };
+    if arg0.contains('/') {
+        return match check(Path::new(arg0)) {
+            Ok(()) => Ok(PathBuf::from(arg0)),
+            Err(e) => Err(Error::Init(format!(
+                "exec: {arg0:?}: stat {arg0}: {}",
+                io_text(&e)
+            ))),
+        };
+    }
+    let path = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("");
+    for dir in path.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let cand = Path::new(dir).join(arg0);
+        if check(&cand).is_ok() {
+            return Ok(cand);
+        }
+    }
+    Err(Error::Init(format!(
+        "exec: {arg0:?}: executable file not found in $PATH"
+    )))
+}
+
+/// Go's wording of common errnos (lowercase, no "(os error N)").
+pub fn io_text(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => nix::errno::Errno::from_raw(n).desc().to_lowercase(),
+        None => e.to_string(),
+    }
+}
+
+pub fn cstrings(v: &[String]) -> Result<Vec<CString>> {
+    v.iter()
+        .map(|s| {
+            CString::new(s.as_bytes())
+                .map_err(|_| Error::Usage(format!("{s:?} contains a NUL byte")))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_words_like_runc() {
+        let env = vec!["PATH=/usr/bin:/bin".to_string()];
+        assert_eq!(
+            lookup("sh", &env).unwrap().parent().unwrap().is_absolute(),
+            true
+        );
+        let e = lookup("no-such-cmd-hako", &env).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "exec: \"no-such-cmd-hako\": executable file not found in $PATH"
+        );
+        let e = lookup("/no/such", &env).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "exec: \"/no/such\": stat /no/such: no such file or directory"
+        );
+    }
+
+    #[test]
+    fn unknown_capabilities_are_reported() {
+        let c: LinuxCapabilities = serde_json::from_str(
+            r#"{"bounding":["CAP_CHOWN","CAP_KILL"],"effective":["CAP_CHOWN"]}"#,
+        )
+        .unwrap();
+        let p = cap_plan(&c);
+        assert_eq!(p.bounding.len(), 2);
+        assert!(p.unknown.is_empty());
+    }
+}

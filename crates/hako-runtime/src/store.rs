@@ -1,0 +1,168 @@
+//! Container records under `--root`: `<root>/<id>/state.json`, written atomically (temp file +
+//! rename), one flock per container directory so concurrent commands on one id serialize.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use hako_spec::state::ContainerRecord;
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg, OFlag};
+use nix::sys::stat::Mode;
+
+use crate::error::{Context, Error, Result};
+
+pub const STATE_FILE: &str = "state.json";
+/// The unix socket the created init listens on; `start` connects to it.
+pub const START_SOCKET: &str = "start.sock";
+
+pub struct Store {
+    root: PathBuf,
+}
+
+/// A container directory held under its exclusive lock (released on drop).
+pub struct Locked {
+    pub id: String,
+    pub dir: PathBuf,
+    _lock: Flock<OwnedFd>,
+}
+
+impl Store {
+    /// Opens (creating, mode 0700) the state root.
+    pub fn open(root: &Path) -> Result<Store> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .ctx("create state root", root)?;
+        let probe = root.join(".hako-probe");
+        // Fail now, naming --root, rather than half-way through a create.
+        nix::unistd::access(root, nix::unistd::AccessFlags::W_OK)
+            .ctx("state root not writable", root)?;
+        let _ = probe;
+        Ok(Store {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// Opens the store without creating it: read-only commands on a missing root see no containers.
+    pub fn existing(root: &Path) -> Store {
+        Store {
+            root: root.to_path_buf(),
+        }
+    }
+
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    /// Claims `id`: mkdir is atomic, so two concurrent creates of one id cannot both succeed.
+    pub fn create(&self, id: &str) -> Result<Locked> {
+        let dir = self.dir(id);
+        match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::Exists(id.to_string()))
+            }
+            Err(e) => return Err(Error::io("create container state dir", dir, e)),
+        }
+        self.lock_dir(id, dir)
+    }
+
+    pub fn lock(&self, id: &str) -> Result<Locked> {
+        let dir = self.dir(id);
+        if !dir.join(STATE_FILE).exists() {
+            return Err(Error::NotExist(id.to_string()));
+        }
+        self.lock_dir(id, dir)
+    }
+
+    fn lock_dir(&self, id: &str, dir: PathBuf) -> Result<Locked> {
+        let fd = nix::fcntl::open(
+            &dir,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| {
+            if e == Errno::ENOENT {
+                Error::NotExist(id.to_string())
+            } else {
+                Error::path("open", &dir, e)
+            }
+        })?;
+        let lock = Flock::lock(fd, FlockArg::LockExclusive)
+            .map_err(|(_, e)| Error::path("lock", &dir, e))?;
+        Ok(Locked {
+            id: id.to_string(),
+            dir,
+            _lock: lock,
+        })
+    }
+
+    /// Ids with a state record, sorted.
+    pub fn ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().join(STATE_FILE).exists())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        ids.sort();
+        ids
+    }
+}
+
+impl Locked {
+    pub fn load(&self) -> Result<ContainerRecord> {
+        let p = self.dir.join(STATE_FILE);
+        let text = std::fs::read(&p).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::NotExist(self.id.clone()),
+            _ => Error::io("read", p.clone(), e),
+        })?;
+        serde_json::from_slice(&text)
+            .map_err(|e| Error::BadState(format!("{}: corrupt state: {e}", p.display())))
+    }
+
+    pub fn save(&self, rec: &ContainerRecord) -> Result<()> {
+        let p = self.dir.join(STATE_FILE);
+        let tmp = self.dir.join(".state.json.tmp");
+        let text = serde_json::to_vec(rec).expect("record serializes");
+        std::fs::write(&tmp, text).ctx("write", &tmp)?;
+        std::fs::rename(&tmp, &p).ctx("rename", &p)?;
+        Ok(())
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    pub fn remove(self) -> Result<()> {
+        match std::fs::remove_dir_all(&self.dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("remove", self.dir.clone(), e)),
+        }
+    }
+
+    pub fn lock_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self._lock.as_fd()
+    }
+}
+
+/// Writes `text` to `path` atomically (temp file in the same directory, then rename), as the pid
+/// file contract requires: a reader never sees a partial pid.
+pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+    std::fs::write(&tmp, text).ctx("write", &tmp)?;
+    std::fs::rename(&tmp, path).ctx("rename", path)?;
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! What runc prints: `list` as Go's tabwriter lays it out, signals by name or number.
+
+use anyhow::{bail, Result};
+use hako_spec::state::StateView;
+use nix::sys::signal::Signal;
+
+use crate::cli::ListFormat;
+
+/// `9`, `KILL`, `SIGKILL`, `kill`: runc upper-cases and strips `SIG`.
+pub fn parse_signal(s: &str) -> Result<Signal> {
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).map_err(|_| anyhow::anyhow!("unknown signal {s:?}"));
+    }
+    let up = s.to_ascii_uppercase();
+    let name = format!("SIG{}", up.strip_prefix("SIG").unwrap_or(&up));
+    match name.parse::<Signal>() {
+        Ok(sig) => Ok(sig),
+        Err(_) => bail!("unknown signal {s:?}"),
+    }
+}
+
+/// Go's text/tabwriter with runc's settings (minwidth 12, tabwidth 1, padding 3, ' ').
+pub fn tabwriter(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0usize; cols];
+    for r in rows {
+        for (i, c) in r.iter().enumerate().take(cols.saturating_sub(1)) {
+            widths[i] = widths[i].max((c.chars().count() + 3).max(12));
+        }
+    }
+    let mut out = String::new();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if i + 1 < r.len() {
+                out.push_str(&format!("{c:<w$}", w = widths[i]));
+            } else {
+                out.push_str(c);
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+pub fn list(items: &[StateView], format: ListFormat, quiet: bool) -> Result<String> {
+    if quiet {
+        return Ok(items.iter().map(|s| format!("{}\n", s.id)).collect());
+    }
+    match format {
+        // runc encodes a nil slice: `null` when there are no containers.
+        ListFormat::Json if items.is_empty() => Ok("null\n".into()),
+        ListFormat::Json => Ok(serde_json::to_string(items)? + "\n"),
+        ListFormat::Table => {
+            let mut rows = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+                .map(String::from)
+                .to_vec()];
+            for s in items {
+                rows.push(vec![
+                    s.id.clone(),
+                    s.pid.to_string(),
+                    s.status.to_string(),
+                    s.bundle.display().to_string(),
+                    s.created.clone(),
+                    s.owner.clone(),
+                ]);
+            }
+            Ok(tabwriter(&rows))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals() {
+        for s in ["9", "KILL", "SIGKILL", "kill", "sigkill"] {
+            assert_eq!(parse_signal(s).unwrap(), Signal::SIGKILL, "{s}");
+        }
+        assert!(parse_signal("NOPE").is_err());
+        assert!(parse_signal("99").is_err());
+    }
+
+    #[test]
+    fn tab_layout_like_go() {
+        let t = tabwriter(&[
+            vec!["ID".into(), "PID".into(), "OWNER".into()],
+            vec!["a-very-long-id".into(), "1".into(), "root".into()],
+        ]);
+        assert_eq!(
+            t,
+            "ID                PID         OWNER\na-very-long-id    1           root\n"
+        );
+    }
+}
