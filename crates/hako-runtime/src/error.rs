@@ -8,15 +8,15 @@ use nix::errno::Errno;
 pub enum Error {
     #[error(transparent)]
     Spec(#[from] hako_spec::SpecError),
-    #[error("{op} {path}: {errno}")]
+    #[error("{op} {}: {}", path.display(), errno_text(*errno))]
     Path {
         op: &'static str,
         path: PathBuf,
         errno: Errno,
     },
-    #[error("{op}: {errno}")]
+    #[error("{op}: {}", errno_text(*errno))]
     Sys { op: String, errno: Errno },
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {}: {}", path.display(), hako_spec::error::io_text(source))]
     Io {
         op: &'static str,
         path: PathBuf,
@@ -37,6 +37,12 @@ pub enum Error {
     Init(String),
     #[error("{0}")]
     Hook(String),
+}
+
+/// "operation not permitted", "no such file or directory": Go's lowercase strerror, which is what
+/// callers of runc match on.
+pub fn errno_text(e: Errno) -> String {
+    e.desc().to_lowercase()
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -95,6 +95,11 @@ fn setup(a: &InitArgs) -> Result<Ready> {
             .join
             .iter()
             .any(|(t, _)| *t == hako_spec::oci::LinuxNamespaceType::User);
+    if a.plan.new_time {
+        // Before the setresuid below: changing credentials clears the dumpable flag, after which
+        // /proc/self/timens_offsets belongs to a uid the user namespace cannot write as.
+        namespaces::enter_time_ns(spec)?;
+    }
     if in_userns {
         // Become the namespace's root so that everything below runs with its full capabilities.
         nix::unistd::setresgid(0.into(), 0.into(), 0.into()).op("setresgid 0 in user namespace")?;
@@ -103,9 +108,6 @@ fn setup(a: &InitArgs) -> Result<Ready> {
     nix::unistd::setsid().op("setsid")?;
     if a.plan.new_cgroup {
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).op("unshare cgroup namespace")?;
-    }
-    if a.plan.new_time {
-        namespaces::enter_time_ns(spec)?;
     }
     if !a.no_new_keyring {
         // A fresh session keyring so the container cannot read the host's keys.

@@ -40,10 +40,16 @@ impl Bundle {
             source,
         })?;
         let (spec, unknown_fields) =
-            parse_spec(&text).map_err(|(field, message)| SpecError::Parse {
-                path: config.clone(),
-                field,
-                message,
+            parse_spec(&text).map_err(|(field, message)| match field.is_empty() {
+                true => SpecError::Malformed {
+                    path: config.clone(),
+                    message,
+                },
+                false => SpecError::Parse {
+                    path: config.clone(),
+                    field,
+                    message,
+                },
             })?;
         crate::validate::validate(&spec)?;
         let root = spec.root().as_ref().expect("validated").path();
@@ -85,12 +91,14 @@ pub fn parse_spec(text: &str) -> std::result::Result<(Spec, Vec<String>), (Strin
     let ignoring = serde_ignored::Deserializer::new(&mut json, &mut record);
     let spec: Spec = serde_path_to_error::deserialize(ignoring).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." || path.is_empty() {
-            "config".to_string()
-        } else {
-            path
+        let inner = e.into_inner();
+        // A syntax error is not any field's fault: report it as malformed JSON (empty field).
+        let field = match inner.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => String::new(),
+            _ if path == "." || path.is_empty() => "config".to_string(),
+            _ => path,
         };
-        (field, e.into_inner().to_string())
+        (field, inner.to_string())
     })?;
     Ok((spec, unknown))
 }
@@ -123,7 +131,8 @@ mod tests {
 
     #[test]
     fn malformed_json() {
-        let (_, msg) = parse_spec("{\"ociVersion\": ").unwrap_err();
+        let (field, msg) = parse_spec("{\"ociVersion\": ").unwrap_err();
+        assert_eq!(field, "");
         assert!(msg.contains("EOF"), "{msg}");
     }
 }

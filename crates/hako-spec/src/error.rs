@@ -4,18 +4,18 @@ use std::path::PathBuf;
 /// callers (podman, containerd) show this text to the user verbatim.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
-    #[error("bundle {path}: {source}")]
+    #[error("bundle {}: {}", path.display(), io_text(source))]
     Bundle {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: {source}")]
+    #[error("{}: {}", path.display(), io_text(source))]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
     /// Malformed JSON or a field of the wrong type; `field` is the JSON path (`process.user.uid`).
-    #[error("{path}: invalid {field}: {message}")]
+    #[error("{}: invalid {field}: {message}", path.display())]
     Parse {
         path: PathBuf,
         field: String,
@@ -25,6 +25,8 @@ pub enum SpecError {
     Invalid { field: String, reason: String },
     #[error("invalid id format: {0:?}")]
     InvalidId(String),
+    #[error("{}: malformed JSON: {message}", path.display())]
+    Malformed { path: PathBuf, message: String },
 }
 
 impl SpecError {
@@ -33,5 +35,20 @@ impl SpecError {
             field: field.into(),
             reason: reason.into(),
         }
+    }
+}
+
+/// An io::Error worded the way Go (and so runc) words it: "no such file or directory", lowercase,
+/// without Rust's " (os error N)". Callers match on these texts (podman maps them to exit codes).
+pub fn io_text(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    let s = match s.find(" (os error ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    };
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => s,
     }
 }

@@ -39,7 +39,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             // Exactly one error line per failure (podman parses the whole file as one JSON value).
-            let msg = format!("{e:#}");
+            let msg = e.to_string();
             log::error(&msg);
             if log::to_file() {
                 eprintln!("{msg}");

@@ -88,9 +88,16 @@ mod tests {
             vec!["ID".into(), "PID".into(), "OWNER".into()],
             vec!["a-very-long-id".into(), "1".into(), "root".into()],
         ]);
-        assert_eq!(
-            t,
-            "ID                PID         OWNER\na-very-long-id    1           root\n"
+        // Column width is max(text + padding 3, minwidth 12): 17 for the id column, 12 for PID.
+        let want = format!(
+            "{}{}{}\n{}{}{}\n",
+            "ID".to_owned() + &" ".repeat(15),
+            "PID".to_owned() + &" ".repeat(9),
+            "OWNER",
+            "a-very-long-id   ",
+            "1".to_owned() + &" ".repeat(11),
+            "root"
         );
+        assert_eq!(t, want);
     }
 }
