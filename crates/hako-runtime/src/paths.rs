@@ -82,6 +82,10 @@ impl Root {
     /// Makes sure `p` exists inside the root, creating missing directories (mode 0755) and, when
     /// `kind` is File, an empty regular file as the last component. Returns an O_PATH fd on it.
     pub fn ensure(&self, p: &Path, kind: Kind) -> Result<OwnedFd> {
+        self.ensure_depth(p, kind, 0)
+    }
+
+    fn ensure_depth(&self, p: &Path, kind: Kind, depth: u32) -> Result<OwnedFd> {
         let rel = clean(p);
         let err = |e| crate::Error::path("create mount point", self.host_path(p), e);
         match self.open_path(&rel) {
@@ -89,11 +93,15 @@ impl Root {
             Err(Errno::ENOENT) => {}
             Err(e) => return Err(err(e)),
         }
+        if depth > 40 {
+            return Err(err(Errno::ELOOP));
+        }
         let comps: Vec<_> = rel.components().collect();
         let mut prefix = PathBuf::new();
         for (i, c) in comps.iter().enumerate() {
             let last = i + 1 == comps.len();
             let parent = self.open_path(&prefix).map_err(err)?;
+            let here = prefix.clone();
             prefix.push(c);
             match self.open_path(&prefix) {
                 Ok(_) => continue,
@@ -101,6 +109,19 @@ impl Root {
                 Err(e) => return Err(err(e)),
             }
             let name = Path::new(c.as_os_str());
+            // A dangling symlink (`/var/run -> /run` before /run exists): create its target,
+            // itself resolved inside the root.
+            if let Ok(target) = nix::fcntl::readlinkat(&parent, name) {
+                let target = Path::new(&target);
+                let dest = if target.is_absolute() {
+                    target.to_path_buf()
+                } else {
+                    here.join(target)
+                };
+                let k = if last { kind } else { Kind::Dir };
+                self.ensure_depth(&Path::new("/").join(dest), k, depth + 1)?;
+                continue;
+            }
             let made = if last && kind == Kind::File {
                 nix::fcntl::openat(
                     &parent,
