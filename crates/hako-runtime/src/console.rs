@@ -106,3 +106,122 @@ fn dup2(from: RawFd, to: RawFd) -> Result<()> {
     Errno::result(unsafe { libc::dup2(from, to) }).op(format!("dup2 {from} {to}"))?;
     Ok(())
 }
+
+/// Receives the master the init sent over our own socketpair (foreground `run` with a terminal).
+pub fn recv_master(sock: &OwnedFd) -> Result<OwnedFd> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned};
+    let mut buf = [0u8; 256];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .op("receive console master")?;
+    for c in msg.cmsgs().op("receive console master")? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(fd) = fds.first() {
+                return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
+            }
+        }
+    }
+    Err(Error::Init("container init sent no console".into()))
+}
+
+/// The runtime's end of a foreground terminal: stdin → master, master → stdout, window size
+/// follows SIGWINCH. The caller's terminal is raw while the container runs, restored on drop.
+pub struct Proxy {
+    pub master: OwnedFd,
+    saved: Option<nix::sys::termios::Termios>,
+    stdin_open: bool,
+}
+
+impl Proxy {
+    pub fn new(master: OwnedFd) -> Proxy {
+        use nix::sys::termios;
+        let stdin = std::io::stdin();
+        let saved = termios::tcgetattr(&stdin).ok();
+        if let Some(t) = &saved {
+            let mut raw = t.clone();
+            termios::cfmakeraw(&mut raw);
+            let _ = termios::tcsetattr(&stdin, termios::SetArg::TCSANOW, &raw);
+        }
+        let p = Proxy {
+            master,
+            saved,
+            stdin_open: true,
+        };
+        p.resize();
+        p
+    }
+
+    /// Copies the caller's window size to the container's terminal.
+    pub fn resize(&self) {
+        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+        if unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) } == 0 {
+            let _ = set_size(&self.master, ws.ws_row, ws.ws_col);
+        }
+    }
+
+    /// The fds to poll: stdin while it is open, and the master.
+    pub fn poll_fds(&self) -> Vec<RawFd> {
+        let mut v = vec![self.master.as_raw_fd()];
+        if self.stdin_open {
+            v.push(0);
+        }
+        v
+    }
+
+    /// Moves whatever is readable on `fd`; returns false when the master is finished.
+    pub fn pump(&mut self, fd: RawFd) -> bool {
+        let mut buf = [0u8; 8192];
+        if fd == 0 {
+            match nix::unistd::read(std::io::stdin(), &mut buf) {
+                Ok(0) | Err(_) => self.stdin_open = false,
+                Ok(n) => {
+                    let _ = write_all(self.master.as_raw_fd(), &buf[..n]);
+                }
+            }
+            return true;
+        }
+        match nix::unistd::read(&self.master, &mut buf) {
+            Ok(0) | Err(_) => false,
+            Ok(n) => {
+                let _ = write_all(1, &buf[..n]);
+                true
+            }
+        }
+    }
+
+    /// After the process exited: copy what is still buffered in the pty.
+    pub fn drain(&mut self) {
+        let fd = self.master.as_raw_fd();
+        let _ = nix::fcntl::fcntl(
+            &self.master,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        );
+        while self.pump(fd) {}
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(t) = &self.saved {
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin(),
+                nix::sys::termios::SetArg::TCSANOW,
+                t,
+            );
+        }
+    }
+}
+
+fn write_all(fd: RawFd, mut b: &[u8]) -> std::result::Result<(), Errno> {
+    while !b.is_empty() {
+        let n = Errno::result(unsafe { libc::write(fd, b.as_ptr().cast(), b.len()) })?;
+        b = &b[n as usize..];
+    }
+    Ok(())
+}

@@ -39,6 +39,8 @@ pub struct CreateOptions {
 /// The outcome of `create`, for `run`.
 pub struct Created {
     pub pid: i32,
+    /// The pty master, when `run` in the foreground owns the container's terminal.
+    pub console: Option<OwnedFd>,
 }
 
 /// Path through which a unix socket in the state dir is reached: via the locked dir fd, so a long
@@ -63,7 +65,7 @@ pub fn create(root: &Path, o: &CreateOptions) -> Result<Created> {
     }
     let process = bundle.spec.process().as_ref().expect("validated");
     let terminal = process.terminal().unwrap_or(false);
-    if terminal && o.console_socket.is_none() {
+    if terminal && o.console_socket.is_none() && !o.foreground {
         return Err(Error::Usage(
             "cannot allocate tty if runc will detach without setting console socket".into(),
         ));
@@ -105,11 +107,28 @@ fn create_locked(
     let spec = &bundle.spec;
     let listener =
         UnixListener::bind(sock_path(lock)).ctx("listen", lock.path(store::START_SOCKET))?;
-    let console = o
-        .console_socket
-        .as_deref()
-        .map(crate::console::connect)
-        .transpose()?;
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    // Foreground `run` with a terminal and no console socket: the runtime is its own receiver.
+    let mut own_console = None;
+    let console = match o.console_socket.as_deref() {
+        Some(p) => Some(crate::console::connect(p)?),
+        None if terminal => {
+            let (a, b) = nix::sys::socket::socketpair(
+                nix::sys::socket::AddressFamily::Unix,
+                nix::sys::socket::SockType::Stream,
+                None,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            )
+            .op("socketpair")?;
+            own_console = Some(a);
+            Some(b)
+        }
+        None => None,
+    };
     let (parent_ch, child_ch) = channel::pair()?;
     let (preserve, extra_env) = preserved_fds(o.preserve_fds);
 
@@ -144,7 +163,9 @@ fn create_locked(
                 no_new_keyring: o.no_new_keyring,
                 preserve_fds: preserve,
                 extra_env,
-                close: vec![lock.lock_fd().as_raw_fd()],
+                close: std::iter::once(lock.lock_fd().as_raw_fd())
+                    .chain(own_console.as_ref().map(|f| f.as_raw_fd()))
+                    .collect(),
                 owner_uid: nix::unistd::geteuid().as_raw(),
             })
         }
@@ -203,12 +224,15 @@ fn create_locked(
         Msg::Created => {}
         m => return Err(Error::Init(format!("unexpected message {m:?}"))),
     }
+    let console = own_console
+        .map(|s| crate::console::recv_master(&s))
+        .transpose()?;
     rec.status = Status::Created;
     lock.save(&rec)?;
     if let Some(pf) = &o.pid_file {
         store::write_atomic(pf, &pid.to_string())?;
     }
-    Ok(Created { pid })
+    Ok(Created { pid, console })
 }
 
 /// `--preserve-fds N` plus systemd socket activation: when the runtime itself was started with
@@ -470,11 +494,44 @@ pub fn run(root: &Path, o: &CreateOptions, detach: bool) -> Result<i32> {
     }
     let sfd = SignalFd::with_flags(&forwarded, SfdFlags::SFD_CLOEXEC).op("signalfd")?;
     let pid = created.pid;
+    let mut proxy = created.console.map(crate::console::Proxy::new);
+    let mut master_open = proxy.is_some();
     let code = loop {
+        let mut fds = vec![libc::pollfd {
+            fd: sfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        if let (Some(p), true) = (&proxy, master_open) {
+            fds.extend(p.poll_fds().into_iter().map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            }));
+        }
+        if unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) } < 0 {
+            continue;
+        }
+        if let Some(p) = proxy.as_mut() {
+            for f in &fds[1..] {
+                if f.revents != 0 && !p.pump(f.fd) && f.fd == p.master.as_raw_fd() {
+                    master_open = false;
+                }
+            }
+        }
+        if fds[0].revents == 0 {
+            continue;
+        }
         let Some(info) = sfd.read_signal().op("read signalfd")? else {
             continue;
         };
         let sig = info.ssi_signo as i32;
+        if sig == libc::SIGWINCH {
+            if let Some(p) = &proxy {
+                p.resize();
+                continue;
+            }
+        }
         if sig == libc::SIGCHLD {
             let mut done = None;
             loop {
@@ -494,6 +551,10 @@ pub fn run(root: &Path, o: &CreateOptions, detach: bool) -> Result<i32> {
         }
         let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::try_from(sig).ok());
     };
+    if let Some(p) = proxy.as_mut() {
+        p.drain();
+    }
+    drop(proxy);
     let _ = delete(root, &o.id, true);
     Ok(code)
 }
