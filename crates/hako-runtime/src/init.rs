@@ -195,6 +195,10 @@ fn setup(a: &InitArgs) -> Result<Ready> {
     process::set_rlimits(process)?;
     let caps = process.capabilities().as_ref().map(process::cap_plan);
     if let Some(c) = &caps {
+        if !c.unknown.is_empty() {
+            // The log file descriptor is inherited from the runtime, so this reaches --log.
+            crate::log::warn(&format!("ignoring unknown or unavailable capabilities: {:?}", c.unknown));
+        }
         process::apply_bounding(c)?;
     }
     // In a user namespace whose gid map was written without setgroups "deny" we may setgroups.
