@@ -1,1 +1,783 @@
-//! Test harness: see tests/README.md
+//! Test harness for the hako integration tests: see tests/README.md.
+//!
+//! Every test builds a [`Bundle`] (a busybox-static rootfs plus the config.json `runc spec`
+//! generates, with `terminal: false`) and drives the binary through [`Hako`], which owns a private
+//! `--root` directory and force-deletes every container it created when dropped.
+//!
+//! Tests need root: start each with [`require_root!`], which prints a line and returns otherwise.
+
+use std::cell::RefCell;
+use std::ffi::OsStr;
+use std::fs;
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub use serde_json::{json, Value};
+
+/// How long any single runtime command may take before the test fails.
+pub const CMD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Return early from a test (after printing why) when not running as root.
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        if !$crate::is_root() {
+            eprintln!("skipping {}: needs root", module_path!());
+            return;
+        }
+    };
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// The runtime under test: `$HAKO_BIN`, else `<workspace>/target/debug/hako`.
+pub fn hako_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("HAKO_BIN") {
+        return PathBuf::from(p);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("target")
+        .join("debug")
+        .join("hako")
+}
+
+/// True when the binary under test is runc (used only to document known runc differences).
+pub fn testing_runc() -> bool {
+    hako_bin()
+        .file_name()
+        .map(|n| n.to_string_lossy().contains("runc"))
+        .unwrap_or(false)
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A process-unique, test-unique name component: `<pid>-<n>`.
+pub fn unique() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+fn tmp_base() -> PathBuf {
+    std::env::var_os("TMPDIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"))
+}
+
+/// A directory removed on drop. Anything still mounted below it is detached first so that
+/// removal can never reach into a host directory that a leaked bind mount exposes.
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        let path = tmp_base().join(format!("hako-test-{prefix}-{}", unique()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).expect("create temp dir");
+        // World-traversable so a container running as another uid can reach binds in it.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        TempDir { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let mut leaked = mounts_under(&self.path);
+        // Deepest first.
+        leaked.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in &leaked {
+            eprintln!("warning: detaching leaked mount {m}");
+            let _ = nix::mount::umount2(Path::new(m), nix::mount::MntFlags::MNT_DETACH);
+        }
+        if mounts_under(&self.path).is_empty() {
+            let _ = fs::remove_dir_all(&self.path);
+        } else {
+            eprintln!(
+                "warning: not removing {} (still mounted)",
+                self.path.display()
+            );
+        }
+    }
+}
+
+/// Mount points in the test process's mount namespace at or below `dir`.
+pub fn mounts_under(dir: &Path) -> Vec<String> {
+    let prefix = dir.to_string_lossy().to_string();
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape_mountinfo)
+        .filter(|m| m == &prefix || m.starts_with(&format!("{prefix}/")))
+        .collect()
+}
+
+fn unescape_mountinfo(s: &str) -> String {
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
+}
+
+/// Host pids of processes that look like leftovers of a container on `bundle`: their root or
+/// cwd is inside it, or their mount namespace has something mounted from inside it.
+pub fn processes_using(bundle: &Path) -> Vec<i32> {
+    let prefix = bundle.to_string_lossy().to_string();
+    let inside = |p: &str| p == prefix || p.starts_with(&format!("{prefix}/"));
+    let me = std::process::id() as i32;
+    let mut out = Vec::new();
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let base = e.path();
+        let hit = ["root", "cwd"].iter().any(|l| {
+            fs::read_link(base.join(l))
+                .map(|t| inside(&t.to_string_lossy()))
+                .unwrap_or(false)
+        }) || fs::read_to_string(base.join("mountinfo"))
+            .map(|mi| mi.contains(&prefix))
+            .unwrap_or(false);
+        if hit && !is_zombie(pid) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn is_zombie(pid: i32) -> bool {
+    proc_state(pid)
+        .map(|s| s == 'Z' || s == 'X')
+        .unwrap_or(true)
+}
+
+/// Single-letter state of a host process (`R`, `S`, `Z`, ...), None when it is gone.
+pub fn proc_state(pid: i32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    after.trim_start().chars().next()
+}
+
+/// True if `pid` names a live (non-zombie) process.
+pub fn pid_alive(pid: i32) -> bool {
+    pid > 0 && !is_zombie(pid)
+}
+
+/// Poll `f` every 10ms until it is true or `timeout` passes; returns the last result.
+pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn busybox_applets() -> &'static Vec<String> {
+    static APPLETS: OnceLock<Vec<String>> = OnceLock::new();
+    APPLETS.get_or_init(|| {
+        let out = Command::new("/bin/busybox")
+            .arg("--list")
+            .output()
+            .expect("run /bin/busybox --list (install busybox-static)");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty() && !s.contains('/'))
+            .collect()
+    })
+}
+
+/// The config.json `runc spec` generates (runc 1.1), with `process.terminal` false.
+pub fn default_config() -> Value {
+    json!({
+        "ociVersion": "1.0.2-dev",
+        "process": {
+            "terminal": false,
+            "user": { "uid": 0, "gid": 0 },
+            "args": ["sh"],
+            "env": [
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "TERM=xterm"
+            ],
+            "cwd": "/",
+            "capabilities": {
+                "bounding": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+                "effective": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+                "permitted": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+                "ambient": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+            },
+            "rlimits": [
+                { "type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024 }
+            ],
+            "noNewPrivileges": true
+        },
+        "root": { "path": "rootfs", "readonly": true },
+        "hostname": "runc",
+        "mounts": [
+            { "destination": "/proc", "type": "proc", "source": "proc" },
+            { "destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+              "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+            { "destination": "/dev/pts", "type": "devpts", "source": "devpts",
+              "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"] },
+            { "destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+              "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
+            { "destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+              "options": ["nosuid", "noexec", "nodev"] },
+            { "destination": "/sys", "type": "sysfs", "source": "sysfs",
+              "options": ["nosuid", "noexec", "nodev", "ro"] },
+            { "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+              "options": ["nosuid", "noexec", "nodev", "relatime", "ro"] }
+        ],
+        "linux": {
+            "resources": {
+                "devices": [ { "allow": false, "access": "rwm" } ]
+            },
+            "namespaces": [
+                { "type": "pid" },
+                { "type": "network" },
+                { "type": "ipc" },
+                { "type": "uts" },
+                { "type": "mount" }
+            ],
+            "maskedPaths": [
+                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
+                "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+                "/proc/sched_debug", "/sys/firmware", "/proc/scsi"
+            ],
+            "readonlyPaths": [
+                "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
+            ]
+        }
+    })
+}
+
+/// An OCI bundle in a temp dir: `rootfs/` with busybox-static, and `config` (saved to
+/// `config.json` by [`Bundle::save`], which every [`Hako`] command taking a bundle calls).
+pub struct Bundle {
+    dir: TempDir,
+    pub config: Value,
+    /// When set, `save` leaves config.json alone (tests writing it by hand).
+    pub raw_config: bool,
+}
+
+impl Bundle {
+    /// A bundle whose process is `sh -c true`.
+    pub fn new() -> Bundle {
+        let dir = TempDir::new("bundle");
+        let rootfs = dir.path().join("rootfs");
+        make_rootfs(&rootfs);
+        let mut config = default_config();
+        config["process"]["args"] = json!(["sh", "-c", "true"]);
+        let b = Bundle {
+            dir,
+            config,
+            raw_config: false,
+        };
+        b.save();
+        b
+    }
+
+    /// A bundle whose process is `sh -c SCRIPT`.
+    pub fn sh(script: &str) -> Bundle {
+        let mut b = Bundle::new();
+        b.set_sh(script);
+        b
+    }
+
+    pub fn set_sh(&mut self, script: &str) {
+        self.config["process"]["args"] = json!(["sh", "-c", script]);
+    }
+
+    pub fn set_args(&mut self, args: &[&str]) {
+        self.config["process"]["args"] = json!(args);
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.path().join("rootfs")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config.json")
+    }
+
+    /// Write `config` to config.json (no-op when `raw_config`).
+    pub fn save(&self) {
+        if self.raw_config {
+            return;
+        }
+        fs::write(
+            self.config_path(),
+            serde_json::to_string_pretty(&self.config).unwrap(),
+        )
+        .expect("write config.json");
+    }
+
+    /// Replace config.json with arbitrary text; `save` will not overwrite it.
+    pub fn write_raw_config(&mut self, text: &str) {
+        self.raw_config = true;
+        fs::write(self.config_path(), text).expect("write config.json");
+    }
+
+    /// Append an entry to `mounts`.
+    pub fn add_mount(&mut self, m: Value) {
+        self.config["mounts"].as_array_mut().unwrap().push(m);
+    }
+
+    /// Create `<bundle>/NAME` on the host (mode 0777) and bind-mount it read-write at `dest`.
+    /// Returns the host path.
+    pub fn host_dir(&mut self, name: &str, dest: &str) -> PathBuf {
+        let host = self.path().join(name);
+        fs::create_dir_all(&host).unwrap();
+        fs::set_permissions(&host, fs::Permissions::from_mode(0o777)).unwrap();
+        self.add_mount(json!({
+            "destination": dest,
+            "type": "bind",
+            "source": host.to_string_lossy(),
+            "options": ["rbind", "rw"]
+        }));
+        host
+    }
+
+    /// A host-visible scratch dir bound at `/out` in the container.
+    pub fn out_dir(&mut self) -> PathBuf {
+        self.host_dir("out", "/out")
+    }
+}
+
+impl Default for Bundle {
+    fn default() -> Self {
+        Bundle::new()
+    }
+}
+
+fn make_rootfs(rootfs: &Path) {
+    for d in [
+        "bin", "sbin", "usr/bin", "usr/sbin", "proc", "sys", "dev", "tmp", "etc", "root", "home",
+        "var", "run", "mnt",
+    ] {
+        fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    fs::set_permissions(rootfs.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
+    fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("copy /bin/busybox");
+    for applet in busybox_applets() {
+        if applet == "busybox" {
+            continue;
+        }
+        let link = rootfs.join("bin").join(applet);
+        let _ = std::os::unix::fs::symlink("busybox", link);
+    }
+    fs::write(
+        rootfs.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    )
+    .unwrap();
+    fs::write(
+        rootfs.join("etc/group"),
+        "root:x:0:\ntty:x:5:\nusers:x:100:\nnogroup:x:65534:\n",
+    )
+    .unwrap();
+    fs::write(rootfs.join("etc/hostname"), "bundle\n").unwrap();
+}
+
+/// Result of one runtime invocation.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Exit code, or 128+N when killed by signal N.
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    /// Where the command's stdout/stderr went: a detached container keeps writing there.
+    pub stdout_path: PathBuf,
+    pub stderr_path: PathBuf,
+}
+
+impl Output {
+    pub fn ok(&self) -> bool {
+        self.code == 0
+    }
+
+    /// Panic with the full output unless the command succeeded.
+    #[track_caller]
+    pub fn assert_ok(&self) -> &Self {
+        assert_eq!(self.code, 0, "command failed: {self:#?}");
+        self
+    }
+
+    /// Panic unless the command failed with exit status 1.
+    #[track_caller]
+    pub fn assert_err(&self) -> &Self {
+        assert_eq!(self.code, 1, "expected exit status 1: {self:#?}");
+        self
+    }
+
+    /// Current content of the stdout file (for detached containers that wrote later).
+    pub fn stdout_now(&self) -> String {
+        fs::read_to_string(&self.stdout_path).unwrap_or_default()
+    }
+
+    pub fn stderr_now(&self) -> String {
+        fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+}
+
+/// Options for [`Hako::cmd_opts`].
+#[derive(Default)]
+pub struct CmdOpts {
+    /// Bytes fed to the command's stdin (default: /dev/null).
+    pub stdin: Option<Vec<u8>>,
+    /// `(fd, target)`: make `fd` appear as `target` (without CLOEXEC) in the runtime.
+    pub fds: Vec<(OwnedFd, RawFd)>,
+    /// Arguments placed before the subcommand in addition to `--root`.
+    pub global: Vec<String>,
+    /// Do not pass `--root` at all.
+    pub no_root: bool,
+    pub timeout: Option<Duration>,
+}
+
+/// Drives the runtime binary with a private `--root`.
+pub struct Hako {
+    root: TempDir,
+    scratch: TempDir,
+    ids: RefCell<Vec<String>>,
+    /// Global arguments added to every command (e.g. `--log F --log-format json`).
+    pub global: Vec<String>,
+}
+
+impl Hako {
+    pub fn new() -> Hako {
+        Hako {
+            root: TempDir::new("root"),
+            scratch: TempDir::new("out"),
+            ids: RefCell::new(Vec::new()),
+            global: Vec::new(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// A directory for test files (removed on drop).
+    pub fn scratch(&self) -> &Path {
+        self.scratch.path()
+    }
+
+    /// A fresh container id, registered for cleanup.
+    pub fn new_id(&self) -> String {
+        let id = format!("hako-test-{}", unique());
+        self.track(&id);
+        id
+    }
+
+    /// Register an id for `delete --force` on drop.
+    pub fn track(&self, id: &str) {
+        let mut ids = self.ids.borrow_mut();
+        if !ids.iter().any(|i| i == id) {
+            ids.push(id.to_string());
+        }
+    }
+
+    /// `hako --root R ARGS...`
+    pub fn cmd<S: AsRef<OsStr>>(&self, args: &[S]) -> Output {
+        self.cmd_opts(args, CmdOpts::default())
+    }
+
+    pub fn cmd_opts<S: AsRef<OsStr>>(&self, args: &[S], opts: CmdOpts) -> Output {
+        let n = unique();
+        let stdout_path = self.scratch.path().join(format!("stdout-{n}"));
+        let stderr_path = self.scratch.path().join(format!("stderr-{n}"));
+        let stdout = fs::File::create(&stdout_path).unwrap();
+        let stderr = fs::File::create(&stderr_path).unwrap();
+        let mut c = Command::new(hako_bin());
+        if !opts.no_root {
+            c.arg("--root").arg(self.root.path());
+        }
+        c.args(&self.global);
+        c.args(&opts.global);
+        c.args(args);
+        c.stdout(stdout).stderr(stderr);
+        // Files, never pipes: a detached container inherits these and would keep a pipe open.
+        let stdin_path = if let Some(data) = &opts.stdin {
+            let p = self.scratch.path().join(format!("stdin-{n}"));
+            fs::write(&p, data).unwrap();
+            c.stdin(fs::File::open(&p).unwrap());
+            Some(p)
+        } else {
+            c.stdin(Stdio::null());
+            None
+        };
+        let pairs: Vec<(RawFd, RawFd)> =
+            opts.fds.iter().map(|(f, t)| (f.as_raw_fd(), *t)).collect();
+        if !pairs.is_empty() {
+            unsafe {
+                c.pre_exec(move || {
+                    for &(src, target) in &pairs {
+                        if src == target {
+                            let fl = libc::fcntl(src, libc::F_GETFD);
+                            if libc::fcntl(src, libc::F_SETFD, fl & !libc::FD_CLOEXEC) < 0 {
+                                return Err(std::io::Error::last_os_error());
+                            }
+                        } else if libc::dup2(src, target) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = c
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", hako_bin().display()));
+        drop(opts.fds);
+        let timeout = opts.timeout.unwrap_or(CMD_TIMEOUT);
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{} {:?} did not finish within {timeout:?}; stderr: {}",
+                    hako_bin().display(),
+                    args.iter()
+                        .map(|a| a.as_ref().to_owned())
+                        .collect::<Vec<_>>(),
+                    fs::read_to_string(&stderr_path).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        if let Some(p) = stdin_path {
+            let _ = fs::remove_file(p);
+        }
+        let code = status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+        let mut out = String::new();
+        fs::File::open(&stdout_path)
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        Output {
+            code,
+            stdout: out,
+            stderr: fs::read_to_string(&stderr_path).unwrap_or_default(),
+            stdout_path,
+            stderr_path,
+        }
+    }
+
+    fn bundle_args(id: &str, bundle: &Bundle, extra: &[&str]) -> Vec<String> {
+        let mut v = vec![
+            "--bundle".to_string(),
+            bundle.path().to_string_lossy().to_string(),
+        ];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v.push(id.to_string());
+        v
+    }
+
+    /// `run --bundle B ID` in the foreground.
+    pub fn run(&self, id: &str, bundle: &Bundle) -> Output {
+        self.run_with(id, bundle, &[])
+    }
+
+    /// `run --bundle B EXTRA... ID`
+    pub fn run_with(&self, id: &str, bundle: &Bundle, extra: &[&str]) -> Output {
+        self.track(id);
+        bundle.save();
+        let mut args = vec!["run".to_string()];
+        args.extend(Self::bundle_args(id, bundle, extra));
+        self.cmd(&args)
+    }
+
+    /// Run `sh -c SCRIPT` in a fresh container on `bundle`, asserting success; returns stdout.
+    #[track_caller]
+    pub fn run_sh(&self, bundle: &mut Bundle, script: &str) -> String {
+        bundle.set_sh(script);
+        let id = self.new_id();
+        let out = self.run(&id, bundle);
+        out.assert_ok();
+        out.stdout
+    }
+
+    /// `create --bundle B ID`
+    pub fn create(&self, id: &str, bundle: &Bundle) -> Output {
+        self.create_with(id, bundle, &[])
+    }
+
+    /// `create --bundle B EXTRA... ID`
+    pub fn create_with(&self, id: &str, bundle: &Bundle, extra: &[&str]) -> Output {
+        self.track(id);
+        bundle.save();
+        let mut args = vec!["create".to_string()];
+        args.extend(Self::bundle_args(id, bundle, extra));
+        self.cmd(&args)
+    }
+
+    pub fn start(&self, id: &str) -> Output {
+        self.cmd(&["start", id])
+    }
+
+    /// `state ID` parsed; panics if the command fails or prints something else than JSON.
+    #[track_caller]
+    pub fn state(&self, id: &str) -> Value {
+        let out = self.cmd(&["state", id]);
+        out.assert_ok();
+        serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("state output is not JSON ({e}): {:?}", out.stdout))
+    }
+
+    /// `status` field of `state ID`.
+    #[track_caller]
+    pub fn status(&self, id: &str) -> String {
+        self.state(id)["status"]
+            .as_str()
+            .expect("state.status is a string")
+            .to_string()
+    }
+
+    /// `pid` field of `state ID`.
+    #[track_caller]
+    pub fn pid(&self, id: &str) -> i32 {
+        self.state(id)["pid"]
+            .as_i64()
+            .expect("state.pid is a number") as i32
+    }
+
+    /// Poll `state ID` until `status` is `want`; false after `timeout`.
+    pub fn wait_status(&self, id: &str, want: &str, timeout: Duration) -> bool {
+        wait_for(timeout, || {
+            let out = self.cmd(&["state", id]);
+            out.ok()
+                && serde_json::from_str::<Value>(&out.stdout)
+                    .map(|v| v["status"] == want)
+                    .unwrap_or(false)
+        })
+    }
+
+    pub fn kill(&self, id: &str, signal: &str) -> Output {
+        self.cmd(&["kill", id, signal])
+    }
+
+    pub fn delete(&self, id: &str) -> Output {
+        self.cmd(&["delete", id])
+    }
+
+    pub fn delete_force(&self, id: &str) -> Output {
+        self.cmd(&["delete", "--force", id])
+    }
+
+    /// `list EXTRA...`
+    pub fn list(&self, extra: &[&str]) -> Output {
+        let mut args = vec!["list"];
+        args.extend_from_slice(extra);
+        self.cmd(&args)
+    }
+
+    /// Path of the container's state directory, `<root>/<id>`.
+    pub fn state_dir(&self, id: &str) -> PathBuf {
+        self.root.path().join(id)
+    }
+}
+
+impl Default for Hako {
+    fn default() -> Self {
+        Hako::new()
+    }
+}
+
+impl Drop for Hako {
+    fn drop(&mut self) {
+        let ids = self.ids.borrow().clone();
+        for id in ids {
+            if self.root.path().join(&id).exists() {
+                let mut c = Command::new(hako_bin());
+                c.arg("--root")
+                    .arg(self.root.path())
+                    .args(["delete", "--force", &id])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
+                if let Ok(mut child) = c.spawn() {
+                    let ok = wait_for(CMD_TIMEOUT, || child.try_wait().ok().flatten().is_some());
+                    if !ok {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Text of a host file, or "" if unreadable.
+pub fn read(path: impl AsRef<Path>) -> String {
+    fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Parse `Key:\tvalue` lines of /proc/PID/status output into (key, value) pairs.
+pub fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
+    status.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        (k == key).then(|| v.trim())
+    })
+}
+
+/// Capability numbers of a hex mask from /proc/PID/status.
+pub fn cap_set(hex: &str) -> Vec<u32> {
+    let v = u64::from_str_radix(hex.trim(), 16).expect("hex capability mask");
+    (0..64).filter(|i| v & (1u64 << i) != 0).collect()
+}
+
+pub const CAP_KILL: u32 = 5;
+pub const CAP_NET_BIND_SERVICE: u32 = 10;
+pub const CAP_AUDIT_WRITE: u32 = 29;
+pub const CAP_SYS_ADMIN: u32 = 21;
+pub const CAP_CHOWN: u32 = 0;
+
+/// An open pipe; `(read end, write end)`, both CLOEXEC.
+pub fn pipe() -> (OwnedFd, OwnedFd) {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe2")
+}
+
+/// Write a host-side shell script (mode 0755) and return its path.
+pub fn write_script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(name);
+    fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}

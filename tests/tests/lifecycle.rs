@@ -1,0 +1,532 @@
+//! create / start / state / kill / delete / run / list, as runc's create.bats, start.bats,
+//! state.bats, delete.bats, kill.bats, run.bats and list.bats check them.
+
+use std::fs;
+use std::time::Duration;
+
+use hako_tests::*;
+
+const T: Duration = Duration::from_secs(10);
+
+#[test]
+fn create_start_stopped_delete() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    let out = b.out_dir();
+    b.set_sh("echo ran > /out/ran");
+    let id = h.new_id();
+    h.create(&id, &b).assert_ok();
+
+    let st = h.state(&id);
+    assert_eq!(st["status"], "created", "{st}");
+    assert_eq!(st["id"], id.as_str());
+    assert_eq!(st["ociVersion"].as_str().map(|s| !s.is_empty()), Some(true));
+    let pid = st["pid"].as_i64().unwrap() as i32;
+    assert!(pid > 0, "{st}");
+    assert!(
+        pid_alive(pid),
+        "init process {pid} of a created container must exist"
+    );
+    assert_eq!(
+        fs::canonicalize(st["bundle"].as_str().unwrap()).unwrap(),
+        fs::canonicalize(b.path()).unwrap()
+    );
+    assert!(st["rootfs"].as_str().unwrap().ends_with("rootfs"), "{st}");
+    assert!(st["created"].as_str().unwrap().contains('T'), "{st}");
+    assert!(h.state_dir(&id).is_dir(), "<root>/<id> exists after create");
+    // The user command has not run yet.
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!out.join("ran").exists(), "process ran before start");
+
+    h.start(&id).assert_ok();
+    assert!(
+        wait_for(T, || read(out.join("ran")) == "ran\n"),
+        "process did not run after start"
+    );
+    assert!(h.wait_status(&id, "stopped", T), "{}", h.state(&id));
+    assert_eq!(h.state(&id)["pid"], 0);
+    assert!(!pid_alive(pid));
+
+    h.delete(&id).assert_ok();
+    assert!(
+        !h.state_dir(&id).exists(),
+        "<root>/<id> remains after delete"
+    );
+    let st = h.cmd(&["state", &id]);
+    st.assert_err();
+    assert!(st.stderr.contains("does not exist"), "{st:?}");
+}
+
+#[test]
+fn running_then_kill() {
+    require_root!();
+    let h = Hako::new();
+    let b = Bundle::sh("sleep 100");
+    let id = h.new_id();
+    h.create(&id, &b).assert_ok();
+    h.start(&id).assert_ok();
+    assert_eq!(h.status(&id), "running");
+    let pid = h.pid(&id);
+    assert!(pid_alive(pid));
+    // sleep as pid 1 ignores SIGTERM (no handler, pid-ns init): KILL always works.
+    h.kill(&id, "KILL").assert_ok();
+    assert!(h.wait_status(&id, "stopped", T));
+    assert!(wait_for(T, || !pid_alive(pid)));
+    h.delete(&id).assert_ok();
+    assert!(!h.state_dir(&id).exists());
+}
+
+#[test]
+fn kill_signal_spellings() {
+    require_root!();
+    let h = Hako::new();
+    for sig in ["KILL", "SIGKILL", "9"] {
+        let b = Bundle::sh("sleep 100");
+        let id = h.new_id();
+        h.run_with(&id, &b, &["--detach"]).assert_ok();
+        assert_eq!(h.status(&id), "running");
+        h.kill(&id, sig).assert_ok();
+        assert!(
+            h.wait_status(&id, "stopped", T),
+            "signal {sig} did not stop the container"
+        );
+        h.delete(&id).assert_ok();
+    }
+}
+
+#[test]
+fn kill_default_is_sigterm_and_handled() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    let out = b.out_dir();
+    // pid 1 only gets signals it has a handler for.
+    b.set_sh(
+        "trap 'echo term > /out/sig; exit 0' TERM; echo up > /out/up; while :; do sleep 0.05; done",
+    );
+    let id = h.new_id();
+    h.run_with(&id, &b, &["-d"]).assert_ok();
+    assert!(wait_for(T, || out.join("up").exists()));
+    h.cmd(&["kill", &id]).assert_ok();
+    assert!(wait_for(T, || read(out.join("sig")) == "term\n"));
+    assert!(h.wait_status(&id, "stopped", T));
+}
+
+#[test]
+fn kill_bad_signal_fails() {
+    require_root!();
+    let h = Hako::new();
+    let b = Bundle::sh("sleep 100");
+    let id = h.new_id();
+    h.run_with(&id, &b, &["-d"]).assert_ok();
+    let o = h.kill(&id, "SIGNOPE");
+    o.assert_err();
+    assert_eq!(h.status(&id), "running");
+}
+
+#[test]
+fn kill_all() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    let out = b.out_dir();
+    // Share the host pid namespace so kill --all has to find the processes by cgroup.
+    b.config["linux"]["namespaces"] = json!([
+        {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}
+    ]);
+    b.set_sh("sleep 100 & echo $! > /out/child; wait");
+    let id = h.new_id();
+    h.run_with(&id, &b, &["-d"]).assert_ok();
+    assert!(wait_for(T, || read(out.join("child"))
+        .trim()
+        .parse::<i32>()
+        .is_ok()));
+    let child: i32 = read(out.join("child")).trim().parse().unwrap();
+    let init = h.pid(&id);
+    assert!(pid_alive(child) && pid_alive(init));
+    h.cmd(&["kill", "--all", &id, "KILL"]).assert_ok();
+    assert!(
+        wait_for(T, || !pid_alive(child)),
+        "child survived kill --all"
+    );
+    assert!(h.wait_status(&id, "stopped", T));
+}
+
+#[test]
+fn kill_stopped_container_fails() {
+    require_root!();
+    let h = Hako::new();
+    let b = Bundle::sh("true");
+    let id = h.new_id();
+    h.run_with(&id, &b, &["-d"]).assert_ok();
+    assert!(h.wait_status(&id, "stopped", T));
+    let o = h.kill(&id, "KILL");
+    o.assert_err();
+    assert!(o.stderr.contains("container not running"), "{o:?}");
+}
+
+#[test]
+fn start_requires_created() {
+    require_root!();
+    let h = Hako::new();
+    let b = Bundle::sh("sleep 100");
+    let id = h.new_id();
+    h.create(&id, &b).assert_ok();
+    h.start(&id).assert_ok();
+    let again = h.start(&id);
+    again.assert_err();
+    assert!(again.stderr.contains("cannot start"), "{again:?}");
+    assert_eq!(h.status(&id), "running");
+
+    let unknown = h.start("no-such-container");
+    unknown.assert_err();
+    assert!(unknown.stderr.contains("does not exist"), "{unknown:?}");
+}
+
+#[test]
+fn start_stopped_fails() {
+    require_root!();
+    let h = Hako::new();
+    let b = Bundle::sh("true");
+    let id = h.new_id();
+    h.run_with(&id, &b, &["-d"]).assert_ok();
+    assert!(h.wait_status(&id, "stopped", T));
+    let o = h.start(&id);
+    o.assert_err();
+    assert!(
+        o.stderr
+            .contains("cannot start a container that has stopped"),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn delete_running_needs_force() {
+    require_root!();
+    let h = Hako::new();
+    let b = Bundle::sh("sleep 100");
+    let id = h.new_id();
+    h.run_with(&id, &b, &["-d"]).assert_ok();
+    let pid = h.pid(&id);
+    let o = h.delete(&id);
+    o.assert_err();
+    assert!(o.stderr.contains("running"), "{o:?}");
+    assert_eq!(h.status(&id), "running");
+    assert!(pid_alive(pid));
+
+    h.delete_force(&id).assert_ok();
+    assert!(!h.state_dir(&id).exists());
+    assert!(
+        wait_for(T, || !pid_alive(pid)),
+        "init survived delete --force"
+    );
+    assert!(h.cmd(&["state", &id]).stderr.contains("does not exist"));
+}
+
+#[test]
+fn delete_created_container() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    let out = b.out_dir();
+    b.set_sh("echo ran > /out/ran");
+    let id = h.new_id();
+    h.create(&id, &b).assert_ok();
+    let pid = h.pid(&id);
+    // runc deletes a created container without --force, killing its init.
+    h.delete(&id).assert_ok();
+    assert!(!h.state_dir(&id).exists());
+    assert!(wait_for(T, || !pid_alive(pid)));
+    assert!(
+        !out.join("ran").exists(),
+        "deleting a created container ran it"
+    );
+}
+
+#[test]
+fn delete_unknown() {
+    require_root!();
+    let h = Hako::new();
+    let o = h.delete("no-such-container");
+    o.assert_err();
+    assert!(o.stderr.contains("does not exist"), "{o:?}");
+    // --force of an unknown container succeeds quietly (runc).
+    h.delete_force("no-such-container").assert_ok();
+}
+
+#[test]
+fn run_exit_code_passthrough() {
+    require_root!();
+    let h = Hako::new();
+    let b = Bundle::sh("exit 7");
+    let id = h.new_id();
+    assert_eq!(h.run(&id, &b).code, 7);
+    assert!(
+        !h.state_dir(&id).exists(),
+        "run without --keep leaves state"
+    );
+
+    let b = Bundle::sh("exit 0");
+    assert_eq!(h.run(&h.new_id(), &b).code, 0);
+}
+
+#[test]
+fn run_killed_by_signal_is_128_plus() {
+    require_root!();
+    let h = Hako::new();
+    // Without a pid namespace the shell is not an init, so it can kill itself.
+    let mut b = Bundle::sh("kill -9 $$");
+    b.config["linux"]["namespaces"] = json!([{"type": "mount"}]);
+    b.config.as_object_mut().unwrap().remove("hostname");
+    let o = h.run(&h.new_id(), &b);
+    assert_eq!(o.code, 137, "{o:?}");
+    let mut b = Bundle::sh("kill -TERM $$");
+    b.config["linux"]["namespaces"] = json!([{"type": "mount"}]);
+    b.config.as_object_mut().unwrap().remove("hostname");
+    let o = h.run(&h.new_id(), &b);
+    assert_eq!(o.code, 143, "{o:?}");
+}
+
+#[test]
+fn run_stdout_stderr() {
+    require_root!();
+    let h = Hako::new();
+    let b = Bundle::sh("echo out; echo err >&2");
+    let o = h.run(&h.new_id(), &b);
+    o.assert_ok();
+    assert_eq!(o.stdout, "out\n");
+    assert_eq!(o.stderr, "err\n");
+}
+
+#[test]
+fn run_stdin() {
+    require_root!();
+    let h = Hako::new();
+    let b = Bundle::sh("cat");
+    let id = h.new_id();
+    h.track(&id);
+    b.save();
+    let o = h.cmd_opts(
+        &["run", "--bundle", b.path().to_str().unwrap(), &id],
+        CmdOpts {
+            stdin: Some(b"hello stdin\n".to_vec()),
+            ..Default::default()
+        },
+    );
+    o.assert_ok();
+    assert_eq!(o.stdout, "hello stdin\n");
+}
+
+#[test]
+fn run_detach() {
+    require_root!();
+    let h = Hako::new();
+    let b = Bundle::sh("echo detached; sleep 100");
+    let id = h.new_id();
+    let o = h.run_with(&id, &b, &["--detach"]);
+    o.assert_ok();
+    assert_eq!(h.status(&id), "running");
+    assert!(
+        wait_for(T, || o.stdout_now() == "detached\n"),
+        "{:?}",
+        o.stdout_now()
+    );
+    h.kill(&id, "9").assert_ok();
+    assert!(h.wait_status(&id, "stopped", T));
+    h.delete(&id).assert_ok();
+}
+
+#[test]
+fn run_keep_keeps_state() {
+    require_root!();
+    let h = Hako::new();
+    let b = Bundle::sh("exit 3");
+    let id = h.new_id();
+    let o = h.run_with(&id, &b, &["--keep"]);
+    assert_eq!(o.code, 3);
+    assert_eq!(h.status(&id), "stopped");
+    h.delete(&id).assert_ok();
+}
+
+#[test]
+fn pid_file() {
+    require_root!();
+    let h = Hako::new();
+    let b = Bundle::sh("sleep 100");
+    let id = h.new_id();
+    let pf = h.scratch().join("init.pid");
+    h.create_with(&id, &b, &["--pid-file", pf.to_str().unwrap()])
+        .assert_ok();
+    let text = read(&pf);
+    assert!(
+        !text.ends_with('\n'),
+        "pid file has a trailing newline: {text:?}"
+    );
+    assert_eq!(text.parse::<i32>().unwrap(), h.pid(&id));
+
+    // Relative pid-file paths are relative to the runtime's cwd (the test process cwd here).
+    let b2 = Bundle::sh("sleep 100");
+    let id2 = h.new_id();
+    let pf2 = h.scratch().join("run.pid");
+    h.run_with(&id2, &b2, &["-d", "--pid-file", pf2.to_str().unwrap()])
+        .assert_ok();
+    assert_eq!(read(&pf2), h.pid(&id2).to_string());
+}
+
+#[test]
+fn duplicate_id_rejected() {
+    require_root!();
+    let h = Hako::new();
+    let b = Bundle::sh("sleep 100");
+    let id = h.new_id();
+    h.create(&id, &b).assert_ok();
+    let pid = h.pid(&id);
+    let o = h.create(&id, &b);
+    o.assert_err();
+    assert!(o.stderr.contains("already exists"), "{o:?}");
+    // The first container is untouched.
+    assert_eq!(h.status(&id), "created");
+    assert_eq!(h.pid(&id), pid);
+    let o = h.run(&id, &b);
+    o.assert_err();
+    assert!(o.stderr.contains("already exists"), "{o:?}");
+}
+
+#[test]
+fn state_unknown() {
+    require_root!();
+    let h = Hako::new();
+    let o = h.cmd(&["state", "no-such-container"]);
+    o.assert_err();
+    assert!(o.stderr.contains("does not exist"), "{o:?}");
+    assert!(o.stdout.is_empty());
+}
+
+#[test]
+fn state_annotations() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::sh("sleep 100");
+    b.config["annotations"] = json!({"org.example.key": "value"});
+    let id = h.new_id();
+    h.create(&id, &b).assert_ok();
+    let st = h.state(&id);
+    assert_eq!(st["annotations"]["org.example.key"], "value", "{st}");
+}
+
+#[test]
+fn list_formats() {
+    require_root!();
+    let h = Hako::new();
+    let empty = h.list(&[]);
+    empty.assert_ok();
+    let header: Vec<&str> = empty
+        .stdout
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+    );
+
+    let b = Bundle::sh("sleep 100");
+    let ids: Vec<String> = (0..2).map(|_| h.new_id()).collect();
+    h.run_with(&ids[0], &b, &["-d"]).assert_ok();
+    h.create(&ids[1], &b).assert_ok();
+
+    let t = h.list(&[]);
+    t.assert_ok();
+    let lines: Vec<&str> = t.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", t.stdout);
+    let bundle = b.path().to_string_lossy().to_string();
+    for (id, status) in [(&ids[0], "running"), (&ids[1], "created")] {
+        let line = lines
+            .iter()
+            .find(|l| l.split_whitespace().next() == Some(id.as_str()))
+            .unwrap_or_else(|| panic!("{id} not listed: {}", t.stdout));
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(cols.len(), 6, "{line}");
+        assert_eq!(cols[1], h.pid(id).to_string());
+        assert_eq!(cols[2], status);
+        assert_eq!(cols[3], bundle);
+        assert!(cols[4].contains('T'), "{line}");
+        assert_eq!(cols[5], "root");
+    }
+
+    let q = h.list(&["-q"]);
+    q.assert_ok();
+    let mut got: Vec<&str> = q.stdout.lines().collect();
+    got.sort();
+    let mut want: Vec<&str> = ids.iter().map(|s| s.as_str()).collect();
+    want.sort();
+    assert_eq!(got, want);
+
+    let j = h.list(&["--format", "json"]);
+    j.assert_ok();
+    let v: Value = serde_json::from_str(&j.stdout).expect("list --format json is JSON");
+    let arr = v.as_array().expect("array");
+    assert_eq!(arr.len(), 2);
+    for c in arr {
+        let id = c["id"].as_str().unwrap();
+        assert!(ids.iter().any(|i| i == id));
+        assert_eq!(c["pid"].as_i64().unwrap() as i32, h.pid(id));
+        assert_eq!(c["bundle"], bundle.as_str());
+        assert_eq!(c["owner"], "root");
+        assert!(c["created"].is_string());
+        assert!(c["ociVersion"].is_string());
+        assert!(c["rootfs"].is_string());
+    }
+    let s = |id: &str| arr.iter().find(|c| c["id"] == id).unwrap()["status"].clone();
+    assert_eq!(s(&ids[0]), "running");
+    assert_eq!(s(&ids[1]), "created");
+}
+
+#[test]
+fn list_empty_json() {
+    require_root!();
+    let h = Hako::new();
+    let j = h.list(&["--format", "json"]);
+    j.assert_ok();
+    // runc prints "null" for an empty list.
+    let v: Value = serde_json::from_str(&j.stdout).expect("JSON");
+    assert!(v.is_null() || v == json!([]), "{v}");
+    let q = h.list(&["-q"]);
+    q.assert_ok();
+    assert_eq!(q.stdout, "");
+}
+
+#[test]
+fn created_container_survives_runtime_exit() {
+    require_root!();
+    let h = Hako::new();
+    let b = Bundle::sh("sleep 100");
+    let id = h.new_id();
+    h.create(&id, &b).assert_ok();
+    let pid = h.pid(&id);
+    // The init is not a child of the test process (the runtime exited and it was reparented).
+    let ppid = status_field(&read(format!("/proc/{pid}/status")), "PPid")
+        .unwrap()
+        .to_string();
+    assert_ne!(ppid, std::process::id().to_string());
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(h.status(&id), "created");
+}
+
+#[test]
+fn short_flags_and_go_style_flags() {
+    require_root!();
+    let h = Hako::new();
+    let b = Bundle::sh("exit 5");
+    let id = h.new_id();
+    h.track(&id);
+    b.save();
+    let o = h.cmd(&["run", "-b", b.path().to_str().unwrap(), &id]);
+    assert_eq!(o.code, 5, "{o:?}");
+    let id = h.new_id();
+    let o = h.cmd(&["run", "-bundle", b.path().to_str().unwrap(), &id]);
+    assert_eq!(o.code, 5, "{o:?}");
+}
