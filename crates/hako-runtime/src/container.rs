@@ -63,6 +63,15 @@ pub fn create(root: &Path, o: &CreateOptions) -> Result<Created> {
     for f in &bundle.unknown_fields {
         log::debug(&format!("config.json: ignoring unknown property {f}"));
     }
+    crate::support::check(&bundle.spec)?;
+    if bundle
+        .spec
+        .linux()
+        .as_ref()
+        .is_some_and(|l| l.resources().is_some())
+    {
+        log::debug("linux.resources: cgroup limits are applied by the cgroups driver (not in this version)");
+    }
     let process = bundle.spec.process().as_ref().expect("validated");
     let terminal = process.terminal().unwrap_or(false);
     if terminal && o.console_socket.is_none() && !o.foreground {

@@ -192,12 +192,18 @@ fn setup(a: &InitArgs) -> Result<Ready> {
         crate::console::make_stdio(peer)?;
     }
     drop(console_peer);
+    if let Some(p) = linux.personality() {
+        process::set_personality(p)?;
+    }
     process::set_rlimits(process)?;
     let caps = process.capabilities().as_ref().map(process::cap_plan);
     if let Some(c) = &caps {
         if !c.unknown.is_empty() {
             // The log file descriptor is inherited from the runtime, so this reaches --log.
-            crate::log::warn(&format!("ignoring unknown or unavailable capabilities: {:?}", c.unknown));
+            crate::log::warn(&format!(
+                "ignoring unknown or unavailable capabilities: {:?}",
+                c.unknown
+            ));
         }
         process::apply_bounding(c)?;
     }

@@ -20,6 +20,7 @@ pub mod paths;
 pub mod process;
 pub mod rootfs;
 pub mod store;
+pub mod support;
 pub mod sys;
 
 pub use error::{Error, Result};

@@ -208,6 +208,18 @@ pub fn switch_user(p: &Process, setgroups_allowed: bool, keep_caps: bool) -> Res
     Ok(())
 }
 
+/// `linux.personality`: the execution domain (LINUX32 makes `uname -m` say i686).
+pub fn set_personality(p: &hako_spec::oci::LinuxPersonality) -> Result<()> {
+    use hako_spec::oci::LinuxPersonalityDomain;
+    let domain: libc::c_ulong = match p.domain() {
+        LinuxPersonalityDomain::PerLinux => 0x0000,
+        LinuxPersonalityDomain::PerLinux32 => 0x0008,
+    };
+    let r = unsafe { libc::personality(domain) };
+    nix::errno::Errno::result(r).op("personality")?;
+    Ok(())
+}
+
 pub fn set_no_new_privs() -> Result<()> {
     nix::sys::prctl::set_no_new_privs().op("prctl(PR_SET_NO_NEW_PRIVS)")
 }

@@ -1,0 +1,102 @@
+//! Fields of config.json this build of hako does not implement. Each is refused with its name
+//! before anything is created, rather than ignored: a container that silently runs without the
+//! seccomp filter or the limit it asked for is worse than one that does not start.
+
+use std::path::Path;
+
+use hako_spec::oci::Spec;
+
+use crate::error::{Error, Result};
+
+fn unsupported(field: &str, why: &str) -> Error {
+    Error::Usage(format!("{field}: {why}"))
+}
+
+pub fn check(spec: &Spec) -> Result<()> {
+    if let Some(l) = spec.linux() {
+        if l.seccomp().is_some() {
+            return Err(unsupported(
+                "linux.seccomp",
+                "seccomp filters are not supported by this version of hako",
+            ));
+        }
+        if l.intel_rdt().is_some() {
+            return Err(unsupported(
+                "linux.intelRdt",
+                "Intel RDT is not supported by hako",
+            ));
+        }
+        if l.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+            return Err(unsupported(
+                "linux.netDevices",
+                "moving network devices is not supported by hako",
+            ));
+        }
+        if l.memory_policy().is_some() {
+            return Err(unsupported(
+                "linux.memoryPolicy",
+                "memory policies are not supported by hako",
+            ));
+        }
+        if l.mount_label().as_deref().is_some_and(|m| !m.is_empty()) && !selinux_enabled() {
+            return Err(unsupported(
+                "linux.mountLabel",
+                "an SELinux label is specified, but SELinux is disabled or not supported",
+            ));
+        }
+    }
+    if let Some(p) = spec.process() {
+        if p.scheduler().is_some() {
+            return Err(unsupported(
+                "process.scheduler",
+                "scheduler settings are not supported by hako",
+            ));
+        }
+        if p.io_priority().is_some() {
+            return Err(unsupported(
+                "process.ioPriority",
+                "I/O priority is not supported by hako",
+            ));
+        }
+        if p.exec_cpu_affinity().is_some() {
+            return Err(unsupported(
+                "process.execCPUAffinity",
+                "CPU affinity is not supported by hako",
+            ));
+        }
+        if p.selinux_label().as_deref().is_some_and(|l| !l.is_empty()) && !selinux_enabled() {
+            return Err(unsupported(
+                "process.selinuxLabel",
+                "selinux label is specified in config, but selinux is disabled or not supported",
+            ));
+        }
+        if p.apparmor_profile()
+            .as_deref()
+            .is_some_and(|a| !a.is_empty())
+            && !apparmor_enabled()
+        {
+            return Err(unsupported(
+                "process.apparmorProfile",
+                "apparmor profile specified but AppArmor is not enabled on this host",
+            ));
+        }
+    }
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+            return Err(unsupported(
+                &format!("mounts[{i}]"),
+                "idmapped mounts are not supported by this version of hako",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn selinux_enabled() -> bool {
+    Path::new("/sys/fs/selinux/enforce").exists()
+}
+
+fn apparmor_enabled() -> bool {
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|s| s.starts_with('Y'))
+}
