@@ -1,0 +1,241 @@
+//! Namespaces, hostname, user/time namespaces, sysctl.
+
+use std::fs;
+
+use hako_tests::*;
+
+const NS: [&str; 6] = ["pid", "net", "ipc", "uts", "mnt", "cgroup"];
+
+fn host_ns(kind: &str) -> String {
+    fs::read_link(format!("/proc/self/ns/{kind}"))
+        .unwrap()
+        .to_string_lossy()
+        .to_string()
+}
+
+fn container_ns(h: &Hako, b: &mut Bundle) -> Vec<(String, String)> {
+    let script = NS
+        .iter()
+        .map(|k| format!("echo {k} $(readlink /proc/self/ns/{k})"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    h.run_sh(b, &script)
+        .lines()
+        .map(|l| {
+            let (k, v) = l.split_once(' ').unwrap();
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn default_namespaces_are_private() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    for (k, v) in container_ns(&h, &mut b) {
+        // runc spec asks for pid, network, ipc, uts, mount: cgroup is shared.
+        if k == "cgroup" {
+            assert_eq!(v, host_ns(&k), "cgroup ns not requested but differs");
+        } else {
+            assert!(v.starts_with(&format!("{k}:[")), "{k}: {v}");
+            assert_ne!(v, host_ns(&k), "{k} namespace is the host's");
+        }
+    }
+}
+
+#[test]
+fn only_requested_namespaces() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    b.config["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "cgroup"}]);
+    b.config.as_object_mut().unwrap().remove("hostname");
+    for (k, v) in container_ns(&h, &mut b) {
+        if k == "mnt" || k == "cgroup" {
+            assert_ne!(v, host_ns(&k), "{k}");
+        } else {
+            assert_eq!(v, host_ns(&k), "{k} should be shared with the host");
+        }
+    }
+}
+
+#[test]
+fn hostname_and_domainname() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    assert_eq!(h.run_sh(&mut b, "hostname"), "runc\n");
+    b.config["hostname"] = json!("box.example");
+    b.config["domainname"] = json!("example.org");
+    let out = h.run_sh(&mut b, "hostname; cat /proc/sys/kernel/domainname");
+    if testing_runc() && out == "box.example\n(none)\n" {
+        eprintln!("runc 1.1 ignores domainname (added in runc 1.2)");
+    } else {
+        assert_eq!(out, "box.example\nexample.org\n");
+    }
+    // The host's hostname is unchanged.
+    assert_ne!(
+        nix::unistd::gethostname().unwrap().to_string_lossy(),
+        "box.example"
+    );
+}
+
+#[test]
+fn hostname_without_uts_namespace_fails() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    b.config["linux"]["namespaces"] = json!([{"type": "mount"}]);
+    let id = h.new_id();
+    let o = h.run(&id, &b);
+    o.assert_err();
+    assert!(
+        o.stderr
+            .contains("unable to set hostname without a private UTS namespace"),
+        "{o:?}"
+    );
+    assert!(!h.state_dir(&id).exists());
+}
+
+#[test]
+fn network_namespace_has_only_lo() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    let out = h.run_sh(&mut b, "ls /sys/class/net");
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["lo"]);
+}
+
+#[test]
+fn join_namespace_by_path() {
+    require_root!();
+    let h = Hako::new();
+    let holder = Bundle::sh("sleep 100");
+    let hid = h.new_id();
+    h.run_with(&hid, &holder, &["-d"]).assert_ok();
+    let hpid = h.pid(&hid);
+    let want_net = fs::read_link(format!("/proc/{hpid}/ns/net")).unwrap();
+    let want_uts = fs::read_link(format!("/proc/{hpid}/ns/uts")).unwrap();
+
+    let mut b = Bundle::new();
+    b.config["linux"]["namespaces"] = json!([
+        {"type": "pid"}, {"type": "ipc"}, {"type": "mount"},
+        {"type": "network", "path": format!("/proc/{hpid}/ns/net")},
+        {"type": "uts", "path": format!("/proc/{hpid}/ns/uts")}
+    ]);
+    // No hostname: the joined UTS namespace keeps the one the holder set.
+    b.config.as_object_mut().unwrap().remove("hostname");
+    let out = h.run_sh(
+        &mut b,
+        "readlink /proc/self/ns/net; readlink /proc/self/ns/uts; hostname",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], want_net.to_string_lossy());
+    assert_eq!(lines[1], want_uts.to_string_lossy());
+    assert_eq!(lines[2], "runc", "hostname of the joined UTS namespace");
+}
+
+#[test]
+fn user_namespace_mappings() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    let mut ns = b.config["linux"]["namespaces"].as_array().unwrap().clone();
+    ns.push(json!({"type": "user"}));
+    b.config["linux"]["namespaces"] = json!(ns);
+    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    // The rootfs must be reachable by the mapped root; cgroup (v1) cannot be mounted in a userns
+    // without a cgroup ns: drop it like runc's userns.bats does not need it.
+    let mounts: Vec<Value> = b.config["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["type"] != "cgroup")
+        .cloned()
+        .collect();
+    b.config["mounts"] = json!(mounts);
+    let out = h.run_sh(
+        &mut b,
+        "cat /proc/self/uid_map /proc/self/gid_map; id -u; readlink /proc/self/ns/user",
+    );
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines[0], ["0", "100000", "65536"], "{out}");
+    assert_eq!(lines[1], ["0", "200000", "65536"], "{out}");
+    assert_eq!(lines[2], ["0"]);
+    assert_ne!(lines[3][0], host_ns("user"));
+}
+
+#[test]
+fn time_namespace_offsets() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    let mut ns = b.config["linux"]["namespaces"].as_array().unwrap().clone();
+    ns.push(json!({"type": "time"}));
+    b.config["linux"]["namespaces"] = json!(ns);
+    b.config["linux"]["timeOffsets"] = json!({
+        "monotonic": {"secs": 86400, "nanosec": 0},
+        "boottime": {"secs": 172800, "nanosec": 0}
+    });
+    let id = h.new_id();
+    b.set_sh("cat /proc/self/timens_offsets");
+    let o = h.run(&id, &b);
+    if testing_runc() && o.code != 0 {
+        eprintln!("runc 1.1 does not support time namespaces: {}", o.stderr);
+        return;
+    }
+    o.assert_ok();
+    let offs: Vec<Vec<&str>> = o
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(
+        offs.contains(&vec!["monotonic", "86400", "0"]),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        offs.contains(&vec!["boottime", "172800", "0"]),
+        "{}",
+        o.stdout
+    );
+}
+
+#[test]
+fn sysctl() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    b.config["linux"]["sysctl"] = json!({
+        "net.ipv4.ip_forward": "1",
+        "kernel.shmmni": "1234"
+    });
+    let out = h.run_sh(
+        &mut b,
+        "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmni",
+    );
+    assert_eq!(out, "1\n1234\n");
+}
+
+#[test]
+fn sysctl_outside_namespace_rejected() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    // A net sysctl without a private network namespace would change the host.
+    b.config["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "uts"}, {"type": "pid"}]);
+    b.config["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+    let before = read("/proc/sys/net/ipv4/ip_forward");
+    let id = h.new_id();
+    let o = h.run(&id, &b);
+    o.assert_err();
+    assert!(o.stderr.contains("sysctl"), "{o:?}");
+    assert_eq!(read("/proc/sys/net/ipv4/ip_forward"), before);
+    assert!(!h.state_dir(&id).exists());
+}
