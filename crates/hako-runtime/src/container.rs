@@ -12,6 +12,7 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
+use crate::cgroups::Cgroups;
 use crate::channel::{self, Msg};
 use crate::error::{Context, Error, Result};
 use crate::hooks;
@@ -95,12 +96,22 @@ pub fn create(root: &Path, o: &CreateOptions) -> Result<Created> {
     let store = Store::open(root)?;
     let lock = store.create(&o.id)?;
     let mut child: Option<i32> = None;
-    let r = create_locked(&lock, &bundle, &plan, o, &mut child);
+    // Decided (and the path validated) before anything exists; created just before the clone.
+    let mut cgroups = match Cgroups::plan(&bundle.spec, &o.id, o.systemd_cgroup) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = lock.remove();
+            return Err(e);
+        }
+    };
+    let r = create_locked(&lock, &bundle, &plan, o, &mut cgroups, &mut child);
     if r.is_err() {
         if let Some(pid) = child {
             let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
             let _ = waitpid(Pid::from_raw(pid), None);
         }
+        let _ = cgroups.kill_all();
+        let _ = cgroups.destroy();
         let _ = lock.remove();
     }
     r
@@ -111,9 +122,15 @@ fn create_locked(
     bundle: &Bundle,
     plan: &namespaces::Plan,
     o: &CreateOptions,
+    cgroups: &mut Cgroups,
     child: &mut Option<i32>,
 ) -> Result<Created> {
     let spec = &bundle.spec;
+    cgroups.create()?;
+    if let Some(r) = Cgroups::resources(spec) {
+        // Limits are in place before the init joins: no user code ever runs unlimited.
+        cgroups.set(&r)?;
+    }
     let listener =
         UnixListener::bind(sock_path(lock)).ctx("listen", lock.path(store::START_SOCKET))?;
     let terminal = spec
@@ -197,7 +214,8 @@ fn create_locked(
         let p = format!("/proc/{pid}/oom_score_adj");
         std::fs::write(&p, adj.to_string()).ctx("write", p)?;
     }
-    // cgroups: the init is placed here, before Go, once the cgroups issue lands.
+    // In its cgroups before Go: the init's cgroup namespace (unshared after Go) is rooted there.
+    cgroups.apply(pid)?;
     parent_ch.send(&Msg::Go)?;
     if plan.fork_for_pid {
         let Msg::InitPid(real) = parent_ch.expect("container init")? else {
@@ -219,6 +237,7 @@ fn create_locked(
         private_pid_ns: plan.private_pid,
         systemd_cgroup: o.systemd_cgroup,
         rootless: o.rootless,
+        cgroup: cgroups.rec.clone(),
         config: spec.clone(),
     };
     match parent_ch.expect("container init")? {
@@ -362,9 +381,12 @@ fn signal_init(rec: &ContainerRecord, sig: Signal) -> Result<OwnedFd> {
     Ok(fd)
 }
 
-/// Processes of the container other than the init. Until the cgroups driver lands this is the
-/// pid namespace's members, so it only finds them with a private pid namespace.
-fn container_pids(rec: &ContainerRecord) -> Vec<i32> {
+/// Every process of the container: its cgroup's members; without a cgroup of its own, the
+/// members of its private pid namespace.
+pub fn container_pids(rec: &ContainerRecord) -> Vec<i32> {
+    if !rec.cgroup.layout.is_empty() {
+        return Cgroups::from_record(rec.cgroup.clone()).pids();
+    }
     let Ok(ns) = std::fs::read_link(format!("/proc/{}/ns/pid", rec.pid)) else {
         return vec![];
     };
@@ -460,11 +482,15 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
             )))
         }
     }
+    let cg = Cgroups::from_record(rec.cgroup.clone());
+    // Leftovers of a container that shared the host pid namespace (or forked daemons) die too.
+    let _ = cg.kill_all();
     let state = serde_json::to_string(&rec.hook_state(Status::Stopped)).expect("serializes");
     if let Err(e) = hooks::run_all(rec.config.hooks().as_ref(), hooks::Kind::Poststop, &state) {
         // The spec: a failing poststop hook is logged and the deletion goes on.
         log::warn(&e.to_string());
     }
+    cg.destroy()?;
     lock.remove()
 }
 

@@ -58,6 +58,23 @@ pub struct HookState<'a> {
     pub annotations: Option<&'a HashMap<String, String>>,
 }
 
+/// The container's cgroups as placed at create: later commands get no `--systemd-cgroup` flag
+/// and must find (and only ever remove) exactly these.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CgroupRecord {
+    /// `v1`, `v2` or `hybrid`; empty when the container has no cgroups of its own.
+    pub layout: String,
+    /// v1 hierarchy mountpoint name (`memory`, `cpu`, `systemd`, ...) → absolute directory.
+    #[serde(default)]
+    pub v1: std::collections::BTreeMap<String, PathBuf>,
+    /// The cgroup v2 directory (the only one on v2; the `unified` one on a hybrid host).
+    #[serde(default)]
+    pub unified: Option<PathBuf>,
+    /// Directories hako created, parents first; removed deepest first on delete.
+    #[serde(default)]
+    pub created: Vec<PathBuf>,
+}
+
 /// Everything a later command (start, kill, delete, state) needs, since it gets no bundle argument.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerRecord {
@@ -82,6 +99,9 @@ pub struct ContainerRecord {
     pub systemd_cgroup: bool,
     #[serde(default)]
     pub rootless: bool,
+    /// Where the container's cgroups are, and which of those directories hako created.
+    #[serde(default)]
+    pub cgroup: CgroupRecord,
     /// The config as it was at create: poststop hooks and annotations come from here, not from a
     /// bundle that may have changed since.
     pub config: Spec,
@@ -138,6 +158,7 @@ mod tests {
             private_pid_ns: true,
             systemd_cgroup: false,
             rootless: false,
+            cgroup: CgroupRecord::default(),
             config: spec,
         };
         let v = serde_json::to_value(rec.view(Status::Stopped)).unwrap();

@@ -1,0 +1,421 @@
+//! Placement and lifetime of one container's cgroups, for every layout. Limits are written by the
+//! layout's driver ([`super::v1`], [`super::v2`]).
+
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use hako_spec::oci::{LinuxResources, Spec};
+use hako_spec::state::CgroupRecord;
+use nix::errno::Errno;
+
+use super::{hierarchies, Hierarchy};
+use crate::error::{Context, Error, Result};
+
+pub struct Cgroups {
+    pub rec: CgroupRecord,
+}
+
+/// Reads a cgroup file, trimmed.
+pub fn read(dir: &Path, file: &str) -> Result<String> {
+    let p = dir.join(file);
+    Ok(std::fs::read_to_string(&p)
+        .ctx("read", &p)?
+        .trim()
+        .to_string())
+}
+
+/// Writes a cgroup file. A missing file means the host cannot honour `field`: say which file.
+pub fn write(dir: &Path, file: &str, value: &str, field: &str) -> Result<()> {
+    let p = dir.join(file);
+    std::fs::write(&p, value).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::Usage(format!(
+            "{field}: this host cannot set it ({} does not exist)",
+            p.display()
+        )),
+        _ => Error::Usage(format!(
+            "{field}: write {value:?} to {}: {}",
+            p.display(),
+            hako_spec::error::io_text(&e)
+        )),
+    })
+}
+
+/// `machine-app.slice` → `/machine.slice/machine-app.slice` (systemd's slice nesting).
+fn expand_slice(slice: &str) -> Result<PathBuf> {
+    let name = slice
+        .strip_suffix(".slice")
+        .ok_or_else(|| Error::Usage(format!("linux.cgroupsPath: {slice:?} is not a slice")))?;
+    let mut out = PathBuf::from("/");
+    if name == "-" || name.is_empty() {
+        return Ok(out);
+    }
+    let mut prefix = String::new();
+    for part in name.split('-') {
+        if part.is_empty() {
+            return Err(Error::Usage(format!(
+                "linux.cgroupsPath: invalid slice {slice:?}"
+            )));
+        }
+        if !prefix.is_empty() {
+            prefix.push('-');
+        }
+        prefix.push_str(part);
+        out.push(format!("{prefix}.slice"));
+    }
+    Ok(out)
+}
+
+/// The cgroup path inside each hierarchy, by runc's rules: absolute paths are from the hierarchy
+/// root, relative ones from the runtime's own cgroup, and an empty one is `/hako/<id>` (a parent
+/// hako owns). With `--systemd-cgroup`, `slice:prefix:name` is laid out as systemd would
+/// (`/<slice path>/<prefix>-<name>.scope`); hosts here have no systemd to ask.
+pub fn inner_path(spec: &Spec, id: &str, systemd: bool) -> Result<(PathBuf, bool)> {
+    let raw = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().clone())
+        .unwrap_or_default();
+    let raw_s = raw.to_string_lossy().to_string();
+    if systemd {
+        let parts: Vec<&str> = if raw_s.is_empty() {
+            vec!["", "hako", id]
+        } else {
+            raw_s.split(':').collect()
+        };
+        if parts.len() != 3 {
+            return Err(Error::Usage(format!(
+                "linux.cgroupsPath: expected \"slice:prefix:name\" with --systemd-cgroup, got {raw_s:?}"
+            )));
+        }
+        let slice = if parts[0].is_empty() {
+            "system.slice"
+        } else {
+            parts[0]
+        };
+        let mut p = expand_slice(slice)?;
+        let unit = if parts[2].ends_with(".slice") {
+            parts[2].to_string()
+        } else if parts[1].is_empty() {
+            format!("{}.scope", parts[2])
+        } else {
+            format!("{}-{}.scope", parts[1], parts[2])
+        };
+        p.push(unit);
+        return Ok((p, true));
+    }
+    if raw.components().any(|c| c == Component::ParentDir) {
+        return Err(Error::Usage(format!(
+            "linux.cgroupsPath: {raw_s:?} must not contain \"..\""
+        )));
+    }
+    if raw_s.is_empty() {
+        return Ok((PathBuf::from("/hako").join(id), true));
+    }
+    Ok((raw.clone(), raw.is_absolute()))
+}
+
+fn layout_of(hs: &[Hierarchy]) -> &'static str {
+    match (hs.iter().any(|h| !h.v2), hs.iter().any(|h| h.v2)) {
+        (false, true) => "v2",
+        (true, true) => "hybrid",
+        (true, false) => "v1",
+        (false, false) => "",
+    }
+}
+
+impl Cgroups {
+    pub fn from_record(rec: CgroupRecord) -> Cgroups {
+        Cgroups { rec }
+    }
+
+    /// Decides the container's cgroup directories on this host. Creates nothing.
+    pub fn plan(spec: &Spec, id: &str, systemd: bool) -> Result<Cgroups> {
+        let (inner, absolute) = inner_path(spec, id, systemd)?;
+        let info =
+            std::fs::read_to_string("/proc/self/mountinfo").ctx("read", "/proc/self/mountinfo")?;
+        let own = std::fs::read_to_string("/proc/self/cgroup").ctx("read", "/proc/self/cgroup")?;
+        let hs = hierarchies(&info);
+        let mut rec = CgroupRecord {
+            layout: layout_of(&hs).to_string(),
+            ..Default::default()
+        };
+        let rel = inner.strip_prefix("/").unwrap_or(&inner).to_path_buf();
+        for h in &hs {
+            let base = if absolute {
+                h.mountpoint.clone()
+            } else {
+                let o = super::mount::own_path(h, &own);
+                h.mountpoint.join(o.strip_prefix("/").unwrap_or(&o))
+            };
+            let dir = base.join(&rel);
+            if h.v2 {
+                rec.unified = Some(dir);
+            } else if let Some(name) = h.mountpoint.file_name() {
+                rec.v1.insert(name.to_string_lossy().into_owned(), dir);
+            }
+        }
+        Ok(Cgroups { rec })
+    }
+
+    fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
+        self.rec.v1.values().chain(self.rec.unified.iter())
+    }
+
+    /// Creates the directories (recording which ones are new) and prepares them: v1 cpuset levels
+    /// get their parent's cpus/mems (an empty cpuset refuses tasks), v2 parents delegate their
+    /// controllers to the new level.
+    pub fn create(&mut self) -> Result<()> {
+        let mut created = Vec::new();
+        let targets: Vec<(PathBuf, bool, bool)> = self
+            .rec
+            .v1
+            .iter()
+            .map(|(name, d)| (d.clone(), false, name == "cpuset"))
+            .chain(self.rec.unified.iter().map(|d| (d.clone(), true, false)))
+            .collect();
+        let r = (|| {
+            for (dir, v2, cpuset) in &targets {
+                let mut missing = Vec::new();
+                let mut cur = dir.as_path();
+                while !cur.exists() {
+                    missing.push(cur.to_path_buf());
+                    cur = cur.parent().unwrap_or(Path::new("/"));
+                }
+                for d in missing.iter().rev() {
+                    if *v2 {
+                        if let Some(parent) = d.parent() {
+                            super::v2::delegate(parent)?;
+                        }
+                    }
+                    match std::fs::create_dir(d) {
+                        Ok(()) => created.push(d.clone()),
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                        Err(e) => return Err(Error::io("create cgroup", d.clone(), e)),
+                    }
+                    if *cpuset {
+                        super::v1::inherit_cpuset(d)?;
+                    }
+                }
+            }
+            Ok(())
+        })();
+        self.rec.created = created;
+        if r.is_err() {
+            let _ = self.destroy();
+        }
+        r
+    }
+
+    /// Moves `pid` into every directory.
+    pub fn apply(&self, pid: i32) -> Result<()> {
+        for d in self.dirs() {
+            let p = d.join("cgroup.procs");
+            std::fs::write(&p, pid.to_string()).ctx("join cgroup", &p)?;
+        }
+        Ok(())
+    }
+
+    /// The resources of `spec`, with the device rules every container needs appended (runc's
+    /// AllowedDevices and the nodes of `linux.devices`), since a config that denies all devices
+    /// still expects /dev/null to work.
+    pub fn resources(spec: &Spec) -> Option<LinuxResources> {
+        let linux = spec.linux().as_ref()?;
+        let mut r = linux.resources().clone()?;
+        if let Some(rules) = r.devices().clone() {
+            let mut rules = rules;
+            let mut extra: Vec<serde_json::Value> = [
+                ("c", None, None, "m"),
+                ("b", None, None, "m"),
+                ("c", Some(1), Some(3), "rwm"),
+                ("c", Some(1), Some(5), "rwm"),
+                ("c", Some(1), Some(7), "rwm"),
+                ("c", Some(1), Some(8), "rwm"),
+                ("c", Some(1), Some(9), "rwm"),
+                ("c", Some(5), Some(0), "rwm"),
+                ("c", Some(5), Some(1), "rwm"),
+                ("c", Some(5), Some(2), "rwm"),
+                ("c", Some(136), None, "rwm"),
+                ("c", Some(10), Some(200), "rwm"),
+            ]
+            .into_iter()
+            .map(|(t, ma, mi, a)| serde_json::json!({"allow": true, "type": t, "major": ma, "minor": mi, "access": a}))
+            .collect();
+            for d in linux.devices().iter().flatten() {
+                let t = serde_json::to_value(d.typ()).unwrap_or_default();
+                extra.push(serde_json::json!({"allow": true, "type": t, "major": d.major(), "minor": d.minor(), "access": "rwm"}));
+            }
+            rules.extend(
+                extra
+                    .into_iter()
+                    .filter_map(|v| serde_json::from_value(v).ok()),
+            );
+            r.set_devices(Some(rules));
+        }
+        Some(r)
+    }
+
+    pub fn set(&self, r: &LinuxResources) -> Result<()> {
+        match self.rec.layout.as_str() {
+            "v2" => super::v2::set(
+                self.rec.unified.as_deref().expect("v2 has a unified dir"),
+                r,
+            ),
+            "v1" | "hybrid" => super::v1::set(&self.rec, r),
+            _ => Ok(()),
+        }
+    }
+
+    /// The directory listing the container's processes.
+    fn procs_dir(&self) -> Option<&PathBuf> {
+        if self.rec.layout == "v2" {
+            return self.rec.unified.as_ref();
+        }
+        ["pids", "freezer", "devices", "memory", "cpu"]
+            .iter()
+            .find_map(|c| self.rec.v1.get(*c))
+            .or_else(|| self.rec.v1.values().next())
+    }
+
+    /// Every pid in the container's cgroup (and below it).
+    pub fn pids(&self) -> Vec<i32> {
+        fn walk(d: &Path, out: &mut Vec<i32>) {
+            if let Ok(t) = std::fs::read_to_string(d.join("cgroup.procs")) {
+                out.extend(t.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+            }
+            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    walk(&e.path(), out);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        if let Some(d) = self.procs_dir() {
+            walk(d, &mut out);
+        }
+        out
+    }
+
+    pub fn freeze(&self, on: bool) -> Result<()> {
+        if self.rec.layout == "v2" {
+            return super::v2::freeze(self.rec.unified.as_deref().expect("v2 dir"), on);
+        }
+        let d = self
+            .rec
+            .v1
+            .get("freezer")
+            .ok_or_else(|| Error::Usage("this host has no freezer cgroup".into()))?;
+        super::v1::freeze(d, on)
+    }
+
+    pub fn frozen(&self) -> bool {
+        if self.rec.layout == "v2" {
+            return self
+                .rec
+                .unified
+                .as_deref()
+                .and_then(|d| read(d, "cgroup.freeze").ok())
+                .is_some_and(|v| v == "1");
+        }
+        self.rec
+            .v1
+            .get("freezer")
+            .and_then(|d| read(d, "freezer.state").ok())
+            .is_some_and(|v| v == "FROZEN" || v == "FREEZING")
+    }
+
+    /// SIGKILL to everything in the cgroup. v2 has cgroup.kill; on v1 the cgroup is frozen first
+    /// so a fork bomb cannot outrun the loop, then thawed so the signals are delivered.
+    pub fn kill_all(&self) -> Result<()> {
+        if let Some(d) = self
+            .rec
+            .unified
+            .as_deref()
+            .filter(|_| self.rec.layout == "v2")
+        {
+            if d.join("cgroup.kill").exists() {
+                return write(d, "cgroup.kill", "1", "cgroup.kill");
+            }
+        }
+        let freezer = self.rec.v1.contains_key("freezer") && self.freeze(true).is_ok();
+        for p in self.pids() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        if freezer {
+            self.freeze(false)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the directories hako created, deepest first. The container's own directory may be
+    /// busy for a moment while its last task exits: retry briefly. A parent it created (`/hako`)
+    /// may meanwhile hold other containers: it is left alone then.
+    pub fn destroy(&self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let own: Vec<&PathBuf> = self.dirs().collect();
+        let mut dirs = self.rec.created.clone();
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for d in dirs {
+            let leaf = own.contains(&&d);
+            loop {
+                let r = std::fs::remove_dir(&d)
+                    .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)));
+                match r {
+                    Ok(()) | Err(Errno::ENOENT) => break,
+                    Err(Errno::EBUSY) | Err(Errno::ENOTEMPTY) if !leaf => break,
+                    Err(Errno::EBUSY) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(10))
+                    }
+                    Err(e) => return Err(Error::path("remove cgroup", &d, e)),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(path: &str) -> Spec {
+        serde_json::from_str(&format!(
+            r#"{{"ociVersion":"1.0.2","linux":{{"cgroupsPath":{path:?}}}}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn runc_path_rules() {
+        assert_eq!(
+            inner_path(&spec(""), "c1", false).unwrap(),
+            (PathBuf::from("/hako/c1"), true)
+        );
+        assert_eq!(
+            inner_path(&spec("/a/b"), "c1", false).unwrap(),
+            (PathBuf::from("/a/b"), true)
+        );
+        assert_eq!(
+            inner_path(&spec("a/b"), "c1", false).unwrap(),
+            (PathBuf::from("a/b"), false)
+        );
+        assert!(inner_path(&spec("/a/../../etc"), "c1", false).is_err());
+    }
+
+    #[test]
+    fn systemd_paths() {
+        assert_eq!(
+            inner_path(&spec("machine-app.slice:libpod:abc"), "c1", true)
+                .unwrap()
+                .0,
+            PathBuf::from("/machine.slice/machine-app.slice/libpod-abc.scope")
+        );
+        assert_eq!(
+            inner_path(&spec(":hako:c1"), "c1", true).unwrap().0,
+            PathBuf::from("/system.slice/hako-c1.scope")
+        );
+        assert!(inner_path(&spec("nocolons"), "c1", true).is_err());
+    }
+}

@@ -1,0 +1,426 @@
+//! cgroup v1 (one hierarchy per controller) and the v1 side of the hybrid layout. On a hybrid host
+//! the only v2 controller may be hugetlb (as on our machines), which is then written there.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use hako_spec::oci::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
+use hako_spec::state::CgroupRecord;
+
+use super::manager::{read, write};
+use crate::error::{Error, Result};
+
+/// A new cpuset cgroup starts with empty cpus and mems and refuses tasks: copy the parent's.
+pub fn inherit_cpuset(dir: &Path) -> Result<()> {
+    let parent = dir.parent().unwrap_or(Path::new("/"));
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        if read(dir, f).map(|v| v.is_empty()).unwrap_or(false) {
+            let v = read(parent, f)?;
+            write(dir, f, &v, f)?;
+        }
+    }
+    Ok(())
+}
+
+fn dir<'a>(rec: &'a CgroupRecord, ctrl: &str, field: &str) -> Result<&'a Path> {
+    rec.v1
+        .get(ctrl)
+        .map(|p| p.as_path())
+        .ok_or_else(|| Error::Usage(format!("{field}: this host has no {ctrl} cgroup hierarchy")))
+}
+
+fn num(v: i64) -> String {
+    v.to_string()
+}
+
+pub fn set(rec: &CgroupRecord, r: &LinuxResources) -> Result<()> {
+    if let Some(m) = r.memory() {
+        let d = || dir(rec, "memory", "linux.resources.memory");
+        if let Some(v) = m.reservation() {
+            write(
+                d()?,
+                "memory.soft_limit_in_bytes",
+                &num(v),
+                "linux.resources.memory.reservation",
+            )?;
+        }
+        // memory.memsw.limit_in_bytes must stay >= memory.limit_in_bytes at every step: when
+        // raising, swap goes first; when lowering, the limit goes first.
+        let limit = m.limit();
+        let swap = m.swap();
+        let raising = match (
+            limit,
+            read(d()?, "memory.limit_in_bytes")
+                .ok()
+                .and_then(|c| c.parse::<i64>().ok()),
+        ) {
+            (Some(l), Some(cur)) => l == -1 || l > cur,
+            _ => false,
+        };
+        let set_limit = |dd: &Path| -> Result<()> {
+            if let Some(v) = limit {
+                write(
+                    dd,
+                    "memory.limit_in_bytes",
+                    &num(v),
+                    "linux.resources.memory.limit",
+                )?;
+            }
+            Ok(())
+        };
+        let set_swap = |dd: &Path| -> Result<()> {
+            if let Some(v) = swap {
+                write(
+                    dd,
+                    "memory.memsw.limit_in_bytes",
+                    &num(v),
+                    "linux.resources.memory.swap",
+                )?;
+            }
+            Ok(())
+        };
+        if raising {
+            set_swap(d()?)?;
+            set_limit(d()?)?;
+        } else {
+            set_limit(d()?)?;
+            set_swap(d()?)?;
+        }
+        #[allow(deprecated)]
+        if let Some(v) = m.kernel() {
+            write(
+                d()?,
+                "memory.kmem.limit_in_bytes",
+                &num(v),
+                "linux.resources.memory.kernel",
+            )?;
+        }
+        #[allow(deprecated)]
+        if let Some(v) = m.kernel_tcp() {
+            write(
+                d()?,
+                "memory.kmem.tcp.limit_in_bytes",
+                &num(v),
+                "linux.resources.memory.kernelTCP",
+            )?;
+        }
+        if let Some(v) = m.swappiness() {
+            if v > 100 {
+                return Err(Error::Usage(format!(
+                    "linux.resources.memory.swappiness: {v} is not in 0..100"
+                )));
+            }
+            write(
+                d()?,
+                "memory.swappiness",
+                &v.to_string(),
+                "linux.resources.memory.swappiness",
+            )?;
+        }
+        if m.disable_oom_killer() == Some(true) {
+            write(
+                d()?,
+                "memory.oom_control",
+                "1",
+                "linux.resources.memory.disableOOMKiller",
+            )?;
+        }
+        if let Some(v) = m.use_hierarchy() {
+            write(
+                d()?,
+                "memory.use_hierarchy",
+                if v { "1" } else { "0" },
+                "linux.resources.memory.useHierarchy",
+            )?;
+        }
+    }
+    if let Some(c) = r.cpu() {
+        let d = || dir(rec, "cpu", "linux.resources.cpu");
+        if let Some(v) = c.shares() {
+            write(
+                d()?,
+                "cpu.shares",
+                &v.to_string(),
+                "linux.resources.cpu.shares",
+            )?;
+        }
+        if let Some(v) = c.period() {
+            write(
+                d()?,
+                "cpu.cfs_period_us",
+                &v.to_string(),
+                "linux.resources.cpu.period",
+            )?;
+        }
+        if let Some(v) = c.quota() {
+            write(
+                d()?,
+                "cpu.cfs_quota_us",
+                &v.to_string(),
+                "linux.resources.cpu.quota",
+            )?;
+        }
+        if let Some(v) = c.burst() {
+            write(
+                d()?,
+                "cpu.cfs_burst_us",
+                &v.to_string(),
+                "linux.resources.cpu.burst",
+            )?;
+        }
+        if let Some(v) = c.realtime_period() {
+            write(
+                d()?,
+                "cpu.rt_period_us",
+                &v.to_string(),
+                "linux.resources.cpu.realtimePeriod",
+            )?;
+        }
+        if let Some(v) = c.realtime_runtime() {
+            write(
+                d()?,
+                "cpu.rt_runtime_us",
+                &v.to_string(),
+                "linux.resources.cpu.realtimeRuntime",
+            )?;
+        }
+        if let Some(v) = c.idle() {
+            write(d()?, "cpu.idle", &v.to_string(), "linux.resources.cpu.idle")?;
+        }
+        if let Some(v) = c.cpus().as_deref().filter(|v| !v.is_empty()) {
+            write(
+                dir(rec, "cpuset", "linux.resources.cpu.cpus")?,
+                "cpuset.cpus",
+                v,
+                "linux.resources.cpu.cpus",
+            )?;
+        }
+        if let Some(v) = c.mems().as_deref().filter(|v| !v.is_empty()) {
+            write(
+                dir(rec, "cpuset", "linux.resources.cpu.mems")?,
+                "cpuset.mems",
+                v,
+                "linux.resources.cpu.mems",
+            )?;
+        }
+    }
+    if let Some(p) = r.pids() {
+        let v = if p.limit() > 0 {
+            p.limit().to_string()
+        } else {
+            "max".into()
+        };
+        write(
+            dir(rec, "pids", "linux.resources.pids")?,
+            "pids.max",
+            &v,
+            "linux.resources.pids.limit",
+        )?;
+    }
+    if let Some(b) = r.block_io() {
+        let d = || dir(rec, "blkio", "linux.resources.blockIO");
+        if let Some(w) = b.weight() {
+            // Kernels with BFQ expose only blkio.bfq.weight (as on our hosts); runc falls back too.
+            let dd = d()?;
+            let f = if dd.join("blkio.weight").exists() {
+                "blkio.weight"
+            } else {
+                "blkio.bfq.weight"
+            };
+            write(dd, f, &w.to_string(), "linux.resources.blockIO.weight")?;
+        }
+        if let Some(w) = b.leaf_weight() {
+            write(
+                d()?,
+                "blkio.leaf_weight",
+                &w.to_string(),
+                "linux.resources.blockIO.leafWeight",
+            )?;
+        }
+        for wd in b.weight_device().iter().flatten() {
+            if let Some(w) = wd.weight() {
+                let dd = d()?;
+                let f = if dd.join("blkio.weight_device").exists() {
+                    "blkio.weight_device"
+                } else {
+                    "blkio.bfq.weight_device"
+                };
+                write(
+                    dd,
+                    f,
+                    &format!("{}:{} {w}", wd.major(), wd.minor()),
+                    "linux.resources.blockIO.weightDevice",
+                )?;
+            }
+        }
+        let throttles = [
+            (
+                "blkio.throttle.read_bps_device",
+                "throttleReadBpsDevice",
+                b.throttle_read_bps_device(),
+            ),
+            (
+                "blkio.throttle.write_bps_device",
+                "throttleWriteBpsDevice",
+                b.throttle_write_bps_device(),
+            ),
+            (
+                "blkio.throttle.read_iops_device",
+                "throttleReadIOPSDevice",
+                b.throttle_read_iops_device(),
+            ),
+            (
+                "blkio.throttle.write_iops_device",
+                "throttleWriteIOPSDevice",
+                b.throttle_write_iops_device(),
+            ),
+        ];
+        for (file, name, list) in throttles {
+            for t in list.iter().flatten() {
+                let field = format!("linux.resources.blockIO.{name}");
+                write(
+                    d()?,
+                    file,
+                    &format!("{}:{} {}", t.major(), t.minor(), t.rate()),
+                    &field,
+                )?;
+            }
+        }
+    }
+    for h in r.hugepage_limits().iter().flatten() {
+        let field = "linux.resources.hugepageLimits";
+        match (rec.v1.get("hugetlb"), rec.unified.as_deref()) {
+            (Some(d), _) => write(
+                d,
+                &format!("hugetlb.{}.limit_in_bytes", h.page_size()),
+                &h.limit().to_string(),
+                field,
+            )?,
+            (None, Some(u)) => write(
+                u,
+                &format!("hugetlb.{}.max", h.page_size()),
+                &h.limit().to_string(),
+                field,
+            )?,
+            _ => {
+                return Err(Error::Usage(format!(
+                    "{field}: this host has no hugetlb cgroup"
+                )))
+            }
+        }
+    }
+    if let Some(n) = r.network() {
+        if let Some(id) = n.class_id() {
+            write(
+                dir(rec, "net_cls", "linux.resources.network.classID")?,
+                "net_cls.classid",
+                &id.to_string(),
+                "linux.resources.network.classID",
+            )?;
+        }
+        for p in n.priorities().iter().flatten() {
+            let field = "linux.resources.network.priorities";
+            write(
+                dir(rec, "net_prio", field)?,
+                "net_prio.ifpriomap",
+                &format!("{} {}", p.name(), p.priority()),
+                field,
+            )?;
+        }
+    }
+    for (dev, limit) in r.rdma().iter().flatten() {
+        let mut v = dev.clone();
+        if let Some(h) = limit.hca_handles() {
+            v.push_str(&format!(" hca_handle={h}"));
+        }
+        if let Some(o) = limit.hca_objects() {
+            v.push_str(&format!(" hca_object={o}"));
+        }
+        write(
+            dir(rec, "rdma", "linux.resources.rdma")?,
+            "rdma.max",
+            &v,
+            "linux.resources.rdma",
+        )?;
+    }
+    if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
+        match rec.unified.as_deref() {
+            Some(u) => super::v2::set_unified(u, r.unified().as_ref().expect("checked"))?,
+            None => {
+                return Err(Error::Usage(
+                    "linux.resources.unified: needs cgroup v2".into(),
+                ))
+            }
+        }
+    }
+    if let Some(devs) = r.devices() {
+        if let Some(d) = rec.v1.get("devices") {
+            set_devices(d, devs)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn device_rule(d: &LinuxDeviceCgroup) -> String {
+    let t = match d.typ() {
+        Some(LinuxDeviceType::C) => "c",
+        Some(LinuxDeviceType::B) => "b",
+        _ => "a",
+    };
+    let n = |v: Option<i64>| {
+        v.filter(|v| *v >= 0)
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "*".into())
+    };
+    let access = d.access().clone().unwrap_or_else(|| "rwm".into());
+    format!("{t} {}:{} {access}", n(d.major()), n(d.minor()))
+}
+
+/// v1 devices: start from "deny everything" and replay the rules in order (what runc's emulator
+/// converges to for the allow-list configurations containers use).
+fn set_devices(d: &Path, rules: &[LinuxDeviceCgroup]) -> Result<()> {
+    write(d, "devices.deny", "a", "linux.resources.devices")?;
+    for r in rules {
+        let file = if r.allow() {
+            "devices.allow"
+        } else {
+            "devices.deny"
+        };
+        write(d, file, &device_rule(r), "linux.resources.devices")?;
+    }
+    Ok(())
+}
+
+pub fn freeze(d: &Path, on: bool) -> Result<()> {
+    let want = if on { "FROZEN" } else { "THAWED" };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        write(d, "freezer.state", want, "freezer.state")?;
+        if read(d, "freezer.state")? == want {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Usage(format!(
+                "freezer.state: cgroup {} did not reach {want}",
+                d.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_rules() {
+        let d: LinuxDeviceCgroup =
+            serde_json::from_str(r#"{"allow":true,"type":"c","major":1,"minor":3,"access":"rwm"}"#)
+                .unwrap();
+        assert_eq!(device_rule(&d), "c 1:3 rwm");
+        let d: LinuxDeviceCgroup =
+            serde_json::from_str(r#"{"allow":false,"access":"rwm"}"#).unwrap();
+        assert_eq!(device_rule(&d), "a *:* rwm");
+    }
+}
