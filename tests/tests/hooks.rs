@@ -1,0 +1,297 @@
+//! OCI hooks: order, state JSON on stdin, failures, timeouts (runc's hooks.bats).
+
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use hako_tests::*;
+
+const T: Duration = Duration::from_secs(10);
+
+/// A hook running `/bin/sh -c SCRIPT` (host dash or container busybox, depending on the hook).
+fn sh_hook(script: &str) -> Value {
+    json!({"path": "/bin/sh", "args": ["sh", "-c", script]})
+}
+
+/// Hook recording its name in `log` and its stdin in `dir/NAME.json`.
+fn recording_hook(name: &str, dir: &str) -> Value {
+    sh_hook(&format!(
+        "echo {name} >> {dir}/hooks.log; cat > {dir}/{name}.json"
+    ))
+}
+
+fn hook_state(dir: &Path, name: &str) -> Value {
+    let text = read(dir.join(format!("{name}.json")));
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{name} stdin is not JSON ({e}): {text:?}"))
+}
+
+#[test]
+fn all_hooks_in_order_with_state() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    let out = b.out_dir();
+    let host = out.to_str().unwrap().to_string();
+    b.config["hooks"] = json!({
+        "prestart": [recording_hook("prestart", &host)],
+        "createRuntime": [recording_hook("createRuntime", &host)],
+        "createContainer": [recording_hook("createContainer", &host)],
+        // Runs inside the container, after pivot_root: container paths.
+        "startContainer": [recording_hook("startContainer", "/out")],
+        "poststart": [recording_hook("poststart", &host)],
+        "poststop": [recording_hook("poststop", &host)]
+    });
+    b.set_sh("echo process >> /out/hooks.log; sleep 100");
+    let id = h.new_id();
+    h.create(&id, &b).assert_ok();
+    let log = read(out.join("hooks.log"));
+    let runc_poststart_at_create = testing_runc() && log.ends_with("poststart\n");
+    if runc_poststart_at_create {
+        // runc 1.1 runs poststart hooks during create (fixed in runc 1.2).
+        eprintln!("runc 1.1 ran poststart during create");
+        fs::write(out.join("hooks.log"), log.replace("poststart\n", "")).unwrap();
+    } else {
+        assert_eq!(log, "prestart\ncreateRuntime\ncreateContainer\n");
+    }
+    let pid = h.pid(&id);
+    for name in ["prestart", "createRuntime", "createContainer"] {
+        let st = hook_state(&out, name);
+        assert_eq!(st["id"], id.as_str(), "{name}: {st}");
+        let hook_pid = st["pid"].as_i64().unwrap() as i32;
+        if name == "createContainer" {
+            // Runs in the container's namespaces: runc reports the pid seen there (1).
+            assert!(hook_pid == pid || hook_pid == 1, "{name}: {st}");
+        } else {
+            assert_eq!(hook_pid, pid, "{name}: {st}");
+        }
+        assert_eq!(st["status"], "creating", "{name}: {st}");
+        assert_eq!(
+            fs::canonicalize(st["bundle"].as_str().unwrap()).unwrap(),
+            fs::canonicalize(b.path()).unwrap(),
+            "{name}: {st}"
+        );
+        assert!(st["ociVersion"].is_string(), "{name}: {st}");
+    }
+
+    h.start(&id).assert_ok();
+    assert!(wait_for(T, || read(out.join("hooks.log")).contains("process\n")));
+    if !runc_poststart_at_create {
+        assert!(wait_for(T, || read(out.join("hooks.log")).contains("poststart\n")));
+    }
+    let log = read(out.join("hooks.log"));
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(
+        &lines[..4],
+        [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer"
+        ],
+        "{log}"
+    );
+    let st = hook_state(&out, "startContainer");
+    assert_eq!(st["id"], id.as_str());
+    if !runc_poststart_at_create {
+        assert!(lines.contains(&"poststart"), "{log}");
+        let st = hook_state(&out, "poststart");
+        assert_eq!(st["id"], id.as_str());
+        assert_eq!(st["status"], "running", "{st}");
+        assert_eq!(st["pid"].as_i64().unwrap() as i32, pid);
+    }
+
+    h.kill(&id, "KILL").assert_ok();
+    assert!(h.wait_status(&id, "stopped", T));
+    assert!(!read(out.join("hooks.log")).contains("poststop"));
+    h.delete(&id).assert_ok();
+    let log = read(out.join("hooks.log"));
+    assert!(log.ends_with("poststop\n"), "{log}");
+    let st = hook_state(&out, "poststop");
+    assert_eq!(st["id"], id.as_str());
+    assert_eq!(st["status"], "stopped", "{st}");
+}
+
+#[test]
+fn run_runs_poststop_after_exit() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    let out = b.out_dir();
+    let host = out.to_str().unwrap().to_string();
+    b.config["hooks"] = json!({
+        "prestart": [recording_hook("prestart", &host)],
+        "poststart": [recording_hook("poststart", &host)],
+        "poststop": [recording_hook("poststop", &host)]
+    });
+    b.set_sh("echo process >> /out/hooks.log");
+    let id = h.new_id();
+    h.run(&id, &b).assert_ok();
+    let log = read(out.join("hooks.log"));
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.first(), Some(&"prestart"), "{log}");
+    assert_eq!(lines.last(), Some(&"poststop"), "{log}");
+    assert!(
+        lines.contains(&"process") && lines.contains(&"poststart"),
+        "{log}"
+    );
+}
+
+#[test]
+fn hook_args_and_env() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    let out = b.out_dir();
+    let f = out.join("env");
+    b.config["hooks"] = json!({
+        "createRuntime": [{
+            "path": "/bin/sh",
+            "args": ["sh", "-c", "echo \"$0 $1 FOO=$FOO\" > \"$OUT\"", "zero", "one"],
+            "env": ["FOO=bar", format!("OUT={}", f.display())]
+        }]
+    });
+    h.run(&h.new_id(), &b).assert_ok();
+    assert_eq!(read(&f), "zero one FOO=bar\n");
+}
+
+fn assert_nothing_left(h: &Hako, id: &str, b: &Bundle) {
+    assert!(!h.state_dir(id).exists(), "<root>/<id> left behind");
+    let st = h.cmd(&["state", id]);
+    st.assert_err();
+    assert!(st.stderr.contains("does not exist"), "{st:?}");
+    assert!(
+        wait_for(T, || processes_using(b.path()).is_empty()),
+        "leftover processes: {:?}",
+        processes_using(b.path())
+    );
+    assert!(mounts_under(b.path()).is_empty(), "leftover mounts");
+}
+
+#[test]
+fn failing_prestart_fails_create() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    let out = b.out_dir();
+    b.config["hooks"] = json!({
+        "prestart": [sh_hook("echo hook-stderr-text >&2; exit 3")],
+        "poststart": [recording_hook("poststart", out.to_str().unwrap())]
+    });
+    b.set_sh("echo ran > /out/ran");
+    let id = h.new_id();
+    let o = h.create(&id, &b);
+    o.assert_err();
+    assert!(o.stderr.contains("hook"), "{o:?}");
+    assert_nothing_left(&h, &id, &b);
+    assert!(!out.join("ran").exists());
+    assert!(!out.join("hooks.log").exists());
+
+    // Same through run.
+    let id = h.new_id();
+    let o = h.run(&id, &b);
+    o.assert_err();
+    assert_nothing_left(&h, &id, &b);
+}
+
+#[test]
+fn failing_create_runtime_and_create_container_hooks() {
+    require_root!();
+    let h = Hako::new();
+    for kind in ["createRuntime", "createContainer"] {
+        let mut b = Bundle::sh("true");
+        b.config["hooks"] = json!({ kind: [sh_hook("exit 1")] });
+        let id = h.new_id();
+        let o = h.create(&id, &b);
+        o.assert_err();
+        assert_nothing_left(&h, &id, &b);
+    }
+}
+
+#[test]
+fn failing_start_container_hook_fails_start() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    let out = b.out_dir();
+    b.config["hooks"] = json!({ "startContainer": [sh_hook("exit 1")] });
+    b.set_sh("echo ran > /out/ran");
+    let id = h.new_id();
+    h.create(&id, &b).assert_ok();
+    let o = h.start(&id);
+    if testing_runc() && o.code == 0 {
+        eprintln!("runc 1.1: start succeeds although the startContainer hook failed");
+    } else {
+        o.assert_err();
+    }
+    assert!(
+        h.wait_status(&id, "stopped", T),
+        "container not stopped after failing hook"
+    );
+    assert!(
+        !out.join("ran").exists(),
+        "process ran despite failing startContainer hook"
+    );
+}
+
+#[test]
+fn failing_poststart_and_poststop_hooks() {
+    require_root!();
+    let h = Hako::new();
+    // A failing poststop hook is only a warning: delete succeeds.
+    let mut b = Bundle::sh("true");
+    b.config["hooks"] = json!({ "poststop": [sh_hook("exit 1")] });
+    let id = h.new_id();
+    h.create(&id, &b).assert_ok();
+    h.start(&id).assert_ok();
+    assert!(h.wait_status(&id, "stopped", T));
+    h.delete(&id).assert_ok();
+    assert!(!h.state_dir(&id).exists());
+
+    // A failing poststart hook fails start (runc kills the container).
+    let mut b = Bundle::sh("sleep 100");
+    b.config["hooks"] = json!({ "poststart": [sh_hook("exit 1")] });
+    let id = h.new_id();
+    let o = h.create(&id, &b);
+    if testing_runc() && o.code == 1 {
+        eprintln!("runc 1.1 runs poststart during create: create failed");
+        return;
+    }
+    o.assert_ok();
+    let o = h.start(&id);
+    o.assert_err();
+}
+
+#[test]
+fn hook_timeout() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::sh("true");
+    // `exec`: runc 1.1 waits for the hook's stdout to close, which a grandchild would hold.
+    let mut hook = sh_hook("exec sleep 20");
+    hook["timeout"] = json!(1);
+    b.config["hooks"] = json!({ "createRuntime": [hook] });
+    let id = h.new_id();
+    let t0 = Instant::now();
+    let o = h.create(&id, &b);
+    let took = t0.elapsed();
+    o.assert_err();
+    assert!(
+        took < Duration::from_secs(10),
+        "hook timeout not enforced: {took:?}"
+    );
+    assert!(o.stderr.contains("timeout"), "{o:?}");
+    assert_nothing_left(&h, &id, &b);
+}
+
+#[test]
+fn hook_missing_binary_fails() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::sh("true");
+    b.config["hooks"] = json!({ "prestart": [{"path": "/no/such/hook"}] });
+    let id = h.new_id();
+    let o = h.create(&id, &b);
+    o.assert_err();
+    assert_nothing_left(&h, &id, &b);
+}
