@@ -781,3 +781,104 @@ pub fn write_script(dir: &Path, name: &str, body: &str) -> PathBuf {
     fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
     p
 }
+
+/// A `--console-socket` listener: accepts one connection and receives the pty master sent
+/// with SCM_RIGHTS, as containerd's shim and conmon do.
+pub struct ConsoleSocket {
+    pub path: PathBuf,
+    handle: Option<std::thread::JoinHandle<Result<(Vec<u8>, Vec<OwnedFd>), String>>>,
+}
+
+impl ConsoleSocket {
+    /// Listen on `dir/console-<n>.sock` in a background thread that waits up to `CMD_TIMEOUT`.
+    pub fn listen(dir: &Path) -> ConsoleSocket {
+        use std::os::unix::net::UnixListener;
+        let path = dir.join(format!("console-{}.sock", unique()));
+        let listener = UnixListener::bind(&path).expect("bind console socket");
+        listener.set_nonblocking(true).unwrap();
+        let handle = std::thread::spawn(move || {
+            let deadline = Instant::now() + CMD_TIMEOUT;
+            let stream = loop {
+                match listener.accept() {
+                    Ok((s, _)) => break s,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        if Instant::now() >= deadline {
+                            return Err("no connection on the console socket".to_string());
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(e) => return Err(format!("accept: {e}")),
+                }
+            };
+            stream.set_nonblocking(false).unwrap();
+            stream.set_read_timeout(Some(CMD_TIMEOUT)).unwrap();
+            recv_fds(stream.as_raw_fd())
+        });
+        ConsoleSocket {
+            path,
+            handle: Some(handle),
+        }
+    }
+
+    /// Wait for the message: (payload, received fds).
+    pub fn recv(mut self) -> Result<(Vec<u8>, Vec<OwnedFd>), String> {
+        self.handle
+            .take()
+            .unwrap()
+            .join()
+            .map_err(|_| "receiver panicked".to_string())?
+    }
+}
+
+fn recv_fds(fd: RawFd) -> Result<(Vec<u8>, Vec<OwnedFd>), String> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr};
+    use std::io::IoSliceMut;
+    use std::os::fd::FromRawFd;
+    let mut buf = vec![0u8; 4096];
+    let mut cmsg = nix::cmsg_space!([RawFd; 4]);
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let msg = recvmsg::<UnixAddr>(fd, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)
+        .map_err(|e| format!("recvmsg: {e}"))?;
+    let mut fds = Vec::new();
+    for c in msg.cmsgs().map_err(|e| format!("cmsgs: {e}"))? {
+        if let ControlMessageOwned::ScmRights(v) = c {
+            fds.extend(v.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) }));
+        }
+    }
+    let n = msg.bytes;
+    buf.truncate(n);
+    Ok((buf, fds))
+}
+
+/// Read a pty master until the slave side is closed (EIO/EOF) or `timeout` passes.
+pub fn read_pty(master: &OwnedFd, timeout: Duration) -> String {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let mut pfd = [PollFd::new(master.as_fd(), PollFlags::POLLIN)];
+        let ms = left.as_millis().min(i32::MAX as u128) as i32;
+        match poll(
+            &mut pfd,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+        let mut buf = [0u8; 4096];
+        match nix::unistd::read(master, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => continue,
+            Err(_) => break, // EIO: every slave fd is closed
+        }
+    }
+    String::from_utf8_lossy(&out).replace("\r\n", "\n")
+}
