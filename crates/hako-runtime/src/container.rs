@@ -309,7 +309,18 @@ pub fn list(root: &Path) -> Result<Vec<StateView>> {
         let Ok(rec) = serde_json::from_slice::<ContainerRecord>(&text) else {
             continue;
         };
-        out.push(rec.view(status_of(&rec)));
+        let mut view = rec.view(status_of(&rec));
+        // Like runc: OWNER is the user owning the state directory (`#uid` when unnamed), while
+        // `state` leaves it empty.
+        if let Ok(m) = std::fs::metadata(store.dir(&id)) {
+            use std::os::unix::fs::MetadataExt;
+            view.owner = nix::unistd::User::from_uid(m.uid().into())
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+                .unwrap_or_else(|| format!("#{}", m.uid()));
+        }
+        out.push(view);
     }
     Ok(out)
 }
@@ -496,7 +507,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
 
 /// `run`: create, start and (unless detached) wait, forwarding signals; returns the exit status
 /// the CLI must exit with (128+N for a signal N).
-pub fn run(root: &Path, o: &CreateOptions, detach: bool) -> Result<i32> {
+pub fn run(root: &Path, o: &CreateOptions, detach: bool, keep: bool) -> Result<i32> {
     use nix::sys::signal::SigSet;
     use nix::sys::signalfd::{SfdFlags, SignalFd};
     let mut forwarded = SigSet::all();
@@ -590,6 +601,8 @@ pub fn run(root: &Path, o: &CreateOptions, detach: bool) -> Result<i32> {
         p.drain();
     }
     drop(proxy);
-    let _ = delete(root, &o.id, true);
+    if !keep {
+        let _ = delete(root, &o.id, true);
+    }
     Ok(code)
 }

@@ -69,6 +69,9 @@ struct Ready {
 fn setup(a: &InitArgs) -> Result<Ready> {
     let spec = a.spec;
     let process = spec.process().as_ref().expect("validated");
+    // Device nodes and mount points get exactly the configured modes; process.user.umask is set
+    // right before exec.
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     match a.channel.expect("runtime")? {
         Msg::Go => {}
         m => return Err(Error::Init(format!("unexpected message {m:?}"))),
@@ -140,6 +143,8 @@ fn setup(a: &InitArgs) -> Result<Ready> {
         rootfs::prepare(a.rootfs, propagation)?;
         let root = Root::open(a.rootfs)?;
         rootfs::mount_all(spec, &root, a.bundle, in_userns)?;
+        // runc creates a missing cwd (resolved inside the rootfs, before it may turn read-only).
+        root.ensure(process.cwd(), crate::paths::Kind::Dir)?;
         Some(root)
     } else {
         None
@@ -196,7 +201,18 @@ fn setup(a: &InitArgs) -> Result<Ready> {
         process::set_personality(p)?;
     }
     process::set_rlimits(process)?;
-    let caps = process.capabilities().as_ref().map(process::cap_plan);
+    // No `capabilities` object means no capabilities at all (runc), not "keep root's".
+    let empty = hako_spec::oci::LinuxCapabilitiesBuilder::default()
+        .bounding(std::collections::HashSet::new())
+        .effective(std::collections::HashSet::new())
+        .permitted(std::collections::HashSet::new())
+        .inheritable(std::collections::HashSet::new())
+        .ambient(std::collections::HashSet::new())
+        .build()
+        .expect("empty capabilities");
+    let caps = Some(process::cap_plan(
+        process.capabilities().as_ref().unwrap_or(&empty),
+    ));
     if let Some(c) = &caps {
         if !c.unknown.is_empty() {
             // The log file descriptor is inherited from the runtime, so this reaches --log.

@@ -90,10 +90,10 @@ fn dispatch(cli: &Cli) -> Result<u8> {
         Command::Delete { force, id } => container::delete(root, id, *force)?,
         Command::Run {
             detach,
-            keep: _,
+            keep,
             create,
         } => {
-            let code = container::run(root, &create_options(cli, create, !detach), *detach)?;
+            let code = container::run(root, &create_options(cli, create, !detach), *detach, *keep)?;
             return Ok(u8::try_from(code).unwrap_or(255));
         }
         Command::List { format, quiet } => {

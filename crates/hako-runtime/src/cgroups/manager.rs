@@ -216,14 +216,14 @@ impl Cgroups {
     }
 
     /// The resources of `spec`, with the device rules every container needs appended (runc's
-    /// AllowedDevices and the nodes of `linux.devices`), since a config that denies all devices
-    /// still expects /dev/null to work.
+    /// AllowedDevices), since a config that denies all devices still expects /dev/null to work.
+    /// Nodes of `linux.devices` are *not* allowed implicitly: like runc, only the rules decide.
     pub fn resources(spec: &Spec) -> Option<LinuxResources> {
         let linux = spec.linux().as_ref()?;
         let mut r = linux.resources().clone()?;
         if let Some(rules) = r.devices().clone() {
             let mut rules = rules;
-            let mut extra: Vec<serde_json::Value> = [
+            let extra: Vec<serde_json::Value> = [
                 ("c", None, None, "m"),
                 ("b", None, None, "m"),
                 ("c", Some(1), Some(3), "rwm"),
@@ -240,10 +240,6 @@ impl Cgroups {
             .into_iter()
             .map(|(t, ma, mi, a)| serde_json::json!({"allow": true, "type": t, "major": ma, "minor": mi, "access": a}))
             .collect();
-            for d in linux.devices().iter().flatten() {
-                let t = serde_json::to_value(d.typ()).unwrap_or_default();
-                extra.push(serde_json::json!({"allow": true, "type": t, "major": d.major(), "minor": d.minor(), "access": "rwm"}));
-            }
             rules.extend(
                 extra
                     .into_iter()
