@@ -724,7 +724,14 @@ impl Drop for Hako {
     fn drop(&mut self) {
         let ids = self.ids.borrow().clone();
         for id in ids {
-            if self.root.path().join(&id).exists() {
+            // Never hand a path-like id to `delete --force`.
+            let safe = !id.is_empty()
+                && id != "."
+                && id != ".."
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c));
+            if safe && self.root.path().join(&id).exists() {
                 let mut c = Command::new(hako_bin());
                 c.arg("--root")
                     .arg(self.root.path())

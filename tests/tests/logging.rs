@@ -1,0 +1,119 @@
+//! `--log FILE --log-format json` as containerd and podman use it.
+
+use std::fs;
+
+use hako_tests::*;
+
+fn json_log(h: &mut Hako) -> std::path::PathBuf {
+    let log = h.scratch().join(format!("log-{}.json", unique()));
+    h.global = vec![
+        "--log".into(),
+        log.to_string_lossy().to_string(),
+        "--log-format".into(),
+        "json".into(),
+    ];
+    log
+}
+
+/// Exactly one line, a JSON object with level "error" and a non-empty msg; returns msg.
+#[track_caller]
+fn single_error(log: &std::path::Path) -> String {
+    let text = fs::read_to_string(log).expect("log file exists");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "want exactly one log line: {text:?}");
+    let v: Value = serde_json::from_str(lines[0])
+        .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {text:?}"));
+    // podman parses the whole file as one JSON value.
+    let whole: Value = serde_json::from_str(&text).expect("whole file is one JSON value");
+    assert_eq!(whole, v);
+    assert_eq!(v["level"], "error", "{v}");
+    assert!(v["time"].is_string(), "{v}");
+    let msg = v["msg"].as_str().expect("msg").to_string();
+    assert!(!msg.is_empty());
+    msg
+}
+
+#[test]
+fn failure_writes_one_json_error() {
+    require_root!();
+    let mut h = Hako::new();
+    let log = json_log(&mut h);
+    let mut b = Bundle::new();
+    b.set_args(&["/no/such"]);
+    let id = h.new_id();
+    let o = h.create(&id, &b);
+    o.assert_err();
+    let msg = single_error(&log);
+    assert!(msg.contains("no such file or directory"), "{msg}");
+    assert!(!h.state_dir(&id).exists());
+}
+
+#[test]
+fn config_error_in_json_log() {
+    require_root!();
+    let mut h = Hako::new();
+    let log = json_log(&mut h);
+    let mut b = Bundle::new();
+    b.config["process"]["user"]["uid"] = json!("root");
+    let o = h.run(&h.new_id(), &b);
+    o.assert_err();
+    let msg = single_error(&log);
+    assert!(msg.contains("process.user.uid"), "{msg}");
+}
+
+#[test]
+fn unknown_container_in_json_log() {
+    require_root!();
+    let mut h = Hako::new();
+    let log = json_log(&mut h);
+    let o = h.cmd(&["state", "no-such-container"]);
+    o.assert_err();
+    let msg = single_error(&log);
+    assert!(msg.contains("does not exist"), "{msg}");
+    let o = h.cmd(&["delete", "no-such-container"]);
+    o.assert_err();
+}
+
+#[test]
+fn log_file_exists_on_success() {
+    require_root!();
+    let mut h = Hako::new();
+    let log = json_log(&mut h);
+    let b = Bundle::sh("echo hi");
+    let o = h.run(&h.new_id(), &b);
+    o.assert_ok();
+    assert_eq!(o.stdout, "hi\n");
+    assert!(log.is_file(), "log file not created on success");
+    // Whatever is in it is JSON lines, none of them an error.
+    for l in read(&log).lines() {
+        let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        assert_ne!(v["level"], "error", "{v}");
+    }
+}
+
+#[test]
+fn create_success_is_silent() {
+    require_root!();
+    let mut h = Hako::new();
+    let log = json_log(&mut h);
+    let b = Bundle::sh("sleep 100");
+    let id = h.new_id();
+    let o = h.create(&id, &b);
+    o.assert_ok();
+    // containerd hands its pipes to the container: the runtime itself prints nothing.
+    assert_eq!(o.stdout, "");
+    assert_eq!(o.stderr, "");
+    assert!(log.is_file());
+    h.start(&id).assert_ok();
+    h.delete_force(&id).assert_ok();
+}
+
+#[test]
+fn text_errors_go_to_stderr() {
+    require_root!();
+    let h = Hako::new();
+    let o = h.cmd(&["state", "no-such-container"]);
+    o.assert_err();
+    assert!(o.stderr.contains("does not exist"), "{o:?}");
+    assert_eq!(o.stdout, "");
+}
