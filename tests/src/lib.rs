@@ -789,11 +789,14 @@ pub fn write_script(dir: &Path, name: &str, body: &str) -> PathBuf {
     p
 }
 
+/// What a console socket receives: the message payload and the passed fds.
+pub type ConsoleMessage = (Vec<u8>, Vec<OwnedFd>);
+
 /// A `--console-socket` listener: accepts one connection and receives the pty master sent
 /// with SCM_RIGHTS, as containerd's shim and conmon do.
 pub struct ConsoleSocket {
     pub path: PathBuf,
-    handle: Option<std::thread::JoinHandle<Result<(Vec<u8>, Vec<OwnedFd>), String>>>,
+    handle: Option<std::thread::JoinHandle<Result<ConsoleMessage, String>>>,
 }
 
 impl ConsoleSocket {
@@ -828,7 +831,7 @@ impl ConsoleSocket {
     }
 
     /// Wait for the message: (payload, received fds).
-    pub fn recv(mut self) -> Result<(Vec<u8>, Vec<OwnedFd>), String> {
+    pub fn recv(mut self) -> Result<ConsoleMessage, String> {
         self.handle
             .take()
             .unwrap()
@@ -837,7 +840,7 @@ impl ConsoleSocket {
     }
 }
 
-fn recv_fds(fd: RawFd) -> Result<(Vec<u8>, Vec<OwnedFd>), String> {
+fn recv_fds(fd: RawFd) -> Result<ConsoleMessage, String> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr};
     use std::io::IoSliceMut;
     use std::os::fd::FromRawFd;
