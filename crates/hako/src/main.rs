@@ -3,6 +3,7 @@
 
 mod cli;
 mod output;
+mod update;
 
 use std::process::ExitCode;
 
@@ -99,6 +100,20 @@ fn dispatch(cli: &Cli) -> Result<u8> {
         Command::List { format, quiet } => {
             let items = container::list(root)?;
             print!("{}", output::list(&items, *format, *quiet)?);
+        }
+        Command::Pause { id } => container::pause(root, id)?,
+        Command::Resume { id } => container::resume(root, id)?,
+        Command::Ps {
+            format,
+            id,
+            ps_args,
+        } => {
+            let pids = container::pids(root, id)?;
+            print!("{}", output::ps(&pids, *format, ps_args)?);
+        }
+        Command::Update(u) => {
+            let r = update::resources(u)?;
+            container::update(root, &u.id, &r)?;
         }
         Command::Other(args) => {
             let name = args.first().map(String::as_str).unwrap_or("");

@@ -69,6 +69,48 @@ pub fn list(items: &[StateView], format: ListFormat, quiet: bool) -> Result<Stri
     }
 }
 
+/// `ps`: json is a bare array of host pids (containerd parses it); the table is ps(1)'s own
+/// output filtered to the container's pids, as runc prints it.
+pub fn ps(pids: &[i32], format: ListFormat, args: &[String]) -> Result<String> {
+    if format == ListFormat::Json {
+        return Ok(serde_json::to_string(pids)? + "\n");
+    }
+    let args: Vec<String> = if args.is_empty() {
+        vec!["-ef".into()]
+    } else {
+        args.to_vec()
+    };
+    let out = std::process::Command::new("ps").args(&args).output()?;
+    if !out.status.success() {
+        bail!(
+            "ps {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let col = header
+        .split_whitespace()
+        .position(|h| h == "PID")
+        .ok_or_else(|| anyhow::anyhow!("ps output has no PID column"))?;
+    let mut res = format!("{header}\n");
+    for l in lines {
+        if let Some(p) = l
+            .split_whitespace()
+            .nth(col)
+            .and_then(|p| p.parse::<i32>().ok())
+        {
+            if pids.contains(&p) {
+                res.push_str(l);
+                res.push('\n');
+            }
+        }
+    }
+    Ok(res)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
