@@ -112,7 +112,7 @@ pub enum Command {
         ps_args: Vec<String>,
     },
     /// Change the resource limits of a running container.
-    Update(UpdateArgs),
+    Update(Box<UpdateArgs>),
     #[command(external_subcommand)]
     Other(Vec<String>),
 }
