@@ -7,6 +7,7 @@
 //! * [`state`] is the on-disk container record and the runc-shaped `state` JSON.
 
 pub mod bundle;
+pub mod defaults;
 pub mod error;
 pub mod id;
 pub mod state;

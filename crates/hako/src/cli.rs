@@ -98,6 +98,12 @@ pub enum Command {
         #[arg(short = 'q', long)]
         quiet: bool,
     },
+    /// Write a default config.json (runc's) into the bundle directory.
+    Spec {
+        /// (`--rootless`, the global flag, asks for a rootless spec as in runc.)
+        #[arg(short = 'b', long, default_value = ".")]
+        bundle: PathBuf,
+    },
     /// Freeze every process of the container.
     Pause { id: String },
     /// Thaw a paused container.

@@ -101,6 +101,16 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             let items = container::list(root)?;
             print!("{}", output::list(&items, *format, *quiet)?);
         }
+        Command::Spec { bundle } => {
+            let rootless = cli.rootless.as_deref() == Some("true");
+            let path = bundle.join("config.json");
+            if path.exists() {
+                bail!("File {} exists. Remove it first", path.display());
+            }
+            let text = serde_json::to_string_pretty(&hako_spec::defaults::default_spec(rootless))?;
+            std::fs::write(&path, text + "\n")
+                .map_err(|e| anyhow::anyhow!("write {}: {e}", path.display()))?;
+        }
         Command::Pause { id } => container::pause(root, id)?,
         Command::Resume { id } => container::resume(root, id)?,
         Command::Ps {
