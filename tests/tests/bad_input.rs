@@ -254,6 +254,7 @@ fn run_missing_executable_exit_status() {
     let o = h.run(&id, &b);
     // The runtime's own error, not a container exit status like 127.
     assert_eq!(o.code, 1, "{o:?}");
+    assert!(o.stderr.contains("/no/such"), "{o:?}");
 }
 
 #[test]

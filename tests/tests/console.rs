@@ -122,6 +122,7 @@ fn console_socket_missing_fails_cleanly() {
     let id = h.new_id();
     let o = h.create_with(&id, &b, &["--console-socket", sock.to_str().unwrap()]);
     o.assert_err();
+    assert!(o.stderr.contains(sock.to_str().unwrap()), "{o:?}");
     assert!(!h.state_dir(&id).exists());
     assert!(
         wait_for(T, || processes_using(b.path()).is_empty()),

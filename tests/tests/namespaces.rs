@@ -19,13 +19,16 @@ fn container_ns(h: &Hako, b: &mut Bundle) -> Vec<(String, String)> {
         .map(|k| format!("echo {k} $(readlink /proc/self/ns/{k})"))
         .collect::<Vec<_>>()
         .join("; ");
-    h.run_sh(b, &script)
+    let v: Vec<(String, String)> = h
+        .run_sh(b, &script)
         .lines()
         .map(|l| {
             let (k, v) = l.split_once(' ').unwrap();
             (k.to_string(), v.to_string())
         })
-        .collect()
+        .collect();
+    assert_eq!(v.len(), NS.len(), "{v:?}");
+    v
 }
 
 #[test]

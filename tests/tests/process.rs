@@ -329,5 +329,6 @@ fn extra_fds_not_leaked_without_preserve_fds() {
         .split_whitespace()
         .map(|s| s.parse().unwrap())
         .collect();
+    assert!(fds.starts_with(&[0, 1, 2]), "{fds:?}");
     assert!(fds.iter().all(|&fd| fd <= 3), "leaked fds: {fds:?}");
 }

@@ -313,6 +313,11 @@ fn container_mounts_not_visible_on_host() {
     b.set_sh("sleep 100");
     let id = h.new_id();
     h.run_with(&id, &b, &["-d"]).assert_ok();
+    assert_eq!(h.status(&id), "running");
+    // The container does have mounts from the bundle, in its own namespace.
+    let pid = h.pid(&id);
+    let theirs = read(format!("/proc/{pid}/mountinfo"));
+    assert!(theirs.contains(" /out "), "{theirs}");
     let leaked = mounts_under(b.path());
     assert!(
         leaked.is_empty(),
