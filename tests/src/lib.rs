@@ -463,6 +463,8 @@ pub struct CmdOpts {
     /// Do not pass `--root` at all.
     pub no_root: bool,
     pub timeout: Option<Duration>,
+    /// Working directory of the runtime (default: the test's).
+    pub cwd: Option<PathBuf>,
 }
 
 /// Drives the runtime binary with a private `--root`.
@@ -527,6 +529,9 @@ impl Hako {
         c.args(&opts.global);
         c.args(args);
         c.stdout(stdout).stderr(stderr);
+        if let Some(d) = &opts.cwd {
+            c.current_dir(d);
+        }
         // Files, never pipes: a detached container inherits these and would keep a pipe open.
         let stdin_path = if let Some(data) = &opts.stdin {
             let p = self.scratch.path().join(format!("stdin-{n}"));

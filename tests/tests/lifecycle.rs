@@ -365,13 +365,76 @@ fn pid_file() {
     );
     assert_eq!(text.parse::<i32>().unwrap(), h.pid(&id));
 
-    // Relative pid-file paths are relative to the runtime's cwd (the test process cwd here).
     let b2 = Bundle::sh("sleep 100");
     let id2 = h.new_id();
     let pf2 = h.scratch().join("run.pid");
     h.run_with(&id2, &b2, &["-d", "--pid-file", pf2.to_str().unwrap()])
         .assert_ok();
     assert_eq!(read(&pf2), h.pid(&id2).to_string());
+}
+
+#[test]
+fn relative_pid_file_and_default_bundle() {
+    require_root!();
+    let h = Hako::new();
+    let b = Bundle::sh("sleep 100");
+    let id = h.new_id();
+    // No --bundle: the bundle is the cwd. A relative --pid-file is relative to the cwd too.
+    let o = h.cmd_opts(
+        &["create", "--pid-file", "rel.pid", &id],
+        CmdOpts {
+            cwd: Some(b.path().to_path_buf()),
+            ..Default::default()
+        },
+    );
+    o.assert_ok();
+    assert_eq!(read(b.path().join("rel.pid")), h.pid(&id).to_string());
+    let st = h.state(&id);
+    assert_eq!(
+        fs::canonicalize(st["bundle"].as_str().unwrap()).unwrap(),
+        fs::canonicalize(b.path()).unwrap()
+    );
+    // state.bundle is absolute even when given as ".".
+    assert!(st["bundle"].as_str().unwrap().starts_with('/'), "{st}");
+}
+
+#[test]
+fn kill_created_container() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    let out = b.out_dir();
+    b.set_sh("echo ran > /out/ran");
+    let id = h.new_id();
+    h.create(&id, &b).assert_ok();
+    let pid = h.pid(&id);
+    h.kill(&id, "KILL").assert_ok();
+    assert!(h.wait_status(&id, "stopped", T));
+    assert!(wait_for(T, || !pid_alive(pid)));
+    assert_eq!(h.state(&id)["pid"], 0);
+    assert!(!out.join("ran").exists());
+    // A stopped container cannot be started, but can be deleted without --force.
+    h.start(&id).assert_err();
+    h.delete(&id).assert_ok();
+}
+
+#[test]
+fn list_shows_stopped_with_pid_0() {
+    require_root!();
+    let h = Hako::new();
+    let b = Bundle::sh("true");
+    let id = h.new_id();
+    h.run_with(&id, &b, &["-d"]).assert_ok();
+    assert!(h.wait_status(&id, "stopped", T));
+    let t = h.list(&[]);
+    t.assert_ok();
+    let line = t
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .unwrap_or_else(|| panic!("{}", t.stdout));
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(&cols[1..3], ["0", "stopped"], "{line}");
 }
 
 #[test]
