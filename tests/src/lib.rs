@@ -41,7 +41,7 @@ pub fn is_root() -> bool {
 
 /// The runtime under test: `$HAKO_BIN`, else `<workspace>/target/debug/hako`.
 pub fn hako_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("HAKO_BIN") {
+    if let Some(p) = std::env::var_os("HAKO_BIN").filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
     Path::new(env!("CARGO_MANIFEST_DIR"))

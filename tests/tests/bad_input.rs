@@ -353,3 +353,13 @@ fn failure_after_partial_setup_leaves_no_state() {
     b.config["process"]["rlimits"] = json!([{"type": "RLIMIT_NOSUCH", "hard": 1, "soft": 1}]);
     both_fail(&h, &b, &["RLIMIT_NOSUCH"]);
 }
+
+#[test]
+fn cwd_is_a_file() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    fs::write(b.rootfs().join("afile"), "").unwrap();
+    b.config["process"]["cwd"] = json!("/afile");
+    both_fail(&h, &b, &["not a directory"]);
+}

@@ -130,3 +130,49 @@ fn console_socket_missing_fails_cleanly() {
         processes_using(b.path())
     );
 }
+
+#[test]
+fn run_foreground_with_terminal_proxies_output() {
+    require_root!();
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    use std::process::{Command, Stdio};
+    let h = Hako::new();
+    let b = tty_bundle("tty; test -t 1 && echo out-is-tty; exit 4");
+    b.save();
+    let id = h.new_id();
+    // The runtime needs a controlling terminal of its own, as in an interactive shell.
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let slave = std::fs::File::from(pty.slave);
+    let mut c = Command::new(hako_bin());
+    c.arg("--root")
+        .arg(h.root())
+        .args(["run", "--bundle", b.path().to_str().unwrap(), &id])
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave));
+    unsafe {
+        c.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = c.spawn().expect("spawn");
+    drop(c);
+    let master = pty.master;
+    let reader = std::thread::spawn(move || read_pty(&master, T));
+    assert!(
+        wait_for(T, || child.try_wait().unwrap().is_some()),
+        "run with a terminal did not finish"
+    );
+    let st = child.wait().unwrap();
+    let out = reader.join().unwrap();
+    assert_eq!(st.code(), Some(4), "{st:?} {:?}: {out:?}", st.signal());
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines.first().is_some_and(|l| l.starts_with("/dev/pts/")),
+        "{out:?}"
+    );
+    assert!(lines.contains(&"out-is-tty"), "{out:?}");
+}
