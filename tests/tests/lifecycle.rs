@@ -122,6 +122,8 @@ fn kill_bad_signal_fails() {
     h.run_with(&id, &b, &["-d"]).assert_ok();
     let o = h.kill(&id, "SIGNOPE");
     o.assert_err();
+    // runc: unknown signal "SIGNOPE"
+    assert!(o.stderr.contains("unknown signal"), "{o:?}");
     assert_eq!(h.status(&id), "running");
 }
 
@@ -176,7 +178,12 @@ fn start_requires_created() {
     h.start(&id).assert_ok();
     let again = h.start(&id);
     again.assert_err();
-    assert!(again.stderr.contains("cannot start"), "{again:?}");
+    assert!(
+        again
+            .stderr
+            .contains("cannot start an already running container"),
+        "{again:?}"
+    );
     assert_eq!(h.status(&id), "running");
 
     let unknown = h.start("no-such-container");
@@ -211,7 +218,8 @@ fn delete_running_needs_force() {
     let pid = h.pid(&id);
     let o = h.delete(&id);
     o.assert_err();
-    assert!(o.stderr.contains("running"), "{o:?}");
+    // runc: "cannot delete container ID that is not stopped: running"
+    assert!(o.stderr.contains("not stopped: running"), "{o:?}");
     assert_eq!(h.status(&id), "running");
     assert!(pid_alive(pid));
 
