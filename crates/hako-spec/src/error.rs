@@ -23,8 +23,11 @@ pub enum SpecError {
     },
     #[error("config.json: {field}: {reason}")]
     Invalid { field: String, reason: String },
-    #[error("invalid id format: {0:?}")]
+    /// runc's wording, which callers and runc's bats tests match on.
+    #[error("invalid container ID format: {0:?}")]
     InvalidId(String),
+    #[error("container id cannot be empty")]
+    EmptyId,
     #[error("{}: malformed JSON: {message}", path.display())]
     Malformed { path: PathBuf, message: String },
 }

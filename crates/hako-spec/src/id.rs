@@ -5,7 +5,10 @@ use crate::{Result, SpecError};
 
 pub fn validate_id(id: &str) -> Result<()> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-' | '.');
-    if id.is_empty() || id == "." || id == ".." || !id.chars().all(ok_char) {
+    if id.is_empty() {
+        return Err(SpecError::EmptyId);
+    }
+    if id == "." || id == ".." || !id.chars().all(ok_char) {
         return Err(SpecError::InvalidId(id.to_string()));
     }
     Ok(())

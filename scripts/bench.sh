@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# bench.sh: hako vs runc vs crun, side by side in one hyperfine run per scenario, and the peak
+# RSS of `create`. Writes docs/benchmarks.md. Environment: RUNS (default 40).
+#
+# Debian's crun (1.8) refuses the v1 hybrid layout of our machines, so the whole benchmark runs
+# in one private mount namespace with the cgroup2 mount (/sys/fs/cgroup/unified) unmounted:
+# every runtime sees the same pure-v1 layout and no per-run wrapper distorts the timings.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -z "${HAKO_BENCH_INNER:-}" ]; then
+  exec env HAKO_BENCH_INNER=1 unshare -m --propagation private "$0" "$@"
+fi
+umount /sys/fs/cgroup/unified 2>/dev/null || true
+
+RUNS=${RUNS:-40}
+HAKO=${HAKO:-$PWD/target/release/hako}
+work=$(mktemp -d /tmp/hako-bench.XXXXXX)
+bin() { case $1 in hako) echo "$HAKO" ;; *) command -v "$1" ;; esac; }
+cleanup() {
+  for r in hako runc crun; do
+    for id in $(ls "$work/root-$r" 2>/dev/null); do
+      "$(bin "$r")" --root "$work/root-$r" delete --force "$id" >/dev/null 2>&1 || true
+    done
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+scripts/mkbundle.sh "$work/bundle" /bin/true >/dev/null
+for r in hako runc crun; do
+  # `run` deletes the container when it exits, so one fixed id serves every iteration.
+  echo "$(bin "$r") --root $work/root-$r run -b $work/bundle bench" > "$work/run-$r.cmd"
+  cat > "$work/lifecycle-$r.sh" <<SH
+#!/bin/sh
+R="$(bin "$r") --root $work/root-$r"
+\$R create -b $work/bundle lc && \$R start lc &&
+until \$R state lc | grep -q '"stopped"'; do :; done && exec \$R delete lc
+SH
+  chmod +x "$work/lifecycle-$r.sh"
+done
+
+hyperfine -N --warmup 3 --runs "$RUNS" \
+  -n hako "$(cat "$work/run-hako.cmd")" -n runc "$(cat "$work/run-runc.cmd")" \
+  -n crun "$(cat "$work/run-crun.cmd")" \
+  --export-markdown "$work/run.md" --export-json "$work/run.json"
+hyperfine -N --warmup 3 --runs "$RUNS" \
+  -n hako "$work/lifecycle-hako.sh" -n runc "$work/lifecycle-runc.sh" -n crun "$work/lifecycle-crun.sh" \
+  --export-markdown "$work/lifecycle.md" --export-json "$work/lifecycle.json"
+
+rss() {
+  local r=$1 kb
+  kb=$( { /usr/bin/time -f '%M' "$(bin "$r")" --root "$work/root-$r" create -b "$work/bundle" rss; } \
+        2>&1 >/dev/null | tail -1)
+  "$(bin "$r")" --root "$work/root-$r" delete --force rss >/dev/null 2>&1 || true
+  echo "$kb"
+}
+median() { jq -r ".results[] | select(.command==\"$2\") | .median * 1000" "$1"; }
+ratio() { echo "scale=2; $(median "$1" "$2") / $(median "$1" "$3")" | bc -l; }
+medians() { printf '%.1f / %.1f / %.1f' "$(median "$1" hako)" "$(median "$1" runc)" "$(median "$1" crun)"; }
+
+{
+  echo "# Benchmarks"
+  echo
+  echo "Produced by \`make bench\` (scripts/bench.sh) on $(date -u +%Y-%m-%d), $(nproc) cores,"
+  echo "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)."
+  echo "Versions: $($HAKO --version | head -1); $(runc --version | head -1); $(crun --version | head -1)."
+  echo
+  echo "The whole run happens in one private mount namespace without the cgroup2 mount (Debian's"
+  echo "crun refuses this host's v1-hybrid layout), so all three runtimes see the same pure-v1"
+  echo "cgroups. $RUNS runs each after 3 warm-ups; each table is one hyperfine invocation, the"
+  echo "runtimes interleaved in the same minute, so machine noise hits all of them alike."
+  echo
+  echo "## run /bin/true"
+  echo
+  cat "$work/run.md"
+  echo
+  echo "## create + start + poll state until stopped + delete"
+  echo
+  cat "$work/lifecycle.md"
+  echo
+  echo "## Peak RSS of create"
+  echo
+  echo "| runtime | max RSS (KiB) |"
+  echo "|---|---|"
+  for r in hako runc crun; do echo "| $r | $(rss $r) |"; done
+  echo
+  echo "## Medians and ratios (target: hako ≤ 0.75 × crun, and below runc)"
+  echo
+  echo "| scenario | median ms hako / runc / crun | hako / crun | hako / runc |"
+  echo "|---|---|---|---|"
+  echo "| run /bin/true | $(medians "$work/run.json") | $(ratio "$work/run.json" hako crun) | $(ratio "$work/run.json" hako runc) |"
+  echo "| lifecycle | $(medians "$work/lifecycle.json") | $(ratio "$work/lifecycle.json" hako crun) | $(ratio "$work/lifecycle.json" hako runc) |"
+} > docs/benchmarks.md
+cat docs/benchmarks.md
