@@ -48,11 +48,12 @@ hyperfine -N --warmup 3 --runs "$RUNS" \
   --export-markdown "$work/lifecycle.md" --export-json "$work/lifecycle.json"
 
 rss() {
-  local r=$1 kb
-  kb=$( { /usr/bin/time -f '%M' "$(bin "$r")" --root "$work/root-$r" create -b "$work/bundle" rss; } \
-        2>&1 >/dev/null | tail -1)
+  # The waiting init inherits create's stdio: measure into a file, never through a pipe.
+  local r=$1
+  /usr/bin/time -o "$work/rss-$r" -f '%M' "$(bin "$r")" --root "$work/root-$r" create \
+    -b "$work/bundle" rss </dev/null >/dev/null 2>&1 || true
   "$(bin "$r")" --root "$work/root-$r" delete --force rss >/dev/null 2>&1 || true
-  echo "$kb"
+  tail -1 "$work/rss-$r"
 }
 median() { jq -r ".results[] | select(.command==\"$2\") | .median * 1000" "$1"; }
 ratio() { echo "scale=2; $(median "$1" "$2") / $(median "$1" "$3")" | bc -l; }
