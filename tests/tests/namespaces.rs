@@ -140,6 +140,33 @@ fn join_namespace_by_path() {
 }
 
 #[test]
+fn join_pid_namespace_by_path() {
+    require_root!();
+    let h = Hako::new();
+    let holder = Bundle::sh("sleep 100");
+    let hid = h.new_id();
+    h.run_with(&hid, &holder, &["-d"]).assert_ok();
+    let hpid = h.pid(&hid);
+    let want = fs::read_link(format!("/proc/{hpid}/ns/pid")).unwrap();
+    let mut b = Bundle::new();
+    b.config["linux"]["namespaces"] = json!([
+        {"type": "pid", "path": format!("/proc/{hpid}/ns/pid")},
+        {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "network"}
+    ]);
+    // The joined namespace's pid 1 is the holder's sleep; this container's process is not 1.
+    let out = h.run_sh(
+        &mut b,
+        "readlink /proc/self/ns/pid; echo $$; cat /proc/1/cmdline",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], want.to_string_lossy());
+    assert_ne!(lines[1], "1", "{out}");
+    assert!(lines[2].starts_with("sleep"), "{out:?}");
+    // The runtime went back to its own pid namespace: the container is still manageable.
+    assert_eq!(h.status(&hid), "running");
+}
+
+#[test]
 fn user_namespace_mappings() {
     require_root!();
     let h = Hako::new();

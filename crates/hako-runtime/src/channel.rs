@@ -61,6 +61,21 @@ impl Channel {
             .map_err(|e| Error::Init(format!("bad message from {peer}: {e}")))
     }
 
+    /// Like `recv`, but the peer closing its end (an exec'd process: the socket is close-on-exec)
+    /// is `None`, not an error.
+    pub fn recv_or_eof(&self, peer: &str) -> Result<Option<Msg>> {
+        let mut buf = vec![0u8; 1 << 16];
+        let n =
+            crate::sys::retry(|| socket::recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()))
+                .op(format!("receive from {peer}"))?;
+        if n == 0 {
+            return Ok(None);
+        }
+        serde_json::from_slice(&buf[..n])
+            .map(Some)
+            .map_err(|e| Error::Init(format!("bad message from {peer}: {e}")))
+    }
+
     /// Receives and turns an `Error` message into `Err`.
     pub fn expect(&self, peer: &str) -> Result<Msg> {
         match self.recv(peer)? {

@@ -9,7 +9,7 @@ use hako_spec::bundle::Bundle;
 use hako_spec::state::{ContainerRecord, StateView, Status};
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
-use nix::sys::wait::{waitpid, WaitStatus};
+use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
 use crate::cgroups::Cgroups;
@@ -169,11 +169,6 @@ fn create_locked(
         None => None,
     };
     let forked = unsafe { sys::clone3(plan.clone.bits() as u64, None) };
-    if let Some(own) = &restore_pid {
-        use std::os::fd::AsFd;
-        nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID)
-            .op("restore pid namespace")?;
-    }
     let mut pid = match forked.op("clone container init")? {
         sys::Forked::Child => {
             drop(parent_ch);
@@ -198,6 +193,13 @@ fn create_locked(
         sys::Forked::Parent { pid } => pid,
     };
     *child = Some(pid);
+    // Only the parent goes back: the child's *active* pid namespace may be the joined one, and
+    // an ancestor namespace cannot be entered.
+    if let Some(own) = &restore_pid {
+        use std::os::fd::AsFd;
+        nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID)
+            .op("restore pid namespace")?;
+    }
     drop(child_ch);
     drop(listener);
     drop(console);
@@ -452,7 +454,7 @@ fn release(lock: &Locked) -> Result<()> {
 }
 
 /// A pidfd on the init, verified to still be the process we created (pid reuse guard).
-fn init_pidfd(rec: &ContainerRecord) -> Result<OwnedFd> {
+pub(crate) fn init_pidfd(rec: &ContainerRecord) -> Result<OwnedFd> {
     let fd = sys::pidfd_open(rec.pid).map_err(|_| Error::NotRunning)?;
     // Checked after opening the pidfd: from here the fd pins the process we verified.
     match sys::proc_stat(rec.pid) {
@@ -586,99 +588,20 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
 /// `run`: create, start and (unless detached) wait, forwarding signals; returns the exit status
 /// the CLI must exit with (128+N for a signal N).
 pub fn run(root: &Path, o: &CreateOptions, detach: bool, keep: bool) -> Result<i32> {
-    use nix::sys::signal::SigSet;
-    use nix::sys::signalfd::{SfdFlags, SignalFd};
-    let mut forwarded = SigSet::all();
-    for s in [
-        Signal::SIGKILL,
-        Signal::SIGSTOP,
-        Signal::SIGSEGV,
-        Signal::SIGBUS,
-        Signal::SIGILL,
-        Signal::SIGFPE,
-        Signal::SIGTTIN,
-        Signal::SIGTTOU,
-        Signal::SIGTSTP,
-    ] {
-        forwarded.remove(s);
-    }
-    if !detach {
-        // Orphaned grandchildren (and an init forked by an intermediate) are reaped here, and
-        // signals are queued from before the clone so none is lost in the window.
-        nix::sys::prctl::set_child_subreaper(true).op("prctl(PR_SET_CHILD_SUBREAPER)")?;
-        forwarded.thread_block().op("sigprocmask")?;
-    }
+    let forwarded = if detach {
+        None
+    } else {
+        Some(crate::foreground::prepare()?)
+    };
     let created = create(root, o)?;
     if let Err(e) = start(root, &o.id) {
         let _ = delete(root, &o.id, true);
         return Err(e);
     }
-    if detach {
+    let Some(forwarded) = forwarded else {
         return Ok(0);
-    }
-    let sfd = SignalFd::with_flags(&forwarded, SfdFlags::SFD_CLOEXEC).op("signalfd")?;
-    let pid = created.pid;
-    let mut proxy = created.console.map(crate::console::Proxy::new);
-    let mut master_open = proxy.is_some();
-    let code = loop {
-        let mut fds = vec![libc::pollfd {
-            fd: sfd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
-        if let (Some(p), true) = (&proxy, master_open) {
-            fds.extend(p.poll_fds().into_iter().map(|fd| libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            }));
-        }
-        if unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) } < 0 {
-            continue;
-        }
-        if let Some(p) = proxy.as_mut() {
-            for f in &fds[1..] {
-                if f.revents != 0 && !p.pump(f.fd) && f.fd == p.master.as_raw_fd() {
-                    master_open = false;
-                }
-            }
-        }
-        if fds[0].revents == 0 {
-            continue;
-        }
-        let Some(info) = sfd.read_signal().op("read signalfd")? else {
-            continue;
-        };
-        let sig = info.ssi_signo as i32;
-        if sig == libc::SIGWINCH {
-            if let Some(p) = &proxy {
-                p.resize();
-                continue;
-            }
-        }
-        if sig == libc::SIGCHLD {
-            let mut done = None;
-            loop {
-                match waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::Exited(p, c)) if p.as_raw() == pid => done = Some(c),
-                    Ok(WaitStatus::Signaled(p, s, _)) if p.as_raw() == pid => {
-                        done = Some(128 + s as i32)
-                    }
-                    Ok(WaitStatus::StillAlive) | Err(_) => break,
-                    Ok(_) => {}
-                }
-            }
-            if let Some(c) = done {
-                break c;
-            }
-            continue;
-        }
-        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::try_from(sig).ok());
     };
-    if let Some(p) = proxy.as_mut() {
-        p.drain();
-    }
-    drop(proxy);
+    let code = crate::foreground::wait(created.pid, &forwarded, created.console)?;
     if !keep {
         let _ = delete(root, &o.id, true);
     }

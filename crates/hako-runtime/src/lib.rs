@@ -11,6 +11,8 @@ pub mod console;
 pub mod container;
 pub mod devices;
 pub mod error;
+pub mod exec;
+pub mod foreground;
 pub mod hooks;
 pub mod init;
 pub mod log;

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::ffi::CString;
+use std::os::fd::RawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -291,6 +292,113 @@ pub fn cstrings(v: &[String]) -> Result<Vec<CString>> {
                 .map_err(|_| Error::Usage(format!("{s:?} contains a NUL byte")))
         })
         .collect()
+}
+
+/// A fresh anonymous session keyring, so the process cannot read the keys of the host session it
+/// was started from.
+pub fn join_session_keyring() -> Result<()> {
+    let name = c"_ses.hako";
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            1, /* KEYCTL_JOIN_SESSION_KEYRING */
+            name.as_ptr(),
+        )
+    };
+    if r < 0 && nix::errno::Errno::last() != nix::errno::Errno::ENOSYS {
+        return Err(Error::sys(
+            "join session keyring",
+            nix::errno::Errno::last(),
+        ));
+    }
+    Ok(())
+}
+
+/// A process whose credentials, limits and cwd are in place; only execve is left.
+pub struct Ready {
+    pub exe: PathBuf,
+    pub argv: Vec<String>,
+    pub env: Vec<String>,
+}
+
+/// rlimits, bounding set, user and groups, capabilities, environment, executable lookup, cwd,
+/// umask and no_new_privs, in the order the kernel needs them (bounding before the uid switch,
+/// which needs CAP_SETPCAP; caps after it, through keepcaps).
+pub fn prepare(p: &Process, setgroups_allowed: bool, extra_env: &[String]) -> Result<Ready> {
+    set_rlimits(p)?;
+    // No `capabilities` object means no capabilities at all (runc), not "keep root's".
+    let plan = match p.capabilities() {
+        Some(c) => cap_plan(c),
+        None => CapPlan {
+            bounding: HashSet::new(),
+            effective: HashSet::new(),
+            permitted: HashSet::new(),
+            inheritable: HashSet::new(),
+            ambient: HashSet::new(),
+            unknown: vec![],
+        },
+    };
+    if !plan.unknown.is_empty() {
+        crate::log::warn(&format!(
+            "ignoring unknown or unavailable capabilities: {:?}",
+            plan.unknown
+        ));
+    }
+    apply_bounding(&plan)?;
+    switch_user(p, setgroups_allowed, true)?;
+    apply_caps(&plan)?;
+    let mut env = environment(p);
+    env.extend(extra_env.iter().cloned());
+    let argv = p.args().clone().unwrap_or_default();
+    let exe = lookup(&argv[0], &env)
+        .map_err(|e| Error::Init(format!("unable to start container process: {e}")))?;
+    let cwd = p.cwd();
+    nix::unistd::chdir(cwd).ctx("chdir to cwd", cwd)?;
+    // CVE-2024-21626: a cwd reached through a leaked host fd is outside our root, and getcwd
+    // reports that as ENOENT ("(unreachable)"). Refuse rather than run there.
+    nix::unistd::getcwd().map_err(|_| {
+        Error::Init(format!(
+            "cwd {} is outside the container root",
+            cwd.display()
+        ))
+    })?;
+    let umask = p.user().umask().unwrap_or(0o022);
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+        umask as libc::mode_t,
+    ));
+    if p.no_new_privileges() == Some(true) {
+        set_no_new_privs()?;
+    }
+    Ok(Ready { exe, argv, env })
+}
+
+impl Ready {
+    /// Only stdio and `preserve_fds` fds from 3 on cross execve: everything else gets CLOEXEC,
+    /// the preserved ones lose it (`skip` is an fd of ours that must stay close-on-exec). Returns
+    /// only on failure.
+    pub fn exec(self, preserve_fds: u32, skip: RawFd) -> Error {
+        let (Ok(argv), Ok(env), Ok(exe)) = (
+            cstrings(&self.argv),
+            cstrings(&self.env),
+            crate::sys::cstr(&self.exe),
+        ) else {
+            return Error::Usage("argument contains a NUL byte".into());
+        };
+        let keep_end = 3 + preserve_fds;
+        for fd in 3..keep_end as RawFd {
+            if fd != skip {
+                unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+            }
+        }
+        let _ = crate::sys::close_range(keep_end, crate::sys::CLOSE_RANGE_CLOEXEC);
+        let err = nix::unistd::execve(&exe, &argv, &env).unwrap_err();
+        let e = std::io::Error::from_raw_os_error(err as i32);
+        Error::Init(format!(
+            "unable to start container process: exec: {:?}: {}",
+            self.argv[0],
+            io_text(&e)
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -81,6 +81,39 @@ const fn libc_enotdir() -> i32 {
     20 // ENOTDIR; hako-spec makes no syscalls and so does not link libc.
 }
 
+/// Loads and validates an `exec --process` file: one OCI `process` object. Errors name the field
+/// as `process.<path>`, like config.json's.
+pub fn load_process(path: &Path) -> Result<oci_spec::runtime::Process> {
+    let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut json = serde_json::Deserializer::from_str(&text);
+    let p: oci_spec::runtime::Process =
+        serde_path_to_error::deserialize(&mut json).map_err(|e| {
+            let field = e.path().to_string();
+            let inner = e.into_inner();
+            match inner.classify() {
+                serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                    SpecError::Malformed {
+                        path: path.to_path_buf(),
+                        message: inner.to_string(),
+                    }
+                }
+                _ => SpecError::Parse {
+                    path: path.to_path_buf(),
+                    field: match field.as_str() {
+                        "." | "" => "process".to_string(),
+                        f => format!("process.{f}"),
+                    },
+                    message: inner.to_string(),
+                },
+            }
+        })?;
+    crate::validate::validate_process(&p)?;
+    Ok(p)
+}
+
 /// Parses config.json text. On error returns `(json path, message)`, e.g.
 /// `("process.user.uid", "invalid type: string \"x\", expected u32 at line 4 column 20")`.
 pub fn parse_spec(text: &str) -> std::result::Result<(Spec, Vec<String>), (String, String)> {

@@ -47,6 +47,11 @@ fn process(spec: &Spec) -> Result<()> {
         .process()
         .as_ref()
         .ok_or_else(|| SpecError::invalid("process", "is required"))?;
+    validate_process(p)
+}
+
+/// The rules for one `process` object: the container's, or an `exec --process` file's.
+pub fn validate_process(p: &oci_spec::runtime::Process) -> Result<()> {
     if p.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err(SpecError::invalid("process.args", "must not be empty"));
     }

@@ -119,6 +119,8 @@ pub enum Command {
     },
     /// Change the resource limits of a running container.
     Update(Box<UpdateArgs>),
+    /// Run a new process inside a running container.
+    Exec(Box<ExecArgs>),
     #[command(external_subcommand)]
     Other(Vec<String>),
 }
@@ -160,6 +162,49 @@ pub struct UpdateArgs {
     pub id: String,
 }
 
+/// runc's `exec` flags. With `--process F` the process comes from F and the flags that shape it
+/// are ignored, as in runc.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ExecArgs {
+    #[arg(short = 'p', long)]
+    pub process: Option<PathBuf>,
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    #[arg(short = 'e', long)]
+    pub env: Vec<String>,
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    #[arg(short = 'g', long = "additional-gids")]
+    pub additional_gids: Vec<u32>,
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    #[arg(long = "process-label")]
+    pub process_label: Option<String>,
+    #[arg(long)]
+    pub apparmor: Option<String>,
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    #[arg(short = 'c', long)]
+    pub cap: Vec<String>,
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+    #[arg(long = "ignore-paused")]
+    pub ignore_paused: bool,
+    /// Accepted for runc compatibility (the shim is the subreaper).
+    #[arg(long = "no-subreaper")]
+    pub no_subreaper: bool,
+    pub id: String,
+    /// The command and its arguments (everything after the id).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ListFormat {
     Table,
@@ -188,6 +233,17 @@ const LONG_FLAGS: &[&str] = &[
     "format",
     "quiet",
     "no-subreaper",
+    "process",
+    "cwd",
+    "env",
+    "tty",
+    "user",
+    "additional-gids",
+    "process-label",
+    "apparmor",
+    "no-new-privs",
+    "cap",
+    "ignore-paused",
     "version",
     "help",
 ];

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Result};
 use clap::Parser;
 use hako_runtime::container::{self, CreateOptions};
+use hako_runtime::exec::ExecOptions;
 use hako_runtime::log;
 
 use cli::{Cli, Command, CreateArgs};
@@ -45,8 +46,46 @@ fn main() -> ExitCode {
             if log::to_file() {
                 eprintln!("{msg}");
             }
-            ExitCode::from(1)
+            ExitCode::from(e.downcast_ref::<Exit>().map_or(1, |x| x.code))
         }
+    }
+}
+
+/// An error with runc's exit status for it (`exec` fails with 255, so a caller can tell a failed
+/// exec from a process that exited 1).
+#[derive(Debug)]
+struct Exit {
+    code: u8,
+    msg: String,
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+fn exec_options(a: &cli::ExecArgs) -> ExecOptions {
+    ExecOptions {
+        id: a.id.clone(),
+        process_file: a.process.clone(),
+        args: a.command.clone(),
+        tty: a.tty.then_some(true),
+        console_socket: a.console_socket.clone(),
+        detach: a.detach,
+        pid_file: a.pid_file.clone(),
+        cwd: a.cwd.clone(),
+        env: a.env.clone(),
+        user: a.user.clone(),
+        additional_gids: a.additional_gids.clone(),
+        caps: a.cap.clone(),
+        no_new_privs: a.no_new_privs,
+        preserve_fds: a.preserve_fds,
+        ignore_paused: a.ignore_paused,
+        apparmor: a.apparmor.clone(),
+        process_label: a.process_label.clone(),
     }
 }
 
@@ -124,6 +163,13 @@ fn dispatch(cli: &Cli) -> Result<u8> {
         Command::Update(u) => {
             let r = update::resources(u)?;
             container::update(root, &u.id, &r)?;
+        }
+        Command::Exec(a) => {
+            let code = hako_runtime::exec::exec(root, &exec_options(a)).map_err(|e| Exit {
+                code: 255,
+                msg: format!("exec failed: {e}"),
+            })?;
+            return Ok(u8::try_from(code).unwrap_or(255));
         }
         Command::Other(args) => {
             let name = args.first().map(String::as_str).unwrap_or("");

@@ -1,0 +1,351 @@
+//! `exec`: one more process in a running container.
+//!
+//! The runtime clones the process itself, exactly as it clones an init: the child already holds
+//! the resolved `process`, joins every namespace of the container through a pidfd of its init
+//! (`setns(pidfd, flags)` enters them all at once, the user namespace first, and cannot race with
+//! pid reuse), is put in the container's cgroups by the runtime before it may go on, applies the
+//! process's rlimits, capabilities, user and no_new_privs, and execs. A pid namespace only applies
+//! to children, so the runtime enters it just around the clone and the child is born inside it.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use hako_spec::oci::{Capability, LinuxNamespaceType, Process};
+use hako_spec::state::{ContainerRecord, Status};
+use nix::sched::CloneFlags;
+use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
+
+use crate::cgroups::Cgroups;
+use crate::channel::{self, Channel, Msg};
+use crate::container::{init_pidfd, status_of};
+use crate::error::{Context, Error, Result};
+use crate::paths::Root;
+use crate::process;
+use crate::store::{self, Store};
+use crate::sys;
+
+#[derive(Debug, Default, Clone)]
+pub struct ExecOptions {
+    pub id: String,
+    /// `--process F`: the whole process object; the flags below then do not apply.
+    pub process_file: Option<PathBuf>,
+    pub args: Vec<String>,
+    pub tty: Option<bool>,
+    pub console_socket: Option<PathBuf>,
+    pub detach: bool,
+    pub pid_file: Option<PathBuf>,
+    pub cwd: Option<PathBuf>,
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub additional_gids: Vec<u32>,
+    pub caps: Vec<String>,
+    pub no_new_privs: bool,
+    pub preserve_fds: u32,
+    pub ignore_paused: bool,
+    pub apparmor: Option<String>,
+    pub process_label: Option<String>,
+}
+
+/// runc's `getProcess`: the container's process with the command line's overrides.
+fn build_process(o: &ExecOptions, rec: &ContainerRecord) -> Result<Process> {
+    if let Some(f) = &o.process_file {
+        return Ok(hako_spec::bundle::load_process(f)?);
+    }
+    let mut p = rec.config.process().clone().unwrap_or_default();
+    if o.args.is_empty() {
+        return Err(Error::Usage("process.args: must not be empty".into()));
+    }
+    p.set_args(Some(o.args.clone()));
+    if let Some(cwd) = &o.cwd {
+        p.set_cwd(cwd.clone());
+    }
+    if !o.env.is_empty() {
+        let mut env = p.env().clone().unwrap_or_default();
+        env.extend(o.env.iter().cloned());
+        p.set_env(Some(env));
+    }
+    if let Some(t) = o.tty {
+        p.set_terminal(Some(t));
+    }
+    if o.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    if o.apparmor.is_some() {
+        p.set_apparmor_profile(o.apparmor.clone());
+    }
+    if o.process_label.is_some() {
+        p.set_selinux_label(o.process_label.clone());
+    }
+    let mut user = p.user().clone();
+    if let Some(u) = &o.user {
+        let (uid, gid) = match u.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (u.as_str(), None),
+        };
+        if let Some(g) = gid {
+            user.set_gid(
+                g.parse()
+                    .map_err(|e| Error::Usage(format!("parsing {g} as int for gid failed: {e}")))?,
+            );
+        }
+        user.set_uid(
+            uid.parse()
+                .map_err(|e| Error::Usage(format!("parsing {uid} as int for uid failed: {e}")))?,
+        );
+    }
+    if !o.additional_gids.is_empty() {
+        user.set_additional_gids(Some(o.additional_gids.clone()));
+    }
+    p.set_user(user);
+    if !o.caps.is_empty() {
+        // runc ≥ 1.1.2: added to bounding, effective and permitted, and to ambient only when the
+        // process already has inheritable capabilities (ambient needs inheritable; adding to
+        // inheritable itself was CVE-2022-29162).
+        let mut c = p.capabilities().clone().unwrap_or_default();
+        let add = |set: Option<std::collections::HashSet<Capability>>| -> Result<_> {
+            let mut set = set.unwrap_or_default();
+            for name in &o.caps {
+                let cap: Capability = serde_json::from_value(serde_json::json!(name))
+                    .map_err(|_| Error::Usage(format!("--cap: unknown capability {name:?}")))?;
+                set.insert(cap);
+            }
+            Ok(Some(set))
+        };
+        c.set_bounding(add(c.bounding().clone())?);
+        c.set_effective(add(c.effective().clone())?);
+        c.set_permitted(add(c.permitted().clone())?);
+        if c.inheritable().as_ref().is_some_and(|i| !i.is_empty()) {
+            c.set_ambient(add(c.ambient().clone())?);
+        }
+        p.set_capabilities(Some(c));
+    }
+    hako_spec::validate::validate_process(&p)?;
+    Ok(p)
+}
+
+/// The namespaces of the init that differ from the runtime's own, as setns flags. Joining a
+/// namespace we are already in is skipped (for a user namespace it would even be EINVAL).
+fn namespaces_of(pid: i32) -> Result<(CloneFlags, bool)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut flags = CloneFlags::empty();
+    let mut pidns = false;
+    for (name, t) in [
+        ("user", LinuxNamespaceType::User),
+        ("ipc", LinuxNamespaceType::Ipc),
+        ("uts", LinuxNamespaceType::Uts),
+        ("net", LinuxNamespaceType::Network),
+        ("mnt", LinuxNamespaceType::Mount),
+        ("cgroup", LinuxNamespaceType::Cgroup),
+        ("time", LinuxNamespaceType::Time),
+        ("pid", LinuxNamespaceType::Pid),
+    ] {
+        let theirs = format!("/proc/{pid}/ns/{name}");
+        let ours = format!("/proc/self/ns/{name}");
+        let (Ok(a), Ok(b)) = (std::fs::metadata(&theirs), std::fs::metadata(&ours)) else {
+            continue; // a kernel without this namespace type
+        };
+        if (a.dev(), a.ino()) == (b.dev(), b.ino()) {
+            continue;
+        }
+        if t == LinuxNamespaceType::Pid {
+            pidns = true;
+        } else {
+            flags |= crate::namespaces::flag(t);
+        }
+    }
+    Ok((flags, pidns))
+}
+
+/// Runs the exec. Returns the status the CLI exits with: the process's (128+N for signal N) in
+/// the foreground, 0 once it runs with `--detach`.
+pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
+    hako_spec::id::validate_id(&o.id).map_err(|_| Error::NotExist(o.id.clone()))?;
+    let lock = Store::existing(root).lock(&o.id)?;
+    let rec = lock.load()?;
+    match status_of(&rec) {
+        Status::Stopped => {
+            return Err(Error::BadState("cannot exec in a stopped container".into()))
+        }
+        Status::Paused if !o.ignore_paused => {
+            return Err(Error::BadState(
+                "cannot exec in a paused container (use --ignore-paused to override)".into(),
+            ))
+        }
+        _ => {}
+    }
+    let process = build_process(o, &rec)?;
+    let terminal = process.terminal().unwrap_or(false);
+    if terminal && o.detach && o.console_socket.is_none() {
+        return Err(Error::Usage(
+            "cannot allocate tty if runc will detach without setting console socket".into(),
+        ));
+    }
+    if !terminal && o.console_socket.is_some() {
+        return Err(Error::Usage(
+            "cannot use console socket if runc will not detach or allocate tty".into(),
+        ));
+    }
+    if process
+        .apparmor_profile()
+        .as_deref()
+        .is_some_and(|a| !a.is_empty())
+        || process
+            .selinux_label()
+            .as_deref()
+            .is_some_and(|l| !l.is_empty())
+    {
+        return Err(Error::Usage(
+            "process.apparmorProfile/selinuxLabel: security labels are not supported by hako"
+                .into(),
+        ));
+    }
+    let pidfd = init_pidfd(&rec)?;
+    let (flags, join_pid) = namespaces_of(rec.pid)?;
+    // A user namespace whose gid map was written after `setgroups` was denied forbids setgroups.
+    let setgroups_allowed = std::fs::read_to_string(format!("/proc/{}/setgroups", rec.pid))
+        .map(|s| s.trim() != "deny")
+        .unwrap_or(true);
+
+    let forwarded = if o.detach {
+        None
+    } else {
+        Some(crate::foreground::prepare()?)
+    };
+    let console = match o.console_socket.as_deref() {
+        Some(p) => Some(crate::console::connect(p)?),
+        None => None,
+    };
+    // Foreground with a terminal and no socket: the runtime receives the master itself.
+    let (own_console, console) = match (console, terminal) {
+        (Some(c), _) => (None, Some(c)),
+        (None, true) => {
+            let (a, b) = nix::sys::socket::socketpair(
+                nix::sys::socket::AddressFamily::Unix,
+                nix::sys::socket::SockType::Stream,
+                None,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            )
+            .op("socketpair")?;
+            (Some(a), Some(b))
+        }
+        (None, false) => (None, None),
+    };
+    let (parent_ch, child_ch) = channel::pair()?;
+    let restore_pid = if join_pid {
+        let own = std::fs::File::open("/proc/self/ns/pid").ctx("open", "/proc/self/ns/pid")?;
+        nix::sched::setns(pidfd.as_fd(), CloneFlags::CLONE_NEWPID)
+            .op("join the container's pid namespace")?;
+        Some(own)
+    } else {
+        None
+    };
+    let forked = unsafe { sys::clone3(0, None) };
+    let pid = match forked.op("clone exec process")? {
+        sys::Forked::Child => {
+            drop(parent_ch);
+            let close = [lock.lock_fd().as_raw_fd()]
+                .into_iter()
+                .chain(own_console.as_ref().map(|f| f.as_raw_fd()))
+                .collect::<Vec<_>>();
+            child(Child {
+                process: &process,
+                pidfd: &pidfd,
+                flags,
+                setgroups_allowed,
+                channel: child_ch,
+                console,
+                preserve_fds: o.preserve_fds,
+                close,
+            })
+        }
+        sys::Forked::Parent { pid } => pid,
+    };
+    // Only the parent goes back: the child's *active* pid namespace is the container's now, and
+    // an ancestor namespace cannot be entered.
+    if let Some(own) = &restore_pid {
+        nix::sched::setns(own.as_fd(), CloneFlags::CLONE_NEWPID).op("restore pid namespace")?;
+    }
+    drop(child_ch);
+    drop(console);
+    let r = (|| {
+        if let Some(adj) = process.oom_score_adj() {
+            let p = format!("/proc/{pid}/oom_score_adj");
+            std::fs::write(&p, adj.to_string()).ctx("write", p)?;
+        }
+        Cgroups::from_record(rec.cgroup.clone()).apply(pid)?;
+        parent_ch.send(&Msg::Go)?;
+        // Nothing comes back when execve succeeds: the channel is close-on-exec.
+        match parent_ch.recv_or_eof("exec process")? {
+            None => Ok(()),
+            Some(Msg::Error(e)) => Err(Error::Init(e)),
+            Some(m) => Err(Error::Init(format!("unexpected message {m:?}"))),
+        }
+    })();
+    if let Err(e) = r {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        return Err(e);
+    }
+    let master = own_console
+        .map(|s| crate::console::recv_master(&s))
+        .transpose()?;
+    if let Some(pf) = &o.pid_file {
+        store::write_atomic(pf, &pid.to_string())?;
+    }
+    drop(lock);
+    match forwarded {
+        None => Ok(0),
+        Some(f) => crate::foreground::wait(pid, &f, master),
+    }
+}
+
+struct Child<'a> {
+    process: &'a Process,
+    pidfd: &'a OwnedFd,
+    flags: CloneFlags,
+    setgroups_allowed: bool,
+    channel: Channel,
+    console: Option<OwnedFd>,
+    preserve_fds: u32,
+    close: Vec<RawFd>,
+}
+
+fn child(c: Child) -> ! {
+    // CVE-2019-5736: until execve this process *is* the runtime binary. Not dumpable, so nothing
+    // in the container can open /proc/<pid>/exe (or ptrace us) while we are in its namespaces.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    for fd in &c.close {
+        let _ = nix::unistd::close(*fd);
+    }
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    let err = match setup(&c) {
+        Ok(ready) => ready.exec(c.preserve_fds, c.channel.raw()),
+        Err(e) => e,
+    };
+    let _ = c.channel.send(&Msg::Error(err.to_string()));
+    unsafe { libc::_exit(1) }
+}
+
+fn setup(c: &Child) -> Result<process::Ready> {
+    match c.channel.expect("runtime")? {
+        Msg::Go => {}
+        m => return Err(Error::Init(format!("unexpected message {m:?}"))),
+    }
+    if !c.flags.is_empty() {
+        nix::sched::setns(c.pidfd.as_fd(), c.flags).op("join the container's namespaces")?;
+    }
+    nix::unistd::setsid().op("setsid")?;
+    process::join_session_keyring()?;
+    if let Some(sock) = &c.console {
+        // The mount namespace's root is the container's root now: /dev/pts/ptmx is resolved in it
+        // and verified to be devpts.
+        let root = Root::open(Path::new("/"))?;
+        let (master, peer, name) = crate::console::open_pty(&root)?;
+        if let Some(size) = c.process.console_size() {
+            crate::console::set_size(&master, size.height() as u16, size.width() as u16)?;
+        }
+        crate::console::send_master(sock, &master, &name)?;
+        crate::console::make_stdio(&peer)?;
+    }
+    process::prepare(c.process, c.setgroups_allowed, &[])
+}
