@@ -60,7 +60,7 @@ fn now_rfc3339() -> String {
 
 pub fn create(root: &Path, o: &CreateOptions) -> Result<Created> {
     hako_spec::id::validate_id(&o.id)?;
-    let bundle = Bundle::load(&o.bundle)?;
+    let bundle = Bundle::load_with(&o.bundle, log::debug_enabled())?;
     for f in &bundle.unknown_fields {
         log::debug(&format!("config.json: ignoring unknown property {f}"));
     }
@@ -126,11 +126,6 @@ fn create_locked(
     child: &mut Option<i32>,
 ) -> Result<Created> {
     let spec = &bundle.spec;
-    cgroups.create()?;
-    if let Some(r) = Cgroups::resources(spec) {
-        // Limits are in place before the init joins: no user code ever runs unlimited.
-        cgroups.set(&r)?;
-    }
     let listener =
         UnixListener::bind(sock_path(lock)).ctx("listen", lock.path(store::START_SOCKET))?;
     let terminal = spec
@@ -216,8 +211,6 @@ fn create_locked(
         let p = format!("/proc/{pid}/oom_score_adj");
         std::fs::write(&p, adj.to_string()).ctx("write", p)?;
     }
-    // In its cgroups before Go: the init's cgroup namespace (unshared after Go) is rooted there.
-    cgroups.apply(pid)?;
     parent_ch.send(&Msg::Go)?;
     if plan.fork_for_pid {
         let Msg::InitPid(real) = parent_ch.expect("container init")? else {
@@ -227,6 +220,15 @@ fn create_locked(
         pid = real;
         *child = Some(pid);
     }
+    // While the init builds its namespaces and mounts on the other CPU: its cgroups, limits set
+    // before it joins, and it joined before it may unshare its cgroup namespace (rooted there) or
+    // run anything of the user's.
+    cgroups.create()?;
+    if let Some(r) = Cgroups::resources(spec) {
+        cgroups.set(&r)?;
+    }
+    cgroups.apply(pid)?;
+    parent_ch.send(&Msg::CgroupsJoined)?;
     let mut rec = ContainerRecord {
         id: o.id.clone(),
         pid,

@@ -109,9 +109,23 @@ fn setup(a: &InitArgs) -> Result<Ready> {
         nix::unistd::setresuid(0.into(), 0.into(), 0.into()).op("setresuid 0 in user namespace")?;
     }
     nix::unistd::setsid().op("setsid")?;
-    if a.plan.new_cgroup {
-        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).op("unshare cgroup namespace")?;
-    }
+    // The runtime places us in our cgroups in parallel with what follows; we wait for that only
+    // where it matters (the cgroup namespace is rooted at the cgroup we are in when we unshare it).
+    let mut in_cgroups = false;
+    let mut join_cgroups = || -> Result<()> {
+        if in_cgroups {
+            return Ok(());
+        }
+        match a.channel.expect("runtime")? {
+            Msg::CgroupsJoined => {}
+            m => return Err(Error::Init(format!("unexpected message {m:?}"))),
+        }
+        if a.plan.new_cgroup {
+            nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).op("unshare cgroup namespace")?;
+        }
+        in_cgroups = true;
+        Ok(())
+    };
     if !a.no_new_keyring {
         // A fresh session keyring so the container cannot read the host's keys.
         let name = c"_ses.hako";
@@ -142,13 +156,14 @@ fn setup(a: &InitArgs) -> Result<Ready> {
     let root = if a.plan.private_mount {
         rootfs::prepare(a.rootfs, propagation)?;
         let root = Root::open(a.rootfs)?;
-        rootfs::mount_all(spec, &root, a.bundle, in_userns)?;
+        rootfs::mount_all(spec, &root, a.bundle, in_userns, &mut join_cgroups)?;
         // runc creates a missing cwd (resolved inside the rootfs, before it may turn read-only).
         root.ensure(process.cwd(), crate::paths::Kind::Dir)?;
         Some(root)
     } else {
         None
     };
+    join_cgroups()?;
     a.channel.send(&Msg::RunRuntimeHooks)?;
     let state = match a.channel.expect("runtime")? {
         Msg::HooksDone { state } => state,

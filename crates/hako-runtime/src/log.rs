@@ -102,6 +102,14 @@ pub fn log(level: Level, msg: &str) {
     }
 }
 
+/// Whether `--debug` is on (so callers can skip work whose only use is a debug line).
+pub fn debug_enabled() -> bool {
+    LOGGER
+        .lock()
+        .map(|l| l.as_ref().is_some_and(|l| l.min == Level::Debug))
+        .unwrap_or(false)
+}
+
 pub fn debug(msg: &str) {
     log(Level::Debug, msg)
 }

@@ -63,6 +63,24 @@ pub fn set_rlimits(p: &Process) -> Result<()> {
     Ok(())
 }
 
+/// The kernel's highest capability number (/proc/sys/kernel/cap_last_cap, which the caps crate
+/// would otherwise probe with one prctl per capability, every time it is asked).
+fn last_cap() -> u8 {
+    static LAST: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+    *LAST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or_else(|| {
+                caps::runtime::thread_all_supported()
+                    .iter()
+                    .map(|c| c.index())
+                    .max()
+                    .unwrap_or(0)
+            })
+    })
+}
+
 fn to_caps(set: &Option<Capabilities>, unknown: &mut Vec<String>) -> CapsHashSet {
     let mut out = HashSet::new();
     for c in set.iter().flatten() {
@@ -71,15 +89,7 @@ fn to_caps(set: &Option<Capabilities>, unknown: &mut Vec<String>) -> CapsHashSet
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
         match Cap::from_str(&name) {
-            Ok(cap)
-                if caps::all().contains(&cap)
-                    && cap.index()
-                        <= caps::runtime::thread_all_supported()
-                            .iter()
-                            .map(|c| c.index())
-                            .max()
-                            .unwrap_or(0) =>
-            {
+            Ok(cap) if cap.index() <= last_cap() => {
                 out.insert(cap);
             }
             _ => unknown.push(name),
@@ -116,10 +126,12 @@ pub fn cap_plan(c: &LinuxCapabilities) -> CapPlan {
 
 /// Drops the bounding set. Must run before the uid switch: dropping needs CAP_SETPCAP.
 pub fn apply_bounding(plan: &CapPlan) -> Result<()> {
-    for cap in caps::runtime::thread_all_supported() {
+    for cap in caps::all().into_iter().filter(|c| c.index() <= last_cap()) {
         if !plan.bounding.contains(&cap) {
-            caps::drop(None, CapSet::Bounding, cap)
-                .map_err(|e| Error::Init(format!("drop bounding capability {cap}: {e}")))?;
+            let r = unsafe {
+                libc::prctl(libc::PR_CAPBSET_DROP, cap.index() as libc::c_ulong, 0, 0, 0)
+            };
+            nix::errno::Errno::result(r).op(format!("drop bounding capability {cap}"))?;
         }
     }
     Ok(())

@@ -100,7 +100,15 @@ pub fn unescape(s: &str) -> String {
 }
 
 /// Step 2: `mounts[]` in order, then /dev content unless /dev is bound from the host.
-pub fn mount_all(spec: &Spec, root: &Root, bundle: &Path, in_userns: bool) -> Result<()> {
+/// `before_cgroup` runs once before the first cgroup mount: the init must be in its cgroups (and
+/// its cgroup namespace) by then, and nothing before that needs them.
+pub fn mount_all(
+    spec: &Spec,
+    root: &Root,
+    bundle: &Path,
+    in_userns: bool,
+    before_cgroup: &mut dyn FnMut() -> Result<()>,
+) -> Result<()> {
     let ctx = MountCtx {
         root,
         bundle,
@@ -108,6 +116,9 @@ pub fn mount_all(spec: &Spec, root: &Root, bundle: &Path, in_userns: bool) -> Re
     };
     let spec_mounts = spec.mounts().as_deref().unwrap_or(&[]);
     for m in spec_mounts {
+        if matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")) {
+            before_cgroup()?;
+        }
         mounts::mount_one(&ctx, m)?;
     }
     let dev_from_host = spec_mounts.iter().any(|m| {

@@ -20,6 +20,12 @@ pub struct Bundle {
 
 impl Bundle {
     pub fn load(dir: &Path) -> Result<Bundle> {
+        Self::load_with(dir, true)
+    }
+
+    /// `unknown`: also collect the JSON paths of unknown properties (costs a slower parse; only
+    /// worth it when they will be logged).
+    pub fn load_with(dir: &Path, unknown: bool) -> Result<Bundle> {
         let dir = std::path::absolute(dir).map_err(|source| SpecError::Bundle {
             path: dir.to_path_buf(),
             source,
@@ -40,7 +46,7 @@ impl Bundle {
             source,
         })?;
         let (spec, unknown_fields) =
-            parse_spec(&text).map_err(|(field, message)| match field.is_empty() {
+            parse_spec_with(&text, unknown).map_err(|(field, message)| match field.is_empty() {
                 true => SpecError::Malformed {
                     path: config.clone(),
                     message,
@@ -117,6 +123,20 @@ pub fn load_process(path: &Path) -> Result<oci_spec::runtime::Process> {
 /// Parses config.json text. On error returns `(json path, message)`, e.g.
 /// `("process.user.uid", "invalid type: string \"x\", expected u32 at line 4 column 20")`.
 pub fn parse_spec(text: &str) -> std::result::Result<(Spec, Vec<String>), (String, String)> {
+    parse_spec_with(text, true)
+}
+
+/// `parse_spec`; without `unknown`, the common case (valid JSON) takes serde_json's plain path,
+/// and only a failure is re-parsed for the field path of the error.
+pub fn parse_spec_with(
+    text: &str,
+    unknown: bool,
+) -> std::result::Result<(Spec, Vec<String>), (String, String)> {
+    if !unknown {
+        if let Ok(spec) = serde_json::from_str::<Spec>(text) {
+            return Ok((spec, vec![]));
+        }
+    }
     let mut unknown = Vec::new();
     let mut json = serde_json::Deserializer::from_str(text);
     let mut record =

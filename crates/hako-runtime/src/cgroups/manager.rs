@@ -332,6 +332,10 @@ impl Cgroups {
                 return write(d, "cgroup.kill", "1", "cgroup.kill");
             }
         }
+        if self.pids().is_empty() {
+            // The common case at delete: nothing left. Skip the freeze/thaw round trip.
+            return Ok(());
+        }
         let freezer = self.rec.v1.contains_key("freezer") && self.freeze(true).is_ok();
         for p in self.pids() {
             let _ = nix::sys::signal::kill(
