@@ -11,6 +11,7 @@ pub mod console;
 pub mod container;
 pub mod devices;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod foreground;
 pub mod hooks;

@@ -121,6 +121,15 @@ pub enum Command {
     Update(Box<UpdateArgs>),
     /// Run a new process inside a running container.
     Exec(Box<ExecArgs>),
+    /// Resource usage (`--stats`: once) and OOM notifications, as JSON lines.
+    Events {
+        #[arg(long)]
+        stats: bool,
+        /// Interval between stats while streaming (Go duration: 5s, 500ms, 1m).
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        id: String,
+    },
     #[command(external_subcommand)]
     Other(Vec<String>),
 }
@@ -244,6 +253,8 @@ const LONG_FLAGS: &[&str] = &[
     "no-new-privs",
     "cap",
     "ignore-paused",
+    "stats",
+    "interval",
     "version",
     "help",
 ];

@@ -171,6 +171,18 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             })?;
             return Ok(u8::try_from(code).unwrap_or(255));
         }
+        Command::Events {
+            stats,
+            interval,
+            id,
+        } => {
+            let every = humantime::parse_duration(interval)
+                .map_err(|e| anyhow::anyhow!("invalid --interval {interval:?}: {e}"))?;
+            if every.is_zero() {
+                bail!("duration interval must be greater than 0");
+            }
+            hako_runtime::events::events(root, id, *stats, every, &mut std::io::stdout().lock())?;
+        }
         Command::Other(args) => {
             let name = args.first().map(String::as_str).unwrap_or("");
             bail!("command {name:?} is not implemented by hako yet");

@@ -4,6 +4,7 @@
 
 pub mod manager;
 pub mod mount;
+pub mod stats;
 pub mod v1;
 pub mod v2;
 

@@ -1,0 +1,82 @@
+//! `events`: runc's stats envelope with real cgroup figures, and OOM notifications while
+//! streaming.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use hako_tests::*;
+
+#[test]
+fn stats_once_in_runc_shape() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::sh("sleep 100");
+    b.config["linux"]["resources"] = json!({"memory": {"limit": 67108864}, "pids": {"limit": 50}});
+    let id = h.new_id();
+    h.run_with(&id, &b, &["-d"]).assert_ok();
+    let o = h.cmd(&["events", "--stats", &id]);
+    o.assert_ok();
+    assert_eq!(o.stdout.lines().count(), 1, "one line: {o:#?}");
+    let v: Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v["type"], "stats");
+    assert_eq!(v["id"], id.as_str());
+    let d = &v["data"];
+    assert_eq!(d["memory"]["usage"]["limit"], 67108864);
+    assert!(d["memory"]["usage"]["usage"].as_u64().unwrap() > 0, "{d}");
+    assert_eq!(d["pids"]["current"], 1);
+    assert_eq!(d["pids"]["limit"], 50);
+    assert!(d["cpu"]["usage"]["total"].as_u64().unwrap() > 0, "{d}");
+    assert!(!d["cpuset"]["cpus"].as_array().unwrap().is_empty());
+    for key in ["blkio", "hugetlb", "intel_rdt"] {
+        assert!(d[key].is_object(), "{key} missing: {d}");
+    }
+    assert!(d["network_interfaces"].is_null());
+
+    h.kill(&id, "KILL").assert_ok();
+    assert!(h.wait_status(&id, "stopped", Duration::from_secs(10)));
+    let o = h.cmd(&["events", "--stats", &id]);
+    o.assert_err();
+    assert!(o.stderr.contains("is not running"), "{o:#?}");
+}
+
+#[test]
+fn streaming_reports_oom_kill() {
+    require_root!();
+    let h = Hako::new();
+    // `tail` keeps the whole (newline-free) input in memory: it is OOM-killed at the limit.
+    let mut b = Bundle::sh("sleep 1; tail /dev/zero; sleep 100");
+    b.config["linux"]["resources"] = json!({"memory": {"limit": 33554432, "swap": 33554432}});
+    let id = h.new_id();
+    h.run_with(&id, &b, &["-d"]).assert_ok();
+    let out = h.scratch().join("events.out");
+    let mut ev = Command::new(hako_bin())
+        .args([
+            "--root",
+            h.root().to_str().unwrap(),
+            "events",
+            "--interval",
+            "200ms",
+            &id,
+        ])
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let saw_oom = wait_for(Duration::from_secs(20), || {
+        read(&out).lines().any(|l| {
+            serde_json::from_str::<Value>(l)
+                .is_ok_and(|v| v["type"] == "oom" && v["id"] == id.as_str())
+        })
+    });
+    let _ = ev.kill();
+    let _ = ev.wait();
+    let text = read(&out);
+    assert!(saw_oom, "no oom event: {text}");
+    // Stats lines kept coming meanwhile, and every line is the runc envelope.
+    assert!(
+        text.lines().any(|l| l.starts_with("{\"type\":\"stats\"")),
+        "{text}"
+    );
+    // The container lives on (its shell survived the OOM kill of `tail`).
+    assert_eq!(h.status(&id), "running");
+}
