@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 TMP := $(CURDIR)/.tmp
-DEBIAN_PKGS := busybox-static runc crun hyperfine jq libseccomp-dev pkg-config time util-linux procps bc
+DEBIAN_PKGS := busybox-static runc crun hyperfine jq libseccomp-dev pkg-config time util-linux procps bc gcc libc6-dev
 
 .PHONY: all deps build release test unit integration-tests demo bench integration test-cgroupv2 lint clean
 

@@ -63,9 +63,50 @@ pub fn set_size(master: &OwnedFd, height: u16, width: u16) -> Result<()> {
     Ok(())
 }
 
-/// Bind the pty peer on the rootfs's /dev/console (init only, as runc does).
+/// Bind the pty peer on the rootfs's /dev/console (init only, as runc does). The target must be
+/// a plain file or device node *in* the container's /dev: a symlink planted there would send the
+/// bind onto whatever it names — a /proc file, defeating masked and read-only paths
+/// (CVE-2025-52565) — so it is refused, never followed.
 pub fn bind_console(root: &Root, peer: &OwnedFd) -> Result<()> {
-    let target = root.ensure(Path::new("/dev/console"), Kind::File)?;
+    let shown = root.host_path(Path::new("/dev/console"));
+    let dev = root.ensure(Path::new("/dev"), Kind::Dir)?;
+    let open = || {
+        nix::fcntl::openat(
+            &dev,
+            "console",
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_NOFOLLOW
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+    };
+    let target = match open() {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => {
+            let created = nix::fcntl::openat(
+                &dev,
+                "console",
+                nix::fcntl::OFlag::O_CREAT
+                    | nix::fcntl::OFlag::O_EXCL
+                    | nix::fcntl::OFlag::O_NOFOLLOW
+                    | nix::fcntl::OFlag::O_WRONLY
+                    | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::from_bits_truncate(0o600),
+            )
+            .ctx("create", &shown)?;
+            drop(created);
+            open().ctx("open", &shown)?
+        }
+        Err(e) => return Err(Error::path("open", &shown, e)),
+    };
+    let st = nix::sys::stat::fstat(&target).ctx("stat", &shown)?;
+    let fmt = st.st_mode & libc::S_IFMT;
+    if fmt != libc::S_IFREG && fmt != libc::S_IFCHR {
+        return Err(Error::Usage(format!(
+            "{}: refusing to bind the console onto something that is not a file or a device",
+            shown.display()
+        )));
+    }
     let src = crate::sys::fd_path(peer.as_raw_fd());
     nix::mount::mount(
         Some(src.as_str()),

@@ -103,6 +103,11 @@ fn setup(a: &InitArgs) -> Result<Ready> {
         // /proc/self/timens_offsets belongs to a uid the user namespace cannot write as.
         namespaces::enter_time_ns(spec)?;
     }
+    // CVE-2019-5736: until execve this process is a copy of the runtime, and /proc/<pid>/exe is
+    // the hako binary on the host. Not dumpable, nothing in the container (not even its root
+    // with the same capabilities) may open it, read it or ptrace us. execve of the container's
+    // program makes it dumpable again.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     if in_userns {
         // Become the namespace's root so that everything below runs with its full capabilities.
         nix::unistd::setresgid(0.into(), 0.into(), 0.into()).op("setresgid 0 in user namespace")?;

@@ -274,6 +274,7 @@ pub fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<()> {
         )));
     }
     let typ = m.typ().as_deref().unwrap_or("");
+    check_proc(ctx, m, typ, &shown)?;
     let data = opts.data.join(",");
     let data = (!data.is_empty()).then_some(data.as_str());
     let is_bind = opts.flags.contains(MsFlags::MS_BIND) || typ == "bind";
@@ -321,6 +322,62 @@ pub fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<()> {
         Err(e) => Err(Error::path("mount", shown, e)),
         Ok(()) => finish(ctx.root, dest, &opts, &shown),
     }
+}
+
+/// Files under /proc that may be mounted over (what lxcfs emulates), as runc allows.
+const PROC_MOUNTABLE: &[&str] = &[
+    "proc/cpuinfo",
+    "proc/diskstats",
+    "proc/meminfo",
+    "proc/stat",
+    "proc/swaps",
+    "proc/uptime",
+    "proc/loadavg",
+    "proc/slabinfo",
+    "proc/net/dev",
+    "proc/sys/kernel/ns_last_pid",
+];
+
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+/// runc's rule: nothing is mounted inside the container's procfs but the lxcfs files above, and
+/// only procfs on /proc itself. A mount over, say, /proc/sys/kernel/core_pattern or
+/// /proc/self/attr would hide the kernel's file behind one the container controls (the
+/// CVE-2025-52881 class). Decided on where the destination *resolves*, so a symlink into
+/// /proc does not get around it.
+fn check_proc(ctx: &MountCtx, m: &Mount, typ: &str, shown: &Path) -> Result<()> {
+    let rel = crate::paths::clean(m.destination());
+    if PROC_MOUNTABLE.iter().any(|p| rel == Path::new(p)) {
+        return Ok(());
+    }
+    if rel == Path::new("proc") {
+        if typ == "proc" {
+            return Ok(());
+        }
+        return Err(Error::Usage(format!(
+            "{} cannot be mounted because it is not of type proc",
+            shown.display()
+        )));
+    }
+    // The destination, or its deepest existing ancestor: is it on a procfs?
+    let mut probe = rel.as_path();
+    let fd = loop {
+        match ctx.root.open_path(probe) {
+            Ok(fd) => break fd,
+            Err(_) => match probe.parent() {
+                Some(p) => probe = p,
+                None => return Ok(()),
+            },
+        }
+    };
+    let fs = nix::sys::statfs::fstatfs(&fd).ctx("statfs", shown)?;
+    if fs.filesystem_type().0 as i64 == PROC_SUPER_MAGIC {
+        return Err(Error::Usage(format!(
+            "{} cannot be mounted because it is inside /proc",
+            shown.display()
+        )));
+    }
+    Ok(())
 }
 
 /// A bind mount: the source (a host path, or relative to the bundle) onto the resolved target;
