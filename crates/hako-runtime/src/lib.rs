@@ -19,6 +19,7 @@ pub mod namespaces;
 pub mod paths;
 pub mod process;
 pub mod rootfs;
+pub mod seccomp;
 pub mod store;
 pub mod support;
 pub mod sys;

@@ -1,6 +1,6 @@
 //! Fields of config.json this build of hako does not implement. Each is refused with its name
 //! before anything is created, rather than ignored: a container that silently runs without the
-//! seccomp filter or the limit it asked for is worse than one that does not start.
+//! limit it asked for is worse than one that does not start.
 
 use std::path::Path;
 
@@ -14,12 +14,6 @@ fn unsupported(field: &str, why: &str) -> Error {
 
 pub fn check(spec: &Spec) -> Result<()> {
     if let Some(l) = spec.linux() {
-        if l.seccomp().is_some() {
-            return Err(unsupported(
-                "linux.seccomp",
-                "seccomp filters are not supported by this version of hako",
-            ));
-        }
         if l.intel_rdt().is_some() {
             return Err(unsupported(
                 "linux.intelRdt",
