@@ -11,6 +11,7 @@ pub mod console;
 pub mod container;
 pub mod devices;
 pub mod error;
+pub mod features;
 pub mod hooks;
 pub mod init;
 pub mod log;

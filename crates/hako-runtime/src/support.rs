@@ -86,11 +86,11 @@ pub fn check(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-fn selinux_enabled() -> bool {
+pub fn selinux_enabled() -> bool {
     Path::new("/sys/fs/selinux/enforce").exists()
 }
 
-fn apparmor_enabled() -> bool {
+pub fn apparmor_enabled() -> bool {
     std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
         .is_ok_and(|s| s.starts_with('Y'))
 }

@@ -119,6 +119,8 @@ pub enum Command {
     },
     /// Change the resource limits of a running container.
     Update(Box<UpdateArgs>),
+    /// Print the runtime-spec features document (what this hako supports) as JSON.
+    Features,
     #[command(external_subcommand)]
     Other(Vec<String>),
 }
