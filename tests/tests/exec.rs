@@ -365,3 +365,31 @@ fn chown_tree(dir: &std::path::Path, id: u32) {
         .unwrap();
     assert!(st.success());
 }
+
+#[test]
+fn exec_gets_the_containers_seccomp_filter() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = sleeper();
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+    });
+    let id = running(&h, &b);
+    for nnp in [false, true] {
+        let mut args = vec![];
+        if nnp {
+            args.push("--no-new-privs");
+        }
+        args.extend_from_slice(&[
+            id.as_str(),
+            "sh",
+            "-c",
+            "grep '^Seccomp:' /proc/self/status; mkdir /dev/shm/x 2>&1 || echo refused",
+        ]);
+        let o = exec(&h, &args);
+        o.assert_ok();
+        assert!(o.stdout.contains("Seccomp:\t2"), "nnp={nnp}: {o:#?}");
+        assert!(o.stdout.contains("refused"), "nnp={nnp}: {o:#?}");
+    }
+}

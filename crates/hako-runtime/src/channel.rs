@@ -23,6 +23,11 @@ pub enum Msg {
     RunRuntimeHooks,
     /// runtime → init: hooks ran; the state (as JSON) the createContainer/startContainer hooks get.
     HooksDone { state: String },
+    /// init → runtime: the seccomp filter is loaded; this is the notify fd's number in the init
+    /// (the runtime copies it with pidfd_getfd and hands it to the agent).
+    SeccompFd(i32),
+    /// runtime → init: the agent has the seccomp fd.
+    SeccompDone,
     /// init → runtime: everything but `process.args` is applied; waiting for `start`.
     Created,
     /// either way: the operation failed; the text is the whole error.

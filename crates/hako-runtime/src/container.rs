@@ -92,6 +92,19 @@ pub fn create(root: &Path, o: &CreateOptions) -> Result<Created> {
                 .into(),
         ));
     }
+    // Compiled before anything exists: a bad profile fails here with the field named.
+    let seccomp = match bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+    {
+        Some(s) => Some(crate::seccomp::compile(
+            s,
+            process.no_new_privileges().unwrap_or(false),
+        )?),
+        None => None,
+    };
     crate::rootfs::verify_host_proc()?;
     let store = Store::open(root)?;
     let lock = store.create(&o.id)?;
@@ -104,7 +117,15 @@ pub fn create(root: &Path, o: &CreateOptions) -> Result<Created> {
             return Err(e);
         }
     };
-    let r = create_locked(&lock, &bundle, &plan, o, &mut cgroups, &mut child);
+    let r = create_locked(
+        &lock,
+        &bundle,
+        &plan,
+        o,
+        &mut cgroups,
+        &mut child,
+        seccomp.as_ref(),
+    );
     if r.is_err() {
         if let Some(pid) = child {
             let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
@@ -124,6 +145,7 @@ fn create_locked(
     o: &CreateOptions,
     cgroups: &mut Cgroups,
     child: &mut Option<i32>,
+    seccomp: Option<&crate::seccomp::Compiled>,
 ) -> Result<Created> {
     let spec = &bundle.spec;
     let listener =
@@ -183,6 +205,7 @@ fn create_locked(
                     .chain(own_console.as_ref().map(|f| f.as_raw_fd()))
                     .collect(),
                 owner_uid: nix::unistd::geteuid().as_raw(),
+                seccomp,
             })
         }
         sys::Forked::Parent { pid } => pid,
@@ -251,10 +274,23 @@ fn create_locked(
     let state = serde_json::to_string(&rec.hook_state(Status::Creating)).expect("serializes");
     hooks::run_all(spec.hooks().as_ref(), hooks::Kind::Prestart, &state)?;
     hooks::run_all(spec.hooks().as_ref(), hooks::Kind::CreateRuntime, &state)?;
-    parent_ch.send(&Msg::HooksDone { state })?;
-    match parent_ch.expect("container init")? {
-        Msg::Created => {}
-        m => return Err(Error::Init(format!("unexpected message {m:?}"))),
+    parent_ch.send(&Msg::HooksDone {
+        state: state.clone(),
+    })?;
+    loop {
+        match parent_ch.expect("container init")? {
+            Msg::Created => break,
+            Msg::SeccompFd(fd) => {
+                let c = seccomp.ok_or_else(|| Error::Init("unexpected seccomp fd".into()))?;
+                let path = c.listener_path.as_deref().expect("compile checked");
+                let ours = crate::seccomp::fd_of(pid, fd)?;
+                let json =
+                    crate::seccomp::process_state(&state, pid, c.listener_metadata.as_deref());
+                crate::seccomp::send_to_agent(path, &json, ours.as_raw_fd())?;
+                parent_ch.send(&Msg::SeccompDone)?;
+            }
+            m => return Err(Error::Init(format!("unexpected message {m:?}"))),
+        }
     }
     let console = own_console
         .map(|s| crate::console::recv_master(&s))

@@ -199,6 +199,19 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
                 .into(),
         ));
     }
+    // Compiled by the runtime with this process's no_new_privs: a bad profile fails here.
+    let seccomp = match rec
+        .config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+    {
+        Some(s) => Some(crate::seccomp::compile(
+            s,
+            process.no_new_privileges().unwrap_or(false),
+        )?),
+        None => None,
+    };
     let pidfd = init_pidfd(&rec)?;
     let (flags, join_pid) = namespaces_of(rec.pid)?;
     // A user namespace whose gid map was written after `setgroups` was denied forbids setgroups.
@@ -256,6 +269,7 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
                 console,
                 preserve_fds: o.preserve_fds,
                 close,
+                seccomp: seccomp.as_ref(),
             })
         }
         sys::Forked::Parent { pid } => pid,
@@ -275,10 +289,27 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
         Cgroups::from_record(rec.cgroup.clone()).apply(pid)?;
         parent_ch.send(&Msg::Go)?;
         // Nothing comes back when execve succeeds: the channel is close-on-exec.
-        match parent_ch.recv_or_eof("exec process")? {
-            None => Ok(()),
-            Some(Msg::Error(e)) => Err(Error::Init(e)),
-            Some(m) => Err(Error::Init(format!("unexpected message {m:?}"))),
+        loop {
+            match parent_ch.recv_or_eof("exec process")? {
+                None => return Ok(()),
+                Some(Msg::Error(e)) => return Err(Error::Init(e)),
+                // A notifying filter: the agent gets the fd with the container's state, as
+                // for the init.
+                Some(Msg::SeccompFd(fd)) => {
+                    let c = seccomp
+                        .as_ref()
+                        .ok_or_else(|| Error::Init("unexpected seccomp fd".into()))?;
+                    let path = c.listener_path.as_deref().expect("compile checked");
+                    let ours = crate::seccomp::fd_of(pid, fd)?;
+                    let state = serde_json::to_string(&rec.hook_state(status_of(&rec)))
+                        .expect("serializes");
+                    let json =
+                        crate::seccomp::process_state(&state, pid, c.listener_metadata.as_deref());
+                    crate::seccomp::send_to_agent(path, &json, ours.as_raw_fd())?;
+                    parent_ch.send(&Msg::SeccompDone)?;
+                }
+                Some(m) => return Err(Error::Init(format!("unexpected message {m:?}"))),
+            }
         }
     })();
     if let Err(e) = r {
@@ -308,6 +339,7 @@ struct Child<'a> {
     console: Option<OwnedFd>,
     preserve_fds: u32,
     close: Vec<RawFd>,
+    seccomp: Option<&'a crate::seccomp::Compiled>,
 }
 
 fn child(c: Child) -> ! {
@@ -326,7 +358,7 @@ fn child(c: Child) -> ! {
     unsafe { libc::_exit(1) }
 }
 
-fn setup(c: &Child) -> Result<process::Ready> {
+fn setup<'a>(c: &Child<'a>) -> Result<process::Ready<'a>> {
     match c.channel.expect("runtime")? {
         Msg::Go => {}
         m => return Err(Error::Init(format!("unexpected message {m:?}"))),
@@ -347,5 +379,12 @@ fn setup(c: &Child) -> Result<process::Ready> {
         crate::console::send_master(sock, &master, &name)?;
         crate::console::make_stdio(&peer)?;
     }
-    process::prepare(c.process, c.setgroups_allowed, &[])
+    let mut notify = |fd: OwnedFd| -> Result<()> {
+        c.channel.send(&Msg::SeccompFd(fd.as_raw_fd()))?;
+        match c.channel.expect("runtime")? {
+            Msg::SeccompDone => Ok(()),
+            m => Err(Error::Init(format!("unexpected message {m:?}"))),
+        }
+    };
+    process::prepare(c.process, c.setgroups_allowed, &[], c.seccomp, &mut notify)
 }

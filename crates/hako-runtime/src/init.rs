@@ -18,6 +18,7 @@ use crate::namespaces::{self, Plan};
 use crate::paths::Root;
 use crate::process;
 use crate::rootfs;
+use crate::seccomp::Placement;
 use crate::sys;
 
 /// Everything the init needs, prepared by the runtime before clone.
@@ -39,6 +40,21 @@ pub struct InitArgs<'a> {
     pub close: Vec<RawFd>,
     /// uid allowed to connect to the start socket (the creator's).
     pub owner_uid: u32,
+    /// `linux.seccomp`, compiled by the runtime; loaded where its placement says.
+    pub seccomp: Option<&'a crate::seccomp::Compiled>,
+}
+
+/// Loads the seccomp filter now; a notify fd goes to the runtime (which hands it to the agent)
+/// and is closed here once the agent has it.
+fn load_seccomp(a: &InitArgs, c: &crate::seccomp::Compiled) -> Result<()> {
+    if let Some(fd) = crate::seccomp::load(c)? {
+        a.channel.send(&Msg::SeccompFd(fd.as_raw_fd()))?;
+        match a.channel.expect("runtime")? {
+            Msg::SeccompDone => {}
+            m => return Err(Error::Init(format!("unexpected message {m:?}"))),
+        }
+    }
+    Ok(())
 }
 
 /// Never returns: exits the child with 0 only through execve.
@@ -221,6 +237,10 @@ fn setup(a: &InitArgs) -> Result<Ready> {
         process::set_personality(p)?;
     }
     process::set_rlimits(process)?;
+    if let Some(c) = a.seccomp.filter(|c| c.placement == Placement::BeforeCaps) {
+        // Without no_new_privs loading needs CAP_SYS_ADMIN: before the caps and uid change.
+        load_seccomp(a, c)?;
+    }
     // No `capabilities` object means no capabilities at all (runc), not "keep root's".
     let empty = hako_spec::oci::LinuxCapabilitiesBuilder::default()
         .bounding(std::collections::HashSet::new())
@@ -269,6 +289,9 @@ fn setup(a: &InitArgs) -> Result<Ready> {
     ));
     if process.no_new_privileges() == Some(true) {
         process::set_no_new_privs()?;
+    }
+    if let Some(c) = a.seccomp.filter(|c| c.placement == Placement::EndOfCreate) {
+        load_seccomp(a, c)?;
     }
     a.channel.send(&Msg::Created)?;
     Ok(Ready {
@@ -328,6 +351,12 @@ fn wait_and_exec(a: &InitArgs, ready: Ready) -> i32 {
         }
     }
     let _ = sys::close_range(keep_end, sys::CLOSE_RANGE_CLOEXEC);
+    // As late as possible: the filter then sees nothing of hako's but execve itself.
+    if let Some(c) = a.seccomp.filter(|c| c.placement == Placement::BeforeExec) {
+        if let Err(e) = crate::seccomp::load(c) {
+            return fail(format!("unable to start container process: {e}"));
+        }
+    }
     let err = nix::unistd::execve(&exe, &argv, &env).unwrap_err();
     let e = std::io::Error::from_raw_os_error(err as i32);
     fail(format!(

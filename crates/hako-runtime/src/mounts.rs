@@ -106,6 +106,7 @@ pub const FLAGS: &[(&str, bool, MsFlags)] = &[
     ("silent", false, MsFlags::MS_SILENT),
     ("strictatime", false, MsFlags::MS_STRICTATIME),
     ("suid", true, MsFlags::MS_NOSUID),
+    ("symfollow", true, MsFlags::from_bits_retain(256)), // clears MS_NOSYMFOLLOW
     ("sync", false, MsFlags::MS_SYNCHRONOUS),
 ];
 
@@ -119,6 +120,21 @@ pub const PROPAGATION: &[(&str, MsFlags)] = &[
     ("unbindable", MsFlags::MS_UNBINDABLE),
     ("runbindable", MsFlags::MS_UNBINDABLE.union(MsFlags::MS_REC)),
 ];
+
+/// Every option name `mounts[].options` understands (flags, propagation, recursive attributes),
+/// sorted: what `hako features` reports as `mountOptions`. Anything else is passed to the
+/// filesystem as data; `tmpcopyup`, `idmap` and `ridmap` are refused.
+pub fn option_names() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = FLAGS
+        .iter()
+        .map(|(n, _, _)| *n)
+        .chain(PROPAGATION.iter().map(|(n, _)| *n))
+        .chain(RECURSIVE.iter().map(|(n, _, _)| *n))
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
 
 pub fn propagation_flag(name: &str) -> Option<MsFlags> {
     PROPAGATION

@@ -176,16 +176,17 @@ mod tests {
     }
 
     #[test]
-    fn common_case_is_one_clone() {
+    fn common_case_is_one_clone_and_the_init_unshares_the_rest() {
         let p = plan(&spec(
             r#"[{"type":"pid"},{"type":"network"},{"type":"mount"},{"type":"cgroup"},{"type":"time"},{"type":"user"}]"#,
         ));
         assert_eq!(
             p.clone,
-            CloneFlags::CLONE_NEWPID
-                | CloneFlags::CLONE_NEWNET
-                | CloneFlags::CLONE_NEWNS
-                | CloneFlags::CLONE_NEWUSER
+            CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUSER
+        );
+        assert_eq!(
+            p.unshare,
+            CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS
         );
         assert!(p.new_cgroup && p.new_time && p.new_user && !p.fork_for_pid);
     }

@@ -327,17 +327,39 @@ pub fn join_session_keyring() -> Result<()> {
 }
 
 /// A process whose credentials, limits and cwd are in place; only execve is left.
-pub struct Ready {
+pub struct Ready<'a> {
     pub exe: PathBuf,
     pub argv: Vec<String>,
     pub env: Vec<String>,
+    /// A seccomp filter to load right before execve (no_new_privs is set, so it can be last).
+    pub seccomp_last: Option<&'a crate::seccomp::Compiled>,
 }
 
 /// rlimits, bounding set, user and groups, capabilities, environment, executable lookup, cwd,
 /// umask and no_new_privs, in the order the kernel needs them (bounding before the uid switch,
 /// which needs CAP_SETPCAP; caps after it, through keepcaps).
-pub fn prepare(p: &Process, setgroups_allowed: bool, extra_env: &[String]) -> Result<Ready> {
+///
+/// `seccomp` is loaded where its placement says (runc's order: before the capabilities are
+/// dropped when loading needs CAP_SYS_ADMIN, else as late as possible); a notifying filter's
+/// listener fd is handed to `notify` before the process goes on.
+pub fn prepare<'a>(
+    p: &Process,
+    setgroups_allowed: bool,
+    extra_env: &[String],
+    seccomp: Option<&'a crate::seccomp::Compiled>,
+    notify: &mut dyn FnMut(std::os::fd::OwnedFd) -> Result<()>,
+) -> Result<Ready<'a>> {
+    use crate::seccomp::Placement;
+    let mut load = |c: &crate::seccomp::Compiled| -> Result<()> {
+        if let Some(fd) = crate::seccomp::load(c)? {
+            notify(fd)?;
+        }
+        Ok(())
+    };
     set_rlimits(p)?;
+    if let Some(c) = seccomp.filter(|c| c.placement == Placement::BeforeCaps) {
+        load(c)?;
+    }
     // No `capabilities` object means no capabilities at all (runc), not "keep root's".
     let plan = match p.capabilities() {
         Some(c) => cap_plan(c),
@@ -381,10 +403,18 @@ pub fn prepare(p: &Process, setgroups_allowed: bool, extra_env: &[String]) -> Re
     if p.no_new_privileges() == Some(true) {
         set_no_new_privs()?;
     }
-    Ok(Ready { exe, argv, env })
+    if let Some(c) = seccomp.filter(|c| c.placement == Placement::EndOfCreate) {
+        load(c)?;
+    }
+    Ok(Ready {
+        exe,
+        argv,
+        env,
+        seccomp_last: seccomp.filter(|c| c.placement == Placement::BeforeExec),
+    })
 }
 
-impl Ready {
+impl Ready<'_> {
     /// Only stdio and `preserve_fds` fds from 3 on cross execve: everything else gets CLOEXEC,
     /// the preserved ones lose it (`skip` is an fd of ours that must stay close-on-exec). Returns
     /// only on failure.
@@ -403,6 +433,11 @@ impl Ready {
             }
         }
         let _ = crate::sys::close_range(keep_end, crate::sys::CLOSE_RANGE_CLOEXEC);
+        if let Some(c) = self.seccomp_last {
+            if let Err(e) = crate::seccomp::load(c) {
+                return Error::Init(format!("unable to start container process: {e}"));
+            }
+        }
         let err = nix::unistd::execve(&exe, &argv, &env).unwrap_err();
         let e = std::io::Error::from_raw_os_error(err as i32);
         Error::Init(format!(

@@ -130,6 +130,8 @@ pub enum Command {
         interval: String,
         id: String,
     },
+    /// Print the runtime-spec features document (what this hako supports) as JSON.
+    Features,
     #[command(external_subcommand)]
     Other(Vec<String>),
 }

@@ -183,6 +183,10 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             }
             hako_runtime::events::events(root, id, *stats, every, &mut std::io::stdout().lock())?;
         }
+        Command::Features => {
+            let f = hako_runtime::features::features();
+            println!("{}", serde_json::to_string_pretty(&f)?);
+        }
         Command::Other(args) => {
             let name = args.first().map(String::as_str).unwrap_or("");
             bail!("command {name:?} is not implemented by hako yet");

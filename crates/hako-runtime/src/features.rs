@@ -1,0 +1,168 @@
+//! `hako features`: the runtime-spec features document (runc 1.1's `runc features`), generated
+//! from what this build and this host really support rather than from a fixed list. Field order
+//! and shape are the spec's `specs-go/features` structs, as runc marshals them.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Features {
+    pub oci_version_min: String,
+    pub oci_version_max: String,
+    pub hooks: Vec<&'static str>,
+    pub mount_options: Vec<&'static str>,
+    pub linux: Linux,
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Linux {
+    pub namespaces: Vec<&'static str>,
+    pub capabilities: Vec<String>,
+    pub cgroup: Cgroup,
+    pub seccomp: Seccomp,
+    pub apparmor: Enabled,
+    pub selinux: Enabled,
+    pub intel_rdt: Enabled,
+    pub mount_extensions: MountExtensions,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cgroup {
+    pub v1: bool,
+    pub v2: bool,
+    pub systemd: bool,
+    pub systemd_user: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Seccomp {
+    pub enabled: bool,
+    pub actions: Vec<&'static str>,
+    pub operators: Vec<&'static str>,
+    pub archs: Vec<&'static str>,
+    pub known_flags: Vec<&'static str>,
+    pub supported_flags: Vec<&'static str>,
+}
+
+#[derive(Serialize)]
+pub struct Enabled {
+    pub enabled: bool,
+}
+
+#[derive(Serialize)]
+pub struct MountExtensions {
+    pub idmap: Enabled,
+}
+
+/// Namespaces hako creates and joins (`linux.namespaces[].type`), sorted as runc lists them.
+pub const NAMESPACES: &[&str] = &[
+    "cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts",
+];
+
+pub fn features() -> Features {
+    let mut caps: Vec<caps::Capability> =
+        caps::runtime::thread_all_supported().into_iter().collect();
+    caps.sort_by_key(|c| c.index());
+    let seccomp_enabled = crate::seccomp::kernel_enabled();
+    let mut annotations = BTreeMap::new();
+    if let Ok(v) = libseccomp::ScmpVersion::current() {
+        annotations.insert(
+            "io.github.seccomp.libseccomp.version".into(),
+            format!("{}.{}.{}", v.major, v.minor, v.micro),
+        );
+    }
+    annotations.insert(
+        "org.hako.version".into(),
+        env!("CARGO_PKG_VERSION").to_string(),
+    );
+    Features {
+        oci_version_min: "1.0.0".into(),
+        oci_version_max: hako_spec::oci::VERSION.to_string(),
+        hooks: vec![
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop",
+        ],
+        mount_options: crate::mounts::option_names(),
+        linux: Linux {
+            namespaces: NAMESPACES.to_vec(),
+            capabilities: caps.iter().map(|c| c.to_string()).collect(),
+            cgroup: Cgroup {
+                v1: true,
+                v2: true,
+                // --systemd-cgroup lays paths out as systemd would, but no unit is created over
+                // D-Bus: not the systemd driver callers mean.
+                systemd: false,
+                systemd_user: false,
+            },
+            seccomp: Seccomp {
+                enabled: seccomp_enabled,
+                actions: crate::seccomp::ACTIONS.to_vec(),
+                operators: crate::seccomp::OPERATORS.to_vec(),
+                archs: crate::seccomp::supported_archs(),
+                known_flags: crate::seccomp::KNOWN_FLAGS
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect(),
+                supported_flags: if seccomp_enabled {
+                    crate::seccomp::supported_flags()
+                } else {
+                    vec![]
+                },
+            },
+            apparmor: Enabled {
+                enabled: crate::support::apparmor_enabled(),
+            },
+            selinux: Enabled {
+                enabled: crate::support::selinux_enabled(),
+            },
+            intel_rdt: Enabled { enabled: false },
+            mount_extensions: MountExtensions {
+                idmap: Enabled { enabled: false },
+            },
+        },
+        annotations,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shape_and_order() {
+        let text = serde_json::to_string(&features()).unwrap();
+        let keys = [
+            "\"ociVersionMin\"",
+            "\"ociVersionMax\"",
+            "\"hooks\"",
+            "\"mountOptions\"",
+            "\"linux\"",
+            "\"namespaces\"",
+            "\"capabilities\"",
+            "\"cgroup\"",
+            "\"seccomp\"",
+            "\"apparmor\"",
+            "\"selinux\"",
+            "\"intelRdt\"",
+            "\"mountExtensions\"",
+            "\"annotations\"",
+        ];
+        let pos: Vec<usize> = keys
+            .iter()
+            .map(|k| text.find(&format!("{k}:")).unwrap())
+            .collect();
+        assert!(pos.windows(2).all(|w| w[0] < w[1]), "{text}");
+        assert!(text.contains("\"rro\""));
+        assert!(!text.contains("tmpcopyup"));
+    }
+}

@@ -1,0 +1,547 @@
+//! `linux.seccomp`: the OCI profile compiled to a classic BPF program with libseccomp, and loaded
+//! with seccomp(2) by the container init.
+//!
+//! Compiling happens in the runtime before the clone, so a bad profile fails `create` with the
+//! field named and nothing left behind; the init only holds the bytes and loads them as late as it
+//! may (see [`Placement`]). The semantics are runc's (libcontainer/seccomp): `SCMP_ACT_KILL` is
+//! kill-thread, ERRNO and TRACE default to EPERM, a rule whose action is the default action is
+//! skipped, a syscall name libseccomp does not know is skipped (logged at debug), and several
+//! conditions on the same argument index become one rule each (OR) instead of one rule with all
+//! of them (AND). Loading the exported program ourselves (as runc's patchbpf does) lets the init
+//! pass seccomp(2) flags libseccomp 2.5 does not know and get the notify fd.
+
+use std::io::{Read, Seek};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+
+use hako_spec::oci::{
+    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
+};
+use libseccomp::{
+    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
+};
+use nix::errno::Errno;
+
+use crate::error::{Error, Result};
+
+// seccomp(2) flags (linux/seccomp.h).
+pub const FLAG_TSYNC: u32 = 1 << 0;
+pub const FLAG_LOG: u32 = 1 << 1;
+pub const FLAG_SPEC_ALLOW: u32 = 1 << 2;
+pub const FLAG_NEW_LISTENER: u32 = 1 << 3;
+pub const FLAG_WAIT_KILLABLE_RECV: u32 = 1 << 5;
+const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
+const SECCOMP_GET_ACTION_AVAIL: libc::c_ulong = 2;
+
+/// The actions, operators, architectures and flags hako accepts, in the spelling of the spec
+/// (also what `hako features` reports).
+pub const ACTIONS: &[&str] = &[
+    "SCMP_ACT_ALLOW",
+    "SCMP_ACT_ERRNO",
+    "SCMP_ACT_KILL",
+    "SCMP_ACT_KILL_PROCESS",
+    "SCMP_ACT_KILL_THREAD",
+    "SCMP_ACT_LOG",
+    "SCMP_ACT_NOTIFY",
+    "SCMP_ACT_TRACE",
+    "SCMP_ACT_TRAP",
+];
+pub const OPERATORS: &[&str] = &[
+    "SCMP_CMP_EQ",
+    "SCMP_CMP_GE",
+    "SCMP_CMP_GT",
+    "SCMP_CMP_LE",
+    "SCMP_CMP_LT",
+    "SCMP_CMP_MASKED_EQ",
+    "SCMP_CMP_NE",
+];
+pub const KNOWN_FLAGS: &[(&str, u32)] = &[
+    ("SECCOMP_FILTER_FLAG_TSYNC", FLAG_TSYNC),
+    ("SECCOMP_FILTER_FLAG_LOG", FLAG_LOG),
+    ("SECCOMP_FILTER_FLAG_SPEC_ALLOW", FLAG_SPEC_ALLOW),
+    (
+        "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+        FLAG_WAIT_KILLABLE_RECV,
+    ),
+];
+
+/// Architectures libseccomp can add to a filter, with their spec names.
+pub fn archs() -> Vec<(&'static str, ScmpArch)> {
+    vec![
+        ("SCMP_ARCH_AARCH64", ScmpArch::Aarch64),
+        ("SCMP_ARCH_ARM", ScmpArch::Arm),
+        ("SCMP_ARCH_LOONGARCH64", ScmpArch::Loongarch64),
+        ("SCMP_ARCH_M68K", ScmpArch::M68k),
+        ("SCMP_ARCH_MIPS", ScmpArch::Mips),
+        ("SCMP_ARCH_MIPS64", ScmpArch::Mips64),
+        ("SCMP_ARCH_MIPS64N32", ScmpArch::Mips64N32),
+        ("SCMP_ARCH_MIPSEL", ScmpArch::Mipsel),
+        ("SCMP_ARCH_MIPSEL64", ScmpArch::Mipsel64),
+        ("SCMP_ARCH_MIPSEL64N32", ScmpArch::Mipsel64N32),
+        ("SCMP_ARCH_PARISC", ScmpArch::Parisc),
+        ("SCMP_ARCH_PARISC64", ScmpArch::Parisc64),
+        ("SCMP_ARCH_PPC", ScmpArch::Ppc),
+        ("SCMP_ARCH_PPC64", ScmpArch::Ppc64),
+        ("SCMP_ARCH_PPC64LE", ScmpArch::Ppc64Le),
+        ("SCMP_ARCH_RISCV64", ScmpArch::Riscv64),
+        ("SCMP_ARCH_S390", ScmpArch::S390),
+        ("SCMP_ARCH_S390X", ScmpArch::S390X),
+        ("SCMP_ARCH_SH", ScmpArch::Sh),
+        ("SCMP_ARCH_SHEB", ScmpArch::Sheb),
+        ("SCMP_ARCH_X32", ScmpArch::X32),
+        ("SCMP_ARCH_X86", ScmpArch::X86),
+        ("SCMP_ARCH_X86_64", ScmpArch::X8664),
+    ]
+}
+
+/// The architectures this libseccomp build knows. A filter holds only architectures of one
+/// endianness: libseccomp refuses the others with EDOM, which still means it knows them (runc
+/// lists them too); an architecture it does not know at all is EINVAL.
+pub fn supported_archs() -> Vec<&'static str> {
+    archs()
+        .into_iter()
+        .filter(|(_, a)| {
+            match ScmpFilterContext::new(ScmpAction::Allow)
+                .and_then(|mut f| f.add_arch(*a).map(drop))
+            {
+                Ok(()) => true,
+                Err(e) => e.errno() == Some(libseccomp::error::SeccompErrno::EDOM),
+            }
+        })
+        .map(|(n, _)| n)
+        .collect()
+}
+
+/// Known flags the running kernel accepts (probed with seccomp(2) itself: an unknown flag is
+/// EINVAL, a known one with a NULL program is EFAULT).
+pub fn supported_flags() -> Vec<&'static str> {
+    KNOWN_FLAGS
+        .iter()
+        .filter(|(_, f)| {
+            // WAIT_KILLABLE_RECV is only valid together with NEW_LISTENER.
+            let probe = if *f == FLAG_WAIT_KILLABLE_RECV {
+                *f | FLAG_NEW_LISTENER
+            } else {
+                *f
+            };
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_seccomp,
+                    SECCOMP_SET_MODE_FILTER,
+                    probe as libc::c_ulong,
+                    std::ptr::null::<libc::c_void>(),
+                )
+            };
+            r < 0 && Errno::last() == Errno::EFAULT
+        })
+        .map(|(n, _)| *n)
+        .collect()
+}
+
+/// True when the kernel has seccomp filters at all (SECCOMP_GET_ACTION_AVAIL answers).
+pub fn kernel_enabled() -> bool {
+    let allow: u32 = 0x7fff_0000;
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_GET_ACTION_AVAIL,
+            0 as libc::c_ulong,
+            &allow as *const u32,
+        )
+    };
+    r == 0
+}
+
+/// When the init loads the filter. Without no_new_privs, seccomp(2) needs CAP_SYS_ADMIN, which
+/// the process may be about to drop, so the filter goes on before capabilities and uid change;
+/// with no_new_privs it goes on right before execve, so the init's own last syscalls (the start
+/// handshake, startContainer hooks) are not subject to it. A notify filter is loaded at the end of
+/// `create` (before waiting for start) because `create` hands the listener fd to the agent — the
+/// order runc uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    BeforeCaps,
+    EndOfCreate,
+    BeforeExec,
+}
+
+/// A compiled profile: the BPF program and how to load it.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    /// `struct sock_filter[]`, as libseccomp exported it.
+    pub program: Vec<u8>,
+    /// seccomp(2) flags (NEW_LISTENER when a rule notifies).
+    pub flags: u32,
+    pub placement: Placement,
+    pub listener_path: Option<PathBuf>,
+    pub listener_metadata: Option<String>,
+    /// Syscall names libseccomp did not know (skipped, as runc does).
+    pub skipped: Vec<String>,
+}
+
+impl Compiled {
+    pub fn notifies(&self) -> bool {
+        self.flags & FLAG_NEW_LISTENER != 0
+    }
+}
+
+fn name_of<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn action(a: LinuxSeccompAction, errno_ret: Option<u32>) -> ScmpAction {
+    use LinuxSeccompAction::*;
+    let ret = errno_ret.map(|r| r as i32).unwrap_or(libc::EPERM);
+    match a {
+        ScmpActKill | ScmpActKillThread => ScmpAction::KillThread,
+        ScmpActKillProcess => ScmpAction::KillProcess,
+        ScmpActTrap => ScmpAction::Trap,
+        ScmpActErrno => ScmpAction::Errno(ret),
+        ScmpActNotify => ScmpAction::Notify,
+        ScmpActTrace => ScmpAction::Trace(ret as u16),
+        ScmpActLog => ScmpAction::Log,
+        ScmpActAllow => ScmpAction::Allow,
+    }
+}
+
+fn arch(a: Arch) -> Option<ScmpArch> {
+    let name = name_of(&a);
+    if name == "SCMP_ARCH_NATIVE" {
+        return Some(ScmpArch::Native);
+    }
+    archs()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, a)| a)
+}
+
+fn operator(op: LinuxSeccompOperator, value: u64, value_two: Option<u64>) -> (ScmpCompareOp, u64) {
+    use LinuxSeccompOperator::*;
+    match op {
+        ScmpCmpNe => (ScmpCompareOp::NotEqual, value),
+        ScmpCmpLt => (ScmpCompareOp::Less, value),
+        ScmpCmpLe => (ScmpCompareOp::LessOrEqual, value),
+        ScmpCmpEq => (ScmpCompareOp::Equal, value),
+        ScmpCmpGe => (ScmpCompareOp::GreaterEqual, value),
+        ScmpCmpGt => (ScmpCompareOp::Greater, value),
+        // libseccomp: (arg & mask) == datum; the spec's value is the mask, valueTwo the datum.
+        ScmpCmpMaskedEq => (ScmpCompareOp::MaskedEqual(value), value_two.unwrap_or(0)),
+    }
+}
+
+fn bad(field: String, what: impl std::fmt::Display) -> Error {
+    Error::Usage(format!("{field}: {what}"))
+}
+
+/// Compiles `linux.seccomp` for the native architecture plus `architectures`.
+pub fn compile(s: &LinuxSeccomp, no_new_privileges: bool) -> Result<Compiled> {
+    let default = action(s.default_action(), s.default_errno_ret());
+    if default == ScmpAction::Notify {
+        return Err(bad(
+            "linux.seccomp.defaultAction".into(),
+            "SCMP_ACT_NOTIFY cannot be used as default action",
+        ));
+    }
+    let mut f = ScmpFilterContext::new(default)
+        .map_err(|e| bad("linux.seccomp.defaultAction".into(), e))?;
+    for (i, a) in s.architectures().iter().flatten().enumerate() {
+        let field = format!("linux.seccomp.architectures[{i}]");
+        let sa = arch(*a).ok_or_else(|| bad(field.clone(), "unknown architecture"))?;
+        f.add_arch(sa)
+            .map_err(|e| bad(field, format!("add architecture {}: {e}", name_of(a))))?;
+    }
+    let mut flags = 0;
+    for (i, fl) in s.flags().iter().flatten().enumerate() {
+        flags |= match fl {
+            // Like runc: the init is single-threaded, there is nothing to synchronize.
+            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => 0,
+            LinuxSeccompFilterFlag::SeccompFilterFlagLog => FLAG_LOG,
+            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => FLAG_SPEC_ALLOW,
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => FLAG_WAIT_KILLABLE_RECV,
+            #[allow(unreachable_patterns)]
+            _ => {
+                return Err(bad(
+                    format!("linux.seccomp.flags[{i}]"),
+                    format!("seccomp flag {} is not known to hako", name_of(fl)),
+                ))
+            }
+        };
+    }
+    let syscalls = s.syscalls().as_deref().unwrap_or(&[]);
+    if syscalls.len() > 32 {
+        // A binary tree of syscalls instead of a linear list (runc does the same).
+        if let Err(e) = f.set_ctl_optimize(2) {
+            crate::log::debug(&format!(
+                "seccomp binary tree optimization not available: {e}"
+            ));
+        }
+    }
+    let mut skipped = Vec::new();
+    let mut notify = false;
+    for (i, sc) in syscalls.iter().enumerate() {
+        let field = format!("linux.seccomp.syscalls[{i}]");
+        let act = action(sc.action(), sc.errno_ret());
+        if act == ScmpAction::Notify {
+            if sc.names().iter().any(|n| n == "write") {
+                return Err(bad(
+                    format!("{field}.names"),
+                    "SCMP_ACT_NOTIFY cannot be used for the write syscall",
+                ));
+            }
+            notify = true;
+        }
+        let mut conds = Vec::new();
+        let mut per_index = [0u32; 6];
+        for (j, a) in sc.args().iter().flatten().enumerate() {
+            if a.index() >= 6 {
+                return Err(bad(
+                    format!("{field}.args[{j}].index"),
+                    format!("{} is not a syscall argument index (0-5)", a.index()),
+                ));
+            }
+            per_index[a.index()] += 1;
+            let (op, datum) = operator(a.op(), a.value(), a.value_two());
+            conds.push(ScmpArgCompare::new(a.index() as u32, op, datum));
+        }
+        if act == default {
+            // Redundant with the default action (libseccomp would refuse it).
+            continue;
+        }
+        for name in sc.names() {
+            let Ok(nr) = ScmpSyscall::from_name(name) else {
+                crate::log::debug(&format!("unknown seccomp syscall {name:?} ignored"));
+                skipped.push(name.clone());
+                continue;
+            };
+            let r = if conds.is_empty() {
+                f.add_rule(act, nr).map(drop)
+            } else if per_index.iter().any(|n| *n > 1) {
+                // Several conditions on one argument can't be ANDed by libseccomp: runc adds
+                // one rule per condition, which ORs them.
+                conds
+                    .iter()
+                    .try_for_each(|c| f.add_rule_conditional(act, nr, &[*c]).map(drop))
+            } else {
+                f.add_rule_conditional(act, nr, &conds).map(drop)
+            };
+            r.map_err(|e| bad(field.clone(), format!("add rule for syscall {name}: {e}")))?;
+        }
+    }
+    if notify {
+        if s.listener_path()
+            .as_ref()
+            .is_none_or(|p| p.as_os_str().is_empty())
+        {
+            return Err(bad(
+                "linux.seccomp.listenerPath".into(),
+                "SCMP_ACT_NOTIFY needs a listenerPath to send the seccomp fd to",
+            ));
+        }
+        flags |= FLAG_NEW_LISTENER;
+    } else if flags & FLAG_WAIT_KILLABLE_RECV != 0 {
+        // Only meaningful (and only accepted by the kernel) with a listener.
+        crate::log::debug(
+            "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV ignored: no SCMP_ACT_NOTIFY rule",
+        );
+        flags &= !FLAG_WAIT_KILLABLE_RECV;
+    }
+    let program = export(&f)?;
+    let placement = if !no_new_privileges {
+        Placement::BeforeCaps
+    } else if notify {
+        Placement::EndOfCreate
+    } else {
+        Placement::BeforeExec
+    };
+    Ok(Compiled {
+        program,
+        flags,
+        placement,
+        listener_path: s.listener_path().clone(),
+        listener_metadata: s.listener_metadata().clone(),
+        skipped,
+    })
+}
+
+/// libseccomp 2.5 exports only to an fd: a memfd, read back.
+fn export(f: &ScmpFilterContext) -> Result<Vec<u8>> {
+    let raw = unsafe { libc::memfd_create(c"hako-seccomp".as_ptr(), libc::MFD_CLOEXEC) };
+    if raw < 0 {
+        return Err(Error::sys("memfd_create", Errno::last()));
+    }
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    f.export_bpf(&fd)
+        .map_err(|e| Error::Init(format!("export seccomp filter: {e}")))?;
+    let mut file = std::fs::File::from(fd);
+    file.rewind()
+        .map_err(|e| Error::Init(format!("read seccomp filter: {e}")))?;
+    let mut buf = Vec::new();
+    file.read_to_end(&mut buf)
+        .map_err(|e| Error::Init(format!("read seccomp filter: {e}")))?;
+    Ok(buf)
+}
+
+#[repr(C)]
+struct SockFprog {
+    len: libc::c_ushort,
+    filter: *const u8,
+}
+
+/// Loads the program into the calling thread. Returns the notify fd when the filter has a
+/// listener. Does nothing but syscalls (safe to call right before execve).
+pub fn load(c: &Compiled) -> Result<Option<OwnedFd>> {
+    let prog = SockFprog {
+        len: (c.program.len() / 8) as libc::c_ushort,
+        filter: c.program.as_ptr(),
+    };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            c.flags as libc::c_ulong,
+            &prog as *const SockFprog,
+        )
+    };
+    if r < 0 {
+        return Err(Error::sys("load seccomp filter", Errno::last()));
+    }
+    if c.notifies() {
+        Ok(Some(unsafe { OwnedFd::from_raw_fd(r as RawFd) }))
+    } else {
+        Ok(None)
+    }
+}
+
+/// runc's `specs.ContainerProcessState`: what a seccomp agent receives with the notify fd.
+pub fn process_state(state: &str, pid: i32, metadata: Option<&str>) -> String {
+    let state: serde_json::Value = serde_json::from_str(state).unwrap_or_default();
+    // Field order as Go marshals the struct.
+    let mut out = format!(
+        "{{\"ociVersion\":{},\"fds\":[\"seccompFd\"],\"pid\":{pid}",
+        serde_json::Value::String(hako_spec::oci::VERSION.to_string())
+    );
+    if let Some(m) = metadata.filter(|m| !m.is_empty()) {
+        out.push_str(&format!(
+            ",\"metadata\":{}",
+            serde_json::Value::String(m.into())
+        ));
+    }
+    out.push_str(&format!(",\"state\":{state}}}"));
+    out
+}
+
+/// Connects to the agent's socket and sends the state JSON with the notify fd (one message,
+/// SCM_RIGHTS), as runc's sendContainerProcessState does.
+pub fn send_to_agent(path: &std::path::Path, json: &str, fd: RawFd) -> Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let sock = std::os::unix::net::UnixStream::connect(path)
+        .map_err(|e| Error::io("connect to seccomp agent", path, e))?;
+    let iov = [std::io::IoSlice::new(json.as_bytes())];
+    let fds = [fd];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    crate::sys::retry(|| {
+        sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None)
+    })
+    .map_err(|e| Error::path("send seccomp fd to agent", path, e))?;
+    Ok(())
+}
+
+/// Copies fd `fd` of process `pid` into this process (pidfd_getfd).
+pub fn fd_of(pid: i32, fd: i32) -> Result<OwnedFd> {
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if pidfd < 0 {
+        return Err(Error::sys("pidfd_open", Errno::last()));
+    }
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+    if r < 0 {
+        return Err(Error::sys("pidfd_getfd (seccomp fd)", Errno::last()));
+    }
+    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(json: &str) -> LinuxSeccomp {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn compiles_and_skips_unknown_names() {
+        let c = compile(
+            &profile(
+                r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
+                {"names":["mkdir","mkdirat","no_such_syscall_hako"],"action":"SCMP_ACT_ERRNO","errnoRet":1},
+                {"names":["getpid"],"action":"SCMP_ACT_ALLOW"},
+                {"names":["personality"],"action":"SCMP_ACT_ERRNO","args":[
+                    {"index":0,"value":1,"op":"SCMP_CMP_EQ"},{"index":0,"value":2,"op":"SCMP_CMP_EQ"}]}]}"#,
+            ),
+            true,
+        )
+        .unwrap();
+        assert_eq!(c.skipped, vec!["no_such_syscall_hako".to_string()]);
+        assert!(!c.program.is_empty());
+        assert_eq!(c.program.len() % 8, 0);
+        assert_eq!(c.placement, Placement::BeforeExec);
+        assert_eq!(c.flags, 0);
+    }
+
+    #[test]
+    fn notify_needs_listener_and_not_write() {
+        let e = compile(
+            &profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}"#),
+            true,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("linux.seccomp.listenerPath"), "{e}");
+        let e = compile(
+            &profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/x","syscalls":[{"names":["write"],"action":"SCMP_ACT_NOTIFY"}]}"#),
+            true,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("linux.seccomp.syscalls[0].names"),
+            "{e}"
+        );
+        let c = compile(
+            &profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/x","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}"#),
+            true,
+        )
+        .unwrap();
+        assert!(c.notifies());
+        assert_eq!(c.placement, Placement::EndOfCreate);
+    }
+
+    #[test]
+    fn bad_arg_index_names_field() {
+        let e = compile(
+            &profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO","args":[{"index":7,"value":0,"op":"SCMP_CMP_EQ"}]}]}"#),
+            false,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("linux.seccomp.syscalls[0].args[0].index"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn process_state_shape() {
+        let s = process_state(
+            r#"{"ociVersion":"1.0.2","id":"x","status":"creating","pid":5,"bundle":"/b"}"#,
+            5,
+            Some("m"),
+        );
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v["fds"][0], "seccompFd");
+        assert_eq!(v["pid"], 5);
+        assert_eq!(v["metadata"], "m");
+        assert_eq!(v["state"]["id"], "x");
+    }
+}

@@ -1,0 +1,513 @@
+//! `linux.seccomp`: filters observed from inside busybox containers (errno values, SIGSYS, the
+//! status line), a seccomp agent receiving the notify fd, podman's real default profile, and bad
+//! profiles failing `create` cleanly.
+
+use std::fs;
+use std::io::IoSliceMut;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hako_tests::*;
+
+/// A bundle running `sh -c script` with a writable rootfs and `seccomp` as `linux.seccomp`.
+fn bundle(script: &str, seccomp: Value) -> Bundle {
+    let mut b = Bundle::sh(script);
+    b.config["root"]["readonly"] = json!(false);
+    b.config["linux"]["seccomp"] = seccomp;
+    b
+}
+
+fn run_ok(h: &Hako, b: &Bundle) -> String {
+    let id = h.new_id();
+    let o = h.run(&id, b);
+    o.assert_ok();
+    o.stdout
+}
+
+/// podman's default profile as podman 4.3 passes it to the runtime (tests/fixtures, captured from
+/// a real `podman run`): defaultAction ERRNO (ENOSYS), an allow-list, argument rules.
+fn podman_profile() -> Value {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/podman-seccomp.json");
+    serde_json::from_str(&fs::read_to_string(p).unwrap()).unwrap()
+}
+
+#[test]
+fn status_says_filter_mode() {
+    require_root!();
+    let h = Hako::new();
+    let b = bundle(
+        "grep '^Seccomp:' /proc/self/status",
+        json!({"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["kexec_load"], "action": "SCMP_ACT_ERRNO"}]}),
+    );
+    let out = run_ok(&h, &b);
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["Seccomp:", "2"]
+    );
+}
+
+#[test]
+fn errno_with_custom_errno_ret() {
+    require_root!();
+    let h = Hako::new();
+    let b = bundle(
+        "mkdir /tmp/a 2>&1; echo mkdir=$?; touch /tmp/f && echo touch ok; \
+         chmod 600 /tmp/f 2>&1; echo chmod=$?; \
+         mkdir /tmp/a 2>/dev/null || test -d /tmp/a || echo no dir",
+        json!({"defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [
+          {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+          {"names": ["chmod", "fchmodat", "fchmodat2"], "action": "SCMP_ACT_ERRNO"}
+        ]}),
+    );
+    let out = run_ok(&h, &b);
+    assert!(
+        out.contains("Permission denied"),
+        "EACCES from errnoRet 13: {out}"
+    );
+    assert!(out.contains("mkdir=1"), "{out}");
+    assert!(out.contains("touch ok"), "other syscalls unaffected: {out}");
+    // No errnoRet: EPERM, as runc.
+    assert!(out.contains("Operation not permitted"), "{out}");
+    assert!(out.contains("chmod=1"), "{out}");
+    assert!(out.contains("no dir"), "{out}");
+}
+
+#[test]
+fn kill_is_sigsys() {
+    require_root!();
+    let h = Hako::new();
+    for action in [
+        "SCMP_ACT_KILL",
+        "SCMP_ACT_KILL_PROCESS",
+        "SCMP_ACT_KILL_THREAD",
+    ] {
+        let mut b = bundle(
+            "",
+            json!({"defaultAction": "SCMP_ACT_ALLOW",
+                   "syscalls": [{"names": ["mkdir", "mkdirat"], "action": action}]}),
+        );
+        b.set_args(&["mkdir", "/tmp/k"]);
+        let id = h.new_id();
+        let o = h.run(&id, &b);
+        assert_eq!(o.code, 128 + libc::SIGSYS, "{action}: {o:?}");
+        assert!(!b.rootfs().join("tmp/k").exists());
+        // From a shell: the child dies of SIGSYS, the shell lives on.
+        let b = bundle(
+            "mkdir /tmp/k; echo status=$?",
+            json!({"defaultAction": "SCMP_ACT_ALLOW",
+                   "syscalls": [{"names": ["mkdir", "mkdirat"], "action": action}]}),
+        );
+        let out = run_ok(&h, &b);
+        assert!(out.contains("status=159"), "{action}: {out}");
+    }
+}
+
+#[test]
+fn log_and_trace_actions() {
+    require_root!();
+    let h = Hako::new();
+    // LOG: the syscall runs (and is logged by the kernel).
+    let mut profile = json!({"defaultAction": "SCMP_ACT_ALLOW",
+           "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"],
+           "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_LOG"}]});
+    if testing_runc() {
+        eprintln!("runc 1.1: \"seccomp flags are not yet supported by runc\"");
+        profile.as_object_mut().unwrap().remove("flags");
+    }
+    let b = bundle("mkdir /tmp/l && echo made", profile);
+    assert!(run_ok(&h, &b).contains("made"));
+    // TRACE without a tracer: the syscall fails with ENOSYS.
+    let b = bundle(
+        "mkdir /tmp/t 2>&1; echo status=$?",
+        json!({"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_TRACE"}]}),
+    );
+    let out = run_ok(&h, &b);
+    assert!(out.contains("status=1"), "{out}");
+}
+
+#[test]
+fn argument_conditions() {
+    require_root!();
+    let h = Hako::new();
+    // personality(PER_LINUX32) denied, personality(PER_LINUX) allowed.
+    let b = bundle(
+        "linux32 true; echo l32=$?; linux64 true; echo l64=$?",
+        json!({"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["personality"], "action": "SCMP_ACT_ERRNO",
+                             "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]}]}),
+    );
+    let out = run_ok(&h, &b);
+    assert!(out.contains("l32=1") && out.contains("l64=0"), "{out}");
+    // Two conditions on the same index are OR'ed (runc adds one rule each).
+    let b = bundle(
+        "linux32 true; echo l32=$?; linux64 true; echo l64=$?",
+        json!({"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["personality"], "action": "SCMP_ACT_ERRNO",
+                             "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"},
+                                      {"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]}]}),
+    );
+    let out = run_ok(&h, &b);
+    assert!(out.contains("l32=1") && out.contains("l64=1"), "{out}");
+    // Conditions on different indexes are AND'ed: socket(AF_INET, SOCK_STREAM) denied with
+    // EAFNOSUPPORT; the same rule for SOCK_DGRAM leaves nc's TCP socket alone (it then fails to
+    // connect: the container's loopback is down).
+    for (typ, denied) in [(1, true), (2, false)] {
+        let b = bundle(
+            "nc 127.0.0.1 9 </dev/null 2>&1; true",
+            json!({"defaultAction": "SCMP_ACT_ALLOW",
+                   "syscalls": [{"names": ["socket"], "action": "SCMP_ACT_ERRNO", "errnoRet": 97,
+                                 "args": [{"index": 0, "value": 2, "op": "SCMP_CMP_EQ"},
+                                          {"index": 1, "value": typ, "op": "SCMP_CMP_EQ"}]}]}),
+        );
+        let out = run_ok(&h, &b);
+        assert_eq!(
+            out.contains("Address family not supported"),
+            denied,
+            "type {typ}: {out}"
+        );
+    }
+    if testing_runc() {
+        // runc 1.1 loads the filter before opening its exec fifo O_WRONLY: it would deny itself.
+        eprintln!("runc 1.1: skipping the MASKED_EQ openat case");
+        return;
+    }
+    // MASKED_EQ: (flags & O_ACCMODE) == O_WRONLY denied for openat; reading still works.
+    let b = bundle(
+        "cat /etc/passwd | wc -l && echo read ok; echo x > /tmp/w; echo write=$?",
+        json!({"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["open", "openat"], "action": "SCMP_ACT_ERRNO",
+                             "args": [{"index": 2, "value": 3, "valueTwo": 1,
+                                       "op": "SCMP_CMP_MASKED_EQ"}]}]}),
+    );
+    let out = run_ok(&h, &b);
+    assert!(out.contains("read ok") && out.contains("write=1"), "{out}");
+}
+
+#[test]
+fn default_errno_with_allow_list() {
+    require_root!();
+    let h = Hako::new();
+    // podman's profile (default ERRNO, an allow-list) without mkdir/mkdirat, and
+    // defaultErrnoRet EACCES instead of ENOSYS.
+    let mut p = podman_profile();
+    p["defaultErrnoRet"] = json!(13);
+    for sc in p["syscalls"].as_array_mut().unwrap() {
+        sc["names"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n != "mkdir" && n != "mkdirat");
+    }
+    let b = bundle(
+        "echo hello; ls / >/dev/null && echo ls ok; mkdir /tmp/d 2>&1; echo mkdir=$?",
+        p,
+    );
+    let out = run_ok(&h, &b);
+    assert!(out.contains("hello") && out.contains("ls ok"), "{out}");
+    assert!(
+        out.contains("Permission denied") && out.contains("mkdir=1"),
+        "{out}"
+    );
+}
+
+#[test]
+fn podman_default_profile() {
+    require_root!();
+    let h = Hako::new();
+    let script = "grep '^Seccomp:' /proc/self/status; id -u; mkdir /tmp/p && echo mkdir ok; \
+                  ls /bin | wc -l; echo $((6*7)); grep '^Seccomp_filters:' /proc/self/status";
+    // podman runs without noNewPrivileges (the filter goes on before the capabilities drop) and
+    // with it (right before execve).
+    for nnp in [false, true] {
+        let mut b = bundle(script, podman_profile());
+        b.config["process"]["noNewPrivileges"] = json!(nnp);
+        let out = run_ok(&h, &b);
+        assert!(out.contains("Seccomp:\t2"), "nnp {nnp}: {out}");
+        assert!(
+            out.contains("mkdir ok") && out.contains("42"),
+            "nnp {nnp}: {out}"
+        );
+        assert!(out.contains("Seccomp_filters:\t1"), "nnp {nnp}: {out}");
+    }
+}
+
+#[test]
+fn loads_before_dropping_privileges() {
+    require_root!();
+    let h = Hako::new();
+    // Without no_new_privs loading needs CAP_SYS_ADMIN: a non-root process without any
+    // capability must still get its filter.
+    let mut b = bundle(
+        "id -u; grep '^Seccomp:' /proc/self/status; mkdir /tmp/u 2>&1; echo mkdir=$?",
+        json!({"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                             "errnoRet": 22}]}),
+    );
+    b.config["process"]["noNewPrivileges"] = json!(false);
+    b.config["process"]["user"] = json!({"uid": 65534, "gid": 65534});
+    fs::set_permissions(
+        b.rootfs().join("tmp"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .unwrap();
+    let out = run_ok(&h, &b);
+    assert!(out.starts_with("65534\n"), "{out}");
+    assert!(out.contains("Seccomp:\t2"), "{out}");
+    assert!(
+        out.contains("Invalid argument") && out.contains("mkdir=1"),
+        "{out}"
+    );
+}
+
+#[test]
+fn create_then_start_applies_filter() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = bundle(
+        "mkdir /out/x 2>&1; grep '^Seccomp:' /proc/self/status",
+        json!({"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}),
+    );
+    let out_dir = b.out_dir();
+    b.set_sh("mkdir /out/x 2>/out/err; grep '^Seccomp:' /proc/self/status > /out/status");
+    let id = h.new_id();
+    h.create(&id, &b).assert_ok();
+    h.start(&id).assert_ok();
+    assert!(h.wait_status(&id, "stopped", Duration::from_secs(10)));
+    assert!(!out_dir.join("x").exists());
+    assert!(read(out_dir.join("err")).contains("Operation not permitted"));
+    assert!(read(out_dir.join("status")).contains("Seccomp:\t2"));
+}
+
+// --- SCMP_ACT_NOTIFY --------------------------------------------------------------------------
+
+#[repr(C)]
+#[derive(Default)]
+struct SeccompData {
+    nr: i32,
+    arch: u32,
+    ip: u64,
+    args: [u64; 6],
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct Notif {
+    id: u64,
+    pid: u32,
+    flags: u32,
+    data: SeccompData,
+}
+
+#[repr(C)]
+struct NotifResp {
+    id: u64,
+    val: i64,
+    error: i32,
+    flags: u32,
+}
+
+const NOTIF_RECV: libc::c_ulong = 0xc050_2100; // _IOWR('!', 0, struct seccomp_notif)
+const NOTIF_SEND: libc::c_ulong = 0xc018_2101; // _IOWR('!', 1, struct seccomp_notif_resp)
+
+/// What the agent saw: the state JSON and the syscall numbers it answered.
+struct AgentReport {
+    state: Value,
+    answered: Vec<i32>,
+}
+
+/// A seccomp agent: accepts one connection on `path`, takes the fd and JSON (one SCM_RIGHTS
+/// message), then answers every notification with `-EXDEV` until the filter's users are gone.
+fn agent(path: PathBuf) -> std::thread::JoinHandle<Result<AgentReport, String>> {
+    let listener = UnixListener::bind(&path).unwrap();
+    std::thread::spawn(move || {
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+        let (conn, _) = listener.accept().map_err(|e| e.to_string())?;
+        let mut buf = vec![0u8; 1 << 16];
+        let mut cmsg = nix::cmsg_space!([i32; 4]);
+        let (n, fd) = {
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            let msg = recvmsg::<()>(
+                conn.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::empty(),
+            )
+            .map_err(|e| e.to_string())?;
+            let mut fd = None;
+            for c in msg.cmsgs().map_err(|e| e.to_string())? {
+                if let ControlMessageOwned::ScmRights(fds) = c {
+                    fd = fds.first().map(|f| unsafe { OwnedFd::from_raw_fd(*f) });
+                }
+            }
+            (msg.bytes, fd.ok_or("no fd in the message")?)
+        };
+        let state: Value = serde_json::from_slice(&buf[..n]).map_err(|e| e.to_string())?;
+        let mut answered = Vec::new();
+        loop {
+            let mut pfd = libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let r = unsafe { libc::poll(&mut pfd, 1, 20_000) };
+            if r <= 0 {
+                return Err(format!("poll on the notify fd: {r}"));
+            }
+            if pfd.revents & libc::POLLIN == 0 {
+                break; // POLLHUP: every process using the filter is gone
+            }
+            let mut req = Notif::default();
+            if unsafe { libc::ioctl(fd.as_raw_fd(), NOTIF_RECV, &mut req) } != 0 {
+                continue; // the target died meanwhile
+            }
+            answered.push(req.data.nr);
+            let resp = NotifResp {
+                id: req.id,
+                val: 0,
+                error: -libc::EXDEV,
+                flags: 0,
+            };
+            unsafe { libc::ioctl(fd.as_raw_fd(), NOTIF_SEND, &resp) };
+        }
+        Ok(AgentReport { state, answered })
+    })
+}
+
+#[test]
+fn notify_sends_fd_and_state_to_agent() {
+    require_root!();
+    let h = Hako::new();
+    let sock = h.scratch().join("agent.sock");
+    let b = bundle(
+        "mkdir /tmp/n 2>&1; echo mkdir=$?; test -d /tmp/n || echo absent",
+        json!({"defaultAction": "SCMP_ACT_ALLOW",
+               "listenerPath": sock.to_string_lossy(),
+               "listenerMetadata": "hako-test-metadata",
+               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]}),
+    );
+    let agent = agent(sock);
+    let id = h.new_id();
+    let o = h.run(&id, &b);
+    o.assert_ok();
+    assert!(
+        o.stdout.contains("Invalid cross-device link"),
+        "the agent's answer: {o:?}"
+    );
+    assert!(
+        o.stdout.contains("mkdir=1") && o.stdout.contains("absent"),
+        "{o:?}"
+    );
+    let r = agent.join().unwrap().unwrap();
+    assert!(!r.answered.is_empty());
+    let s = &r.state;
+    assert_eq!(s["fds"], json!(["seccompFd"]), "{s}");
+    assert_eq!(s["metadata"], "hako-test-metadata", "{s}");
+    assert!(s["ociVersion"].is_string(), "{s}");
+    assert!(s["pid"].as_i64().unwrap() > 0, "{s}");
+    assert_eq!(s["state"]["id"], id, "{s}");
+    assert_eq!(s["state"]["pid"], s["pid"], "{s}");
+    assert_eq!(s["state"]["status"], "creating", "{s}");
+    assert_eq!(
+        s["state"]["bundle"],
+        b.path().to_string_lossy().as_ref(),
+        "{s}"
+    );
+}
+
+// --- bad profiles -----------------------------------------------------------------------------
+
+#[track_caller]
+fn fails_cleanly(b: &Bundle, needles: &[&str]) {
+    let h = Hako::new();
+    let id = h.new_id();
+    let o = h.create(&id, b);
+    o.assert_err();
+    if testing_runc() {
+        // runc 1.1 does not name the field ("string X is not a valid action for seccomp").
+        eprintln!("runc: {}", o.stderr.trim());
+    }
+    for n in needles.iter().filter(|_| !testing_runc()) {
+        assert!(o.stderr.contains(n), "stderr should mention {n:?}: {o:?}");
+    }
+    assert!(!h.state_dir(&id).exists(), "state dir left behind");
+    assert!(
+        wait_for(Duration::from_secs(5), || processes_using(b.path())
+            .is_empty()),
+        "leftover processes"
+    );
+    assert!(mounts_under(b.path()).is_empty(), "leftover mounts");
+}
+
+#[test]
+fn bad_profiles_fail_create() {
+    require_root!();
+    let ok = json!({"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"});
+    let cases: Vec<(Value, Vec<&str>)> = vec![
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW",
+                   "syscalls": [ok, ok, ok, {"names": ["getcwd"], "action": "SCMP_ACT_BOGUS"}]}),
+            vec!["linux.seccomp.syscalls[3].action", "SCMP_ACT_BOGUS"],
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_NOPE"}),
+            vec!["linux.seccomp.defaultAction"],
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_VAX"]}),
+            vec!["linux.seccomp.architectures[0]", "SCMP_ARCH_VAX"],
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_NOPE"]}),
+            vec!["linux.seccomp.flags[0]"],
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW",
+                   "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO",
+                                 "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_ALMOST"}]}]}),
+            vec!["linux.seccomp.syscalls[0].args[0].op"],
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW",
+                   "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}),
+            vec!["listenerPath"],
+        ),
+    ];
+    for (profile, needles) in cases {
+        let b = bundle("true", profile);
+        fails_cleanly(&b, &needles);
+    }
+}
+
+#[test]
+fn unknown_syscall_names_are_skipped() {
+    require_root!();
+    let mut h = Hako::new();
+    let log = h.scratch().join("log.json");
+    h.global = vec![
+        "--debug".into(),
+        "--log".into(),
+        log.to_string_lossy().into(),
+        "--log-format".into(),
+        "json".into(),
+    ];
+    let b = bundle(
+        "mkdir /tmp/s 2>&1; echo mkdir=$?",
+        json!({"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["hako_no_such_syscall", "mkdir", "mkdirat"],
+                             "action": "SCMP_ACT_ERRNO"}]}),
+    );
+    let out = run_ok(&h, &b);
+    assert!(out.contains("mkdir=1"), "{out}");
+    if !testing_runc() {
+        let l = read(&log);
+        assert!(
+            l.contains("hako_no_such_syscall"),
+            "debug log names it: {l}"
+        );
+    }
+}
