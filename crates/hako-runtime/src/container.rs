@@ -529,6 +529,11 @@ fn kill_and_wait(rec: &ContainerRecord) -> Result<()> {
     for p in others {
         let _ = nix::sys::signal::kill(Pid::from_raw(p), Signal::SIGKILL);
     }
+    // A paused container (`delete --force`): a v1-frozen task takes its SIGKILL only once thawed.
+    let cg = Cgroups::from_record(rec.cgroup.clone());
+    if cg.frozen() {
+        let _ = cg.freeze(false);
+    }
     if !sys::pidfd_wait(&fd, 10_000).op("wait for container init")? {
         return Err(Error::Init(format!(
             "container init {} did not die after SIGKILL",
