@@ -183,8 +183,9 @@ const MIB: i64 = 1 << 20;
 #[test]
 fn memory_limit_visible_outside_and_inside() {
     require_root!();
-    let h = Hako::new();
+    // Declared first, dropped last: after Hako's drop deleted the containers in it.
     let p = Parent::new();
+    let h = Hako::new();
     let mut b = bundle_in(&p, "");
     let out = b.out_dir();
     let file = if pure_v2() {
@@ -215,8 +216,9 @@ const HOG: &str = "x=$(yes | head -c 100000000); echo survived ${#x}";
 #[test]
 fn memory_hog_is_oom_killed() {
     require_root!();
-    let h = Hako::new();
+    // Declared first, dropped last: after Hako's drop deleted the containers in it.
     let p = Parent::new();
+    let h = Hako::new();
 
     // As the init, under `run`: killed by SIGKILL, 128+9.
     let mut b = bundle_in(&p, HOG);
@@ -270,8 +272,9 @@ fn memory_hog_is_oom_killed() {
 #[test]
 fn pids_limit_stops_a_fork_loop() {
     require_root!();
-    let h = Hako::new();
+    // Declared first, dropped last: after Hako's drop deleted the containers in it.
     let p = Parent::new();
+    let h = Hako::new();
     let mut b = bundle_in(&p, "");
     let out = b.out_dir();
     // Up to 30 sleepers in a subshell; with pids.max 8 the fork fails and the subshell exits.
@@ -303,8 +306,9 @@ fn pids_limit_stops_a_fork_loop() {
 #[test]
 fn cpu_quota_shares_and_cpuset() {
     require_root!();
-    let h = Hako::new();
+    // Declared first, dropped last: after Hako's drop deleted the containers in it.
     let p = Parent::new();
+    let h = Hako::new();
     let mut b = bundle_in(&p, "");
     let out = b.out_dir();
     // Busy for about a second, then report the cpus it may run on.
@@ -365,8 +369,9 @@ fn with_mknod(b: &mut Bundle) {
 #[test]
 fn devices_deny_list_is_enforced() {
     require_root!();
-    let h = Hako::new();
+    // Declared first, dropped last: after Hako's drop deleted the containers in it.
     let p = Parent::new();
+    let h = Hako::new();
 
     // The default config denies everything: the runtime's default list allows /dev/null and
     // mknod of any node (runc's AllowedDevices), but /dev/kmsg (1:11) is not in it.
@@ -413,10 +418,55 @@ fn devices_deny_list_is_enforced() {
 }
 
 #[test]
+fn update_replaces_device_rules() {
+    require_root!();
+    let p = Parent::new();
+    let h = Hako::new();
+    let mut b = bundle_in(
+        &p,
+        "mknod /dev/k c 1 11; \
+         while true; do if (: > /dev/k) 2>/dev/null; then echo open > /out/k; else echo denied > /out/k; fi; \
+         if echo > /dev/null; then echo ok > /out/null; else echo bad > /out/null; fi; \
+         sleep 0.1; done",
+    );
+    with_mknod(&mut b);
+    let out = b.out_dir();
+    let id = h.new_id();
+    started(&h, &id, &b);
+    let k = || read(out.join("k")).trim().to_string();
+    assert!(wait_for(t(10), || k() == "denied"), "{}", k());
+
+    let rules = json!({ "devices": [
+        { "allow": false, "access": "rwm" },
+        { "allow": true, "type": "c", "major": 1, "minor": 11, "access": "rwm" }
+    ] });
+    h.cmd_opts(
+        &["update", "--resources", "-", &id],
+        CmdOpts {
+            stdin: Some(rules.to_string().into_bytes()),
+            ..Default::default()
+        },
+    )
+    .assert_ok();
+    if testing_runc() {
+        // runc 1.1's update takes memory, cpu, blkio, pids and unified from --resources, never
+        // devices: the old rules stay.
+        eprintln!("runc 1.1 ignores devices in update; skipped");
+    } else {
+        assert!(wait_for(t(10), || k() == "open"), "{}", k());
+        // The default list still applies after the update: /dev/null works.
+        std::fs::remove_file(out.join("null")).unwrap();
+        assert!(wait_for(t(10), || read(out.join("null")).trim() == "ok"));
+    }
+    h.delete_force(&id).assert_ok();
+}
+
+#[test]
 fn pause_freezes_and_resume_continues() {
     require_root!();
-    let h = Hako::new();
+    // Declared first, dropped last: after Hako's drop deleted the containers in it.
     let p = Parent::new();
+    let h = Hako::new();
     let mut b = bundle_in(&p, "i=0; while true; do i=$((i+1)); echo $i > /out/n; done");
     let out = b.out_dir();
     let id = h.new_id();
@@ -465,8 +515,9 @@ fn pause_freezes_and_resume_continues() {
 #[test]
 fn update_changes_live_cgroup_files() {
     require_root!();
-    let h = Hako::new();
+    // Declared first, dropped last: after Hako's drop deleted the containers in it.
     let p = Parent::new();
+    let h = Hako::new();
     let mut b = bundle_in(&p, "sleep 100");
     b.config["linux"]["resources"]["memory"] = json!({ "limit": 32 * MIB });
     b.config["linux"]["resources"]["pids"] = json!({ "limit": 10 });
@@ -518,8 +569,9 @@ fn update_changes_live_cgroup_files() {
 #[test]
 fn ps_lists_host_pids() {
     require_root!();
-    let h = Hako::new();
+    // Declared first, dropped last: after Hako's drop deleted the containers in it.
     let p = Parent::new();
+    let h = Hako::new();
     let b = bundle_in(&p, "sleep 100 & sleep 101; wait");
     let id = h.new_id();
     let pid = started(&h, &id, &b);
@@ -635,8 +687,9 @@ fn fails_cleanly(h: &Hako, b: &Bundle, p: &Parent, needles: &[&str]) {
 #[test]
 fn bad_resource_values() {
     require_root!();
-    let h = Hako::new();
+    // Declared first, dropped last: after Hako's drop deleted the containers in it.
     let p = Parent::new();
+    let h = Hako::new();
     let runc = testing_runc();
 
     let mut b = bundle_in(&p, "true");

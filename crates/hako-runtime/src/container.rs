@@ -337,7 +337,8 @@ pub fn update(root: &Path, id: &str, r: &hako_spec::oci::LinuxResources) -> Resu
         return Err(Error::NotRunning);
     }
     let cg = Cgroups::from_record(rec.cgroup.clone());
-    cg.set(r)?;
+    // New device rules replace the old set: they need the default list too, as at create.
+    cg.set(&Cgroups::with_default_devices(r.clone()))?;
     let mut linux = rec.config.linux().clone().unwrap_or_default();
     let mut merged = linux.resources().clone().unwrap_or_default();
     merge_resources(&mut merged, r);
