@@ -377,7 +377,8 @@ pub fn update(root: &Path, id: &str, r: &hako_spec::oci::LinuxResources) -> Resu
         return Err(Error::NotRunning);
     }
     let cg = Cgroups::from_record(rec.cgroup.clone());
-    cg.set(r)?;
+    // New device rules replace the old set: they need the default list too, as at create.
+    cg.set(&Cgroups::with_default_devices(r.clone()))?;
     let mut linux = rec.config.linux().clone().unwrap_or_default();
     let mut merged = linux.resources().clone().unwrap_or_default();
     merge_resources(&mut merged, r);
@@ -568,6 +569,11 @@ fn kill_and_wait(rec: &ContainerRecord) -> Result<()> {
     };
     for p in others {
         let _ = nix::sys::signal::kill(Pid::from_raw(p), Signal::SIGKILL);
+    }
+    // A paused container (`delete --force`): a v1-frozen task takes its SIGKILL only once thawed.
+    let cg = Cgroups::from_record(rec.cgroup.clone());
+    if cg.frozen() {
+        let _ = cg.freeze(false);
     }
     if !sys::pidfd_wait(&fd, 10_000).op("wait for container init")? {
         return Err(Error::Init(format!(

@@ -220,7 +220,12 @@ impl Cgroups {
     /// Nodes of `linux.devices` are *not* allowed implicitly: like runc, only the rules decide.
     pub fn resources(spec: &Spec) -> Option<LinuxResources> {
         let linux = spec.linux().as_ref()?;
-        let mut r = linux.resources().clone()?;
+        Some(Self::with_default_devices(linux.resources().clone()?))
+    }
+
+    /// `r` with runc's AllowedDevices appended to its device rules (when it has any): for
+    /// `create`, and for `update`, which replaces the whole device rule set.
+    pub fn with_default_devices(mut r: LinuxResources) -> LinuxResources {
         if let Some(rules) = r.devices().clone() {
             let mut rules = rules;
             let extra: Vec<serde_json::Value> = [
@@ -247,7 +252,7 @@ impl Cgroups {
             );
             r.set_devices(Some(rules));
         }
-        Some(r)
+        r
     }
 
     pub fn set(&self, r: &LinuxResources) -> Result<()> {

@@ -2,6 +2,7 @@
 //! cgroups go (runc's `cgroupsPath` rules), and one driver per layout for limits ([`v1`], [`v2`]).
 //! Only directories hako created are ever removed.
 
+pub mod bpf;
 pub mod manager;
 pub mod mount;
 pub mod stats;

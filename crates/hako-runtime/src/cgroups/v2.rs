@@ -219,6 +219,10 @@ pub fn set(d: &Path, r: &LinuxResources) -> Result<()> {
     if let Some(u) = r.unified() {
         set_unified(d, u)?;
     }
+    if let Some(devs) = r.devices() {
+        // v2 has no devices files: an eBPF program decides (replacing one attached before).
+        super::bpf::apply(d, devs)?;
+    }
     Ok(())
 }
 
