@@ -202,8 +202,9 @@ if [ "${1:-}" = scenario ]; then
   exit 0
 fi
 
-[ $# -eq 0 ] || SCENARIOS=("$@")
 trap teardown EXIT
-rm -rf "$P"
+teardown
 setup
+[ "${1:-}" != image-only ] || exit 0
+[ $# -eq 0 ] || SCENARIOS=("$@")
 run_scenarios podman "$0" cleanup_containers "${SCENARIOS[@]}"
