@@ -45,6 +45,7 @@ EOF
 setup() {
   write_conf
   make_rootfs "$P/rootfs"
+  echo from-image >"$P/rootfs/tmp/from-image" # read_only: the tmpfs podman puts on /tmp keeps it
   tar -C "$P/rootfs" -c . | p import -q --change CMD=/bin/sh - "$IMG" >/dev/null
   # The same image for containerd.sh.
   rm -f "$INT_WORK/busybox-oci.tar"
@@ -165,8 +166,8 @@ sc_user() {
 }
 
 sc_read_only() {
-  assert_eq "$(prun --rm --read-only "$IMG" sh -c 'touch /x 2>/dev/null && echo rw || echo ro; touch /tmp/y && echo tmp-rw')" \
-    "$(printf 'ro\ntmp-rw')"
+  assert_eq "$(prun --rm --read-only "$IMG" sh -c 'touch /x 2>/dev/null && echo rw || echo ro; touch /tmp/y && echo tmp-rw; cat /tmp/from-image')" \
+    "$(printf 'ro\ntmp-rw\nfrom-image')"
 }
 
 sc_seccomp_unconfined() {
