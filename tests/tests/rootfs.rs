@@ -191,6 +191,43 @@ fn tmpfs_mount_with_options() {
     assert!(has_opt(&m.sopts, "size=1024k"), "{}", m.sopts);
 }
 
+/// `tmpcopyup`, which podman puts on the tmpfs it mounts over /tmp, /run and /var/tmp for
+/// `podman run --read-only`: the tmpfs starts with a copy of the directory it covers (files,
+/// directories, symlinks, modes, owners), and `ro` applies after the copy.
+#[test]
+fn tmpfs_copy_up() {
+    require_root!();
+    use std::os::unix::fs::{chown, symlink, PermissionsExt};
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    let seed = b.rootfs().join("seed");
+    fs::create_dir_all(seed.join("sub")).unwrap();
+    fs::write(seed.join("sub/file"), "from the image\n").unwrap();
+    fs::set_permissions(seed.join("sub/file"), fs::Permissions::from_mode(0o640)).unwrap();
+    chown(seed.join("sub"), Some(65534), Some(65534)).unwrap();
+    symlink("sub/file", seed.join("link")).unwrap();
+    b.add_mount(json!({
+        "destination": "/seed", "type": "tmpfs", "source": "tmpfs",
+        "options": ["nosuid", "nodev", "tmpcopyup", "ro"]
+    }));
+    let out = h.run_sh(
+        &mut b,
+        "cat /seed/link; readlink /seed/link; stat -c '%a %u' /seed/sub/file /seed/sub; \
+         touch /seed/new 2>/dev/null || echo read-only; grep ' /seed ' /proc/self/mountinfo",
+    );
+    let mut l = out.lines();
+    assert_eq!(l.next(), Some("from the image"));
+    assert_eq!(l.next(), Some("sub/file"));
+    assert_eq!(l.next(), Some("640 0"));
+    assert_eq!(l.next(), Some("755 65534"));
+    assert_eq!(l.next(), Some("read-only"));
+    let m = &parse_mountinfo(l.next().unwrap())[0];
+    assert_eq!(m.fstype, "tmpfs");
+    assert!(has_opt(&m.opts, "ro"), "{}", m.opts);
+    // The image's directory is untouched underneath.
+    assert!(!seed.join("new").exists());
+}
+
 #[test]
 fn mount_destination_symlink_stays_in_rootfs() {
     require_root!();

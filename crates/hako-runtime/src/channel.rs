@@ -72,9 +72,15 @@ impl Channel {
 
     /// One datagram, into a buffer sized by peeking first: a 64 KiB zeroed buffer per message
     /// costs sixteen page faults, which shows in `hako run`'s start-up time.
+    ///
+    /// A peer that exits while a message we sent is still unread in its queue (the init failed
+    /// before reading `CgroupsJoined`) leaves ECONNRESET pending on our end, and the kernel reports
+    /// that before the datagrams queued ahead of it — the init's `Error`. The first recv consumes
+    /// the pending error, so recv once more to get the init's own message (or EOF): podman and
+    /// containerd show the caller that text, "connection reset by peer" tells nobody anything.
     fn recv_raw(&self, peer: &str) -> Result<Vec<u8>> {
         let fd = self.fd.as_raw_fd();
-        let n = crate::sys::retry(|| {
+        let n = past_reset(|| {
             let r = unsafe {
                 libc::recv(
                     fd,
@@ -87,7 +93,8 @@ impl Channel {
         })
         .op(format!("receive from {peer}"))?;
         let mut buf = vec![0u8; n.max(1)];
-        let got = crate::sys::retry(|| socket::recv(fd, &mut buf, MsgFlags::empty()))
+        // The peer can exit between the peek and this recv: the same pending reset.
+        let got = past_reset(|| socket::recv(fd, &mut buf, MsgFlags::empty()))
             .op(format!("receive from {peer}"))?;
         buf.truncate(got);
         Ok(buf)
@@ -118,6 +125,17 @@ impl Channel {
     }
 }
 
+/// `f` (a recv) retried on EINTR, and once more after ECONNRESET, which only reports the peer's
+/// exit once (see `recv_raw`); what follows is the peer's queued messages, then EOF.
+fn past_reset<T>(
+    mut f: impl FnMut() -> std::result::Result<T, nix::errno::Errno>,
+) -> std::result::Result<T, nix::errno::Errno> {
+    match crate::sys::retry(&mut f) {
+        Err(nix::errno::Errno::ECONNRESET) => crate::sys::retry(f),
+        r => r,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,5 +152,22 @@ mod tests {
         assert!(matches!(b.expect("peer"), Err(Error::Init(e)) if e == "boom"));
         drop(a);
         assert!(b.recv("peer").unwrap_err().to_string().contains("exited"));
+    }
+
+    /// The init failed before reading `CgroupsJoined`: it queued its error and exited with our
+    /// message unread, which leaves ECONNRESET pending ahead of its error (about 1 `create` in 30
+    /// lost the init's text to "connection reset by peer" under podman).
+    #[test]
+    fn error_of_a_peer_that_exited_with_unread_messages() {
+        let (runtime, init) = pair().unwrap();
+        runtime.send(&Msg::CgroupsJoined).unwrap();
+        init.send(&Msg::Error("mount /run: boom".into())).unwrap();
+        drop(init);
+        assert!(matches!(runtime.expect("init"), Err(Error::Init(e)) if e == "mount /run: boom"));
+        assert!(runtime
+            .recv("init")
+            .unwrap_err()
+            .to_string()
+            .contains("exited"));
     }
 }

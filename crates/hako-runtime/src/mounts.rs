@@ -24,6 +24,8 @@ pub struct Options {
     pub attr_set: u64,
     pub attr_clr: u64,
     pub data: Vec<String>,
+    /// runc's `tmpcopyup`: a new tmpfs starts with a copy of the directory it covers.
+    pub copy_up: bool,
 }
 
 impl Default for Options {
@@ -35,6 +37,7 @@ impl Default for Options {
             attr_set: 0,
             attr_clr: 0,
             data: vec![],
+            copy_up: false,
         }
     }
 }
@@ -171,7 +174,9 @@ pub fn parse_options(opts: &[String]) -> Options {
             } else {
                 o.attr_clr |= *a;
             }
-        } else if opt == "tmpcopyup" || opt == "idmap" || opt == "ridmap" {
+        } else if opt == "tmpcopyup" {
+            o.copy_up = true;
+        } else if opt == "idmap" || opt == "ridmap" {
             // runc extensions hako does not implement yet; refuse rather than silently differ.
             o.data.push(format!("\0unsupported:{opt}"));
         } else {
@@ -312,6 +317,9 @@ pub fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<()> {
         .as_ref()
         .map(|s| s.to_string_lossy().into_owned());
     let flags = opts.flags & !MsFlags::MS_REMOUNT;
+    if opts.copy_up && typ == "tmpfs" {
+        return tmpfs_copy_up(ctx, dest, &target, flags, data, &opts, &shown);
+    }
     let r = mnt(
         Some(src.as_deref().unwrap_or(typ)),
         &target,
@@ -396,6 +404,111 @@ fn check_proc(ctx: &MountCtx, m: &Mount, typ: &str, shown: &Path) -> Result<()> 
     Ok(())
 }
 
+/// A tmpfs with `tmpcopyup`. podman puts it on the tmpfs it mounts over /tmp, /run and /var/tmp for
+/// `podman run --read-only` (`read_only_tmpfs`), so that a read-only image keeps what it ships there;
+/// runc copies the covered directory into the new tmpfs, and so do we: through an fd on the covered
+/// directory opened (inside the root) before the mount, entry by entry with *at calls that never
+/// follow a symlink. A read-only tmpfs is mounted writable for the copy and remounted read-only.
+fn tmpfs_copy_up(
+    ctx: &MountCtx,
+    dest: &Path,
+    target: &OwnedFd,
+    flags: MsFlags,
+    data: Option<&str>,
+    opts: &Options,
+    shown: &Path,
+) -> Result<()> {
+    let dir_flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+    let under = ctx
+        .root
+        .open_with(dest, dir_flags)
+        .ctx("open tmpcopyup source", shown)?;
+    mnt(
+        Some("tmpfs"),
+        target,
+        Some("tmpfs"),
+        flags & !MsFlags::MS_RDONLY,
+        data,
+    )
+    .map_err(|e| Error::path("mount", shown, e))?;
+    let top = ctx
+        .root
+        .open_with(dest, dir_flags)
+        .ctx("reopen mount", shown)?;
+    copy_dir(&under, &top).ctx("tmpcopyup", shown)?;
+    if flags.contains(MsFlags::MS_RDONLY) {
+        let fd = ctx.root.open_path(dest).ctx("reopen mount", shown)?;
+        mnt(None, &fd, None, flags | MsFlags::MS_REMOUNT, data).ctx("remount tmpfs", shown)?;
+    }
+    finish(ctx.root, dest, opts, shown)
+}
+
+/// Copies the entries of directory `from` into directory `to` (recursively), keeping type, mode,
+/// owner and times. Symlinks are copied, never followed.
+fn copy_dir(from: &OwnedFd, to: &OwnedFd) -> std::result::Result<(), Errno> {
+    use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
+    use nix::sys::stat::{fchmodat, fstatat, mkdirat, mknodat, utimensat, FchmodatFlags};
+    use nix::sys::stat::{Mode, SFlag, UtimensatFlags};
+    use nix::sys::time::TimeSpec;
+    use nix::unistd::{fchownat, symlinkat, Gid, Uid};
+
+    let dir = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let names: Vec<std::ffi::CString> = {
+        let mut d = nix::dir::Dir::openat(from, ".", dir, Mode::empty())?;
+        d.iter()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_owned())
+            .filter(|n| n.as_bytes() != b"." && n.as_bytes() != b"..")
+            .collect()
+    };
+    for name in &names {
+        let name = name.as_c_str();
+        let st = fstatat(from, name, AtFlags::AT_SYMLINK_NOFOLLOW)?;
+        let perm = Mode::from_bits_truncate(st.st_mode & 0o7777);
+        let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+        match kind {
+            SFlag::S_IFDIR => {
+                mkdirat(to, name, Mode::S_IRWXU)?;
+                let sub_from = openat(from, name, dir, Mode::empty())?;
+                let sub_to = openat(to, name, dir, Mode::empty())?;
+                copy_dir(&sub_from, &sub_to)?;
+            }
+            SFlag::S_IFREG => {
+                let src = openat(
+                    from,
+                    name,
+                    OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )?;
+                let dst = openat(
+                    to,
+                    name,
+                    OFlag::O_WRONLY
+                        | OFlag::O_CREAT
+                        | OFlag::O_EXCL
+                        | OFlag::O_NOFOLLOW
+                        | OFlag::O_CLOEXEC,
+                    Mode::S_IRUSR | Mode::S_IWUSR,
+                )?;
+                std::io::copy(&mut std::fs::File::from(src), &mut std::fs::File::from(dst))
+                    .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+            }
+            SFlag::S_IFLNK => symlinkat(readlinkat(from, name)?.as_os_str(), to, name)?,
+            _ => mknodat(to, name, kind, perm, st.st_rdev)?,
+        }
+        let (uid, gid) = (Uid::from_raw(st.st_uid), Gid::from_raw(st.st_gid));
+        fchownat(to, name, Some(uid), Some(gid), AtFlags::AT_SYMLINK_NOFOLLOW)?;
+        if kind != SFlag::S_IFLNK {
+            // After the chown, which clears set-id bits; creation modes were masked by the umask.
+            fchmodat(to, name, perm, FchmodatFlags::FollowSymlink)?;
+        }
+        let atime = TimeSpec::new(st.st_atime, st.st_atime_nsec);
+        let mtime = TimeSpec::new(st.st_mtime, st.st_mtime_nsec);
+        utimensat(to, name, &atime, &mtime, UtimensatFlags::NoFollowSymlink)?;
+    }
+    Ok(())
+}
+
 /// A bind mount: the source (a host path, or relative to the bundle) onto the resolved target;
 /// mount(2) ignores MS_RDONLY and friends with MS_BIND, so they need a remount of the new mount.
 pub fn bind(ctx: &MountCtx, src: &Path, dest: &Path, o: &Options, shown: &Path) -> Result<()> {
@@ -440,6 +553,13 @@ mod tests {
         assert_eq!(o.propagation, vec![MsFlags::MS_SLAVE | MsFlags::MS_REC]);
         assert_eq!(o.data, s(&["mode=755", "size=1k"]));
         assert_eq!(o.attr_set, MOUNT_ATTR_RDONLY);
+    }
+
+    #[test]
+    fn tmpcopyup_is_not_mount_data() {
+        let o = parse_options(&s(&["rw", "tmpcopyup", "mode=1777"]));
+        assert!(o.copy_up);
+        assert_eq!(o.data, s(&["mode=1777"]));
     }
 
     #[test]

@@ -1,0 +1,92 @@
+# integration/lib.sh: helpers shared by podman.sh and containerd.sh (sourced, not run).
+#
+# A suite script calls itself as `SUITE.sh scenario NAME` for each scenario, in a fresh bash with
+# `set -euo pipefail` and a timeout, so one failing or hanging scenario never stops the others.
+# Results go to $RESULTS, one `suite|scenario|runtime|STATUS|note` line each; STATUS is PASS,
+# FAIL, SKIP (the scenario exited 77), XFAIL (failed, and listed as expected to fail) or XPASS.
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export HAKO=${HAKO:-$REPO/target/release/hako}
+export RUNC=${RUNC:-/usr/sbin/runc}
+export INT_WORK=${INT_WORK:-$REPO/.tmp/integration}
+export RESULTS=${RESULTS:-$INT_WORK/results}
+export LOGS=${LOGS:-$INT_WORK/logs}
+SCENARIO_TIMEOUT=${SCENARIO_TIMEOUT:-120}
+
+log() { printf '%s\n' "$*" >&2; }
+fail() { log "FAIL: $*"; exit 1; }
+skip() { log "SKIP: $*"; exit 77; }
+
+assert_eq() { # ACTUAL EXPECTED [WHAT]
+  [ "$1" = "$2" ] || fail "${3:-value}: expected '$2', got '$1'"
+}
+assert_contains() { # HAYSTACK NEEDLE [WHAT]
+  case "$1" in *"$2"*) ;; *) fail "${3:-output}: expected to contain '$2', got '$1'" ;; esac
+}
+
+# rc CMD...: run CMD (never aborting under set -e) and print its exit status.
+rc() { local s=0; "$@" >/dev/null 2>&1 || s=$?; echo "$s"; }
+
+# retry N CMD...: run CMD up to N times, 0.2 s apart, until it succeeds.
+retry() {
+  local n=$1; shift
+  for ((i = 0; i < n; i++)); do "$@" && return 0; sleep 0.2; done
+  return 1
+}
+
+# The absolute path of a runtime name (hako or runc).
+runtime_bin() { case "$1" in hako) echo "$HAKO" ;; runc) echo "$RUNC" ;; esac; }
+
+# host_cgroup_file PID CONTROLLER FILE: the path of FILE in PID's v1 CONTROLLER cgroup on the host
+# (these machines are a v1 hybrid; on pure v2 the unified path is used).
+host_cgroup_file() {
+  local pid=$1 ctl=$2 file=$3 path
+  path=$(awk -F: -v c="$ctl" '{ n = split($2, a, ","); for (i = 1; i <= n; i++) if (a[i] == c) print $3 }' "/proc/$pid/cgroup")
+  if [ -n "$path" ]; then
+    echo "/sys/fs/cgroup/$ctl$path/$file"
+  else
+    echo "/sys/fs/cgroup$(awk -F: '$1 == "0" { print $3 }' "/proc/$pid/cgroup")/$file"
+  fi
+}
+
+# A busybox-static root filesystem in DIR (the one scripts/mkbundle.sh makes).
+make_rootfs() {
+  local dir=$1
+  "$REPO/scripts/mkbundle.sh" "$dir.bundle" >/dev/null
+  mv "$dir.bundle/rootfs" "$dir"
+  rm -rf "$dir.bundle"
+}
+
+# run_scenarios SUITE SCRIPT CLEANUP_FN SCENARIO...: every scenario against hako and runc.
+# XFAIL_hako / XFAIL_runc (space-separated scenario names) mark expected failures, with the reason
+# in XFAIL_NOTE_<scenario>.
+run_scenarios() {
+  local suite=$1 script=$2 cleanup=$3 rt name status code note failed=0
+  shift 3
+  mkdir -p "$LOGS"
+  for rt in hako runc; do
+    for name in "$@"; do
+      local logf="$LOGS/$suite-$rt-$name.log" xfail_var="XFAIL_$rt"
+      local start=$SECONDS
+      code=0
+      RT=$rt RTBIN=$(runtime_bin "$rt") timeout -k 10 "$SCENARIO_TIMEOUT" \
+        "$script" scenario "$name" >"$logf" 2>&1 </dev/null || code=$?
+      RT=$rt "$cleanup" >>"$logf" 2>&1 || true
+      note=""
+      case " ${!xfail_var:-} " in
+        *" $name "*) if [ "$code" = 0 ]; then status=XPASS; else status=XFAIL; fi ;;
+        *) case $code in 0) status=PASS ;; 77) status=SKIP ;; *) status=FAIL ;; esac ;;
+      esac
+      [ "$code" = 124 ] && note="timed out after ${SCENARIO_TIMEOUT}s"
+      [ "$status" = SKIP ] && note=$(sed -n 's/^SKIP: //p' "$logf" | tail -1)
+      if [ "$status" = XFAIL ]; then local nv="XFAIL_NOTE_$name"; note=${!nv:-expected failure}; fi
+      printf '%s|%s|%s|%s|%s\n' "$suite" "$name" "$rt" "$status" "$note" >>"$RESULTS"
+      printf '%-10s %-5s %-22s %-5s %3ss %s\n' "$suite" "$rt" "$name" "$status" $((SECONDS - start)) "$note"
+      if [ "$status" = FAIL ]; then
+        failed=1
+        sed 's/^/    | /' "$logf" | tail -n 15
+      fi
+    done
+  done
+  return "$failed"
+}
