@@ -88,7 +88,7 @@ medians() { printf '%.1f / %.1f / %.1f' "$(median "$1" hako)" "$(median "$1" run
   echo
   echo "## run /bin/true with podman's default seccomp profile"
   echo
-  echo "hako keeps the compiled BPF per profile under \\`--root\\` (\\`@seccomp/\\`); the warm-up runs fill"
+  echo "hako keeps the compiled BPF per profile under \`--root\` (\`@seccomp/\`); the warm-up runs fill"
   echo "that cache, so this is the steady state. A cold compile of this profile costs about 11 ms more"
   echo "CPU (libseccomp's BPF generation), once per distinct profile."
   echo
