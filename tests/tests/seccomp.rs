@@ -511,3 +511,41 @@ fn unknown_syscall_names_are_skipped() {
         );
     }
 }
+
+#[test]
+fn compiled_profiles_are_cached_under_root() {
+    require_root!();
+    if testing_runc() {
+        return;
+    }
+    let h = Hako::new();
+    let b = bundle(
+        "rmdir /tmp/c 2>/dev/null; mkdir /tmp/c 2>&1; echo mkdir=$?",
+        podman_profile(),
+    );
+    let cache = h.root().join("@seccomp");
+    for _ in 0..2 {
+        let out = run_ok(&h, &b);
+        assert!(out.contains("mkdir=0"), "{out}");
+    }
+    assert_eq!(
+        fs::read_dir(&cache).unwrap().count(),
+        1,
+        "one entry per profile"
+    );
+    // A cached program behaves like a fresh one.
+    let b = bundle(
+        "mkdir /tmp/d 2>&1; echo mkdir=$?",
+        json!({"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}),
+    );
+    for _ in 0..2 {
+        let out = run_ok(&h, &b);
+        assert!(out.contains("mkdir=1"), "{out}");
+    }
+    assert_eq!(fs::read_dir(&cache).unwrap().count(), 2);
+    // Not a container.
+    let l = h.list(&["-q"]);
+    l.assert_ok();
+    assert!(l.stdout.trim().is_empty(), "{l:?}");
+}

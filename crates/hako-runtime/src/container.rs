@@ -92,21 +92,23 @@ pub fn create(root: &Path, o: &CreateOptions) -> Result<Created> {
                 .into(),
         ));
     }
-    // Compiled before anything exists: a bad profile fails here with the field named.
+    crate::rootfs::verify_host_proc()?;
+    let store = Store::open(root)?;
+    // Compiled (or found in the cache under --root) before the container exists: a bad profile
+    // fails here with the field named.
     let seccomp = match bundle
         .spec
         .linux()
         .as_ref()
         .and_then(|l| l.seccomp().as_ref())
     {
-        Some(s) => Some(crate::seccomp::compile(
+        Some(s) => Some(crate::seccomp::compile_cached(
+            root,
             s,
             process.no_new_privileges().unwrap_or(false),
         )?),
         None => None,
     };
-    crate::rootfs::verify_host_proc()?;
-    let store = Store::open(root)?;
     let lock = store.create(&o.id)?;
     let mut child: Option<i32> = None;
     // Decided (and the path validated) before anything exists; created just before the clone.

@@ -165,6 +165,16 @@ pub enum Placement {
     BeforeExec,
 }
 
+fn placement(no_new_privileges: bool, notify: bool) -> Placement {
+    if !no_new_privileges {
+        Placement::BeforeCaps
+    } else if notify {
+        Placement::EndOfCreate
+    } else {
+        Placement::BeforeExec
+    }
+}
+
 /// A compiled profile: the BPF program and how to load it.
 #[derive(Debug, Clone)]
 pub struct Compiled {
@@ -349,21 +359,134 @@ pub fn compile(s: &LinuxSeccomp, no_new_privileges: bool) -> Result<Compiled> {
         flags &= !FLAG_WAIT_KILLABLE_RECV;
     }
     let program = export(&f)?;
-    let placement = if !no_new_privileges {
-        Placement::BeforeCaps
-    } else if notify {
-        Placement::EndOfCreate
-    } else {
-        Placement::BeforeExec
-    };
     Ok(Compiled {
         program,
         flags,
-        placement,
+        placement: placement(no_new_privileges, notify),
         listener_path: s.listener_path().clone(),
         listener_metadata: s.listener_metadata().clone(),
         skipped,
     })
+}
+
+/// Where compiled programs are kept, under `--root`: `@` cannot start a container id, so the
+/// directory never collides with a container's (and `list` skips it: it has no state.json).
+pub const CACHE_DIR: &str = "@seccomp";
+/// Entries kept before the cache is emptied (each is one distinct profile, ~10-30 KiB).
+const CACHE_MAX: usize = 64;
+
+/// [`compile`], memoized per profile under `<root>/@seccomp`: libseccomp's BPF generation is most
+/// of `create`'s CPU time for a large profile such as podman's default one. An entry holds the
+/// whole key (hako and libseccomp versions, architecture, no_new_privs and the profile JSON) and
+/// is used only when the key matches byte for byte, so a hash collision can never select another
+/// profile's program. Any cache trouble falls back to compiling.
+pub fn compile_cached(
+    root: &std::path::Path,
+    s: &LinuxSeccomp,
+    no_new_privileges: bool,
+) -> Result<Compiled> {
+    use std::hash::{Hash, Hasher};
+    let lib = libseccomp::ScmpVersion::current()
+        .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
+        .unwrap_or_default();
+    let key = format!(
+        "hako {} libseccomp {lib} arch {} nnp {no_new_privileges}\n{}",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH,
+        serde_json::to_string(s).unwrap_or_default()
+    );
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    let dir = root.join(CACHE_DIR);
+    let path = dir.join(format!("{:016x}", h.finish()));
+    if let Some(c) = std::fs::read(&path)
+        .ok()
+        .and_then(|b| decode(&b, &key, s, no_new_privileges))
+    {
+        for name in &c.skipped {
+            crate::log::debug(&format!("unknown seccomp syscall {name:?} ignored"));
+        }
+        return Ok(c);
+    }
+    let c = compile(s, no_new_privileges)?;
+    if let Err(e) = save(&dir, &path, &key, &c) {
+        crate::log::debug(&format!("seccomp cache {}: {e}", path.display()));
+    }
+    Ok(c)
+}
+
+fn take<'a>(b: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let n = u32::from_le_bytes(b.get(..4)?.try_into().ok()?) as usize;
+    let v = b.get(4..4 + n)?;
+    *b = &b[4 + n..];
+    Some(v)
+}
+
+fn decode(mut b: &[u8], key: &str, s: &LinuxSeccomp, nnp: bool) -> Option<Compiled> {
+    if take(&mut b)? != key.as_bytes() {
+        return None;
+    }
+    let flags = u32::from_le_bytes(take(&mut b)?.try_into().ok()?);
+    let skipped: Vec<String> = serde_json::from_slice(take(&mut b)?).ok()?;
+    let program = take(&mut b)?.to_vec();
+    if program.is_empty() || program.len() % 8 != 0 || !b.is_empty() {
+        return None;
+    }
+    Some(Compiled {
+        program,
+        flags,
+        placement: placement(nnp, flags & FLAG_NEW_LISTENER != 0),
+        listener_path: s.listener_path().clone(),
+        listener_metadata: s.listener_metadata().clone(),
+        skipped,
+    })
+}
+
+fn save(
+    dir: &std::path::Path,
+    path: &std::path::Path,
+    key: &str,
+    c: &Compiled,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(dir)
+        .or_else(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })?;
+    if std::fs::read_dir(dir)?.count() >= CACHE_MAX {
+        for e in std::fs::read_dir(dir)?.flatten() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    let mut out = Vec::with_capacity(key.len() + c.program.len() + 64);
+    let skipped = serde_json::to_vec(&c.skipped).unwrap_or_default();
+    for part in [
+        key.as_bytes(),
+        &c.flags.to_le_bytes()[..],
+        &skipped[..],
+        &c.program[..],
+    ] {
+        out.extend_from_slice(&(part.len() as u32).to_le_bytes());
+        out.extend_from_slice(part);
+    }
+    // Written aside and renamed: a concurrent create reads the old entry or the whole new one.
+    let tmp = dir.join(format!(".tmp-{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(&out)?;
+    drop(f);
+    std::fs::rename(&tmp, path)
 }
 
 /// libseccomp 2.5 exports only to an fd: a memfd, read back.
@@ -529,6 +652,30 @@ mod tests {
                 .starts_with("linux.seccomp.syscalls[0].args[0].index"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn cache_roundtrip() {
+        let dir = std::env::temp_dir().join(format!("hako-seccomp-cache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = profile(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","nope_hako"],"action":"SCMP_ACT_ERRNO"}]}"#,
+        );
+        let a = compile_cached(&dir, &p, true).unwrap();
+        let b = compile_cached(&dir, &p, true).unwrap();
+        assert_eq!(a.program, b.program);
+        assert_eq!(b.skipped, vec!["nope_hako".to_string()]);
+        assert_eq!(b.placement, Placement::BeforeExec);
+        let c = compile_cached(&dir, &p, false).unwrap();
+        assert_eq!(c.placement, Placement::BeforeCaps);
+        assert_eq!(std::fs::read_dir(dir.join(CACHE_DIR)).unwrap().count(), 2);
+        // A corrupt entry is ignored (and replaced).
+        for e in std::fs::read_dir(dir.join(CACHE_DIR)).unwrap().flatten() {
+            std::fs::write(e.path(), b"junk").unwrap();
+        }
+        assert_eq!(compile_cached(&dir, &p, true).unwrap().program, a.program);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
