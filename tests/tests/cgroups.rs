@@ -210,6 +210,20 @@ fn memory_limit_visible_outside_and_inside() {
     h.delete_force(&id).assert_ok();
 }
 
+#[test]
+fn zero_values_mean_unset() {
+    require_root!();
+    let p = Parent::new();
+    let h = Hako::new();
+    // As runc reads them (Go's zero value): no limit, not a limit of 0.
+    let mut b = bundle_in(&p, "echo alive");
+    b.config["linux"]["resources"]["memory"] = json!({ "limit": 0, "reservation": 0, "swap": 0 });
+    b.config["linux"]["resources"]["cpu"] = json!({ "shares": 0, "quota": 0, "period": 0 });
+    let o = h.run(&h.new_id(), &b);
+    o.assert_ok();
+    assert_eq!(o.stdout, "alive\n", "{o:?}");
+}
+
 /// A shell holding 100 MB in a variable: reliably allocates (busybox sh keeps the string).
 const HOG: &str = "x=$(yes | head -c 100000000); echo survived ${#x}";
 
