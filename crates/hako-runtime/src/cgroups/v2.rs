@@ -237,6 +237,18 @@ pub fn set_unified(d: &Path, u: &HashMap<String, String>) -> Result<()> {
         if k.contains('/') || k.starts_with('.') || !k.contains('.') {
             return Err(Error::Usage(format!("{field}: not a cgroup file name")));
         }
+        // Membership and lifetime files are not resources: "cgroup.procs": "1" would move the
+        // host's init into the container's cgroup.
+        if [
+            "cgroup.procs",
+            "cgroup.threads",
+            "cgroup.kill",
+            "cgroup.subtree_control",
+        ]
+        .contains(&k.as_str())
+        {
+            return Err(Error::Usage(format!("{field}: not a resource file")));
+        }
         if !d.join(k).exists() {
             return Err(Error::Usage(format!(
                 "{field}: unknown cgroup v2 file ({} does not exist)",
