@@ -198,16 +198,45 @@ fn memory_limit_visible_outside_and_inside() {
         if pure_v2() { "" } else { "memory/" }
     ));
     b.config["linux"]["resources"]["memory"] = json!({ "limit": 48 * MIB });
-    let id = h.new_id();
-    let pid = started(&h, &id, &b);
-    let cg = Cg::of(pid);
-    assert_eq!(cg.file("memory", file), (48 * MIB).to_string());
-    assert!(
-        wait_for(t(10), || !read(out.join("inside")).is_empty()),
-        "container wrote nothing"
-    );
-    assert_eq!(read(out.join("inside")).trim(), (48 * MIB).to_string());
-    h.delete_force(&id).assert_ok();
+    // Without a cgroup namespace (the container's dirs are bound), then with one (fresh mounts
+    // rooted at the container's cgroup).
+    for cgroupns in [false, true] {
+        if cgroupns {
+            b.config["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({ "type": "cgroup" }));
+            let _ = fs::remove_file(out.join("inside"));
+        }
+        let id = h.new_id();
+        let pid = started(&h, &id, &b);
+        let cg = Cg::of(pid);
+        assert_eq!(cg.file("memory", file), (48 * MIB).to_string());
+        assert!(
+            wait_for(t(10), || !read(out.join("inside")).is_empty()),
+            "container wrote nothing (cgroupns {cgroupns})"
+        );
+        assert_eq!(
+            read(out.join("inside")).trim(),
+            (48 * MIB).to_string(),
+            "cgroupns {cgroupns}"
+        );
+        h.delete_force(&id).assert_ok();
+    }
+}
+
+#[test]
+fn zero_values_mean_unset() {
+    require_root!();
+    let p = Parent::new();
+    let h = Hako::new();
+    // As runc reads them (Go's zero value): no limit, not a limit of 0.
+    let mut b = bundle_in(&p, "echo alive");
+    b.config["linux"]["resources"]["memory"] = json!({ "limit": 0, "reservation": 0, "swap": 0 });
+    b.config["linux"]["resources"]["cpu"] = json!({ "shares": 0, "quota": 0, "period": 0 });
+    let o = h.run(&h.new_id(), &b);
+    o.assert_ok();
+    assert_eq!(o.stdout, "alive\n", "{o:?}");
 }
 
 /// A shell holding 100 MB in a variable: reliably allocates (busybox sh keeps the string).
@@ -732,6 +761,16 @@ fn bad_resource_values() {
         &["linux.resources.unified.nosuch.file"]
     };
     fails_cleanly(&h, &b, &p, needle);
+
+    // A unified key that is not a resource: never written (it would move the host's pid 1).
+    if runc {
+        eprintln!("runc writes any unified key on v2; skipped");
+    } else {
+        let mut b = bundle_in(&p, "true");
+        b.config["linux"]["resources"]["unified"] = json!({ "cgroup.procs": "1" });
+        fails_cleanly(&h, &b, &p, &["linux.resources.unified.cgroup.procs"]);
+        assert!(read("/proc/1/cgroup").lines().all(|l| !l.contains(&p.name)));
+    }
 
     // `..` in cgroupsPath.
     let mut b = Bundle::sh("true");

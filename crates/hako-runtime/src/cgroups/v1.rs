@@ -34,9 +34,11 @@ fn num(v: i64) -> String {
 }
 
 pub fn set(rec: &CgroupRecord, r: &LinuxResources) -> Result<()> {
+    // A 0 in memory.{limit,reservation,swap} and cpu.{shares,quota,period} means "not set", as
+    // in runc (Go's zero value): written, a 0 limit would OOM-kill the init as it starts.
     if let Some(m) = r.memory() {
         let d = || dir(rec, "memory", "linux.resources.memory");
-        if let Some(v) = m.reservation() {
+        if let Some(v) = m.reservation().filter(|v| *v != 0) {
             write(
                 d()?,
                 "memory.soft_limit_in_bytes",
@@ -46,8 +48,8 @@ pub fn set(rec: &CgroupRecord, r: &LinuxResources) -> Result<()> {
         }
         // memory.memsw.limit_in_bytes must stay >= memory.limit_in_bytes at every step: when
         // raising, swap goes first; when lowering, the limit goes first.
-        let limit = m.limit();
-        let swap = m.swap();
+        let limit = m.limit().filter(|v| *v != 0);
+        let swap = m.swap().filter(|v| *v != 0);
         let raising = match (
             limit,
             read(d()?, "memory.limit_in_bytes")
@@ -136,7 +138,7 @@ pub fn set(rec: &CgroupRecord, r: &LinuxResources) -> Result<()> {
     }
     if let Some(c) = r.cpu() {
         let d = || dir(rec, "cpu", "linux.resources.cpu");
-        if let Some(v) = c.shares() {
+        if let Some(v) = c.shares().filter(|v| *v != 0) {
             write(
                 d()?,
                 "cpu.shares",
@@ -144,7 +146,7 @@ pub fn set(rec: &CgroupRecord, r: &LinuxResources) -> Result<()> {
                 "linux.resources.cpu.shares",
             )?;
         }
-        if let Some(v) = c.period() {
+        if let Some(v) = c.period().filter(|v| *v != 0) {
             write(
                 d()?,
                 "cpu.cfs_period_us",
@@ -152,7 +154,7 @@ pub fn set(rec: &CgroupRecord, r: &LinuxResources) -> Result<()> {
                 "linux.resources.cpu.period",
             )?;
         }
-        if let Some(v) = c.quota() {
+        if let Some(v) = c.quota().filter(|v| *v != 0) {
             write(
                 d()?,
                 "cpu.cfs_quota_us",

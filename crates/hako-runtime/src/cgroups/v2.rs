@@ -71,8 +71,11 @@ fn max_or(v: i64) -> String {
 }
 
 pub fn set(d: &Path, r: &LinuxResources) -> Result<()> {
+    // 0 means "not set" for memory.{limit,reservation,swap} and cpu.{shares,quota,period}, as in
+    // runc (see v1::set).
+    let set = |v: Option<i64>| v.filter(|v| *v != 0);
     if let Some(m) = r.memory() {
-        if let Some(v) = m.reservation() {
+        if let Some(v) = set(m.reservation()) {
             write(
                 d,
                 "memory.low",
@@ -80,10 +83,10 @@ pub fn set(d: &Path, r: &LinuxResources) -> Result<()> {
                 "linux.resources.memory.reservation",
             )?;
         }
-        if let Some(v) = swap_max(m.limit(), m.swap())? {
+        if let Some(v) = swap_max(set(m.limit()), set(m.swap()))? {
             write(d, "memory.swap.max", &v, "linux.resources.memory.swap")?;
         }
-        if let Some(v) = m.limit() {
+        if let Some(v) = set(m.limit()) {
             write(d, "memory.max", &max_or(v), "linux.resources.memory.limit")?;
         }
         if m.swappiness().is_some() {
@@ -100,7 +103,7 @@ pub fn set(d: &Path, r: &LinuxResources) -> Result<()> {
         }
     }
     if let Some(c) = r.cpu() {
-        if let Some(s) = c.shares() {
+        if let Some(s) = c.shares().filter(|s| *s != 0) {
             write(
                 d,
                 "cpu.weight",
@@ -108,9 +111,10 @@ pub fn set(d: &Path, r: &LinuxResources) -> Result<()> {
                 "linux.resources.cpu.shares",
             )?;
         }
-        if c.quota().is_some() || c.period().is_some() {
-            let quota = c.quota().map(max_or).unwrap_or_else(|| "max".into());
-            let period = c.period().unwrap_or(100_000);
+        let period = c.period().filter(|p| *p != 0);
+        if set(c.quota()).is_some() || period.is_some() {
+            let quota = set(c.quota()).map(max_or).unwrap_or_else(|| "max".into());
+            let period = period.unwrap_or(100_000);
             write(
                 d,
                 "cpu.max",
@@ -232,6 +236,18 @@ pub fn set_unified(d: &Path, u: &HashMap<String, String>) -> Result<()> {
         let field = format!("linux.resources.unified.{k}");
         if k.contains('/') || k.starts_with('.') || !k.contains('.') {
             return Err(Error::Usage(format!("{field}: not a cgroup file name")));
+        }
+        // Membership and lifetime files are not resources: "cgroup.procs": "1" would move the
+        // host's init into the container's cgroup.
+        if [
+            "cgroup.procs",
+            "cgroup.threads",
+            "cgroup.kill",
+            "cgroup.subtree_control",
+        ]
+        .contains(&k.as_str())
+        {
+            return Err(Error::Usage(format!("{field}: not a resource file")));
         }
         if !d.join(k).exists() {
             return Err(Error::Usage(format!(
