@@ -206,7 +206,8 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
         .as_ref()
         .and_then(|l| l.seccomp().as_ref())
     {
-        Some(s) => Some(crate::seccomp::compile(
+        Some(s) => Some(crate::seccomp::compile_cached(
+            root,
             s,
             process.no_new_privileges().unwrap_or(false),
         )?),
@@ -351,7 +352,7 @@ fn child(c: Child) -> ! {
     }
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     let err = match setup(&c) {
-        Ok(ready) => ready.exec(c.preserve_fds, c.channel.raw()),
+        Ok(ready) => ready.exec(c.preserve_fds, &[c.channel.raw()]),
         Err(e) => e,
     };
     let _ = c.channel.send(&Msg::Error(err.to_string()));

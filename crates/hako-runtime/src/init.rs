@@ -18,7 +18,6 @@ use crate::namespaces::{self, Plan};
 use crate::paths::Root;
 use crate::process;
 use crate::rootfs;
-use crate::seccomp::Placement;
 use crate::sys;
 
 /// Everything the init needs, prepared by the runtime before clone.
@@ -44,19 +43,6 @@ pub struct InitArgs<'a> {
     pub seccomp: Option<&'a crate::seccomp::Compiled>,
 }
 
-/// Loads the seccomp filter now; a notify fd goes to the runtime (which hands it to the agent)
-/// and is closed here once the agent has it.
-fn load_seccomp(a: &InitArgs, c: &crate::seccomp::Compiled) -> Result<()> {
-    if let Some(fd) = crate::seccomp::load(c)? {
-        a.channel.send(&Msg::SeccompFd(fd.as_raw_fd()))?;
-        match a.channel.expect("runtime")? {
-            Msg::SeccompDone => {}
-            m => return Err(Error::Init(format!("unexpected message {m:?}"))),
-        }
-    }
-    Ok(())
-}
-
 /// Never returns: exits the child with 0 only through execve.
 pub fn main(args: InitArgs) -> ! {
     for fd in &args.close {
@@ -75,14 +61,12 @@ pub fn main(args: InitArgs) -> ! {
 }
 
 /// What the init resolved at create time and uses at start.
-struct Ready {
-    exe: PathBuf,
-    argv: Vec<String>,
-    env: Vec<String>,
+struct Ready<'a> {
+    process: process::Ready<'a>,
     state: String,
 }
 
-fn setup(a: &InitArgs) -> Result<Ready> {
+fn setup<'a>(a: &InitArgs<'a>) -> Result<Ready<'a>> {
     let spec = a.spec;
     let process = spec.process().as_ref().expect("validated");
     // Device nodes and mount points get exactly the configured modes; process.user.umask is set
@@ -236,70 +220,18 @@ fn setup(a: &InitArgs) -> Result<Ready> {
     if let Some(p) = linux.personality() {
         process::set_personality(p)?;
     }
-    process::set_rlimits(process)?;
-    if let Some(c) = a.seccomp.filter(|c| c.placement == Placement::BeforeCaps) {
-        // Without no_new_privs loading needs CAP_SYS_ADMIN: before the caps and uid change.
-        load_seccomp(a, c)?;
-    }
-    // No `capabilities` object means no capabilities at all (runc), not "keep root's".
-    let empty = hako_spec::oci::LinuxCapabilitiesBuilder::default()
-        .bounding(std::collections::HashSet::new())
-        .effective(std::collections::HashSet::new())
-        .permitted(std::collections::HashSet::new())
-        .inheritable(std::collections::HashSet::new())
-        .ambient(std::collections::HashSet::new())
-        .build()
-        .expect("empty capabilities");
-    let caps = Some(process::cap_plan(
-        process.capabilities().as_ref().unwrap_or(&empty),
-    ));
-    if let Some(c) = &caps {
-        if !c.unknown.is_empty() {
-            // The log file descriptor is inherited from the runtime, so this reaches --log.
-            crate::log::warn(&format!(
-                "ignoring unknown or unavailable capabilities: {:?}",
-                c.unknown
-            ));
+    let mut notify = |fd: OwnedFd| -> Result<()> {
+        // The runtime copies the fd (pidfd_getfd) and hands it to the seccomp agent.
+        a.channel.send(&Msg::SeccompFd(fd.as_raw_fd()))?;
+        match a.channel.expect("runtime")? {
+            Msg::SeccompDone => Ok(()),
+            m => Err(Error::Init(format!("unexpected message {m:?}"))),
         }
-        process::apply_bounding(c)?;
-    }
+    };
     // In a user namespace whose gid map was written without setgroups "deny" we may setgroups.
-    process::switch_user(process, true, caps.is_some())?;
-    if let Some(c) = &caps {
-        process::apply_caps(c)?;
-    }
-    let mut env = process::environment(process);
-    env.extend(a.extra_env.iter().cloned());
-    let argv = process.args().clone().unwrap_or_default();
-    let exe = process::lookup(&argv[0], &env)
-        .map_err(|e| Error::Init(format!("unable to start container process: {e}")))?;
-    let cwd = process.cwd();
-    nix::unistd::chdir(cwd).ctx("chdir to cwd", cwd)?;
-    // CVE-2024-21626: a cwd reached through a leaked host fd is outside our root, and getcwd
-    // reports that as ENOENT ("(unreachable)"). Refuse rather than run there.
-    nix::unistd::getcwd().map_err(|_| {
-        Error::Init(format!(
-            "cwd {} is outside the container root",
-            cwd.display()
-        ))
-    })?;
-    let umask = process.user().umask().unwrap_or(0o022);
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
-        umask as libc::mode_t,
-    ));
-    if process.no_new_privileges() == Some(true) {
-        process::set_no_new_privs()?;
-    }
-    if let Some(c) = a.seccomp.filter(|c| c.placement == Placement::EndOfCreate) {
-        load_seccomp(a, c)?;
-    }
+    let process = process::prepare(process, true, &a.extra_env, a.seccomp, &mut notify)?;
     a.channel.send(&Msg::Created)?;
-    Ok(Ready {
-        exe,
-        argv,
-        env,
-        state,
-    })
+    Ok(Ready { process, state })
 }
 
 /// Blocks until `start` connects to the start socket, then runs startContainer hooks and execs.
@@ -335,33 +267,8 @@ fn wait_and_exec(a: &InitArgs, ready: Ready) -> i32 {
     ) {
         return fail(e.to_string());
     }
-    let (Ok(argv), Ok(env), Ok(exe)) = (
-        process::cstrings(&ready.argv),
-        process::cstrings(&ready.env),
-        sys::cstr(&ready.exe),
-    ) else {
-        return fail("argument contains a NUL byte".into());
-    };
-    // Only stdio and the preserved fds cross execve: everything else gets CLOEXEC now, and the
-    // preserved ones lose it.
-    let keep_end = 3 + a.preserve_fds;
-    for fd in 3..keep_end as i32 {
-        if fd != conn.as_raw_fd() && fd != a.listener.as_raw_fd() && fd != a.channel.raw() {
-            unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
-        }
-    }
-    let _ = sys::close_range(keep_end, sys::CLOSE_RANGE_CLOEXEC);
-    // As late as possible: the filter then sees nothing of hako's but execve itself.
-    if let Some(c) = a.seccomp.filter(|c| c.placement == Placement::BeforeExec) {
-        if let Err(e) = crate::seccomp::load(c) {
-            return fail(format!("unable to start container process: {e}"));
-        }
-    }
-    let err = nix::unistd::execve(&exe, &argv, &env).unwrap_err();
-    let e = std::io::Error::from_raw_os_error(err as i32);
-    fail(format!(
-        "unable to start container process: exec: {:?}: {}",
-        ready.argv[0],
-        process::io_text(&e)
-    ))
+    // Only stdio and the preserved fds cross execve; returns only on failure.
+    let skip = [conn.as_raw_fd(), a.listener.as_raw_fd(), a.channel.raw()];
+    let e = ready.process.exec(a.preserve_fds, &skip);
+    fail(e.to_string())
 }

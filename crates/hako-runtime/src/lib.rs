@@ -18,6 +18,7 @@ pub mod foreground;
 pub mod hooks;
 pub mod init;
 pub mod log;
+pub mod lsm;
 pub mod mounts;
 pub mod namespaces;
 pub mod paths;

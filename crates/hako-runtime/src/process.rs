@@ -400,6 +400,7 @@ pub fn prepare<'a>(
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
         umask as libc::mode_t,
     ));
+    crate::lsm::set_exec_labels(p)?;
     if p.no_new_privileges() == Some(true) {
         set_no_new_privs()?;
     }
@@ -416,9 +417,9 @@ pub fn prepare<'a>(
 
 impl Ready<'_> {
     /// Only stdio and `preserve_fds` fds from 3 on cross execve: everything else gets CLOEXEC,
-    /// the preserved ones lose it (`skip` is an fd of ours that must stay close-on-exec). Returns
+    /// the preserved ones lose it (`skip`: fds of ours that must stay close-on-exec). Returns
     /// only on failure.
-    pub fn exec(self, preserve_fds: u32, skip: RawFd) -> Error {
+    pub fn exec(self, preserve_fds: u32, skip: &[RawFd]) -> Error {
         let (Ok(argv), Ok(env), Ok(exe)) = (
             cstrings(&self.argv),
             cstrings(&self.env),
@@ -428,7 +429,7 @@ impl Ready<'_> {
         };
         let keep_end = 3 + preserve_fds;
         for fd in 3..keep_end as RawFd {
-            if fd != skip {
+            if !skip.contains(&fd) {
                 unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
             }
         }

@@ -107,7 +107,9 @@ fn create_options(cli: &Cli, a: &CreateArgs, foreground: bool) -> CreateOptions 
 fn dispatch(cli: &Cli) -> Result<u8> {
     if cli.version {
         println!("hako version {}", env!("CARGO_PKG_VERSION"));
-        println!("spec: 1.2.1");
+        // The runtime-spec version hako is written against (the `oci-spec` crate's), as in
+        // `features`' ociVersionMax.
+        println!("spec: {}", hako_spec::oci::VERSION);
         return Ok(0);
     }
     let root = &cli.root;
