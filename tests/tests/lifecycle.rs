@@ -601,3 +601,19 @@ fn short_flags_and_go_style_flags() {
     let o = h.cmd(&["run", "-bundle", b.path().to_str().unwrap(), &id]);
     assert_eq!(o.code, 5, "{o:?}");
 }
+
+#[test]
+fn pause_and_resume_a_created_container() {
+    require_root!();
+    let h = Hako::new();
+    let b = Bundle::sh("echo ran");
+    let id = h.new_id();
+    h.create(&id, &b).assert_ok();
+    h.cmd(&["pause", &id]).assert_ok();
+    assert_eq!(h.status(&id), "paused");
+    h.cmd(&["resume", &id]).assert_ok();
+    // Back to where it was, as runc reports it.
+    assert_eq!(h.status(&id), "created");
+    h.start(&id).assert_ok();
+    assert!(h.wait_status(&id, "stopped", std::time::Duration::from_secs(10)));
+}

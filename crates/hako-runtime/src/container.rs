@@ -65,14 +65,6 @@ pub fn create(root: &Path, o: &CreateOptions) -> Result<Created> {
         log::debug(&format!("config.json: ignoring unknown property {f}"));
     }
     crate::support::check(&bundle.spec)?;
-    if bundle
-        .spec
-        .linux()
-        .as_ref()
-        .is_some_and(|l| l.resources().is_some())
-    {
-        log::debug("linux.resources: cgroup limits are applied by the cgroups driver (not in this version)");
-    }
     let process = bundle.spec.process().as_ref().expect("validated");
     let terminal = process.terminal().unwrap_or(false);
     if terminal && o.console_socket.is_none() && !o.foreground {
@@ -328,7 +320,9 @@ pub fn status_of(rec: &ContainerRecord) -> Status {
     }
     match sys::proc_stat(rec.pid) {
         Some((st, start)) if start == rec.init_start_time && st != 'Z' && st != 'X' => {
-            if rec.status == Status::Running && Cgroups::from_record(rec.cgroup.clone()).frozen() {
+            if matches!(rec.status, Status::Running | Status::Created)
+                && Cgroups::from_record(rec.cgroup.clone()).frozen()
+            {
                 Status::Paused
             } else {
                 rec.status
@@ -349,7 +343,8 @@ fn locked(root: &Path, id: &str) -> Result<(Locked, ContainerRecord)> {
 pub fn pause(root: &Path, id: &str) -> Result<()> {
     let (_lock, rec) = locked(root, id)?;
     match status_of(&rec) {
-        Status::Running => Cgroups::from_record(rec.cgroup).freeze(true),
+        // runc pauses a created container too (its waiting init is frozen with the cgroup).
+        Status::Running | Status::Created => Cgroups::from_record(rec.cgroup).freeze(true),
         Status::Paused => Err(Error::BadState("container already paused".into())),
         _ => Err(Error::NotRunning),
     }
