@@ -91,11 +91,11 @@ sc_detach_exec_ps_top_stop() {
 sc_tty() {
   local c out; c=$(name tty)
   out=$(in_tty podman "${PFLAGS[@]}" run --rm -t --network none "${SECCOMP[@]}" "$IMG" \
-    sh -c 'tty; [ -t 0 ] && echo stdin-is-tty')
+    sh -c 'tty; [ -t 0 ] && echo stdin-is-tty; sleep 0.3')
   assert_contains "$out" /dev/pts/ "tty in run -t"
   assert_contains "$out" stdin-is-tty "run -t"
   prun -d --name "$c" "$IMG" sleep 1000 >/dev/null
-  out=$(in_tty podman "${PFLAGS[@]}" exec -t "$c" tty)
+  out=$(in_tty podman "${PFLAGS[@]}" exec -t "$c" sh -c 'tty; sleep 0.3')
   assert_contains "$out" /dev/pts/ "tty in exec -t"
 }
 
