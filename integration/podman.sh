@@ -80,6 +80,7 @@ sc_detach_exec_ps_top_stop() {
   assert_eq "$(p exec "$c" echo from-exec)" from-exec "exec"
   assert_eq "$(rc p exec "$c" sh -c 'exit 5')" 5 "exec exit status"
   assert_eq "$(echo piped | p exec -i "$c" cat)" piped "exec -i"
+  assert_eq "$(rc p exec "$c" no-such-cmd)" 127 "exec of a missing executable"
   assert_contains "$(p ps --format '{{.Names}} {{.Status}}')" "$c Up" "ps"
   assert_contains "$(p top "$c" pid args)" "sleep 1000" "top"
   p stop -t 1 "$c" >/dev/null
