@@ -180,12 +180,14 @@ mod tests {
         let p = plan(&spec(
             r#"[{"type":"pid"},{"type":"network"},{"type":"mount"},{"type":"cgroup"},{"type":"time"},{"type":"user"}]"#,
         ));
+        // Since 51952ce only pid and user are cloned; the init unshares the others itself.
         assert_eq!(
             p.clone,
-            CloneFlags::CLONE_NEWPID
-                | CloneFlags::CLONE_NEWNET
-                | CloneFlags::CLONE_NEWNS
-                | CloneFlags::CLONE_NEWUSER
+            CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUSER
+        );
+        assert_eq!(
+            p.unshare,
+            CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS
         );
         assert!(p.new_cgroup && p.new_time && p.new_user && !p.fork_for_pid);
     }
