@@ -59,7 +59,8 @@ make_rootfs() {
 
 # run_scenarios SUITE SCRIPT CLEANUP_FN SCENARIO...: every scenario against hako and runc.
 # XFAIL_hako / XFAIL_runc (space-separated scenario names) mark expected failures, with the reason
-# in XFAIL_NOTE_<scenario>.
+# in XFAIL_NOTE_<scenario>; when XFAIL_MATCH_<scenario> is set, the scenario's log must contain it
+# (otherwise it failed for another reason: FAIL).
 run_scenarios() {
   local suite=$1 script=$2 cleanup=$3 rt name status code note failed=0
   shift 3
@@ -74,7 +75,15 @@ run_scenarios() {
       RT=$rt "$cleanup" >>"$logf" 2>&1 || true
       note=""
       case " ${!xfail_var:-} " in
-        *" $name "*) if [ "$code" = 0 ]; then status=XPASS; else status=XFAIL; fi ;;
+        *" $name "*)
+          local mv="XFAIL_MATCH_$name"
+          if [ "$code" = 0 ]; then
+            status=XPASS
+          elif [ -n "${!mv:-}" ] && ! grep -qF -- "${!mv}" "$logf"; then
+            status=FAIL note="expected failure, but not with '${!mv}'"
+          else
+            status=XFAIL
+          fi ;;
         *) case $code in 0) status=PASS ;; 77) status=SKIP ;; *) status=FAIL ;; esac ;;
       esac
       [ "$code" = 124 ] && note="timed out after ${SCENARIO_TIMEOUT}s"
