@@ -13,6 +13,10 @@ export RESULTS=${RESULTS:-$INT_WORK/results}
 export LOGS=${LOGS:-$INT_WORK/logs}
 SCENARIO_TIMEOUT=${SCENARIO_TIMEOUT:-120}
 
+# Ctrl-C: bash waits for the running scenario (timeout gives it its own process group), then
+# exits, and the suite's EXIT trap cleans up.
+trap 'exit 130' INT
+
 log() { printf '%s\n' "$*" >&2; }
 fail() { log "FAIL: $*"; exit 1; }
 skip() { log "SKIP: $*"; exit 77; }
