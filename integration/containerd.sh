@@ -7,7 +7,8 @@ source "$(dirname "$0")/lib.sh"
 
 C=$INT_WORK/containerd
 SOCK=$C/containerd.sock
-NS=hako-int
+# The namespace is also ctr's cgroup parent (/NS/ID): one per run, removed at the end.
+export NS=${NS:-hako-int-$$}
 IMG=localhost/hako-int/busybox:latest
 
 c() { ctr -a "$SOCK" -n "$NS" "$@"; }
@@ -78,6 +79,7 @@ teardown() {
     for pid in $(pgrep -f -- "-address $SOCK" || true); do kill -9 "$pid"; done
   fi
   findmnt -rn -o TARGET | grep "^$C/" | sort -r | while read -r m; do umount -l "$m"; done
+  remove_cgroups "$NS"
   [ ! -e "$C/made-run-containerd" ] || rmdir /run/containerd/s /run/containerd/fifo /run/containerd 2>/dev/null
   rm -rf "$C"
 }

@@ -53,6 +53,15 @@ host_cgroup_file() {
   fi
 }
 
+# remove_cgroups NAME: the cgroup directory NAME (a parent this run made) and what is under it, in
+# every hierarchy. rmdir only removes empty cgroups: one still in use stays.
+remove_cgroups() {
+  local d
+  for d in /sys/fs/cgroup/*/"$1" /sys/fs/cgroup/"$1"; do
+    [ ! -d "$d" ] || find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+  done
+}
+
 # A busybox-static root filesystem in DIR (the one scripts/mkbundle.sh makes).
 make_rootfs() {
   local dir=$1

@@ -19,7 +19,9 @@ PFLAGS=(--root "$P/root" --runroot "$P/runroot" --tmpdir "$P/tmp" --storage-driv
 p() { podman "${PFLAGS[@]}" "$@"; }
 # in_tty CMD...: CMD on a pseudo-terminal (script(1)), output without carriage returns.
 in_tty() { script -qec "$(printf '%q ' "$@")" /dev/null | tr -d '\r'; }
-prun() { p run --network none "${SECCOMP[@]}" "$@"; }
+# Containers (and conmon) go under a cgroup parent of this run, removed at the end.
+export CGROUP_PARENT=${CGROUP_PARENT:-hako-int-podman-$$}
+prun() { p run --network none --cgroup-parent "/$CGROUP_PARENT" "${SECCOMP[@]}" "$@"; }
 name() { echo "int-$RT-$1"; }
 logs_have() { p logs "$1" 2>&1 | grep -q "$2"; }
 state() { p inspect --format '{{.State.Status}}' "$1"; }
@@ -61,6 +63,7 @@ teardown() {
   p rmi -af >/dev/null 2>&1 || true
   # Storage mounts (overlay home, container rootfs) all live under $P.
   findmnt -rn -o TARGET | grep "^$P/" | sort -r | while read -r m; do umount -l "$m"; done
+  remove_cgroups "$CGROUP_PARENT"
   rm -rf "$P"
 }
 
@@ -92,7 +95,7 @@ sc_detach_exec_ps_top_stop() {
 
 sc_tty() {
   local c out; c=$(name tty)
-  out=$(in_tty podman "${PFLAGS[@]}" run --rm -t --network none "${SECCOMP[@]}" "$IMG" \
+  out=$(in_tty podman "${PFLAGS[@]}" run --rm -t --network none --cgroup-parent "/$CGROUP_PARENT" "${SECCOMP[@]}" "$IMG" \
     sh -c 'tty; [ -t 0 ] && echo stdin-is-tty; sleep 0.3')
   assert_contains "$out" /dev/pts/ "tty in run -t"
   assert_contains "$out" stdin-is-tty "run -t"
@@ -178,7 +181,7 @@ sc_seccomp_unconfined() {
 
 sc_seccomp_default() {
   # podman's default profile: filter mode (2).
-  assert_contains "$(p run --rm --network none "$IMG" grep Seccomp: /proc/self/status)" "$(printf 'Seccomp:\t2')"
+  assert_contains "$(p run --rm --network none --cgroup-parent "/$CGROUP_PARENT" "$IMG" grep Seccomp: /proc/self/status)" "$(printf 'Seccomp:\t2')"
 }
 
 sc_rootfs_dir() {
