@@ -15,6 +15,7 @@ XFAIL_MATCH_seccomp_default="linux.seccomp: seccomp filters are not supported by
 
 # podman with private storage; the runtime is picked by name from containers.conf.
 PFLAGS=(--root "$P/root" --runroot "$P/runroot" --tmpdir "$P/tmp" --storage-driver overlay
+  --network-config-dir "$P/networks" --volumepath "$P/volumes"
   --cgroup-manager cgroupfs --events-backend file --runtime "${RT:-hako}")
 p() { podman "${PFLAGS[@]}" "$@"; }
 # in_tty CMD...: CMD on a pseudo-terminal (script(1)), output without carriage returns.
