@@ -13,6 +13,10 @@ export RESULTS=${RESULTS:-$INT_WORK/results}
 export LOGS=${LOGS:-$INT_WORK/logs}
 SCENARIO_TIMEOUT=${SCENARIO_TIMEOUT:-120}
 
+# Ctrl-C: bash waits for the running scenario (timeout gives it its own process group), then
+# exits, and the suite's EXIT trap cleans up.
+trap 'exit 130' INT
+
 log() { printf '%s\n' "$*" >&2; }
 fail() { log "FAIL: $*"; exit 1; }
 skip() { log "SKIP: $*"; exit 77; }
@@ -49,6 +53,15 @@ host_cgroup_file() {
   fi
 }
 
+# remove_cgroups NAME: the cgroup directory NAME (a parent this run made) and what is under it, in
+# every hierarchy. rmdir only removes empty cgroups: one still in use stays.
+remove_cgroups() {
+  local d
+  for d in /sys/fs/cgroup/*/"$1" /sys/fs/cgroup/"$1"; do
+    [ ! -d "$d" ] || find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+  done
+}
+
 # A busybox-static root filesystem in DIR (the one scripts/mkbundle.sh makes).
 make_rootfs() {
   local dir=$1
@@ -59,7 +72,8 @@ make_rootfs() {
 
 # run_scenarios SUITE SCRIPT CLEANUP_FN SCENARIO...: every scenario against hako and runc.
 # XFAIL_hako / XFAIL_runc (space-separated scenario names) mark expected failures, with the reason
-# in XFAIL_NOTE_<scenario>.
+# in XFAIL_NOTE_<scenario>; when XFAIL_MATCH_<scenario> is set, the scenario's log must contain it
+# (otherwise it failed for another reason: FAIL).
 run_scenarios() {
   local suite=$1 script=$2 cleanup=$3 rt name status code note failed=0
   shift 3
@@ -74,7 +88,15 @@ run_scenarios() {
       RT=$rt "$cleanup" >>"$logf" 2>&1 || true
       note=""
       case " ${!xfail_var:-} " in
-        *" $name "*) if [ "$code" = 0 ]; then status=XPASS; else status=XFAIL; fi ;;
+        *" $name "*)
+          local mv="XFAIL_MATCH_$name"
+          if [ "$code" = 0 ]; then
+            status=XPASS
+          elif [ -n "${!mv:-}" ] && ! grep -qF -- "${!mv}" "$logf"; then
+            status=FAIL note="expected failure, but not with '${!mv}'"
+          else
+            status=XFAIL
+          fi ;;
         *) case $code in 0) status=PASS ;; 77) status=SKIP ;; *) status=FAIL ;; esac ;;
       esac
       [ "$code" = 124 ] && note="timed out after ${SCENARIO_TIMEOUT}s"

@@ -7,18 +7,21 @@ source "$(dirname "$0")/lib.sh"
 P=$INT_WORK/podman
 IMG=localhost/hako-int/busybox:latest
 export CONTAINERS_CONF=$P/containers.conf
-# Until hako has seccomp (another branch), every scenario but seccomp_default runs unconfined.
-SECCOMP=(--security-opt seccomp=unconfined)
-XFAIL_hako="seccomp_default"
-XFAIL_NOTE_seccomp_default="expected until seccomp lands: hako refuses linux.seccomp"
+# Every scenario runs with podman's default seccomp profile, as users get it, except the one that
+# checks `seccomp=unconfined`.
+SECCOMP=()
+XFAIL_hako=""
 
 # podman with private storage; the runtime is picked by name from containers.conf.
 PFLAGS=(--root "$P/root" --runroot "$P/runroot" --tmpdir "$P/tmp" --storage-driver overlay
+  --network-config-dir "$P/networks" --volumepath "$P/volumes"
   --cgroup-manager cgroupfs --events-backend file --runtime "${RT:-hako}")
 p() { podman "${PFLAGS[@]}" "$@"; }
 # in_tty CMD...: CMD on a pseudo-terminal (script(1)), output without carriage returns.
 in_tty() { script -qec "$(printf '%q ' "$@")" /dev/null | tr -d '\r'; }
-prun() { p run --network none "${SECCOMP[@]}" "$@"; }
+# Containers (and conmon) go under a cgroup parent of this run, removed at the end.
+export CGROUP_PARENT=${CGROUP_PARENT:-hako-int-podman-$$}
+prun() { p run --network none --cgroup-parent "/$CGROUP_PARENT" "${SECCOMP[@]}" "$@"; }
 name() { echo "int-$RT-$1"; }
 logs_have() { p logs "$1" 2>&1 | grep -q "$2"; }
 state() { p inspect --format '{{.State.Status}}' "$1"; }
@@ -60,6 +63,7 @@ teardown() {
   p rmi -af >/dev/null 2>&1 || true
   # Storage mounts (overlay home, container rootfs) all live under $P.
   findmnt -rn -o TARGET | grep "^$P/" | sort -r | while read -r m; do umount -l "$m"; done
+  remove_cgroups "$CGROUP_PARENT"
   rm -rf "$P"
 }
 
@@ -80,6 +84,7 @@ sc_detach_exec_ps_top_stop() {
   assert_eq "$(p exec "$c" echo from-exec)" from-exec "exec"
   assert_eq "$(rc p exec "$c" sh -c 'exit 5')" 5 "exec exit status"
   assert_eq "$(echo piped | p exec -i "$c" cat)" piped "exec -i"
+  assert_eq "$(rc p exec "$c" no-such-cmd)" 127 "exec of a missing executable"
   assert_contains "$(p ps --format '{{.Names}} {{.Status}}')" "$c Up" "ps"
   assert_contains "$(p top "$c" pid args)" "sleep 1000" "top"
   p stop -t 1 "$c" >/dev/null
@@ -90,12 +95,12 @@ sc_detach_exec_ps_top_stop() {
 
 sc_tty() {
   local c out; c=$(name tty)
-  out=$(in_tty podman "${PFLAGS[@]}" run --rm -t --network none "${SECCOMP[@]}" "$IMG" \
-    sh -c 'tty; [ -t 0 ] && echo stdin-is-tty')
+  out=$(in_tty podman "${PFLAGS[@]}" run --rm -t --network none --cgroup-parent "/$CGROUP_PARENT" "${SECCOMP[@]}" "$IMG" \
+    sh -c 'tty; [ -t 0 ] && echo stdin-is-tty; sleep 0.3')
   assert_contains "$out" /dev/pts/ "tty in run -t"
   assert_contains "$out" stdin-is-tty "run -t"
   prun -d --name "$c" "$IMG" sleep 1000 >/dev/null
-  out=$(in_tty podman "${PFLAGS[@]}" exec -t "$c" tty)
+  out=$(in_tty podman "${PFLAGS[@]}" exec -t "$c" sh -c 'tty; sleep 0.3')
   assert_contains "$out" /dev/pts/ "tty in exec -t"
 }
 
@@ -171,12 +176,12 @@ sc_read_only() {
 }
 
 sc_seccomp_unconfined() {
-  assert_contains "$(prun --rm "$IMG" grep Seccomp: /proc/self/status)" "$(printf 'Seccomp:\t0')"
+  assert_contains "$(prun --rm --security-opt seccomp=unconfined "$IMG" grep Seccomp: /proc/self/status)" "$(printf 'Seccomp:\t0')"
 }
 
 sc_seccomp_default() {
   # podman's default profile: filter mode (2).
-  assert_contains "$(p run --rm --network none "$IMG" grep Seccomp: /proc/self/status)" "$(printf 'Seccomp:\t2')"
+  assert_contains "$(p run --rm --network none --cgroup-parent "/$CGROUP_PARENT" "$IMG" grep Seccomp: /proc/self/status)" "$(printf 'Seccomp:\t2')"
 }
 
 sc_rootfs_dir() {

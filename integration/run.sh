@@ -6,11 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source integration/lib.sh
 rm -rf "$LOGS" "$RESULTS"
+trap 'rm -f "$INT_WORK/busybox-oci.tar"' EXIT
 mkdir -p "$LOGS"
 status=0
 integration/podman.sh || status=1
 integration/containerd.sh || status=1
-rm -f "$INT_WORK/busybox-oci.tar"
 integration/report.sh "$RESULTS" docs/integration.md
 echo "results: docs/integration.md; logs: $LOGS"
 exit "$status"

@@ -180,6 +180,7 @@ mod tests {
         let p = plan(&spec(
             r#"[{"type":"pid"},{"type":"network"},{"type":"mount"},{"type":"cgroup"},{"type":"time"},{"type":"user"}]"#,
         ));
+        // Since 51952ce only pid and user are cloned; the init unshares the others itself.
         assert_eq!(
             p.clone,
             CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUSER
