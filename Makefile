@@ -37,8 +37,9 @@ unit:
 integration-tests: build
 	HAKO_BIN=$(CURDIR)/target/debug/hako $(CARGO) test -p hako-tests -- --test-threads=2
 
-# test-cgroupv2 boots the VM once (about 3 minutes here): within CI's 30-minute budget.
-test: deps lint unit integration-tests test-cgroupv2
+# test-cgroupv2 boots the VM once (about 3 minutes here) and integration drives hako with podman
+# and containerd (about 4 minutes with their install): within CI's 30-minute budget.
+test: deps lint unit integration-tests test-cgroupv2 integration
 
 demo: deps release
 	@mkdir -p $(TMP)
