@@ -5,9 +5,10 @@ use serde_json::{json, Value};
 
 const CAPS: &[&str] = &["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
 
-pub fn default_spec(rootless: bool) -> Value {
+/// `rootless`: the caller's (uid, gid), mapped to root in a user namespace (`spec --rootless`).
+pub fn default_spec(rootless: Option<(u32, u32)>) -> Value {
     let mut v = json!({
-        "ociVersion": "1.2.1",
+        "ociVersion": crate::oci::VERSION,
         "process": {
             "terminal": true,
             "user": {"uid": 0, "gid": 0},
@@ -45,12 +46,12 @@ pub fn default_spec(rootless: bool) -> Value {
             "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
         }
     });
-    if rootless {
+    if let Some((uid, gid)) = rootless {
         // runc spec --rootless: a user namespace mapping the caller, no network namespace, no
         // device rules, and /sys bound from the host (a fresh sysfs needs a network namespace).
         let l = &mut v["linux"];
-        l["uidMappings"] = json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
-        l["gidMappings"] = json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+        l["uidMappings"] = json!([{"containerID": 0, "hostID": uid, "size": 1}]);
+        l["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1}]);
         l["namespaces"] = json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"},
                                  {"type": "cgroup"}, {"type": "user"}]);
         l.as_object_mut().expect("object").remove("resources");
@@ -81,7 +82,7 @@ mod tests {
 
     #[test]
     fn default_is_valid() {
-        for rootless in [false, true] {
+        for rootless in [None, Some((1000, 1000))] {
             let text = default_spec(rootless).to_string();
             let (spec, unknown) = crate::bundle::parse_spec(&text).unwrap();
             assert!(unknown.is_empty(), "{unknown:?}");

@@ -100,7 +100,7 @@ pub enum Command {
     },
     /// Write a default config.json (runc's) into the bundle directory.
     Spec {
-        /// (`--rootless`, the global flag, asks for a rootless spec as in runc.)
+        /// (`spec --rootless`: a user namespace mapping the caller to root, as in runc.)
         #[arg(short = 'b', long, default_value = ".")]
         bundle: PathBuf,
     },
@@ -276,6 +276,15 @@ pub fn normalize(args: impl IntoIterator<Item = String>) -> Vec<String> {
             }
         }
         out.push(a);
+    }
+    // runc's `spec --rootless` is a switch of `spec`, while the global `--rootless` takes a
+    // value: after `spec`, a bare `--rootless` means `--rootless=true`.
+    if let Some(at) = out.iter().position(|a| a == "spec") {
+        for a in &mut out[at + 1..] {
+            if a == "--rootless" {
+                *a = "--rootless=true".to_string();
+            }
+        }
     }
     out
 }

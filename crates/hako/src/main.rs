@@ -143,10 +143,16 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             print!("{}", output::list(&items, *format, *quiet)?);
         }
         Command::Spec { bundle } => {
-            let rootless = cli.rootless.as_deref() == Some("true");
+            let rootless = (cli.rootless.as_deref() == Some("true")).then(|| {
+                (
+                    nix::unistd::geteuid().as_raw(),
+                    nix::unistd::getegid().as_raw(),
+                )
+            });
             let path = bundle.join("config.json");
             if path.exists() {
-                bail!("File {} exists. Remove it first", path.display());
+                // runc's wording, which names the file as the user sees it in the bundle.
+                bail!("File config.json exists. Remove it first");
             }
             let text = serde_json::to_string_pretty(&hako_spec::defaults::default_spec(rootless))?;
             std::fs::write(&path, text + "\n")

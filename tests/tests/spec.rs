@@ -1,0 +1,124 @@
+//! `spec`: runc's default config.json (and `--rootless`), usable as is.
+
+use std::fs;
+
+use hako_tests::*;
+
+fn spec_in(h: &Hako, extra: &[&str]) -> (TempDir, Value) {
+    let dir = TempDir::new("hako-spec");
+    let mut args = vec!["spec", "--bundle", dir.path().to_str().unwrap()];
+    args.extend_from_slice(extra);
+    h.cmd(&args).assert_ok();
+    let v: Value = serde_json::from_str(&read(dir.path().join("config.json"))).unwrap();
+    (dir, v)
+}
+
+#[test]
+fn default_spec_is_runcs() {
+    require_root!();
+    let h = Hako::new();
+    let (dir, v) = spec_in(&h, &[]);
+    assert_eq!(v["process"]["args"], json!(["sh"]));
+    assert_eq!(v["process"]["terminal"], true);
+    assert_eq!(v["root"], json!({"path": "rootfs", "readonly": true}));
+    assert_eq!(v["process"]["noNewPrivileges"], true);
+    let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    for set in ["bounding", "effective", "permitted"] {
+        assert_eq!(v["process"]["capabilities"][set], caps, "{set}");
+    }
+    let ns: Vec<&str> = v["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["type"].as_str().unwrap())
+        .collect();
+    for t in ["pid", "network", "ipc", "uts", "mount"] {
+        assert!(ns.contains(&t), "{t} missing: {ns:?}");
+    }
+    assert!(v["linux"]["maskedPaths"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("/proc/kcore")));
+    // Same mounts, masked and read-only paths as runc's own `spec`.
+    if let Ok(runc) = which("runc") {
+        let rd = TempDir::new("runc-spec");
+        let st = std::process::Command::new(runc)
+            .arg("spec")
+            .current_dir(rd.path())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let r: Value = serde_json::from_str(&read(rd.path().join("config.json"))).unwrap();
+        let dests = |v: &Value| -> Vec<String> {
+            v["mounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["destination"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(dests(&v), dests(&r));
+        assert_eq!(v["linux"]["maskedPaths"], r["linux"]["maskedPaths"]);
+        assert_eq!(v["linux"]["readonlyPaths"], r["linux"]["readonlyPaths"]);
+    }
+    // A second `spec` refuses to overwrite (runc's wording), and leaves the file alone.
+    let before = read(dir.path().join("config.json"));
+    let o = h.cmd(&["spec", "--bundle", dir.path().to_str().unwrap()]);
+    o.assert_err();
+    assert!(
+        o.stderr
+            .contains("File config.json exists. Remove it first"),
+        "{o:#?}"
+    );
+    assert_eq!(read(dir.path().join("config.json")), before);
+}
+
+#[test]
+fn spec_bundle_runs() {
+    require_root!();
+    let h = Hako::new();
+    let b = Bundle::new(); // for its busybox rootfs
+    let (_dir, mut v) = spec_in(&h, &[]);
+    v["process"]["terminal"] = json!(false);
+    v["process"]["args"] = json!(["sh", "-c", "echo spec-ok; hostname"]);
+    fs::write(b.config_path(), v.to_string()).unwrap();
+    let o = h.cmd(&["run", "--bundle", b.path().to_str().unwrap(), &h.new_id()]);
+    o.assert_ok();
+    assert!(o.stdout.starts_with("spec-ok\n"), "{o:#?}");
+}
+
+#[test]
+fn rootless_spec_maps_the_caller() {
+    require_root!();
+    let h = Hako::new();
+    for extra in [&["--rootless"][..], &[][..]] {
+        let (_dir, v) = if extra.is_empty() {
+            // The Go-style global spelling runc users have in scripts: `-rootless` after spec.
+            spec_in(&h, &["-rootless"])
+        } else {
+            spec_in(&h, extra)
+        };
+        let ns: Vec<&str> = v["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
+        assert!(ns.contains(&"user") && !ns.contains(&"network"), "{ns:?}");
+        let uid = unsafe { libc::geteuid() };
+        assert_eq!(
+            v["linux"]["uidMappings"],
+            json!([{"containerID": 0, "hostID": uid, "size": 1}])
+        );
+        assert!(v["linux"].get("resources").is_none());
+    }
+}
+
+fn which(name: &str) -> Result<String, ()> {
+    std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(|d| format!("{d}/{name}"))
+        .find(|p| std::path::Path::new(p).is_file())
+        .ok_or(())
+}
