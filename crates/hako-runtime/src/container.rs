@@ -59,6 +59,12 @@ fn now_rfc3339() -> String {
 }
 
 pub fn create(root: &Path, o: &CreateOptions) -> Result<Created> {
+    create_inner(root, o).map(|(created, _, _)| created)
+}
+
+/// `create`, also handing back the locked state directory and the record, so `run` goes on
+/// without reading back what it just wrote.
+fn create_inner(root: &Path, o: &CreateOptions) -> Result<(Created, Locked, ContainerRecord)> {
     hako_spec::id::validate_id(&o.id)?;
     let bundle = Bundle::load_with(&o.bundle, log::debug_enabled())?;
     for f in &bundle.unknown_fields {
@@ -120,16 +126,19 @@ pub fn create(root: &Path, o: &CreateOptions) -> Result<Created> {
         &mut child,
         seccomp.as_ref(),
     );
-    if r.is_err() {
-        if let Some(pid) = child {
-            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
-            let _ = waitpid(Pid::from_raw(pid), None);
+    match r {
+        Ok((created, rec)) => Ok((created, lock, rec)),
+        Err(e) => {
+            if let Some(pid) = child {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+                let _ = waitpid(Pid::from_raw(pid), None);
+            }
+            let _ = cgroups.kill_all();
+            let _ = cgroups.destroy();
+            let _ = lock.remove();
+            Err(e)
         }
-        let _ = cgroups.kill_all();
-        let _ = cgroups.destroy();
-        let _ = lock.remove();
     }
-    r
 }
 
 fn create_locked(
@@ -140,7 +149,7 @@ fn create_locked(
     cgroups: &mut Cgroups,
     child: &mut Option<i32>,
     seccomp: Option<&crate::seccomp::Compiled>,
-) -> Result<Created> {
+) -> Result<(Created, ContainerRecord)> {
     let spec = &bundle.spec;
     let listener =
         UnixListener::bind(sock_path(lock)).ctx("listen", lock.path(store::START_SOCKET))?;
@@ -294,7 +303,7 @@ fn create_locked(
     if let Some(pf) = &o.pid_file {
         store::write_atomic(pf, &pid.to_string())?;
     }
-    Ok(Created { pid, console })
+    Ok((Created { pid, console }, rec))
 }
 
 /// `--preserve-fds N` plus systemd socket activation: when the runtime itself was started with
@@ -459,13 +468,18 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
             ))
         }
     }
-    release(&lock)?;
+    start_locked(&lock, &mut rec)
+}
+
+/// `start` of a created container whose state directory we hold.
+fn start_locked(lock: &Locked, rec: &mut ContainerRecord) -> Result<()> {
+    release(lock)?;
     rec.status = Status::Running;
-    lock.save(&rec)?;
+    lock.save(rec)?;
     let state = serde_json::to_string(&rec.hook_state(Status::Running)).expect("serializes");
     if let Err(e) = hooks::run_all(rec.config.hooks().as_ref(), hooks::Kind::Poststart, &state) {
         // runc tears the container down when a poststart hook fails.
-        let _ = signal_init(&rec, Signal::SIGKILL);
+        let _ = signal_init(rec, Signal::SIGKILL);
         return Err(e);
     }
     Ok(())
@@ -601,6 +615,11 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         Err(e) => return Err(e),
     };
     let rec = lock.load()?;
+    delete_locked(id, lock, rec, force)
+}
+
+/// `delete` of the container whose state directory we hold, as `rec` describes it.
+fn delete_locked(id: &str, lock: Locked, rec: ContainerRecord, force: bool) -> Result<()> {
     match status_of(&rec) {
         Status::Stopped => {}
         Status::Created => kill_and_wait(&rec)?,
@@ -634,17 +653,22 @@ pub fn run(root: &Path, o: &CreateOptions, detach: bool, keep: bool) -> Result<i
     } else {
         Some(crate::foreground::prepare()?)
     };
-    let created = create(root, o)?;
-    if let Err(e) = start(root, &o.id) {
-        let _ = delete(root, &o.id, true);
+    // The record stays in memory from create to delete: nothing is read back from disk.
+    let (created, lock, mut rec) = create_inner(root, o)?;
+    if let Err(e) = start_locked(&lock, &mut rec) {
+        let _ = delete_locked(&o.id, lock, rec, true);
         return Err(e);
     }
+    // Unlocked while the container runs: `state`, `kill`, `exec` … take the lock meanwhile.
+    drop(lock);
     let Some(forwarded) = forwarded else {
         return Ok(0);
     };
     let code = crate::foreground::wait(created.pid, &forwarded, created.console)?;
     if !keep {
-        let _ = delete(root, &o.id, true);
+        if let Ok(lock) = Store::existing(root).lock(&o.id) {
+            let _ = delete_locked(&o.id, lock, rec, true);
+        }
     }
     Ok(code)
 }
