@@ -94,19 +94,11 @@ fn create_inner(root: &Path, o: &CreateOptions) -> Result<(Created, Locked, Cont
     let store = Store::open(root)?;
     // Compiled (or found in the cache under --root) before the container exists: a bad profile
     // fails here with the field named.
-    let seccomp = match bundle
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().as_ref())
-    {
-        Some(s) => Some(crate::seccomp::compile_cached(
-            root,
-            s,
-            process.no_new_privileges().unwrap_or(false),
-        )?),
-        None => None,
-    };
+    let seccomp = crate::seccomp::for_spec(
+        root,
+        &bundle.spec,
+        process.no_new_privileges().unwrap_or(false),
+    )?;
     let lock = store.create(&o.id)?;
     let mut child: Option<i32> = None;
     // Decided (and the path validated) before anything exists; created just before the clone.

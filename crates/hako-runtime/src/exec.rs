@@ -200,19 +200,11 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
         ));
     }
     // Compiled by the runtime with this process's no_new_privs: a bad profile fails here.
-    let seccomp = match rec
-        .config
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().as_ref())
-    {
-        Some(s) => Some(crate::seccomp::compile_cached(
-            root,
-            s,
-            process.no_new_privileges().unwrap_or(false),
-        )?),
-        None => None,
-    };
+    let seccomp = crate::seccomp::for_spec(
+        root,
+        &rec.config,
+        process.no_new_privileges().unwrap_or(false),
+    )?;
     let pidfd = init_pidfd(&rec)?;
     let (flags, join_pid) = namespaces_of(rec.pid)?;
     // A user namespace whose gid map was written after `setgroups` was denied forbids setgroups.

@@ -132,21 +132,7 @@ fn setup<'a>(a: &InitArgs<'a>) -> Result<Ready<'a>> {
         Ok(())
     };
     if !a.no_new_keyring {
-        // A fresh session keyring so the container cannot read the host's keys.
-        let name = c"_ses.hako";
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_keyctl,
-                1, /* KEYCTL_JOIN_SESSION_KEYRING */
-                name.as_ptr(),
-            )
-        };
-        if r < 0 && nix::errno::Errno::last() != nix::errno::Errno::ENOSYS {
-            return Err(Error::sys(
-                "join session keyring",
-                nix::errno::Errno::last(),
-            ));
-        }
+        process::join_session_keyring()?;
     }
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).op(format!("sethostname {h:?}"))?;

@@ -380,6 +380,20 @@ const CACHE_MAX: usize = 64;
 /// whole key (hako and libseccomp versions, architecture, no_new_privs and the profile JSON) and
 /// is used only when the key matches byte for byte, so a hash collision can never select another
 /// profile's program. Any cache trouble falls back to compiling.
+/// The container's `linux.seccomp`, if any, compiled (from the cache under `root` when it can)
+/// for a process with `no_new_privileges`.
+pub fn for_spec(
+    root: &std::path::Path,
+    spec: &hako_spec::oci::Spec,
+    no_new_privileges: bool,
+) -> Result<Option<Compiled>> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .map(|s| compile_cached(root, s, no_new_privileges))
+        .transpose()
+}
+
 pub fn compile_cached(
     root: &std::path::Path,
     s: &LinuxSeccomp,

@@ -14,6 +14,18 @@ use std::path::PathBuf;
 pub use manager::Cgroups;
 pub use mount::mount_in_container;
 
+/// One `rdma.max` line (same format on v1 and v2): `mlx4_0 hca_handle=2 hca_object=2000`.
+pub fn rdma_line(dev: &str, limit: &hako_spec::oci::LinuxRdma) -> String {
+    let mut v = dev.to_string();
+    if let Some(h) = limit.hca_handles() {
+        v.push_str(&format!(" hca_handle={h}"));
+    }
+    if let Some(o) = limit.hca_objects() {
+        v.push_str(&format!(" hca_object={o}"));
+    }
+    v
+}
+
 /// One mounted cgroup hierarchy of the host.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hierarchy {

@@ -331,13 +331,7 @@ pub fn set(rec: &CgroupRecord, r: &LinuxResources) -> Result<()> {
         }
     }
     for (dev, limit) in r.rdma().iter().flatten() {
-        let mut v = dev.clone();
-        if let Some(h) = limit.hca_handles() {
-            v.push_str(&format!(" hca_handle={h}"));
-        }
-        if let Some(o) = limit.hca_objects() {
-            v.push_str(&format!(" hca_object={o}"));
-        }
+        let v = super::rdma_line(dev, limit);
         write(
             dir(rec, "rdma", "linux.resources.rdma")?,
             "rdma.max",

@@ -211,13 +211,7 @@ pub fn set(d: &Path, r: &LinuxResources) -> Result<()> {
         crate::log::warn("linux.resources.network: net_cls/net_prio do not exist on cgroup v2, ignored (as runc)");
     }
     for (dev, limit) in r.rdma().iter().flatten() {
-        let mut v = dev.clone();
-        if let Some(h) = limit.hca_handles() {
-            v.push_str(&format!(" hca_handle={h}"));
-        }
-        if let Some(o) = limit.hca_objects() {
-            v.push_str(&format!(" hca_object={o}"));
-        }
+        let v = super::rdma_line(dev, limit);
         write(d, "rdma.max", &v, "linux.resources.rdma")?;
     }
     if let Some(u) = r.unified() {
