@@ -99,16 +99,12 @@ fn create_inner(root: &Path, o: &CreateOptions) -> Result<(Created, Locked, Cont
         &bundle.spec,
         process.no_new_privileges().unwrap_or(false),
     )?;
+    // The cgroup path is validated before anything exists; where it lands on this host's
+    // hierarchies is worked out after the clone, off the init's critical path.
+    crate::cgroups::manager::inner_path(&bundle.spec, &o.id, o.systemd_cgroup)?;
     let lock = store.create(&o.id)?;
     let mut child: Option<i32> = None;
-    // Decided (and the path validated) before anything exists; created just before the clone.
-    let mut cgroups = match Cgroups::plan(&bundle.spec, &o.id, o.systemd_cgroup) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = lock.remove();
-            return Err(e);
-        }
-    };
+    let mut cgroups: Option<Cgroups> = None;
     let r = create_locked(
         &lock,
         &bundle,
@@ -125,8 +121,10 @@ fn create_inner(root: &Path, o: &CreateOptions) -> Result<(Created, Locked, Cont
                 let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
                 let _ = waitpid(Pid::from_raw(pid), None);
             }
-            let _ = cgroups.kill_all();
-            let _ = cgroups.destroy();
+            if let Some(cg) = &cgroups {
+                let _ = cg.kill_all();
+                let _ = cg.destroy();
+            }
             let _ = lock.remove();
             Err(e)
         }
@@ -138,7 +136,7 @@ fn create_locked(
     bundle: &Bundle,
     plan: &namespaces::Plan,
     o: &CreateOptions,
-    cgroups: &mut Cgroups,
+    cgroups: &mut Option<Cgroups>,
     child: &mut Option<i32>,
     seccomp: Option<&crate::seccomp::Compiled>,
 ) -> Result<(Created, ContainerRecord)> {
@@ -241,6 +239,7 @@ fn create_locked(
     // While the init builds its namespaces and mounts on the other CPU: its cgroups, limits set
     // before it joins, and it joined before it may unshare its cgroup namespace (rooted there) or
     // run anything of the user's.
+    let cgroups = cgroups.insert(Cgroups::plan(spec, &o.id, o.systemd_cgroup)?);
     cgroups.create()?;
     if let Some(r) = Cgroups::resources(spec) {
         cgroups.set(&r)?;
