@@ -617,3 +617,39 @@ fn pause_and_resume_a_created_container() {
     h.start(&id).assert_ok();
     assert!(h.wait_status(&id, "stopped", std::time::Duration::from_secs(10)));
 }
+
+#[test]
+fn concurrent_runs_sharing_a_cgroup_parent() {
+    require_root!();
+    // Containers placed under one parent cgroup that none of them finds in place: whichever
+    // creates the parent removes it at its delete when it is empty, and that must never make
+    // another's create (racing to mkdir below it) fail. hako's default `/hako/<id>` is this case.
+    let parent = format!("hako-race-{}", std::process::id());
+    let threads: Vec<_> = (0..3)
+        .map(|_| {
+            let parent = parent.clone();
+            std::thread::spawn(move || {
+                let h = Hako::new();
+                let mut b = Bundle::sh("true");
+                (0..25)
+                    .filter_map(|_| {
+                        let id = h.new_id();
+                        b.config["linux"]["cgroupsPath"] = json!(format!("/{parent}/{id}"));
+                        let o = h.run(&id, &b);
+                        (!o.ok()).then_some(o.stderr)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let failures: Vec<String> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    // Whatever is left of the parent (a create may have found it in place and so not own it).
+    for d in fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let _ = fs::remove_dir(d.path().join(&parent));
+    }
+    let _ = fs::remove_dir(format!("/sys/fs/cgroup/unified/{parent}"));
+    assert!(failures.is_empty(), "{failures:?}");
+}

@@ -175,26 +175,36 @@ impl Cgroups {
             .collect();
         let r = (|| {
             for (dir, v2, cpuset) in &targets {
-                let mut missing = Vec::new();
-                let mut cur = dir.as_path();
-                while !cur.exists() {
-                    missing.push(cur.to_path_buf());
-                    cur = cur.parent().unwrap_or(Path::new("/"));
-                }
-                for d in missing.iter().rev() {
-                    if *v2 {
-                        if let Some(parent) = d.parent() {
-                            super::v2::delegate(parent)?;
+                // A parent another container created (`/hako`) may be removed by its delete
+                // between our check and our mkdir: then look again, a few times.
+                let mut attempts = 0;
+                'again: loop {
+                    let mut missing = Vec::new();
+                    let mut cur = dir.as_path();
+                    while !cur.exists() {
+                        missing.push(cur.to_path_buf());
+                        cur = cur.parent().unwrap_or(Path::new("/"));
+                    }
+                    for d in missing.iter().rev() {
+                        if *v2 {
+                            if let Some(parent) = d.parent() {
+                                super::v2::delegate(parent)?;
+                            }
+                        }
+                        match std::fs::create_dir(d) {
+                            Ok(()) => created.push(d.clone()),
+                            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 5 => {
+                                attempts += 1;
+                                continue 'again;
+                            }
+                            Err(e) => return Err(Error::io("create cgroup", d.clone(), e)),
+                        }
+                        if *cpuset {
+                            super::v1::inherit_cpuset(d)?;
                         }
                     }
-                    match std::fs::create_dir(d) {
-                        Ok(()) => created.push(d.clone()),
-                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                        Err(e) => return Err(Error::io("create cgroup", d.clone(), e)),
-                    }
-                    if *cpuset {
-                        super::v1::inherit_cpuset(d)?;
-                    }
+                    break;
                 }
             }
             Ok(())
