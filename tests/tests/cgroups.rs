@@ -642,6 +642,54 @@ fn ps_lists_host_pids() {
 }
 
 #[test]
+fn init_and_exec_are_in_the_container_cgroup_with_its_limits() {
+    require_root!();
+    let p = Parent::new();
+    let h = Hako::new();
+    let mut b = bundle_in(&p, "sleep 100");
+    b.config["linux"]["resources"] = json!({"pids": {"limit": 42}});
+    let id = h.new_id();
+    let pid = started(&h, &id, &b);
+    let pf = h.scratch().join("exec.pid");
+    h.cmd(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        pf.to_str().unwrap(),
+        &id,
+        "sleep",
+        "100",
+    ])
+    .assert_ok();
+    let epid: i32 = read(&pf).parse().unwrap();
+    // Born into (v2, CLONE_INTO_CGROUP) or moved into (v1) the same cgroups as the init: the
+    // container's own directory in every hierarchy, whose pids limit is the configured one.
+    let own = read(format!("/proc/{pid}/cgroup"));
+    assert_eq!(read(format!("/proc/{epid}/cgroup")), own);
+    for line in own.lines() {
+        let path = line.splitn(3, ':').nth(2).unwrap_or("");
+        assert!(path.ends_with(&p.path("c")), "{line}");
+    }
+    // The v1 pids hierarchy, or the unified one on pure v2 (the hybrid's v2 has no pids).
+    let m = mounts();
+    let pids_dir = m
+        .iter()
+        .find(|(_, ctrls, _)| ctrls.iter().any(|c| c == "pids"))
+        .or_else(|| m.iter().find(|(_, _, v2)| *v2))
+        .map(|(mp, _, _)| mp.join(p.path("c").trim_start_matches('/')))
+        .unwrap();
+    assert_eq!(read(pids_dir.join("pids.max")).trim(), "42");
+    let procs = read(pids_dir.join("cgroup.procs"));
+    for x in [pid, epid] {
+        assert!(
+            procs.lines().any(|l| l == x.to_string()),
+            "{x} not in {procs}"
+        );
+    }
+    h.delete_force(&id).assert_ok();
+}
+
+#[test]
 fn delete_removes_every_cgroup_dir() {
     require_root!();
     let h = Hako::new();

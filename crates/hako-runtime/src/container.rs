@@ -99,29 +99,27 @@ fn create_inner(root: &Path, o: &CreateOptions) -> Result<(Created, Locked, Cont
         &bundle.spec,
         process.no_new_privileges().unwrap_or(false),
     )?;
-    // The cgroup path is validated before anything exists; where it lands on this host's
-    // hierarchies is worked out after the clone, off the init's critical path.
-    crate::cgroups::manager::inner_path(&bundle.spec, &o.id, o.systemd_cgroup)?;
+    // Decided (and the path validated) before anything exists.
+    let planned = Cgroups::plan(&bundle.spec, &o.id, o.systemd_cgroup)?;
     let lock = store.create(&o.id)?;
-    let mut child: Option<i32> = None;
-    let mut cgroups: Option<Cgroups> = None;
+    let mut made = Made::default();
     let r = create_locked(
         &lock,
         &bundle,
         &plan,
         o,
-        &mut cgroups,
-        &mut child,
+        planned,
+        &mut made,
         seccomp.as_ref(),
     );
     match r {
         Ok((created, rec)) => Ok((created, lock, rec)),
         Err(e) => {
-            if let Some(pid) = child {
+            if let Some(pid) = made.child {
                 let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
                 let _ = waitpid(Pid::from_raw(pid), None);
             }
-            if let Some(cg) = &cgroups {
+            if let Some(cg) = &made.cgroups {
                 let _ = cg.kill_all();
                 let _ = cg.destroy();
             }
@@ -131,13 +129,20 @@ fn create_inner(root: &Path, o: &CreateOptions) -> Result<(Created, Locked, Cont
     }
 }
 
+/// What a `create` has brought into existence so far: undone if it fails.
+#[derive(Default)]
+struct Made {
+    child: Option<i32>,
+    cgroups: Option<Cgroups>,
+}
+
 fn create_locked(
     lock: &Locked,
     bundle: &Bundle,
     plan: &namespaces::Plan,
     o: &CreateOptions,
-    cgroups: &mut Option<Cgroups>,
-    child: &mut Option<i32>,
+    planned: Cgroups,
+    made: &mut Made,
     seccomp: Option<&crate::seccomp::Compiled>,
 ) -> Result<(Created, ContainerRecord)> {
     let spec = &bundle.spec;
@@ -178,7 +183,28 @@ fn create_locked(
         }
         None => None,
     };
-    let forked = unsafe { sys::clone3(plan.clone.bits() as u64, None) };
+    // Pure cgroup v2: the cgroup is made and limited now and the init is *born* in it
+    // (CLONE_INTO_CGROUP): no migration, so none of cgroup_threadgroup_rwsem's grace periods.
+    // v1 and the hybrid have no such flag: the runtime moves the init in after Go, in parallel
+    // with the init's own setup.
+    let mut planned = Some(planned);
+    let into = if planned.as_ref().is_some_and(|c| c.rec.layout == "v2") {
+        let cg = made.cgroups.insert(planned.take().expect("planned"));
+        cg.create()?;
+        if let Some(r) = Cgroups::resources(spec) {
+            cg.set(&r)?;
+        }
+        Some(cg.open_unified()?)
+    } else {
+        None
+    };
+    let forked = unsafe {
+        sys::clone3(
+            plan.clone.bits() as u64,
+            into.as_ref().map(|f| f.as_raw_fd()),
+        )
+    };
+    drop(into);
     let mut pid = match forked.op("clone container init")? {
         sys::Forked::Child => {
             drop(parent_ch);
@@ -203,7 +229,7 @@ fn create_locked(
         }
         sys::Forked::Parent { pid } => pid,
     };
-    *child = Some(pid);
+    made.child = Some(pid);
     // Only the parent goes back: the child's *active* pid namespace may be the joined one, and
     // an ancestor namespace cannot be entered.
     if let Some(own) = &restore_pid {
@@ -234,17 +260,20 @@ fn create_locked(
         };
         let _ = waitpid(Pid::from_raw(pid), None);
         pid = real;
-        *child = Some(pid);
+        made.child = Some(pid);
     }
     // While the init builds its namespaces and mounts on the other CPU: its cgroups, limits set
     // before it joins, and it joined before it may unshare its cgroup namespace (rooted there) or
     // run anything of the user's.
-    let cgroups = cgroups.insert(Cgroups::plan(spec, &o.id, o.systemd_cgroup)?);
-    cgroups.create()?;
-    if let Some(r) = Cgroups::resources(spec) {
-        cgroups.set(&r)?;
+    if let Some(planned) = planned.take() {
+        let cg = made.cgroups.insert(planned);
+        cg.create()?;
+        if let Some(r) = Cgroups::resources(spec) {
+            cg.set(&r)?;
+        }
+        cg.apply(pid)?;
     }
-    cgroups.apply(pid)?;
+    let cgroups = made.cgroups.as_ref().expect("cgroups are set up");
     parent_ch.send(&Msg::CgroupsJoined)?;
     let mut rec = ContainerRecord {
         id: o.id.clone(),

@@ -245,7 +245,14 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
     } else {
         None
     };
-    let forked = unsafe { sys::clone3(0, None) };
+    // Pure v2: born in the container's cgroup (CLONE_INTO_CGROUP); otherwise moved in below.
+    let cg = Cgroups::from_record(rec.cgroup.clone());
+    let into = match cg.rec.layout.as_str() {
+        "v2" => Some(cg.open_unified()?),
+        _ => None,
+    };
+    let forked = unsafe { sys::clone3(0, into.as_ref().map(|f| f.as_raw_fd())) };
+    drop(into);
     let pid = match forked.op("clone exec process")? {
         sys::Forked::Child => {
             drop(parent_ch);
@@ -279,7 +286,9 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
             let p = format!("/proc/{pid}/oom_score_adj");
             std::fs::write(&p, adj.to_string()).ctx("write", p)?;
         }
-        Cgroups::from_record(rec.cgroup.clone()).apply(pid)?;
+        if cg.rec.layout != "v2" {
+            cg.apply(pid)?;
+        }
         parent_ch.send(&Msg::Go)?;
         // Nothing comes back when execve succeeds: the channel is close-on-exec.
         loop {

@@ -216,6 +216,23 @@ impl Cgroups {
         r
     }
 
+    /// An fd on the v2 directory, for clone3's CLONE_INTO_CGROUP.
+    pub fn open_unified(&self) -> Result<std::os::fd::OwnedFd> {
+        let d = self
+            .rec
+            .unified
+            .as_deref()
+            .ok_or_else(|| Error::Usage("no cgroup v2 directory".into()))?;
+        nix::fcntl::open(
+            d,
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .ctx("open cgroup", d)
+    }
+
     /// Moves `pid` into every directory.
     pub fn apply(&self, pid: i32) -> Result<()> {
         for d in self.dirs() {
