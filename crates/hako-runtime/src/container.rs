@@ -1,344 +1,34 @@
-//! The lifecycle, as the runtime process sees it. `create` clones the init and answers its
-//! messages; every other command works from the record in the state store.
+//! The lifecycle after `create`, as the runtime process sees it: every command here works from
+//! the container's record in the state store (`create` and `run` are in [`crate::create`], the
+//! cgroup commands in [`crate::control`]).
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
-use hako_spec::bundle::Bundle;
 use hako_spec::state::{ContainerRecord, StateView, Status};
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
-use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
 use crate::cgroups::Cgroups;
-use crate::channel::{self, Msg};
 use crate::error::{Context, Error, Result};
 use crate::hooks;
-use crate::init::{self, InitArgs};
 use crate::log;
-use crate::namespaces;
 use crate::store::{self, Locked, Store};
 use crate::sys;
 
-#[derive(Debug, Default, Clone)]
-pub struct CreateOptions {
-    pub id: String,
-    pub bundle: PathBuf,
-    pub pid_file: Option<PathBuf>,
-    pub console_socket: Option<PathBuf>,
-    pub no_pivot: bool,
-    pub no_new_keyring: bool,
-    pub preserve_fds: u32,
-    pub systemd_cgroup: bool,
-    pub rootless: bool,
-    /// `run` without `--detach`: the runtime stays the init's parent and may own the terminal.
-    pub foreground: bool,
-}
-
-/// The outcome of `create`, for `run`.
-pub struct Created {
-    pub pid: i32,
-    /// The pty master, when `run` in the foreground owns the container's terminal.
-    pub console: Option<OwnedFd>,
-}
+pub use crate::control::{pause, pids, resume, update};
+pub use crate::create::{create, run, CreateOptions, Created};
 
 /// Path through which a unix socket in the state dir is reached: via the locked dir fd, so a long
 /// `--root` cannot overflow sun_path (108 bytes).
-fn sock_path(lock: &Locked) -> PathBuf {
+pub(crate) fn sock_path(lock: &Locked) -> PathBuf {
     PathBuf::from(format!(
         "/proc/self/fd/{}/{}",
         lock.lock_fd().as_raw_fd(),
         store::START_SOCKET
     ))
-}
-
-fn now_rfc3339() -> String {
-    humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
-}
-
-pub fn create(root: &Path, o: &CreateOptions) -> Result<Created> {
-    create_inner(root, o).map(|(created, _, _)| created)
-}
-
-/// `create`, also handing back the locked state directory and the record, so `run` goes on
-/// without reading back what it just wrote.
-fn create_inner(root: &Path, o: &CreateOptions) -> Result<(Created, Locked, ContainerRecord)> {
-    hako_spec::id::validate_id(&o.id)?;
-    let bundle = Bundle::load_with(&o.bundle, log::debug_enabled())?;
-    for f in &bundle.unknown_fields {
-        log::debug(&format!("config.json: ignoring unknown property {f}"));
-    }
-    crate::support::check(&bundle.spec)?;
-    let process = bundle.spec.process().as_ref().expect("validated");
-    let terminal = process.terminal().unwrap_or(false);
-    if terminal && o.console_socket.is_none() && !o.foreground {
-        return Err(Error::Usage(
-            "cannot allocate tty if runc will detach without setting console socket".into(),
-        ));
-    }
-    if !terminal && o.console_socket.is_some() {
-        return Err(Error::Usage(
-            "cannot use console socket if runc will not detach or allocate tty".into(),
-        ));
-    }
-    let plan = namespaces::plan(&bundle.spec);
-    if !plan.private_mount {
-        return Err(Error::Usage(
-            "linux.namespaces: a mount namespace is required to set up the container's rootfs"
-                .into(),
-        ));
-    }
-    crate::rootfs::verify_host_proc()?;
-    let store = Store::open(root)?;
-    // Compiled (or found in the cache under --root) before the container exists: a bad profile
-    // fails here with the field named.
-    let seccomp = crate::seccomp::for_spec(
-        root,
-        &bundle.spec,
-        process.no_new_privileges().unwrap_or(false),
-    )?;
-    // Decided (and the path validated) before anything exists.
-    let planned = Cgroups::plan(&bundle.spec, &o.id, o.systemd_cgroup)?;
-    let lock = store.create(&o.id)?;
-    let mut made = Made::default();
-    let r = create_locked(
-        &lock,
-        &bundle,
-        &plan,
-        o,
-        planned,
-        &mut made,
-        seccomp.as_ref(),
-    );
-    match r {
-        Ok((created, rec)) => Ok((created, lock, rec)),
-        Err(e) => {
-            if let Some(pid) = made.child {
-                let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
-                let _ = waitpid(Pid::from_raw(pid), None);
-            }
-            if let Some(cg) = &made.cgroups {
-                let _ = cg.kill_all();
-                let _ = cg.destroy();
-            }
-            let _ = lock.remove();
-            Err(e)
-        }
-    }
-}
-
-/// What a `create` has brought into existence so far: undone if it fails.
-#[derive(Default)]
-struct Made {
-    child: Option<i32>,
-    cgroups: Option<Cgroups>,
-}
-
-fn create_locked(
-    lock: &Locked,
-    bundle: &Bundle,
-    plan: &namespaces::Plan,
-    o: &CreateOptions,
-    planned: Cgroups,
-    made: &mut Made,
-    seccomp: Option<&crate::seccomp::Compiled>,
-) -> Result<(Created, ContainerRecord)> {
-    let spec = &bundle.spec;
-    let listener =
-        UnixListener::bind(sock_path(lock)).ctx("listen", lock.path(store::START_SOCKET))?;
-    let terminal = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false);
-    // Foreground `run` with a terminal and no console socket: the runtime is its own receiver.
-    let mut own_console = None;
-    let console = match o.console_socket.as_deref() {
-        Some(p) => Some(crate::console::connect(p)?),
-        None if terminal => {
-            let (a, b) = nix::sys::socket::socketpair(
-                nix::sys::socket::AddressFamily::Unix,
-                nix::sys::socket::SockType::Stream,
-                None,
-                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-            )
-            .op("socketpair")?;
-            own_console = Some(a);
-            Some(b)
-        }
-        None => None,
-    };
-    let (parent_ch, child_ch) = channel::pair()?;
-    let (preserve, extra_env) = preserved_fds(o.preserve_fds);
-
-    // Joining a pid namespace by path: setns in the runtime only changes where its *children*
-    // go; restore it right after the clone so hooks run in the runtime's own namespace.
-    let restore_pid = match &plan.join_pid {
-        Some(p) => {
-            let own = std::fs::File::open("/proc/self/ns/pid").ctx("open", "/proc/self/ns/pid")?;
-            namespaces::setns_path(hako_spec::oci::LinuxNamespaceType::Pid, p)?;
-            Some(own)
-        }
-        None => None,
-    };
-    // Pure cgroup v2: the cgroup is made and limited now and the init is *born* in it
-    // (CLONE_INTO_CGROUP): no migration, so none of cgroup_threadgroup_rwsem's grace periods.
-    // v1 and the hybrid have no such flag: the runtime moves the init in after Go, in parallel
-    // with the init's own setup.
-    let mut planned = Some(planned);
-    let into = if planned.as_ref().is_some_and(|c| c.rec.layout == "v2") {
-        let cg = made.cgroups.insert(planned.take().expect("planned"));
-        cg.create()?;
-        if let Some(r) = Cgroups::resources(spec) {
-            cg.set(&r)?;
-        }
-        Some(cg.open_unified()?)
-    } else {
-        None
-    };
-    let forked = unsafe {
-        sys::clone3(
-            plan.clone.bits() as u64,
-            into.as_ref().map(|f| f.as_raw_fd()),
-        )
-    };
-    drop(into);
-    let mut pid = match forked.op("clone container init")? {
-        sys::Forked::Child => {
-            drop(parent_ch);
-            init::main(InitArgs {
-                spec,
-                rootfs: &bundle.rootfs,
-                bundle: &bundle.dir,
-                plan,
-                channel: child_ch,
-                listener,
-                console,
-                no_pivot: o.no_pivot,
-                no_new_keyring: o.no_new_keyring,
-                preserve_fds: preserve,
-                extra_env,
-                close: std::iter::once(lock.lock_fd().as_raw_fd())
-                    .chain(own_console.as_ref().map(|f| f.as_raw_fd()))
-                    .collect(),
-                owner_uid: nix::unistd::geteuid().as_raw(),
-                seccomp,
-            })
-        }
-        sys::Forked::Parent { pid } => pid,
-    };
-    made.child = Some(pid);
-    // Only the parent goes back: the child's *active* pid namespace may be the joined one, and
-    // an ancestor namespace cannot be entered.
-    if let Some(own) = &restore_pid {
-        use std::os::fd::AsFd;
-        nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID)
-            .op("restore pid namespace")?;
-    }
-    drop(child_ch);
-    drop(listener);
-    drop(console);
-
-    if plan.new_user {
-        let l = spec.linux().as_ref().expect("user ns implies linux");
-        namespaces::write_id_maps(
-            pid,
-            l.uid_mappings().as_deref().unwrap_or(&[]),
-            l.gid_mappings().as_deref().unwrap_or(&[]),
-        )?;
-    }
-    if let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
-        let p = format!("/proc/{pid}/oom_score_adj");
-        std::fs::write(&p, adj.to_string()).ctx("write", p)?;
-    }
-    parent_ch.send(&Msg::Go)?;
-    if plan.fork_for_pid {
-        let Msg::InitPid(real) = parent_ch.expect("container init")? else {
-            return Err(Error::Init("container init sent no pid".into()));
-        };
-        let _ = waitpid(Pid::from_raw(pid), None);
-        pid = real;
-        made.child = Some(pid);
-    }
-    // While the init builds its namespaces and mounts on the other CPU: its cgroups, limits set
-    // before it joins, and it joined before it may unshare its cgroup namespace (rooted there) or
-    // run anything of the user's.
-    if let Some(planned) = planned.take() {
-        let cg = made.cgroups.insert(planned);
-        cg.create()?;
-        if let Some(r) = Cgroups::resources(spec) {
-            cg.set(&r)?;
-        }
-        cg.apply(pid)?;
-    }
-    let cgroups = made.cgroups.as_ref().expect("cgroups are set up");
-    parent_ch.send(&Msg::CgroupsJoined)?;
-    let mut rec = ContainerRecord {
-        id: o.id.clone(),
-        pid,
-        init_start_time: sys::proc_stat(pid).map(|s| s.1).unwrap_or(0),
-        status: Status::Creating,
-        bundle: bundle.dir.clone(),
-        rootfs: bundle.rootfs.clone(),
-        created: now_rfc3339(),
-        owner: String::new(),
-        private_pid_ns: plan.private_pid,
-        systemd_cgroup: o.systemd_cgroup,
-        rootless: o.rootless,
-        cgroup: cgroups.rec.clone(),
-        config: spec.clone(),
-    };
-    match parent_ch.expect("container init")? {
-        Msg::RunRuntimeHooks => {}
-        m => return Err(Error::Init(format!("unexpected message {m:?}"))),
-    }
-    let state = serde_json::to_string(&rec.hook_state(Status::Creating)).expect("serializes");
-    hooks::run_all(spec.hooks().as_ref(), hooks::Kind::Prestart, &state)?;
-    hooks::run_all(spec.hooks().as_ref(), hooks::Kind::CreateRuntime, &state)?;
-    parent_ch.send(&Msg::HooksDone {
-        state: state.clone(),
-    })?;
-    loop {
-        match parent_ch.expect("container init")? {
-            Msg::Created => break,
-            Msg::SeccompFd(fd) => {
-                let c = seccomp.ok_or_else(|| Error::Init("unexpected seccomp fd".into()))?;
-                let path = c.listener_path.as_deref().expect("compile checked");
-                let ours = crate::seccomp::fd_of(pid, fd)?;
-                let json =
-                    crate::seccomp::process_state(&state, pid, c.listener_metadata.as_deref());
-                crate::seccomp::send_to_agent(path, &json, ours.as_raw_fd())?;
-                parent_ch.send(&Msg::SeccompDone)?;
-            }
-            m => return Err(Error::Init(format!("unexpected message {m:?}"))),
-        }
-    }
-    let console = own_console
-        .map(|s| crate::console::recv_master(&s))
-        .transpose()?;
-    rec.status = Status::Created;
-    lock.save(&rec)?;
-    if let Some(pf) = &o.pid_file {
-        store::write_atomic(pf, &pid.to_string())?;
-    }
-    Ok((Created { pid, console }, rec))
-}
-
-/// `--preserve-fds N` plus systemd socket activation: when the runtime itself was started with
-/// LISTEN_FDS, those fds follow the container and the process is told so (as runc does).
-fn preserved_fds(preserve: u32) -> (u32, Vec<String>) {
-    let listen = std::env::var("LISTEN_FDS")
-        .ok()
-        .and_then(|v| v.parse::<u32>().ok())
-        .unwrap_or(0);
-    let env = if listen > 0 {
-        vec![format!("LISTEN_FDS={listen}"), "LISTEN_PID=1".to_string()]
-    } else {
-        vec![]
-    };
-    (preserve + listen, env)
 }
 
 /// Live status of a recorded container: the recorded one, unless the init is gone, a zombie, or
@@ -361,78 +51,11 @@ pub fn status_of(rec: &ContainerRecord) -> Status {
     }
 }
 
-fn locked(root: &Path, id: &str) -> Result<(Locked, ContainerRecord)> {
+pub(crate) fn locked(root: &Path, id: &str) -> Result<(Locked, ContainerRecord)> {
     hako_spec::id::validate_id(id).map_err(|_| Error::NotExist(id.to_string()))?;
     let lock = Store::existing(root).lock(id)?;
     let rec = lock.load()?;
     Ok((lock, rec))
-}
-
-/// `pause`: freeze every process of the container (v1 freezer.state, v2 cgroup.freeze).
-pub fn pause(root: &Path, id: &str) -> Result<()> {
-    let (_lock, rec) = locked(root, id)?;
-    match status_of(&rec) {
-        // runc pauses a created container too (its waiting init is frozen with the cgroup).
-        Status::Running | Status::Created => Cgroups::from_record(rec.cgroup).freeze(true),
-        Status::Paused => Err(Error::BadState("container already paused".into())),
-        _ => Err(Error::NotRunning),
-    }
-}
-
-pub fn resume(root: &Path, id: &str) -> Result<()> {
-    let (_lock, rec) = locked(root, id)?;
-    match status_of(&rec) {
-        Status::Paused => Cgroups::from_record(rec.cgroup).freeze(false),
-        _ => Err(Error::BadState("container not paused".into())),
-    }
-}
-
-/// `ps`: host pids of every process in the container's cgroup.
-pub fn pids(root: &Path, id: &str) -> Result<Vec<i32>> {
-    let (_lock, rec) = locked(root, id)?;
-    let mut v = container_pids(&rec);
-    v.sort_unstable();
-    Ok(v)
-}
-
-/// `update`: applies `r` to the live cgroups and records it, so the container's state shows the
-/// limits in force.
-pub fn update(root: &Path, id: &str, r: &hako_spec::oci::LinuxResources) -> Result<()> {
-    let (lock, mut rec) = locked(root, id)?;
-    if status_of(&rec) == Status::Stopped {
-        return Err(Error::NotRunning);
-    }
-    let cg = Cgroups::from_record(rec.cgroup.clone());
-    // New device rules replace the old set: they need the default list too, as at create.
-    cg.set(&Cgroups::with_default_devices(r.clone()))?;
-    let mut linux = rec.config.linux().clone().unwrap_or_default();
-    let mut merged = linux.resources().clone().unwrap_or_default();
-    merge_resources(&mut merged, r);
-    linux.set_resources(Some(merged));
-    rec.config.set_linux(Some(linux));
-    lock.save(&rec)
-}
-
-fn merge_resources(into: &mut hako_spec::oci::LinuxResources, r: &hako_spec::oci::LinuxResources) {
-    let (mut a, b) = (
-        serde_json::to_value(&*into).unwrap_or_default(),
-        serde_json::to_value(r).unwrap_or_default(),
-    );
-    fn merge(a: &mut serde_json::Value, b: &serde_json::Value) {
-        match (a, b) {
-            (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
-                for (k, v) in b {
-                    merge(a.entry(k.clone()).or_insert(serde_json::Value::Null), v);
-                }
-            }
-            (a, b) if !b.is_null() => *a = b.clone(),
-            _ => {}
-        }
-    }
-    merge(&mut a, &b);
-    if let Ok(m) = serde_json::from_value(a) {
-        *into = m;
-    }
 }
 
 pub fn state(root: &Path, id: &str) -> Result<StateView> {
@@ -492,7 +115,7 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
 }
 
 /// `start` of a created container whose state directory we hold.
-fn start_locked(lock: &Locked, rec: &mut ContainerRecord) -> Result<()> {
+pub(crate) fn start_locked(lock: &Locked, rec: &mut ContainerRecord) -> Result<()> {
     release(lock)?;
     rec.status = Status::Running;
     lock.save(rec)?;
@@ -639,7 +262,12 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
 }
 
 /// `delete` of the container whose state directory we hold, as `rec` describes it.
-fn delete_locked(id: &str, lock: Locked, rec: ContainerRecord, force: bool) -> Result<()> {
+pub(crate) fn delete_locked(
+    id: &str,
+    lock: Locked,
+    rec: ContainerRecord,
+    force: bool,
+) -> Result<()> {
     match status_of(&rec) {
         Status::Stopped => {}
         Status::Created => kill_and_wait(&rec)?,
@@ -663,32 +291,4 @@ fn delete_locked(id: &str, lock: Locked, rec: ContainerRecord, force: bool) -> R
     }
     cg.destroy()?;
     lock.remove()
-}
-
-/// `run`: create, start and (unless detached) wait, forwarding signals; returns the exit status
-/// the CLI must exit with (128+N for a signal N).
-pub fn run(root: &Path, o: &CreateOptions, detach: bool, keep: bool) -> Result<i32> {
-    let forwarded = if detach {
-        None
-    } else {
-        Some(crate::foreground::prepare()?)
-    };
-    // The record stays in memory from create to delete: nothing is read back from disk.
-    let (created, lock, mut rec) = create_inner(root, o)?;
-    if let Err(e) = start_locked(&lock, &mut rec) {
-        let _ = delete_locked(&o.id, lock, rec, true);
-        return Err(e);
-    }
-    // Unlocked while the container runs: `state`, `kill`, `exec` … take the lock meanwhile.
-    drop(lock);
-    let Some(forwarded) = forwarded else {
-        return Ok(0);
-    };
-    let code = crate::foreground::wait(created.pid, &forwarded, created.console)?;
-    if !keep {
-        if let Ok(lock) = Store::existing(root).lock(&o.id) {
-            let _ = delete_locked(&o.id, lock, rec, true);
-        }
-    }
-    Ok(code)
 }

@@ -9,6 +9,8 @@ pub mod cgroups;
 pub mod channel;
 pub mod console;
 pub mod container;
+pub mod control;
+pub mod create;
 pub mod devices;
 pub mod error;
 pub mod events;

@@ -1,0 +1,76 @@
+//! The commands that act on a container's cgroups while it lives: pause, resume, ps, update.
+
+use std::path::Path;
+
+use hako_spec::state::Status;
+
+use crate::cgroups::Cgroups;
+use crate::container::{container_pids, locked, status_of};
+use crate::error::{Error, Result};
+
+/// `pause`: freeze every process of the container (v1 freezer.state, v2 cgroup.freeze).
+pub fn pause(root: &Path, id: &str) -> Result<()> {
+    let (_lock, rec) = locked(root, id)?;
+    match status_of(&rec) {
+        // runc pauses a created container too (its waiting init is frozen with the cgroup).
+        Status::Running | Status::Created => Cgroups::from_record(rec.cgroup).freeze(true),
+        Status::Paused => Err(Error::BadState("container already paused".into())),
+        _ => Err(Error::NotRunning),
+    }
+}
+
+pub fn resume(root: &Path, id: &str) -> Result<()> {
+    let (_lock, rec) = locked(root, id)?;
+    match status_of(&rec) {
+        Status::Paused => Cgroups::from_record(rec.cgroup).freeze(false),
+        _ => Err(Error::BadState("container not paused".into())),
+    }
+}
+
+/// `ps`: host pids of every process in the container's cgroup.
+pub fn pids(root: &Path, id: &str) -> Result<Vec<i32>> {
+    let (_lock, rec) = locked(root, id)?;
+    let mut v = container_pids(&rec);
+    v.sort_unstable();
+    Ok(v)
+}
+
+/// `update`: applies `r` to the live cgroups and records it, so the container's state shows the
+/// limits in force.
+pub fn update(root: &Path, id: &str, r: &hako_spec::oci::LinuxResources) -> Result<()> {
+    let (lock, mut rec) = locked(root, id)?;
+    if status_of(&rec) == Status::Stopped {
+        return Err(Error::NotRunning);
+    }
+    let cg = Cgroups::from_record(rec.cgroup.clone());
+    // New device rules replace the old set: they need the default list too, as at create.
+    cg.set(&Cgroups::with_default_devices(r.clone()))?;
+    let mut linux = rec.config.linux().clone().unwrap_or_default();
+    let mut merged = linux.resources().clone().unwrap_or_default();
+    merge_resources(&mut merged, r);
+    linux.set_resources(Some(merged));
+    rec.config.set_linux(Some(linux));
+    lock.save(&rec)
+}
+
+fn merge_resources(into: &mut hako_spec::oci::LinuxResources, r: &hako_spec::oci::LinuxResources) {
+    let (mut a, b) = (
+        serde_json::to_value(&*into).unwrap_or_default(),
+        serde_json::to_value(r).unwrap_or_default(),
+    );
+    fn merge(a: &mut serde_json::Value, b: &serde_json::Value) {
+        match (a, b) {
+            (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+                for (k, v) in b {
+                    merge(a.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+                }
+            }
+            (a, b) if !b.is_null() => *a = b.clone(),
+            _ => {}
+        }
+    }
+    merge(&mut a, &b);
+    if let Ok(m) = serde_json::from_value(a) {
+        *into = m;
+    }
+}
