@@ -80,7 +80,7 @@ medians() { printf '%.1f / %.1f / %.1f' "$(median "$1" hako)" "$(median "$1" run
   echo "The whole run happens in one private mount namespace without the cgroup2 mount (Debian's"
   echo "crun refuses this host's v1-hybrid layout), so all three runtimes see the same pure-v1"
   echo "cgroups. $RUNS runs each after 3 warm-ups; each table is one hyperfine invocation, the"
-  echo "runtimes interleaved in the same minute, so machine noise hits all of them alike."
+  echo "runtimes measured one after the other within a minute; on this shared VM medians still move by 10-15 % from one run to the next, so compare the ratios of several runs."
   echo
   echo "## run /bin/true"
   echo
