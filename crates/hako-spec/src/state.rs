@@ -73,6 +73,10 @@ pub struct CgroupRecord {
     /// Directories hako created, parents first; removed deepest first on delete.
     #[serde(default)]
     pub created: Vec<PathBuf>,
+    /// hako's own default parent (`/hako`) in each hierarchy, when the container was placed
+    /// there: removed at delete once empty, whichever hako container happened to create it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared_parents: Vec<PathBuf>,
 }
 
 /// Everything a later command (start, kill, delete, state) needs, since it gets no bundle argument.

@@ -140,6 +140,7 @@ impl Cgroups {
             ..Default::default()
         };
         let rel = inner.strip_prefix("/").unwrap_or(&inner).to_path_buf();
+        let default_parent = !systemd && rel == Path::new("hako").join(id);
         for h in &hs {
             let base = if absolute {
                 h.mountpoint.clone()
@@ -148,6 +149,11 @@ impl Cgroups {
                 h.mountpoint.join(o.strip_prefix("/").unwrap_or(&o))
             };
             let dir = base.join(&rel);
+            if default_parent {
+                if let Some(p) = dir.parent() {
+                    rec.shared_parents.push(p.to_path_buf());
+                }
+            }
             if h.v2 {
                 rec.unified = Some(dir);
             } else if let Some(name) = h.mountpoint.file_name() {
@@ -404,6 +410,11 @@ impl Cgroups {
                 }
             }
         }
+        for p in &self.rec.shared_parents {
+            // Only ever an empty directory: rmdir fails (and is ignored) while any container,
+            // of this hako or another, is still below it.
+            let _ = std::fs::remove_dir(p);
+        }
         Ok(())
     }
 }
@@ -434,6 +445,18 @@ mod tests {
             (PathBuf::from("a/b"), false)
         );
         assert!(inner_path(&spec("/a/../../etc"), "c1", false).is_err());
+    }
+
+    #[test]
+    fn only_the_default_parent_is_shared() {
+        let default = Cgroups::plan(&spec(""), "c1", false).unwrap().rec;
+        assert_eq!(
+            default.shared_parents.len(),
+            default.v1.len() + default.unified.iter().count()
+        );
+        assert!(default.shared_parents.iter().all(|p| p.ends_with("hako")));
+        let own = Cgroups::plan(&spec("/mine/c1"), "c1", false).unwrap().rec;
+        assert!(own.shared_parents.is_empty());
     }
 
     #[test]
