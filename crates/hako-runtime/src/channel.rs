@@ -120,6 +120,16 @@ impl Channel {
         }
     }
 
+    /// Init or exec child: a seccomp listener fd for the agent. The runtime copies it
+    /// (pidfd_getfd), hands it over, and answers `SeccompDone`; then the process goes on.
+    pub fn hand_over_seccomp_fd(&self, fd: OwnedFd) -> Result<()> {
+        self.send(&Msg::SeccompFd(fd.as_raw_fd()))?;
+        match self.expect("runtime")? {
+            Msg::SeccompDone => Ok(()),
+            m => Err(Error::Init(format!("unexpected message {m:?}"))),
+        }
+    }
+
     pub fn raw(&self) -> i32 {
         self.fd.as_raw_fd()
     }

@@ -15,6 +15,43 @@ use crate::paths::{Kind, Root};
 const DEVPTS_SUPER_MAGIC: i64 = 0x1cd1;
 const TIOCGPTPEER: libc::c_ulong = 0x5441;
 
+/// runc's rules for `process.terminal` against `--console-socket` (`detached`: the runtime will
+/// not stay to own the terminal), in runc's words, which callers match.
+pub fn check_flags(terminal: bool, detached: bool, socket: bool) -> Result<()> {
+    if terminal && detached && !socket {
+        return Err(Error::Usage(
+            "cannot allocate tty if runc will detach without setting console socket".into(),
+        ));
+    }
+    if !terminal && socket {
+        return Err(Error::Usage(
+            "cannot use console socket if runc will not detach or allocate tty".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Where the container's pty master goes: `(ours, theirs)`. `theirs` is what the process
+/// being set up sends the master on: the caller's `--console-socket`, or, with a terminal and no
+/// socket (a foreground `run`/`exec`), one end of a socketpair whose other end, `ours`, the
+/// runtime receives it from.
+pub fn ends(socket: Option<&Path>, terminal: bool) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+    match socket {
+        Some(p) => Ok((None, Some(connect(p)?))),
+        None if terminal => {
+            let (ours, theirs) = nix::sys::socket::socketpair(
+                nix::sys::socket::AddressFamily::Unix,
+                nix::sys::socket::SockType::Stream,
+                None,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            )
+            .op("socketpair")?;
+            Ok((Some(ours), Some(theirs)))
+        }
+        None => Ok((None, None)),
+    }
+}
+
 pub fn connect(path: &Path) -> Result<OwnedFd> {
     let s = std::os::unix::net::UnixStream::connect(path).ctx("connect console socket", path)?;
     Ok(OwnedFd::from(s))

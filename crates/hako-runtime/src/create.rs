@@ -1,7 +1,7 @@
 //! `create` and `run`: the runtime clones the container init and answers its messages until the
 //! init waits for `start` (docs/architecture.md has the choreography).
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
@@ -63,16 +63,7 @@ fn create_inner(root: &Path, o: &CreateOptions) -> Result<(Created, Locked, Cont
     crate::support::check(&bundle.spec)?;
     let process = bundle.spec.process().as_ref().expect("validated");
     let terminal = process.terminal().unwrap_or(false);
-    if terminal && o.console_socket.is_none() && !o.foreground {
-        return Err(Error::Usage(
-            "cannot allocate tty if runc will detach without setting console socket".into(),
-        ));
-    }
-    if !terminal && o.console_socket.is_some() {
-        return Err(Error::Usage(
-            "cannot use console socket if runc will not detach or allocate tty".into(),
-        ));
-    }
+    crate::console::check_flags(terminal, !o.foreground, o.console_socket.is_some())?;
     let plan = namespaces::plan(&bundle.spec);
     if !plan.private_mount {
         return Err(Error::Usage(
@@ -143,33 +134,16 @@ fn create_locked(
         .as_ref()
         .and_then(|p| p.terminal())
         .unwrap_or(false);
-    // Foreground `run` with a terminal and no console socket: the runtime is its own receiver.
-    let mut own_console = None;
-    let console = match o.console_socket.as_deref() {
-        Some(p) => Some(crate::console::connect(p)?),
-        None if terminal => {
-            let (a, b) = nix::sys::socket::socketpair(
-                nix::sys::socket::AddressFamily::Unix,
-                nix::sys::socket::SockType::Stream,
-                None,
-                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-            )
-            .op("socketpair")?;
-            own_console = Some(a);
-            Some(b)
-        }
-        None => None,
-    };
+    let (own_console, console) = crate::console::ends(o.console_socket.as_deref(), terminal)?;
     let (parent_ch, child_ch) = channel::pair()?;
     let (preserve, extra_env) = preserved_fds(o.preserve_fds);
 
-    // Joining a pid namespace by path: setns in the runtime only changes where its *children*
-    // go; restore it right after the clone so hooks run in the runtime's own namespace.
-    let restore_pid = match &plan.join_pid {
+    // Joining a pid namespace by path: entered for the clone only, so hooks run in the runtime's
+    // own namespace.
+    let pid_ns = match &plan.join_pid {
         Some(p) => {
-            let own = std::fs::File::open("/proc/self/ns/pid").ctx("open", "/proc/self/ns/pid")?;
-            namespaces::setns_path(hako_spec::oci::LinuxNamespaceType::Pid, p)?;
-            Some(own)
+            let ns = std::fs::File::open(p).ctx("open namespace", p)?;
+            Some(namespaces::PidNsForChildren::enter(ns.as_fd(), p)?)
         }
         None => None,
     };
@@ -220,12 +194,8 @@ fn create_locked(
         sys::Forked::Parent { pid } => pid,
     };
     made.child = Some(pid);
-    // Only the parent goes back: the child's *active* pid namespace may be the joined one, and
-    // an ancestor namespace cannot be entered.
-    if let Some(own) = &restore_pid {
-        use std::os::fd::AsFd;
-        nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID)
-            .op("restore pid namespace")?;
+    if let Some(ns) = pid_ns {
+        ns.leave()?;
     }
     drop(child_ch);
     drop(listener);
@@ -294,12 +264,7 @@ fn create_locked(
         match parent_ch.expect("container init")? {
             Msg::Created => break,
             Msg::SeccompFd(fd) => {
-                let c = seccomp.ok_or_else(|| Error::Init("unexpected seccomp fd".into()))?;
-                let path = c.listener_path.as_deref().expect("compile checked");
-                let ours = crate::seccomp::fd_of(pid, fd)?;
-                let json =
-                    crate::seccomp::process_state(&state, pid, c.listener_metadata.as_deref());
-                crate::seccomp::send_to_agent(path, &json, ours.as_raw_fd())?;
+                crate::seccomp::give_to_agent(seccomp, pid, fd, &state)?;
                 parent_ch.send(&Msg::SeccompDone)?;
             }
             m => return Err(Error::Init(format!("unexpected message {m:?}"))),

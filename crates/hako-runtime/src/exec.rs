@@ -175,30 +175,8 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
     }
     let process = build_process(o, &rec)?;
     let terminal = process.terminal().unwrap_or(false);
-    if terminal && o.detach && o.console_socket.is_none() {
-        return Err(Error::Usage(
-            "cannot allocate tty if runc will detach without setting console socket".into(),
-        ));
-    }
-    if !terminal && o.console_socket.is_some() {
-        return Err(Error::Usage(
-            "cannot use console socket if runc will not detach or allocate tty".into(),
-        ));
-    }
-    if process
-        .apparmor_profile()
-        .as_deref()
-        .is_some_and(|a| !a.is_empty())
-        || process
-            .selinux_label()
-            .as_deref()
-            .is_some_and(|l| !l.is_empty())
-    {
-        return Err(Error::Usage(
-            "process.apparmorProfile/selinuxLabel: security labels are not supported by hako"
-                .into(),
-        ));
-    }
+    crate::console::check_flags(terminal, o.detach, o.console_socket.is_some())?;
+    crate::support::check_labels(&process)?;
     // Compiled by the runtime with this process's no_new_privs: a bad profile fails here.
     let seccomp = crate::seccomp::for_spec(
         root,
@@ -217,31 +195,13 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
     } else {
         Some(crate::foreground::prepare()?)
     };
-    let console = match o.console_socket.as_deref() {
-        Some(p) => Some(crate::console::connect(p)?),
-        None => None,
-    };
-    // Foreground with a terminal and no socket: the runtime receives the master itself.
-    let (own_console, console) = match (console, terminal) {
-        (Some(c), _) => (None, Some(c)),
-        (None, true) => {
-            let (a, b) = nix::sys::socket::socketpair(
-                nix::sys::socket::AddressFamily::Unix,
-                nix::sys::socket::SockType::Stream,
-                None,
-                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-            )
-            .op("socketpair")?;
-            (Some(a), Some(b))
-        }
-        (None, false) => (None, None),
-    };
+    let (own_console, console) = crate::console::ends(o.console_socket.as_deref(), terminal)?;
     let (parent_ch, child_ch) = channel::pair()?;
-    let restore_pid = if join_pid {
-        let own = std::fs::File::open("/proc/self/ns/pid").ctx("open", "/proc/self/ns/pid")?;
-        nix::sched::setns(pidfd.as_fd(), CloneFlags::CLONE_NEWPID)
-            .op("join the container's pid namespace")?;
-        Some(own)
+    let pid_ns = if join_pid {
+        Some(crate::namespaces::PidNsForChildren::enter(
+            pidfd.as_fd(),
+            Path::new(&format!("/proc/{}/ns/pid", rec.pid)),
+        )?)
     } else {
         None
     };
@@ -274,10 +234,8 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
         }
         sys::Forked::Parent { pid } => pid,
     };
-    // Only the parent goes back: the child's *active* pid namespace is the container's now, and
-    // an ancestor namespace cannot be entered.
-    if let Some(own) = &restore_pid {
-        nix::sched::setns(own.as_fd(), CloneFlags::CLONE_NEWPID).op("restore pid namespace")?;
+    if let Some(ns) = pid_ns {
+        ns.leave()?;
     }
     drop(child_ch);
     drop(console);
@@ -298,16 +256,9 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
                 // A notifying filter: the agent gets the fd with the container's state, as
                 // for the init.
                 Some(Msg::SeccompFd(fd)) => {
-                    let c = seccomp
-                        .as_ref()
-                        .ok_or_else(|| Error::Init("unexpected seccomp fd".into()))?;
-                    let path = c.listener_path.as_deref().expect("compile checked");
-                    let ours = crate::seccomp::fd_of(pid, fd)?;
                     let state = serde_json::to_string(&rec.hook_state(status_of(&rec)))
                         .expect("serializes");
-                    let json =
-                        crate::seccomp::process_state(&state, pid, c.listener_metadata.as_deref());
-                    crate::seccomp::send_to_agent(path, &json, ours.as_raw_fd())?;
+                    crate::seccomp::give_to_agent(seccomp.as_ref(), pid, fd, &state)?;
                     parent_ch.send(&Msg::SeccompDone)?;
                 }
                 Some(m) => return Err(Error::Init(format!("unexpected message {m:?}"))),
@@ -381,12 +332,6 @@ fn setup<'a>(c: &Child<'a>) -> Result<process::Ready<'a>> {
         crate::console::send_master(sock, &master, &name)?;
         crate::console::make_stdio(&peer)?;
     }
-    let mut notify = |fd: OwnedFd| -> Result<()> {
-        c.channel.send(&Msg::SeccompFd(fd.as_raw_fd()))?;
-        match c.channel.expect("runtime")? {
-            Msg::SeccompDone => Ok(()),
-            m => Err(Error::Init(format!("unexpected message {m:?}"))),
-        }
-    };
+    let mut notify = |fd: OwnedFd| c.channel.hand_over_seccomp_fd(fd);
     process::prepare(c.process, c.setgroups_allowed, &[], c.seccomp, &mut notify)
 }

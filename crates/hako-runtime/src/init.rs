@@ -206,14 +206,7 @@ fn setup<'a>(a: &InitArgs<'a>) -> Result<Ready<'a>> {
     if let Some(p) = linux.personality() {
         process::set_personality(p)?;
     }
-    let mut notify = |fd: OwnedFd| -> Result<()> {
-        // The runtime copies the fd (pidfd_getfd) and hands it to the seccomp agent.
-        a.channel.send(&Msg::SeccompFd(fd.as_raw_fd()))?;
-        match a.channel.expect("runtime")? {
-            Msg::SeccompDone => Ok(()),
-            m => Err(Error::Init(format!("unexpected message {m:?}"))),
-        }
-    };
+    let mut notify = |fd: OwnedFd| a.channel.hand_over_seccomp_fd(fd);
     // In a user namespace whose gid map was written without setgroups "deny" we may setgroups.
     let process = process::prepare(process, true, &a.extra_env, a.seccomp, &mut notify)?;
     a.channel.send(&Msg::Created)?;

@@ -109,6 +109,27 @@ pub fn plan(spec: &Spec) -> Plan {
     p
 }
 
+/// The runtime inside another pid namespace for its *children* only (setns(CLONE_NEWPID) moves
+/// nobody but the next child): entered just before a clone, left right after it.
+pub struct PidNsForChildren {
+    own: std::fs::File,
+}
+
+impl PidNsForChildren {
+    /// `ns`: a pid namespace fd, or a pidfd of a process in it; `what` names it in errors.
+    pub fn enter(ns: std::os::fd::BorrowedFd, what: &Path) -> Result<PidNsForChildren> {
+        let own = std::fs::File::open("/proc/self/ns/pid").ctx("open", "/proc/self/ns/pid")?;
+        nix::sched::setns(ns, CloneFlags::CLONE_NEWPID).ctx("setns", what)?;
+        Ok(PidNsForChildren { own })
+    }
+
+    /// Back to the runtime's own pid namespace. Only ever in the parent: the child's *active*
+    /// pid namespace is the entered one, and an ancestor namespace cannot be entered.
+    pub fn leave(self) -> Result<()> {
+        nix::sched::setns(self.own.as_fd(), CloneFlags::CLONE_NEWPID).op("restore pid namespace")
+    }
+}
+
 pub fn setns_path(t: LinuxNamespaceType, path: &Path) -> Result<()> {
     let fd = std::fs::File::open(path).ctx("open namespace", path)?;
     nix::sched::setns(fd.as_fd(), flag(t)).ctx("setns", path)?;

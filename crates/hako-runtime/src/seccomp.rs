@@ -586,6 +586,16 @@ pub fn send_to_agent(path: &std::path::Path, json: &str, fd: RawFd) -> Result<()
     Ok(())
 }
 
+/// Runtime side of `SeccompFd(fd)` from process `pid` (an init or an exec child): copies the
+/// listener fd and sends it to the profile's agent with the container's `state` JSON.
+pub fn give_to_agent(c: Option<&Compiled>, pid: i32, fd: i32, state: &str) -> Result<()> {
+    let c = c.ok_or_else(|| Error::Init("unexpected seccomp fd".into()))?;
+    let path = c.listener_path.as_deref().expect("compile checked");
+    let ours = fd_of(pid, fd)?;
+    let json = process_state(state, pid, c.listener_metadata.as_deref());
+    send_to_agent(path, &json, ours.as_raw_fd())
+}
+
 /// Copies fd `fd` of process `pid` into this process (pidfd_getfd).
 pub fn fd_of(pid: i32, fd: i32) -> Result<OwnedFd> {
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };

@@ -58,22 +58,7 @@ pub fn check(spec: &Spec) -> Result<()> {
                 "CPU affinity is not supported by hako",
             ));
         }
-        if p.selinux_label().as_deref().is_some_and(|l| !l.is_empty()) && !selinux_enabled() {
-            return Err(unsupported(
-                "process.selinuxLabel",
-                "selinux label is specified in config, but selinux is disabled or not supported",
-            ));
-        }
-        if p.apparmor_profile()
-            .as_deref()
-            .is_some_and(|a| !a.is_empty())
-            && !apparmor_enabled()
-        {
-            return Err(unsupported(
-                "process.apparmorProfile",
-                "apparmor profile specified but AppArmor is not enabled on this host",
-            ));
-        }
+        check_labels(p)?;
     }
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
@@ -82,6 +67,28 @@ pub fn check(spec: &Spec) -> Result<()> {
                 "idmapped mounts are not supported by this version of hako",
             ));
         }
+    }
+    Ok(())
+}
+
+/// A process's security labels, which [`crate::lsm`] applies: refused only when the host has no
+/// such LSM (a container's `process` and an `exec` process alike).
+pub fn check_labels(p: &hako_spec::oci::Process) -> Result<()> {
+    if p.selinux_label().as_deref().is_some_and(|l| !l.is_empty()) && !selinux_enabled() {
+        return Err(unsupported(
+            "process.selinuxLabel",
+            "selinux label is specified in config, but selinux is disabled or not supported",
+        ));
+    }
+    if p.apparmor_profile()
+        .as_deref()
+        .is_some_and(|a| !a.is_empty())
+        && !apparmor_enabled()
+    {
+        return Err(unsupported(
+            "process.apparmorProfile",
+            "apparmor profile specified but AppArmor is not enabled on this host",
+        ));
     }
     Ok(())
 }
