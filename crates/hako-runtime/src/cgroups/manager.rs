@@ -375,6 +375,7 @@ impl Cgroups {
             return Ok(());
         }
         let freezer = self.rec.v1.contains_key("freezer") && self.freeze(true).is_ok();
+        // Read again once frozen: whatever forked since the check above is in this list.
         for p in self.pids() {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(p),
