@@ -13,8 +13,6 @@ use hako_spec::oci::Process;
 
 use crate::error::{Context, Error, Result};
 
-const PROC_SUPER_MAGIC: i64 = 0x9fa0;
-
 fn write_attr(candidates: &[&str], value: &str) -> Result<()> {
     let mut last = None;
     for path in candidates {
@@ -30,7 +28,7 @@ fn write_attr(candidates: &[&str], value: &str) -> Result<()> {
             }
         };
         let fs = nix::sys::statfs::fstatfs(&f).ctx("statfs", path)?;
-        if fs.filesystem_type().0 as i64 != PROC_SUPER_MAGIC {
+        if fs.filesystem_type().0 as i64 != crate::sys::PROC_SUPER_MAGIC {
             return Err(Error::Usage(format!(
                 "{path}: not a procfs file; refusing to write a security label there"
             )));

@@ -362,8 +362,6 @@ const PROC_MOUNTABLE: &[&str] = &[
     "proc/sys/kernel/ns_last_pid",
 ];
 
-const PROC_SUPER_MAGIC: i64 = 0x9fa0;
-
 /// runc's rule: nothing is mounted inside the container's procfs but the lxcfs files above, and
 /// only procfs on /proc itself. A mount over, say, /proc/sys/kernel/core_pattern or
 /// /proc/self/attr would hide the kernel's file behind one the container controls (the
@@ -395,7 +393,7 @@ fn check_proc(ctx: &MountCtx, m: &Mount, typ: &str, shown: &Path) -> Result<()> 
         }
     };
     let fs = nix::sys::statfs::fstatfs(&fd).ctx("statfs", shown)?;
-    if fs.filesystem_type().0 as i64 == PROC_SUPER_MAGIC {
+    if fs.filesystem_type().0 as i64 == crate::sys::PROC_SUPER_MAGIC {
         return Err(Error::Usage(format!(
             "{} cannot be mounted because it is inside /proc",
             shown.display()

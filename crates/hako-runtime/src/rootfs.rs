@@ -18,12 +18,10 @@ use crate::mounts::{self, MountCtx};
 use crate::paths::Root;
 use crate::sys;
 
-const PROC_SUPER_MAGIC: i64 = 0x9fa0;
-
 /// Refuses to go on unless /proc is a real procfs: every fd-path mount relies on it.
 pub fn verify_host_proc() -> Result<()> {
     let st = nix::sys::statfs::statfs("/proc").ctx("statfs", "/proc")?;
-    if st.filesystem_type().0 as i64 != PROC_SUPER_MAGIC {
+    if st.filesystem_type().0 as i64 != crate::sys::PROC_SUPER_MAGIC {
         return Err(Error::path("verify procfs", "/proc", Errno::EXDEV));
     }
     Ok(())

@@ -7,6 +7,10 @@ use std::path::Path;
 
 use nix::errno::Errno;
 
+/// statfs f_type of procfs: every place that must write to or through the kernel's own /proc
+/// checks it (host /proc before fd-path mounts, LSM attr files, mount destinations).
+pub const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
 /// `struct clone_args` (include/uapi/linux/sched.h), version 2 (with cgroup).
 #[repr(C)]
 #[derive(Default)]
