@@ -68,7 +68,7 @@ vm-deps:
 		dpkg -s busybox-static cpio python3 >/dev/null 2>&1; then exit 0; fi; \
 	src=/etc/apt/sources.list.d/debian.sources; \
 	if [ -f $$src ] && ! grep -rqs bookworm-backports /etc/apt/sources.list.d/; then \
-		echo "adding bookworm-backports (deb.debian.org/debian only) for qemu"; \
+		echo "adding bookworm-backports (the main Debian archive only) for qemu"; \
 		awk 'BEGIN{RS="";ORS="\n\n"} /URIs: [^\n]*\/debian\n/' $$src | \
 			sed -e 's/^Suites:.*/Suites: bookworm-backports/' > /etc/apt/sources.list.d/bookworm-backports.sources; \
 	fi; \

@@ -206,9 +206,9 @@ impl Cgroups {
                             }
                             Err(e) => return Err(Error::io("create cgroup", d.clone(), e)),
                         }
-                        if *cpuset {
-                            super::v1::inherit_cpuset(d)?;
-                        }
+                    }
+                    if *cpuset {
+                        super::v1::inherit_cpuset(dir)?;
                     }
                     break;
                 }

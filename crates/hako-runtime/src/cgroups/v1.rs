@@ -10,16 +10,31 @@ use hako_spec::state::CgroupRecord;
 use super::manager::{read, write};
 use crate::error::{Error, Result};
 
-/// A new cpuset cgroup starts with empty cpus and mems and refuses tasks: copy the parent's.
+/// A new cpuset cgroup starts with empty cpus and mems and refuses tasks (ENOSPC on join): copy
+/// the parent's. Levels above may be empty too: a shared parent (`/hako`) that a concurrent create
+/// made a moment ago and has not filled yet, or a pod cgroup some caller made without filling it
+/// (`cgroup.clone_children` is 0 by default). So fill from the nearest non-empty ancestor down,
+/// as runc's cpusetEnsureParent does.
 pub fn inherit_cpuset(dir: &Path) -> Result<()> {
-    let parent = dir.parent().unwrap_or(Path::new("/"));
     for f in ["cpuset.cpus", "cpuset.mems"] {
-        if read(dir, f).map(|v| v.is_empty()).unwrap_or(false) {
-            let v = read(parent, f)?;
-            write(dir, f, &v, f)?;
-        }
+        ensure_cpuset_file(dir, f)?;
     }
     Ok(())
+}
+
+fn ensure_cpuset_file(dir: &Path, f: &str) -> Result<String> {
+    let cur = read(dir, f)?;
+    if !cur.is_empty() {
+        return Ok(cur);
+    }
+    let parent = dir.parent().unwrap_or(Path::new("/"));
+    // The hierarchy's root always has cpus and mems; a missing file means we walked past it.
+    if !parent.join(f).exists() {
+        return Ok(cur);
+    }
+    let v = ensure_cpuset_file(parent, f)?;
+    write(dir, f, &v, f)?;
+    Ok(v)
 }
 
 fn dir<'a>(rec: &'a CgroupRecord, ctrl: &str, field: &str) -> Result<&'a Path> {
