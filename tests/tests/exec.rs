@@ -393,3 +393,67 @@ fn exec_gets_the_containers_seccomp_filter() {
         assert!(o.stdout.contains("refused"), "nnp={nnp}: {o:#?}");
     }
 }
+
+/// `hako exec ARGS...` started in the background (stdout and stderr to files in the scratch
+/// dir), returned once it has cloned its process: from then on it waits for that process.
+fn exec_in_background(h: &Hako, args: &[&str]) -> (std::process::Child, std::path::PathBuf) {
+    let out = h.scratch().join(format!("bg-exec-{}", unique()));
+    let mut c = std::process::Command::new(hako_bin());
+    c.arg("--root").arg(h.root()).arg("exec").args(args);
+    c.stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(out.with_extension("err")).unwrap());
+    let child = c.spawn().unwrap();
+    let pid = child.id();
+    let children = format!("/proc/{pid}/task/{pid}/children");
+    assert!(
+        wait_for(T, || !read(&children).trim().is_empty()),
+        "exec never cloned its process"
+    );
+    (child, out)
+}
+
+fn wait_child(c: &mut std::process::Child) -> Option<std::process::ExitStatus> {
+    let mut st = None;
+    wait_for(T, || {
+        st = c.try_wait().unwrap();
+        st.is_some()
+    });
+    st
+}
+
+/// The deadlock of issue 8: an exec into a paused container (`--ignore-paused`) waits for a
+/// process that cannot run until `resume`; it must not keep `resume` out meanwhile.
+#[test]
+fn exec_ignore_paused_lets_resume_through() {
+    require_root!();
+    let h = Hako::new();
+    let b = sleeper();
+    let id = running(&h, &b);
+    h.cmd(&["pause", &id]).assert_ok();
+    let (mut ex, out) = exec_in_background(&h, &["--ignore-paused", &id, "echo", "ran"]);
+    // Every command on the container still gets through (each panics after 30 s otherwise).
+    assert_eq!(h.status(&id), "paused");
+    h.kill(&id, "0").assert_ok();
+    h.cmd(&["resume", &id]).assert_ok();
+    let st = wait_child(&mut ex).expect("exec did not finish after resume");
+    assert!(st.success(), "{st:?}: {}", read(out.with_extension("err")));
+    assert_eq!(read(&out), "ran\n");
+    assert_eq!(h.status(&id), "running");
+}
+
+#[test]
+fn exec_ignore_paused_lets_delete_force_through() {
+    require_root!();
+    let h = Hako::new();
+    let b = sleeper();
+    let id = running(&h, &b);
+    h.cmd(&["pause", &id]).assert_ok();
+    let (mut ex, _) = exec_in_background(&h, &["--ignore-paused", &id, "sleep", "1000"]);
+    h.kill(&id, "KILL").assert_ok();
+    h.delete_force(&id).assert_ok();
+    assert!(!h.state_dir(&id).exists());
+    // The exec's process died with the container, so the exec ends too.
+    let st = wait_child(&mut ex).expect("exec outlived delete --force");
+    assert!(!st.success(), "{st:?}");
+}

@@ -127,6 +127,35 @@ fn kill_bad_signal_fails() {
     assert_eq!(h.status(&id), "running");
 }
 
+/// runc takes any number: 0 only checks that the init is alive, an unknown one fails when sent.
+#[test]
+fn kill_signal_zero_probes_the_init() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    let out = b.out_dir();
+    b.set_sh("trap 'echo got > /out/sig' USR1; touch /out/up; while :; do sleep 1; done");
+    let id = h.new_id();
+    h.run_with(&id, &b, &["-d"]).assert_ok();
+    assert!(wait_for(T, || out.join("up").exists()));
+    h.kill(&id, "0").assert_ok();
+    assert_eq!(h.status(&id), "running");
+    let o = h.kill(&id, "99");
+    o.assert_err();
+    assert!(
+        o.stderr.contains("unable to signal init: invalid argument"),
+        "{o:?}"
+    );
+    // A number reaches the process as that signal (10 is SIGUSR1 on x86 and arm).
+    h.kill(&id, "10").assert_ok();
+    assert!(wait_for(T, || read(out.join("sig")) == "got\n"));
+    h.kill(&id, "KILL").assert_ok();
+    assert!(h.wait_status(&id, "stopped", T));
+    let o = h.kill(&id, "0");
+    o.assert_err();
+    assert!(o.stderr.contains("container not running"), "{o:?}");
+}
+
 #[test]
 fn kill_all() {
     require_root!();
@@ -611,6 +640,13 @@ fn pause_and_resume_a_created_container() {
     h.create(&id, &b).assert_ok();
     h.cmd(&["pause", &id]).assert_ok();
     assert_eq!(h.status(&id), "paused");
+    let o = h.start(&id);
+    o.assert_err();
+    assert!(
+        o.stderr
+            .contains("cannot start a container in the paused state"),
+        "{o:?}"
+    );
     h.cmd(&["resume", &id]).assert_ok();
     // Back to where it was, as runc reports it.
     assert_eq!(h.status(&id), "created");

@@ -14,7 +14,6 @@ use nix::unistd::Pid;
 use crate::cgroups::Cgroups;
 use crate::error::{Context, Error, Result};
 use crate::hooks;
-use crate::log;
 use crate::store::{self, Locked, Store};
 use crate::sys;
 
@@ -105,41 +104,61 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
                 "cannot start a container that has stopped".into(),
             ))
         }
-        _ => {
+        Status::Running => {
             return Err(Error::BadState(
                 "cannot start an already running container".into(),
             ))
         }
+        s => {
+            return Err(Error::BadState(format!(
+                "cannot start a container in the {s} state"
+            )))
+        }
     }
-    start_locked(&lock, &mut rec)
+    start_locked(lock, &mut rec)
 }
 
-/// `start` of a created container whose state directory we hold.
-pub(crate) fn start_locked(lock: &Locked, rec: &mut ContainerRecord) -> Result<()> {
-    release(lock)?;
+/// `start` of a created container whose state directory we hold. The lock is let go while the
+/// init execs (a container paused meanwhile would hold us until `resume`, which needs the lock)
+/// and while the poststart hooks run (a hook may call `hako state`).
+pub(crate) fn start_locked(lock: Locked, rec: &mut ContainerRecord) -> Result<()> {
+    if rec.config.process().is_none() {
+        // The spec makes `process` optional until `start`; runc refuses the same way.
+        return Err(Error::Usage(
+            "process: not set in config.json: the container cannot be started".into(),
+        ));
+    }
+    let conn = release(&lock)?;
+    let unlocked = lock.unlock();
+    verdict(conn)?;
+    let lock = unlocked.lock()?;
     rec.status = Status::Running;
     lock.save(rec)?;
+    drop(lock);
     let state = serde_json::to_string(&rec.hook_state(Status::Running)).expect("serializes");
-    if let Err(e) = hooks::run_all(rec.config.hooks().as_ref(), hooks::Kind::Poststart, &state) {
-        // runc tears the container down when a poststart hook fails.
-        let _ = signal_init(rec, Signal::SIGKILL);
-        return Err(e);
-    }
+    // The spec: a failing poststart hook is a warning; the rest run and the container lives on.
+    hooks::run_all_warn(rec.config.hooks().as_ref(), hooks::Kind::Poststart, &state);
     Ok(())
 }
 
-/// Tells the waiting init to exec, and collects its verdict: EOF means execve succeeded (the
-/// connection was close-on-exec), text is the init's error.
-fn release(lock: &Locked) -> Result<()> {
+/// Tells the waiting init to exec. Only one `start` gets through: the socket is removed.
+fn release(lock: &Locked) -> Result<UnixStream> {
     let path = sock_path(lock);
     let mut conn = UnixStream::connect(&path)
         .ctx("connect to container init", lock.path(store::START_SOCKET))?;
-    use std::io::{Read, Write};
+    use std::io::Write;
     conn.write_all(b"s")
         .ctx("release container init", lock.path(store::START_SOCKET))?;
+    let _ = std::fs::remove_file(lock.path(store::START_SOCKET));
+    Ok(conn)
+}
+
+/// The init's verdict: EOF means execve succeeded (the connection was close-on-exec), text is
+/// the init's error.
+fn verdict(mut conn: UnixStream) -> Result<()> {
+    use std::io::Read;
     let mut msg = String::new();
     let _ = conn.read_to_string(&mut msg);
-    let _ = std::fs::remove_file(lock.path(store::START_SOCKET));
     if !msg.is_empty() {
         return Err(Error::Init(msg));
     }
@@ -156,11 +175,13 @@ pub(crate) fn init_pidfd(rec: &ContainerRecord) -> Result<OwnedFd> {
     }
 }
 
-fn signal_init(rec: &ContainerRecord, sig: Signal) -> Result<OwnedFd> {
+/// Signal `sig` (0: only check that the init is alive) to the init, through a verified pidfd.
+fn signal_init(rec: &ContainerRecord, sig: i32) -> Result<OwnedFd> {
     let fd = init_pidfd(rec)?;
-    sys::pidfd_send_signal(&fd, sig as i32).map_err(|e| match e {
+    sys::pidfd_send_signal(&fd, sig).map_err(|e| match e {
         Errno::ESRCH => Error::NotRunning,
-        e => Error::sys(format!("signal container init with {}", sig.as_str()), e),
+        // runc's words.
+        e => Error::sys("unable to signal init", e),
     })?;
     Ok(fd)
 }
@@ -191,17 +212,20 @@ pub fn container_pids(rec: &ContainerRecord) -> Vec<i32> {
         .collect()
 }
 
-pub fn kill(root: &Path, id: &str, sig: Signal, all: bool) -> Result<()> {
+/// `kill`: `sig` is a raw number, as runc takes it (0 checks that the init is alive, real-time
+/// signals pass through).
+pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
     hako_spec::id::validate_id(id).map_err(|_| Error::NotExist(id.to_string()))?;
-    let store = Store::existing(root);
-    let lock = store.lock(id)?;
-    let rec = lock.load()?;
+    let (lock, rec) = locked(root, id)?;
+    // Signals need no lock: the pidfd is verified against the init's start time.
+    drop(lock);
     if status_of(&rec) == Status::Stopped {
         return Err(Error::NotRunning);
     }
     if all {
         for p in container_pids(&rec) {
-            let _ = nix::sys::signal::kill(Pid::from_raw(p), sig);
+            // SAFETY: kill(2) with a plain pid and signal number touches no memory.
+            unsafe { libc::kill(p, sig) };
         }
         return Ok(());
     }
@@ -216,7 +240,7 @@ fn kill_and_wait(rec: &ContainerRecord) -> Result<()> {
     } else {
         container_pids(rec)
     };
-    let fd = match signal_init(rec, Signal::SIGKILL) {
+    let fd = match signal_init(rec, libc::SIGKILL) {
         Ok(fd) => fd,
         Err(Error::NotRunning) => return Ok(()),
         Err(e) => return Err(e),
@@ -236,6 +260,24 @@ fn kill_and_wait(rec: &ContainerRecord) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// [`kill_and_wait`] without the lock (the wait may be long, and nothing else may be kept out
+/// meanwhile), then the lock again: `None` when another command deleted the container meanwhile.
+fn kill_unlocked(lock: Locked, rec: &ContainerRecord) -> Result<Option<Locked>> {
+    let unlocked = lock.unlock();
+    kill_and_wait(rec)?;
+    let lock = match unlocked.lock() {
+        Ok(l) => l,
+        Err(Error::NotExist(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    match lock.load() {
+        // Still ours, not a new container that took the id meanwhile.
+        Ok(r) if r.pid == rec.pid && r.init_start_time == rec.init_start_time => Ok(Some(lock)),
+        Ok(_) | Err(Error::NotExist(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
@@ -268,27 +310,30 @@ pub(crate) fn delete_locked(
     rec: ContainerRecord,
     force: bool,
 ) -> Result<()> {
-    match status_of(&rec) {
-        Status::Stopped => {}
-        Status::Created => kill_and_wait(&rec)?,
-        s if force => {
-            let _ = s;
-            kill_and_wait(&rec)?
-        }
+    let lock = match status_of(&rec) {
+        Status::Stopped => lock,
+        Status::Created => match kill_unlocked(lock, &rec)? {
+            Some(l) => l,
+            None => return Ok(()),
+        },
+        _ if force => match kill_unlocked(lock, &rec)? {
+            Some(l) => l,
+            None => return Ok(()),
+        },
         s => {
             return Err(Error::BadState(format!(
                 "cannot delete container {id} that is not stopped: {s}"
             )))
         }
-    }
+    };
     let cg = Cgroups::from_record(rec.cgroup.clone());
     // Leftovers of a container that shared the host pid namespace (or forked daemons) die too.
     let _ = cg.kill_all();
-    let state = serde_json::to_string(&rec.hook_state(Status::Stopped)).expect("serializes");
-    if let Err(e) = hooks::run_all(rec.config.hooks().as_ref(), hooks::Kind::Poststop, &state) {
-        // The spec: a failing poststop hook is logged and the deletion goes on.
-        log::warn(&e.to_string());
-    }
     cg.destroy()?;
-    lock.remove()
+    lock.remove()?;
+    // As runc: poststop hooks run once the state is gone (and without the lock, so a hook may
+    // call the runtime). The spec: every one runs, a failure is a warning.
+    let state = serde_json::to_string(&rec.hook_state(Status::Stopped)).expect("serializes");
+    hooks::run_all_warn(rec.config.hooks().as_ref(), hooks::Kind::Poststop, &state);
+    Ok(())
 }

@@ -306,12 +306,13 @@ pub fn run(root: &Path, o: &CreateOptions, detach: bool, keep: bool) -> Result<i
     };
     // The record stays in memory from create to delete: nothing is read back from disk.
     let (created, lock, mut rec) = create_inner(root, o)?;
-    if let Err(e) = start_locked(&lock, &mut rec) {
-        let _ = delete_locked(&o.id, lock, rec, true);
+    // The lock is let go inside: `state`, `kill`, `exec` … take it while the container runs.
+    if let Err(e) = start_locked(lock, &mut rec) {
+        if let Ok(lock) = Store::existing(root).lock(&o.id) {
+            let _ = delete_locked(&o.id, lock, rec, true);
+        }
         return Err(e);
     }
-    // Unlocked while the container runs: `state`, `kill`, `exec` … take the lock meanwhile.
-    drop(lock);
     let Some(forwarded) = forwarded else {
         return Ok(0);
     };

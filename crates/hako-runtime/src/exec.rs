@@ -162,6 +162,10 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
     hako_spec::id::validate_id(&o.id).map_err(|_| Error::NotExist(o.id.clone()))?;
     let lock = Store::existing(root).lock(&o.id)?;
     let rec = lock.load()?;
+    // Not held past reading the record: the process may wait a long time (forever, in a paused
+    // container with --ignore-paused) before it runs, and `resume`, `kill` and `delete --force`
+    // must get through meanwhile. The pidfd below pins the init we read about.
+    drop(lock);
     match status_of(&rec) {
         Status::Stopped => {
             return Err(Error::BadState("cannot exec in a stopped container".into()))
@@ -216,9 +220,10 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
     let pid = match forked.op("clone exec process")? {
         sys::Forked::Child => {
             drop(parent_ch);
-            let close = [lock.lock_fd().as_raw_fd()]
+            let close = own_console
+                .as_ref()
+                .map(|f| f.as_raw_fd())
                 .into_iter()
-                .chain(own_console.as_ref().map(|f| f.as_raw_fd()))
                 .collect::<Vec<_>>();
             child(Child {
                 process: &process,
@@ -276,7 +281,6 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
     if let Some(pf) = &o.pid_file {
         store::write_atomic(pf, &pid.to_string())?;
     }
-    drop(lock);
     match forwarded {
         None => Ok(0),
         Some(f) => crate::foreground::wait(pid, &f, master),

@@ -62,6 +62,17 @@ pub fn run_all(hooks: Option<&Hooks>, kind: Kind, state: &str) -> Result<()> {
     Ok(())
 }
 
+/// Runs every hook of `kind` even when one fails, logging each failure as a warning: what the
+/// spec asks for poststart and poststop hooks.
+pub fn run_all_warn(hooks: Option<&Hooks>, kind: Kind, state: &str) {
+    let Some(h) = hooks else { return };
+    for (i, hook) in kind.of(h).iter().enumerate() {
+        if let Err(e) = run(hook, state) {
+            crate::log::warn(&format!("error running {} hook #{i}: {e}", kind.name()));
+        }
+    }
+}
+
 fn pipe() -> std::result::Result<(OwnedFd, OwnedFd), String> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
 }

@@ -137,6 +137,15 @@ impl Locked {
         self.dir.join(name)
     }
 
+    /// Lets the lock go while the command waits on the container's processes: they may be frozen
+    /// (a paused container), and `resume`, `kill` and `delete --force` must get through meanwhile.
+    pub fn unlock(self) -> Unlocked {
+        Unlocked {
+            id: self.id,
+            dir: self.dir,
+        }
+    }
+
     pub fn remove(self) -> Result<()> {
         match std::fs::remove_dir_all(&self.dir) {
             Ok(()) => Ok(()),
@@ -147,6 +156,20 @@ impl Locked {
 
     pub fn lock_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self._lock.as_fd()
+    }
+}
+
+/// A container directory whose lock was let go by [`Locked::unlock`].
+pub struct Unlocked {
+    pub id: String,
+    pub dir: PathBuf,
+}
+
+impl Unlocked {
+    /// Takes the lock again; `NotExist` when the container was deleted meanwhile.
+    pub fn lock(&self) -> Result<Locked> {
+        let root = self.dir.parent().unwrap_or(Path::new("/"));
+        Store::existing(root).lock(&self.id)
     }
 }
 

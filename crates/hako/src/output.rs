@@ -6,15 +6,17 @@ use nix::sys::signal::Signal;
 
 use crate::cli::ListFormat;
 
-/// `9`, `KILL`, `SIGKILL`, `kill`: runc upper-cases and strips `SIG`.
-pub fn parse_signal(s: &str) -> Result<Signal> {
+/// `9`, `KILL`, `SIGKILL`, `kill`: runc upper-cases and strips `SIG`. A number is taken as it
+/// is, as runc does: `0` checks that the init is alive, real-time signals pass, and one the
+/// kernel does not know fails when sent ("invalid argument").
+pub fn parse_signal(s: &str) -> Result<i32> {
     if let Ok(n) = s.parse::<i32>() {
-        return Signal::try_from(n).map_err(|_| anyhow::anyhow!("unknown signal {s:?}"));
+        return Ok(n);
     }
     let up = s.to_ascii_uppercase();
     let name = format!("SIG{}", up.strip_prefix("SIG").unwrap_or(&up));
     match name.parse::<Signal>() {
-        Ok(sig) => Ok(sig),
+        Ok(sig) => Ok(sig as i32),
         Err(_) => bail!("unknown signal {s:?}"),
     }
 }
@@ -118,10 +120,12 @@ mod tests {
     #[test]
     fn signals() {
         for s in ["9", "KILL", "SIGKILL", "kill", "sigkill"] {
-            assert_eq!(parse_signal(s).unwrap(), Signal::SIGKILL, "{s}");
+            assert_eq!(parse_signal(s).unwrap(), Signal::SIGKILL as i32, "{s}");
         }
         assert!(parse_signal("NOPE").is_err());
-        assert!(parse_signal("99").is_err());
+        // Numbers go to the kernel as they are (runc): 0 probes, 99 fails when sent.
+        assert_eq!(parse_signal("0").unwrap(), 0);
+        assert_eq!(parse_signal("99").unwrap(), 99);
     }
 
     #[test]
