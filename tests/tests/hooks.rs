@@ -313,3 +313,74 @@ fn hook_missing_binary_fails() {
     o.assert_err();
     assert_nothing_left(&h, &id, &b);
 }
+
+/// Shell (dash on the host, busybox in the container) that writes its working directory and the
+/// numbers of its open fds above 2 to `OUT.pwd` / `OUT.fds`. Builtins only: nothing it runs
+/// opens an fd of its own in the shell.
+fn cwd_and_fds_hook(out: &str) -> Value {
+    sh_hook(&format!(
+        "l=''; n=3; while [ $n -lt 1100 ]; do [ -e /proc/$$/fd/$n ] && l=\"$l $n\"; n=$((n+1)); \
+         done; echo \"$l\" > {out}.fds; pwd -P > {out}.pwd"
+    ))
+}
+
+/// runc's working directories (the bundle for the runtime's hooks at create, the container's
+/// root for createContainer, the process's cwd for startContainer), and no fd but stdio, even
+/// when the runtime itself was handed more.
+#[test]
+fn hooks_cwd_and_only_stdio() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::sh("true");
+    let out = b.out_dir();
+    let host = out.to_str().unwrap().to_string();
+    b.config["hooks"] = json!({
+        "prestart": [cwd_and_fds_hook(&format!("{host}/prestart"))],
+        "createRuntime": [cwd_and_fds_hook(&format!("{host}/createRuntime"))],
+        "createContainer": [cwd_and_fds_hook(&format!("{host}/createContainer"))],
+        "startContainer": [cwd_and_fds_hook("/out/startContainer")],
+        "poststart": [cwd_and_fds_hook(&format!("{host}/poststart"))],
+        "poststop": [cwd_and_fds_hook(&format!("{host}/poststop"))]
+    });
+    let id = h.new_id();
+    // An fd the runtime inherits without close-on-exec must not reach the hooks either.
+    let (r, _w) = pipe();
+    b.save();
+    let o = h.cmd_opts(
+        &["run", "--bundle", b.path().to_str().unwrap(), &id],
+        CmdOpts {
+            fds: vec![(r, 7)],
+            ..Default::default()
+        },
+    );
+    h.track(&id);
+    o.assert_ok();
+    let bundle = std::fs::canonicalize(b.path()).unwrap();
+    let rootfs = std::fs::canonicalize(b.rootfs()).unwrap();
+    for (name, cwd) in [
+        ("prestart", Some(bundle.to_str().unwrap())),
+        ("createRuntime", Some(bundle.to_str().unwrap())),
+        ("createContainer", Some(rootfs.to_str().unwrap())),
+        ("startContainer", Some("/")),
+        ("poststart", None),
+        ("poststop", None),
+    ] {
+        let listing: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(
+            read(out.join(format!("{name}.fds"))),
+            "\n",
+            "{name}: fds {listing:?} {o:?}"
+        );
+        if let Some(cwd) = cwd {
+            assert_eq!(
+                read(out.join(format!("{name}.pwd"))),
+                format!("{cwd}\n"),
+                "{name}"
+            );
+        }
+    }
+}

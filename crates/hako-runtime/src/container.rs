@@ -124,9 +124,7 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
 pub(crate) fn start_locked(lock: Locked, rec: &mut ContainerRecord) -> Result<()> {
     if rec.config.process().is_none() {
         // The spec makes `process` optional until `start`; runc refuses the same way.
-        return Err(Error::Usage(
-            "process: not set in config.json: the container cannot be started".into(),
-        ));
+        return Err(Error::Usage(crate::init::NO_PROCESS.into()));
     }
     let conn = release(&lock)?;
     let unlocked = lock.unlock();

@@ -61,8 +61,9 @@ fn create_inner(root: &Path, o: &CreateOptions) -> Result<(Created, Locked, Cont
         log::debug(&format!("config.json: ignoring unknown property {f}"));
     }
     crate::support::check(&bundle.spec)?;
-    let process = bundle.spec.process().as_ref().expect("validated");
-    let terminal = process.terminal().unwrap_or(false);
+    // Optional until `start` (runtime spec).
+    let process = bundle.spec.process().as_ref();
+    let terminal = process.and_then(|p| p.terminal()).unwrap_or(false);
     crate::console::check_flags(terminal, !o.foreground, o.console_socket.is_some())?;
     let plan = namespaces::plan(&bundle.spec);
     if !plan.private_mount {
@@ -78,7 +79,7 @@ fn create_inner(root: &Path, o: &CreateOptions) -> Result<(Created, Locked, Cont
     let seccomp = crate::seccomp::for_spec(
         root,
         &bundle.spec,
-        process.no_new_privileges().unwrap_or(false),
+        process.and_then(|p| p.no_new_privileges()).unwrap_or(false),
     )?;
     // Decided (and the path validated) before anything exists.
     let planned = Cgroups::plan(&bundle.spec, &o.id, o.systemd_cgroup)?;
@@ -255,8 +256,15 @@ fn create_locked(
         m => return Err(Error::Init(format!("unexpected message {m:?}"))),
     }
     let state = serde_json::to_string(&rec.hook_state(Status::Creating)).expect("serializes");
-    hooks::run_all(spec.hooks().as_ref(), hooks::Kind::Prestart, &state)?;
-    hooks::run_all(spec.hooks().as_ref(), hooks::Kind::CreateRuntime, &state)?;
+    // runc runs these in the bundle (`create` chdirs there).
+    let dir = Some(bundle.dir.as_path());
+    hooks::run_all(spec.hooks().as_ref(), hooks::Kind::Prestart, &state, dir)?;
+    hooks::run_all(
+        spec.hooks().as_ref(),
+        hooks::Kind::CreateRuntime,
+        &state,
+        dir,
+    )?;
     parent_ch.send(&Msg::HooksDone {
         state: state.clone(),
     })?;

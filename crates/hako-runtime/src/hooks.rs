@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -52,11 +53,13 @@ impl Kind {
     }
 }
 
-/// Runs every hook of `kind` in order; the first failure stops the rest and is returned.
-pub fn run_all(hooks: Option<&Hooks>, kind: Kind, state: &str) -> Result<()> {
+/// Runs every hook of `kind` in order; the first failure stops the rest and is returned. `cwd`:
+/// the hooks' working directory (runc's: the bundle for the runtime's hooks at create, the
+/// container's root for createContainer); None keeps ours.
+pub fn run_all(hooks: Option<&Hooks>, kind: Kind, state: &str, cwd: Option<&Path>) -> Result<()> {
     let Some(h) = hooks else { return Ok(()) };
     for (i, hook) in kind.of(h).iter().enumerate() {
-        run(hook, state)
+        run(hook, state, cwd)
             .map_err(|e| Error::Hook(format!("error running {} hook #{i}: {e}", kind.name())))?;
     }
     Ok(())
@@ -67,7 +70,7 @@ pub fn run_all(hooks: Option<&Hooks>, kind: Kind, state: &str) -> Result<()> {
 pub fn run_all_warn(hooks: Option<&Hooks>, kind: Kind, state: &str) {
     let Some(h) = hooks else { return };
     for (i, hook) in kind.of(h).iter().enumerate() {
-        if let Err(e) = run(hook, state) {
+        if let Err(e) = run(hook, state, None) {
             crate::log::warn(&format!("error running {} hook #{i}: {e}", kind.name()));
         }
     }
@@ -77,8 +80,19 @@ fn pipe() -> std::result::Result<(OwnedFd, OwnedFd), String> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
 }
 
-pub fn run(hook: &Hook, state: &str) -> std::result::Result<(), String> {
+pub fn run(hook: &Hook, state: &str, cwd: Option<&Path>) -> std::result::Result<(), String> {
     let mut cmd = Command::new(hook.path());
+    if let Some(d) = cwd {
+        cmd.current_dir(d);
+    }
+    // SAFETY: the closure runs in the forked child before execve and only makes one syscall.
+    unsafe {
+        // A hook gets stdin, stdout and stderr, nothing else of the runtime's (or the init's):
+        // every fd from 3 on is close-on-exec (marked, not closed, so std's exec-error pipe works).
+        cmd.pre_exec(|| {
+            sys::close_range(3, sys::CLOSE_RANGE_CLOEXEC).map_err(std::io::Error::from)
+        });
+    }
     if let Some(args) = hook.args() {
         if let Some((first, rest)) = args.split_first() {
             cmd.arg0(first).args(rest);
@@ -202,7 +216,7 @@ mod tests {
     fn state_on_stdin_and_failure_text() {
         let h =
             hook(r#"{"path":"/bin/sh","args":["sh","-c","read s; echo \"got $s\" >&2; exit 3"]}"#);
-        let e = run(&h, "{\"id\":\"x\"}\n").unwrap_err();
+        let e = run(&h, "{\"id\":\"x\"}\n", None).unwrap_err();
         assert_eq!(e, "exit status 3, stdout: , stderr: got {\"id\":\"x\"}");
     }
 
@@ -210,7 +224,7 @@ mod tests {
     fn timeout_kills() {
         let h = hook(r#"{"path":"/bin/sh","args":["sh","-c","sleep 10"],"timeout":1}"#);
         let t = Instant::now();
-        let e = run(&h, "").unwrap_err();
+        let e = run(&h, "", None).unwrap_err();
         assert!(e.contains("timeout of 1.0s"), "{e}");
         assert!(t.elapsed() < Duration::from_secs(5));
     }
@@ -220,6 +234,6 @@ mod tests {
         let h = hook(
             r#"{"path":"/bin/sh","args":["sh","-c","test \"$A\" = b && test -z \"$HOME\""],"env":["A=b"]}"#,
         );
-        run(&h, "").unwrap();
+        run(&h, "", None).unwrap();
     }
 }

@@ -62,13 +62,14 @@ pub fn main(args: InitArgs) -> ! {
 
 /// What the init resolved at create time and uses at start.
 struct Ready<'a> {
-    process: process::Ready<'a>,
+    /// None for a config without `process` (allowed until `start`, which refuses it).
+    process: Option<process::Ready<'a>>,
     state: String,
 }
 
 fn setup<'a>(a: &InitArgs<'a>) -> Result<Ready<'a>> {
     let spec = a.spec;
-    let process = spec.process().as_ref().expect("validated");
+    let process = spec.process().as_ref();
     // Device nodes and mount points get exactly the configured modes; process.user.umask is set
     // right before exec.
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
@@ -149,7 +150,9 @@ fn setup<'a>(a: &InitArgs<'a>) -> Result<Ready<'a>> {
         let root = Root::open(a.rootfs)?;
         rootfs::mount_all(spec, &root, a.bundle, in_userns, &mut join_cgroups)?;
         // runc creates a missing cwd (resolved inside the rootfs, before it may turn read-only).
-        root.ensure(process.cwd(), crate::paths::Kind::Dir)?;
+        if let Some(p) = process {
+            root.ensure(p.cwd(), crate::paths::Kind::Dir)?;
+        }
         Some(root)
     } else {
         None
@@ -160,7 +163,14 @@ fn setup<'a>(a: &InitArgs<'a>) -> Result<Ready<'a>> {
         Msg::HooksDone { state } => state,
         m => return Err(Error::Init(format!("unexpected message {m:?}"))),
     };
-    hooks::run_all(spec.hooks().as_ref(), hooks::Kind::CreateContainer, &state)?;
+    // runc's working directory for these: the container's root, with its mounts (before
+    // pivot_root, seen from the host's side).
+    hooks::run_all(
+        spec.hooks().as_ref(),
+        hooks::Kind::CreateContainer,
+        &state,
+        Some(a.rootfs),
+    )?;
     for (k, v) in linux.sysctl().iter().flatten() {
         // /proc/sys resolves against the writer's namespaces, so the host's verified procfs
         // reaches the container's own net/ipc/uts settings.
@@ -177,7 +187,7 @@ fn setup<'a>(a: &InitArgs<'a>) -> Result<Ready<'a>> {
             .as_ref()
             .ok_or_else(|| Error::Usage("a terminal needs a mount namespace".into()))?;
         let (master, peer, name) = crate::console::open_pty(root)?;
-        if let Some(size) = process.console_size() {
+        if let Some(size) = process.and_then(|p| p.console_size()) {
             crate::console::set_size(&master, size.height() as u16, size.width() as u16)?;
         }
         crate::console::bind_console(root, &peer)?;
@@ -208,10 +218,16 @@ fn setup<'a>(a: &InitArgs<'a>) -> Result<Ready<'a>> {
     }
     let mut notify = |fd: OwnedFd| a.channel.hand_over_seccomp_fd(fd);
     // In a user namespace whose gid map was written without setgroups "deny" we may setgroups.
-    let process = process::prepare(process, true, &a.extra_env, a.seccomp, &mut notify)?;
+    let process = process
+        .map(|p| process::prepare(p, true, &a.extra_env, a.seccomp, &mut notify))
+        .transpose()?;
     a.channel.send(&Msg::Created)?;
     Ok(Ready { process, state })
 }
+
+/// `start` of a container created from a config without `process`.
+pub const NO_PROCESS: &str =
+    "process: not set in config.json: a container without a process cannot be started";
 
 /// Blocks until `start` connects to the start socket, then runs startContainer hooks and execs.
 fn wait_and_exec(a: &InitArgs, ready: Ready) -> i32 {
@@ -243,11 +259,15 @@ fn wait_and_exec(a: &InitArgs, ready: Ready) -> i32 {
         a.spec.hooks().as_ref(),
         hooks::Kind::StartContainer,
         &ready.state,
+        None,
     ) {
         return fail(e.to_string());
     }
     // Only stdio and the preserved fds cross execve; returns only on failure.
+    let Some(process) = ready.process else {
+        return fail(NO_PROCESS.into());
+    };
     let skip = [conn.as_raw_fd(), a.listener.as_raw_fd(), a.channel.raw()];
-    let e = ready.process.exec(a.preserve_fds, &skip);
+    let e = process.exec(a.preserve_fds, &skip);
     fail(e.to_string())
 }
