@@ -23,7 +23,8 @@ pub fn check_flags(terminal: bool, detached: bool, socket: bool) -> Result<()> {
             "cannot allocate tty if runc will detach without setting console socket".into(),
         ));
     }
-    if !terminal && socket {
+    // The socket is only for a terminal nobody in the runtime stays to own.
+    if (!terminal || !detached) && socket {
         return Err(Error::Usage(
             "cannot use console socket if runc will not detach or allocate tty".into(),
         ));

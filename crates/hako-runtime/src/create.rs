@@ -190,6 +190,11 @@ fn create_locked(
                     .collect(),
                 owner_uid: nix::unistd::geteuid().as_raw(),
                 seccomp,
+                stdio: if o.foreground && !terminal {
+                    crate::stdio::Origin::Caller
+                } else {
+                    crate::stdio::Origin::Given
+                },
             })
         }
         sys::Forked::Parent { pid } => pid,

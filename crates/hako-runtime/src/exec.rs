@@ -64,9 +64,9 @@ fn build_process(o: &ExecOptions, rec: &ContainerRecord) -> Result<Process> {
         env.extend(o.env.iter().cloned());
         p.set_env(Some(env));
     }
-    if let Some(t) = o.tty {
-        p.set_terminal(Some(t));
-    }
+    // Only `-t` asks for a terminal: the container's own `process.terminal` is the init's, and an
+    // exec without `-t` into a terminal container gets plain stdio (runc).
+    p.set_terminal(Some(o.tty.unwrap_or(false)));
     if o.no_new_privs {
         p.set_no_new_privileges(Some(true));
     }
@@ -94,7 +94,10 @@ fn build_process(o: &ExecOptions, rec: &ContainerRecord) -> Result<Process> {
         );
     }
     if !o.additional_gids.is_empty() {
-        user.set_additional_gids(Some(o.additional_gids.clone()));
+        // Added to the container's, as runc appends them.
+        let mut gids = user.additional_gids().clone().unwrap_or_default();
+        gids.extend(o.additional_gids.iter().copied());
+        user.set_additional_gids(Some(gids));
     }
     p.set_user(user);
     if !o.caps.is_empty() {
@@ -233,6 +236,11 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
                 channel: child_ch,
                 console,
                 preserve_fds: o.preserve_fds,
+                stdio: if o.detach || terminal {
+                    crate::stdio::Origin::Given
+                } else {
+                    crate::stdio::Origin::Caller
+                },
                 close,
                 seccomp: seccomp.as_ref(),
             })
@@ -295,6 +303,7 @@ struct Child<'a> {
     channel: Channel,
     console: Option<OwnedFd>,
     preserve_fds: u32,
+    stdio: crate::stdio::Origin,
     close: Vec<RawFd>,
     seccomp: Option<&'a crate::seccomp::Compiled>,
 }
@@ -336,6 +345,7 @@ fn setup<'a>(c: &Child<'a>) -> Result<process::Ready<'a>> {
         crate::console::send_master(sock, &master, &name)?;
         crate::console::make_stdio(&peer)?;
     }
+    crate::stdio::give_to_user(c.process.user().uid(), c.stdio)?;
     let mut notify = |fd: OwnedFd| c.channel.hand_over_seccomp_fd(fd);
     process::prepare(c.process, c.setgroups_allowed, &[], c.seccomp, &mut notify)
 }

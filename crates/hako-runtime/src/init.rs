@@ -41,6 +41,8 @@ pub struct InitArgs<'a> {
     pub owner_uid: u32,
     /// `linux.seccomp`, compiled by the runtime; loaded where its placement says.
     pub seccomp: Option<&'a crate::seccomp::Compiled>,
+    /// Whose fds the init's stdio are, for giving them to `process.user`.
+    pub stdio: crate::stdio::Origin,
 }
 
 /// Never returns: exits the child with 0 only through execve.
@@ -216,6 +218,7 @@ fn setup<'a>(a: &InitArgs<'a>) -> Result<Ready<'a>> {
     if let Some(p) = linux.personality() {
         process::set_personality(p)?;
     }
+    crate::stdio::give_to_user(process.user().uid(), a.stdio)?;
     let mut notify = |fd: OwnedFd| a.channel.hand_over_seccomp_fd(fd);
     // In a user namespace whose gid map was written without setgroups "deny" we may setgroups.
     let process = process

@@ -27,6 +27,7 @@ pub mod paths;
 pub mod process;
 pub mod rootfs;
 pub mod seccomp;
+pub mod stdio;
 pub mod store;
 pub mod support;
 pub mod sys;

@@ -379,6 +379,15 @@ pub fn prepare<'a>(
         ));
     }
     apply_bounding(&plan)?;
+    // runc changes directory both before and after the id change: before, so a user gets a cwd
+    // only root may enter; again after, if root was refused (a directory only the user may
+    // enter, e.g. on a root-squashing network filesystem).
+    let cwd = p.cwd();
+    let cwd_pending = match nix::unistd::chdir(cwd) {
+        Ok(()) => false,
+        Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) => true,
+        Err(e) => return Err(Error::path("chdir to cwd", cwd, e)),
+    };
     switch_user(p, setgroups_allowed, true)?;
     apply_caps(&plan)?;
     let mut env = environment(p);
@@ -386,8 +395,9 @@ pub fn prepare<'a>(
     let argv = p.args().clone().unwrap_or_default();
     let exe = lookup(&argv[0], &env)
         .map_err(|e| Error::Init(format!("unable to start container process: {e}")))?;
-    let cwd = p.cwd();
-    nix::unistd::chdir(cwd).ctx("chdir to cwd", cwd)?;
+    if cwd_pending {
+        nix::unistd::chdir(cwd).ctx("chdir to cwd", cwd)?;
+    }
     // CVE-2024-21626: a cwd reached through a leaked host fd is outside our root, and getcwd
     // reports that as ENOENT ("(unreachable)"). Refuse rather than run there.
     nix::unistd::getcwd().map_err(|_| {

@@ -88,34 +88,42 @@ const fn libc_enotdir() -> i32 {
 }
 
 /// Loads and validates an `exec --process` file: one OCI `process` object. Errors name the field
-/// as `process.<path>`, like config.json's.
+/// as `process.<path>`, like config.json's. A missing `user` is uid 0, gid 0, as in runc (whose
+/// `User` is a plain struct): callers such as runc's own tests leave it out.
 pub fn load_process(path: &Path) -> Result<oci_spec::runtime::Process> {
     let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    let mut json = serde_json::Deserializer::from_str(&text);
-    let p: oci_spec::runtime::Process =
-        serde_path_to_error::deserialize(&mut json).map_err(|e| {
-            let field = e.path().to_string();
-            let inner = e.into_inner();
-            match inner.classify() {
-                serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                    SpecError::Malformed {
-                        path: path.to_path_buf(),
-                        message: inner.to_string(),
-                    }
-                }
-                _ => SpecError::Parse {
+    let malformed = |e: serde_json::Error| SpecError::Malformed {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let mut value: serde_json::Value = serde_json::from_str(&text).map_err(malformed)?;
+    if let Some(obj) = value.as_object_mut() {
+        obj.entry("user")
+            .or_insert_with(|| serde_json::Value::Object(Default::default()));
+    }
+    let p: oci_spec::runtime::Process = serde_path_to_error::deserialize(value).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                SpecError::Malformed {
                     path: path.to_path_buf(),
-                    field: match field.as_str() {
-                        "." | "" => "process".to_string(),
-                        f => format!("process.{f}"),
-                    },
                     message: inner.to_string(),
-                },
+                }
             }
-        })?;
+            _ => SpecError::Parse {
+                path: path.to_path_buf(),
+                field: match field.as_str() {
+                    "." | "" => "process".to_string(),
+                    f => format!("process.{f}"),
+                },
+                message: inner.to_string(),
+            },
+        }
+    })?;
     crate::validate::validate_process(&p)?;
     Ok(p)
 }
