@@ -43,8 +43,11 @@ fn stats_once_in_runc_shape() {
 fn streaming_reports_oom_kill() {
     require_root!();
     let h = Hako::new();
-    // `tail` keeps the whole (newline-free) input in memory: it is OOM-killed at the limit.
-    let mut b = Bundle::sh("sleep 1; tail /dev/zero; sleep 100");
+    // `tail` keeps the whole (newline-free) input in memory: it is OOM-killed at the limit. It
+    // starts only once `events` streams (an OOM before that is no event, in runc too): a fixed
+    // delay lost that race in the emulated v2 VM under load.
+    let mut b = Bundle::sh("while [ ! -e /out/go ]; do sleep 0.1; done; tail /dev/zero; sleep 100");
+    let go = b.out_dir().join("go");
     b.config["linux"]["resources"] = json!({"memory": {"limit": 33554432, "swap": 33554432}});
     let id = h.new_id();
     h.run_with(&id, &b, &["-d"]).assert_ok();
@@ -62,6 +65,11 @@ fn streaming_reports_oom_kill() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let streaming = wait_for(Duration::from_secs(30), || {
+        read(&out).contains("{\"type\":\"stats\"")
+    });
+    assert!(streaming, "events printed no stats: {}", read(&out));
+    std::fs::write(&go, "").unwrap();
     let saw_oom = wait_for(Duration::from_secs(20), || {
         read(&out).lines().any(|l| {
             serde_json::from_str::<Value>(l)
