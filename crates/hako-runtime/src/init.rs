@@ -218,7 +218,9 @@ fn setup<'a>(a: &InitArgs<'a>) -> Result<Ready<'a>> {
     if let Some(p) = linux.personality() {
         process::set_personality(p)?;
     }
-    crate::stdio::give_to_user(process.user().uid(), a.stdio)?;
+    if let Some(p) = process {
+        crate::stdio::give_to_user(p.user().uid(), a.stdio)?;
+    }
     let mut notify = |fd: OwnedFd| a.channel.hand_over_seccomp_fd(fd);
     // In a user namespace whose gid map was written without setgroups "deny" we may setgroups.
     let process = process
