@@ -332,3 +332,40 @@ fn extra_fds_not_leaked_without_preserve_fds() {
     assert!(fds.starts_with(&[0, 1, 2]), "{fds:?}");
     assert!(fds.iter().all(|&fd| fd <= 3), "leaked fds: {fds:?}");
 }
+
+/// SELinux labels on a host without SELinux: nothing can apply them, so they are ignored (as
+/// crun), for the container and for an exec alike.
+#[test]
+fn selinux_labels_ignored_without_selinux() {
+    require_root!();
+    if std::path::Path::new("/sys/fs/selinux/enforce").exists() {
+        eprintln!("skipping: SELinux is enabled on this host");
+        return;
+    }
+    let h = Hako::new();
+    let mut b = Bundle::sh("echo labelled-ok; exec sleep 100");
+    b.config["linux"]["mountLabel"] = json!("system_u:object_r:container_file_t:s0:c1,c2");
+    b.config["process"]["selinuxLabel"] = json!("system_u:system_r:container_t:s0:c1,c2");
+    let id = h.new_id();
+    let o = h.run_with(&id, &b, &["-d"]);
+    if testing_runc() && o.code == 1 {
+        eprintln!(
+            "runc 1.1 refuses SELinux labels without SELinux: {}",
+            o.stderr
+        );
+        return;
+    }
+    o.assert_ok();
+    assert!(wait_for(std::time::Duration::from_secs(10), || o
+        .stdout_now()
+        .contains("labelled-ok")));
+    let e = h.cmd(&[
+        "exec",
+        "--process-label",
+        "system_u:system_r:container_t:s0",
+        &id,
+        "true",
+    ]);
+    e.assert_ok();
+    h.kill(&id, "KILL").assert_ok();
+}

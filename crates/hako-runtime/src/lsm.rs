@@ -4,7 +4,8 @@
 //! The attribute files are opened through the process's own procfs and checked to *be* procfs
 //! files: a file the container put in their place (a bind over /proc/self/attr, the
 //! CVE-2025-52881 class) would take the label and leave the process unconfined. support.rs has
-//! already refused a label the host cannot apply.
+//! already refused an AppArmor profile the host cannot apply; an SELinux label without SELinux
+//! is ignored.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -52,7 +53,12 @@ pub fn set_exec_labels(p: &Process) -> Result<()> {
             &format!("exec {profile}"),
         )?;
     }
-    if let Some(label) = p.selinux_label().as_deref().filter(|s| !s.is_empty()) {
+    // Without SELinux on the host the label is ignored (support.rs).
+    if let Some(label) = p
+        .selinux_label()
+        .as_deref()
+        .filter(|s| !s.is_empty() && crate::support::selinux_enabled())
+    {
         write_attr(&["/proc/thread-self/attr/exec"], label)?;
     }
     Ok(())

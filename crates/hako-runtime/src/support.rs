@@ -32,12 +32,9 @@ pub fn check(spec: &Spec) -> Result<()> {
                 "memory policies are not supported by hako",
             ));
         }
-        if l.mount_label().as_deref().is_some_and(|m| !m.is_empty()) && !selinux_enabled() {
-            return Err(unsupported(
-                "linux.mountLabel",
-                "an SELinux label is specified, but SELinux is disabled or not supported",
-            ));
-        }
+        // linux.mountLabel: an SELinux context for the container's mounts. Without SELinux on the
+        // host there is nothing to label and the field is ignored, as crun does (images and
+        // callers set it unconditionally).
     }
     if let Some(p) = spec.process() {
         if p.scheduler().is_some() {
@@ -71,15 +68,11 @@ pub fn check(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-/// A process's security labels, which [`crate::lsm`] applies: refused only when the host has no
-/// such LSM (a container's `process` and an `exec` process alike).
+/// A process's security labels, which [`crate::lsm`] applies (a container's `process` and an
+/// `exec` process alike). An AppArmor profile the host cannot apply is refused; an SELinux label
+/// on a host without SELinux is ignored, as crun does (there is no policy that could confine
+/// the process differently).
 pub fn check_labels(p: &hako_spec::oci::Process) -> Result<()> {
-    if p.selinux_label().as_deref().is_some_and(|l| !l.is_empty()) && !selinux_enabled() {
-        return Err(unsupported(
-            "process.selinuxLabel",
-            "selinux label is specified in config, but selinux is disabled or not supported",
-        ));
-    }
     if p.apparmor_profile()
         .as_deref()
         .is_some_and(|a| !a.is_empty())
