@@ -729,3 +729,92 @@ fn concurrent_runs_sharing_a_cgroup_parent() {
     let _ = fs::remove_dir(format!("/sys/fs/cgroup/unified/{parent}"));
     assert!(failures.is_empty(), "{failures:?}");
 }
+
+/// `-h` and `--help` work for every command (exit 0) and list the command's flags, as runc's.
+#[test]
+fn help_for_every_command() {
+    let h = Hako::new();
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "",
+            &[
+                "--root",
+                "--log",
+                "--log-format",
+                "--debug",
+                "--systemd-cgroup",
+            ],
+        ),
+        (
+            "create",
+            &[
+                "--bundle",
+                "--console-socket",
+                "--pid-file",
+                "--no-pivot",
+                "--no-new-keyring",
+                "--preserve-fds",
+            ],
+        ),
+        (
+            "run",
+            &[
+                "--bundle",
+                "--detach",
+                "--keep",
+                "--pid-file",
+                "--console-socket",
+                "--no-pivot",
+            ],
+        ),
+        ("start", &[]),
+        ("state", &[]),
+        ("kill", &["--all"]),
+        ("delete", &["--force"]),
+        ("list", &["--format", "--quiet"]),
+        ("spec", &["--bundle"]),
+        ("pause", &[]),
+        ("resume", &[]),
+        ("ps", &["--format"]),
+        (
+            "update",
+            &["--resources", "--memory", "--cpu-quota", "--pids-limit"],
+        ),
+        (
+            "exec",
+            &[
+                "--process",
+                "--tty",
+                "--detach",
+                "--user",
+                "--cwd",
+                "--env",
+                "--cap",
+                "--ignore-paused",
+                "--preserve-fds",
+            ],
+        ),
+        ("events", &["--stats", "--interval"]),
+        ("features", &[]),
+        // Not implemented by hako (CRIU), but their flags are runc's.
+        (
+            "checkpoint",
+            &["--image-path", "--leave-running", "--work-path"],
+        ),
+        (
+            "restore",
+            &["--image-path", "--bundle", "--detach", "--no-subreaper"],
+        ),
+    ];
+    for (cmd, flags) in cases {
+        for help in ["-h", "--help"] {
+            let args: Vec<&str> = [*cmd, help].into_iter().filter(|a| !a.is_empty()).collect();
+            let o = h.cmd(&args);
+            assert_eq!(o.code, 0, "{args:?}: {o:?}");
+            let text = format!("{}{}", o.stdout, o.stderr);
+            for f in *flags {
+                assert!(text.contains(f), "{args:?} does not list {f}: {text}");
+            }
+        }
+    }
+}

@@ -18,8 +18,10 @@ pub struct Cli {
     /// Log file (default: stderr).
     #[arg(long, global = true)]
     pub log: Option<PathBuf>,
+    /// Log format: text or json.
     #[arg(long = "log-format", global = true, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Enable debug logging.
     #[arg(long, global = true)]
     pub debug: bool,
     /// Use systemd for cgroups (recorded in the container state).
@@ -46,16 +48,22 @@ pub struct CreateArgs {
     /// Path to the bundle directory.
     #[arg(short = 'b', long, default_value = ".")]
     pub bundle: PathBuf,
+    /// File to write the init's pid to.
     #[arg(long = "pid-file")]
     pub pid_file: Option<PathBuf>,
+    /// AF_UNIX socket that receives the master end of the console's pseudoterminal.
     #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
+    /// Do not use pivot_root to jail the process inside the rootfs (rootfs on a ramdisk).
     #[arg(long = "no-pivot")]
     pub no_pivot: bool,
+    /// Do not create a new session keyring for the container.
     #[arg(long = "no-new-keyring")]
     pub no_new_keyring: bool,
+    /// Pass N more file descriptors to the container (stdio + $LISTEN_FDS + N in total).
     #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: u32,
+    /// The container's id.
     pub id: String,
 }
 
@@ -69,6 +77,7 @@ pub enum Command {
     State { id: String },
     /// Send a signal to the container's init (default SIGTERM).
     Kill {
+        /// Send the signal to every process of the container.
         #[arg(short = 'a', long)]
         all: bool,
         id: String,
@@ -77,12 +86,14 @@ pub enum Command {
     },
     /// Delete a container and everything it had.
     Delete {
+        /// Kill the container first if it is running.
         #[arg(short = 'f', long)]
         force: bool,
         id: String,
     },
     /// Create and start a container, and wait for it unless detached.
     Run {
+        /// Detach from the container's process.
         #[arg(short = 'd', long)]
         detach: bool,
         /// Keep the container's state after it exits (runc's --keep).
@@ -93,8 +104,10 @@ pub enum Command {
     },
     /// List containers.
     List {
+        /// table or json.
         #[arg(short = 'f', long, value_enum, default_value = "table")]
         format: ListFormat,
+        /// Print only the container ids.
         #[arg(short = 'q', long)]
         quiet: bool,
     },
@@ -110,6 +123,7 @@ pub enum Command {
     Resume { id: String },
     /// List the container's processes (`--format json`: a JSON array of host pids).
     Ps {
+        /// table or json.
         #[arg(short = 'f', long, value_enum, default_value = "table")]
         format: ListFormat,
         id: String,
@@ -123,6 +137,7 @@ pub enum Command {
     Exec(Box<ExecArgs>),
     /// Resource usage (`--stats`: once) and OOM notifications, as JSON lines.
     Events {
+        /// Print the container's stats once, then exit.
         #[arg(long)]
         stats: bool,
         /// Interval between stats while streaming (Go duration: 5s, 500ms, 1m).
@@ -132,6 +147,10 @@ pub enum Command {
     },
     /// Print the runtime-spec features document (what this hako supports) as JSON.
     Features,
+    /// Checkpoint a running container (not implemented by hako: fails).
+    Checkpoint(Box<CheckpointArgs>),
+    /// Restore a container from a checkpoint (not implemented by hako: fails).
+    Restore(Box<RestoreArgs>),
     #[command(external_subcommand)]
     Other(Vec<String>),
 }
@@ -177,34 +196,49 @@ pub struct UpdateArgs {
 /// are ignored, as in runc.
 #[derive(Args, Debug, Clone, Default)]
 pub struct ExecArgs {
+    /// Path to a process.json (the process's whole spec).
     #[arg(short = 'p', long)]
     pub process: Option<PathBuf>,
+    /// AF_UNIX socket that receives the master end of the console's pseudoterminal.
     #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
+    /// Working directory in the container.
     #[arg(long)]
     pub cwd: Option<PathBuf>,
+    /// Set an environment variable (KEY=VALUE).
     #[arg(short = 'e', long)]
     pub env: Vec<String>,
+    /// Allocate a pseudo-TTY.
     #[arg(short = 't', long)]
     pub tty: bool,
+    /// UID (format: <uid>[:<gid>]).
     #[arg(short = 'u', long)]
     pub user: Option<String>,
+    /// Additional gids.
     #[arg(short = 'g', long = "additional-gids")]
     pub additional_gids: Vec<u32>,
+    /// Detach from the process.
     #[arg(short = 'd', long)]
     pub detach: bool,
+    /// File to write the process's pid to.
     #[arg(long = "pid-file")]
     pub pid_file: Option<PathBuf>,
+    /// SELinux label for the process.
     #[arg(long = "process-label")]
     pub process_label: Option<String>,
+    /// AppArmor profile for the process.
     #[arg(long)]
     pub apparmor: Option<String>,
+    /// Set no_new_privs for the process.
     #[arg(long = "no-new-privs")]
     pub no_new_privs: bool,
+    /// Add a capability to the process's bounding, effective and permitted sets.
     #[arg(short = 'c', long)]
     pub cap: Vec<String>,
+    /// Pass N more file descriptors to the process (stdio + $LISTEN_FDS + N in total).
     #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: u32,
+    /// Allow exec in a paused container.
     #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,
     /// Accepted for runc compatibility (the shim is the subreaper).
@@ -214,6 +248,118 @@ pub struct ExecArgs {
     /// The command and its arguments (everything after the id).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+/// runc's `checkpoint` flags, accepted so `-h` lists them and callers' command lines parse; the
+/// command itself is not implemented.
+#[derive(Args, Debug, Clone, Default)]
+pub struct CheckpointArgs {
+    /// Path for saving criu image files.
+    #[arg(long = "image-path")]
+    pub image_path: Option<PathBuf>,
+    /// Path for saving work files and logs.
+    #[arg(long = "work-path")]
+    pub work_path: Option<PathBuf>,
+    /// Path for previous criu image files in pre-dump.
+    #[arg(long = "parent-path")]
+    pub parent_path: Option<PathBuf>,
+    /// Leave the process running after checkpointing.
+    #[arg(long = "leave-running")]
+    pub leave_running: bool,
+    /// Allow open tcp connections.
+    #[arg(long = "tcp-established")]
+    pub tcp_established: bool,
+    /// Allow external unix sockets.
+    #[arg(long = "ext-unix-sk")]
+    pub ext_unix_sk: bool,
+    /// Allow shell jobs.
+    #[arg(long = "shell-job")]
+    pub shell_job: bool,
+    /// Use userfaultfd to lazily restore memory pages.
+    #[arg(long = "lazy-pages")]
+    pub lazy_pages: bool,
+    /// criu writes \0 to this fd once lazy-pages is ready.
+    #[arg(long = "status-fd", allow_hyphen_values = true)]
+    pub status_fd: Option<i32>,
+    /// ADDRESS:PORT of the page server.
+    #[arg(long = "page-server")]
+    pub page_server: Option<String>,
+    /// Handle file locks.
+    #[arg(long = "file-locks")]
+    pub file_locks: bool,
+    /// Dump the container's memory only, leave it running.
+    #[arg(long = "pre-dump")]
+    pub pre_dump: bool,
+    /// cgroups mode: soft, full or strict.
+    #[arg(long = "manage-cgroups-mode")]
+    pub manage_cgroups_mode: Option<String>,
+    /// Create a namespace, but do not restore its properties.
+    #[arg(long = "empty-ns")]
+    pub empty_ns: Vec<String>,
+    /// Enable auto deduplication of memory images.
+    #[arg(long = "auto-dedup")]
+    pub auto_dedup: bool,
+    pub id: String,
+}
+
+/// runc's `restore` flags (see [`CheckpointArgs`]).
+#[derive(Args, Debug, Clone, Default)]
+pub struct RestoreArgs {
+    /// AF_UNIX socket that receives the master end of the console's pseudoterminal.
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Path to criu image files for restoring.
+    #[arg(long = "image-path")]
+    pub image_path: Option<PathBuf>,
+    /// Path for saving work files and logs.
+    #[arg(long = "work-path")]
+    pub work_path: Option<PathBuf>,
+    /// Allow open tcp connections.
+    #[arg(long = "tcp-established")]
+    pub tcp_established: bool,
+    /// Allow external unix sockets.
+    #[arg(long = "ext-unix-sk")]
+    pub ext_unix_sk: bool,
+    /// Allow shell jobs.
+    #[arg(long = "shell-job")]
+    pub shell_job: bool,
+    /// Handle file locks.
+    #[arg(long = "file-locks")]
+    pub file_locks: bool,
+    /// cgroups mode: soft, full or strict.
+    #[arg(long = "manage-cgroups-mode")]
+    pub manage_cgroups_mode: Option<String>,
+    /// Path to the root of the bundle directory.
+    #[arg(short = 'b', long)]
+    pub bundle: Option<PathBuf>,
+    /// Detach from the container's process.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// File to write the process id to.
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Do not use a subreaper to reap reparented processes.
+    #[arg(long = "no-subreaper")]
+    pub no_subreaper: bool,
+    /// Do not use pivot_root to jail the process inside the rootfs.
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// Create a namespace, but do not restore its properties.
+    #[arg(long = "empty-ns")]
+    pub empty_ns: Vec<String>,
+    /// Enable auto deduplication of memory images.
+    #[arg(long = "auto-dedup")]
+    pub auto_dedup: bool,
+    /// Use userfaultfd to lazily restore memory pages.
+    #[arg(long = "lazy-pages")]
+    pub lazy_pages: bool,
+    /// An LSM profile for the restore, TYPE:NAME.
+    #[arg(long = "lsm-profile")]
+    pub lsm_profile: Option<String>,
+    /// An LSM mount context for the restore.
+    #[arg(long = "lsm-mount-context")]
+    pub lsm_mount_context: Option<String>,
+    pub id: String,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -244,6 +390,23 @@ const LONG_FLAGS: &[&str] = &[
     "format",
     "quiet",
     "no-subreaper",
+    "image-path",
+    "work-path",
+    "parent-path",
+    "leave-running",
+    "tcp-established",
+    "ext-unix-sk",
+    "shell-job",
+    "lazy-pages",
+    "status-fd",
+    "page-server",
+    "file-locks",
+    "pre-dump",
+    "manage-cgroups-mode",
+    "empty-ns",
+    "auto-dedup",
+    "lsm-profile",
+    "lsm-mount-context",
     "process",
     "cwd",
     "env",

@@ -195,6 +195,9 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             let f = hako_runtime::features::features();
             println!("{}", serde_json::to_string_pretty(&f)?);
         }
+        // Parsed (so `-h` lists runc's flags) but not implemented: checkpoint/restore need CRIU.
+        Command::Checkpoint(_) => bail!("command \"checkpoint\" is not implemented by hako yet"),
+        Command::Restore(_) => bail!("command \"restore\" is not implemented by hako yet"),
         Command::Other(args) => {
             let name = args.first().map(String::as_str).unwrap_or("");
             bail!("command {name:?} is not implemented by hako yet");
