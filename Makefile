@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 TMP := $(CURDIR)/.tmp
-DEBIAN_PKGS := busybox-static runc crun hyperfine jq libseccomp-dev pkg-config time util-linux procps bc gcc libc6-dev
+DEBIAN_PKGS := busybox-static runc crun hyperfine jq libseccomp-dev pkg-config time util-linux procps bc gcc libc6-dev uidmap passwd
 # `make integration` also needs the real callers (ctr ships with containerd; script(1) is in bsdutils).
 INTEGRATION_PKGS := podman conmon containerd bsdutils tar
 

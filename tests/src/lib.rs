@@ -465,6 +465,11 @@ pub struct CmdOpts {
     pub timeout: Option<Duration>,
     /// Working directory of the runtime (default: the test's).
     pub cwd: Option<PathBuf>,
+    /// Environment changes: `(name, Some(value))` sets, `(name, None)` removes.
+    pub env: Vec<(String, Option<String>)>,
+    /// Rootless runs only: start the runtime in this cgroup v2 directory (moved there as root,
+    /// then the user switched to), as a delegated session would.
+    pub cgroup: Option<PathBuf>,
 }
 
 /// Drives the runtime binary with a private `--root`.
@@ -474,6 +479,8 @@ pub struct Hako {
     ids: RefCell<Vec<String>>,
     /// Global arguments added to every command (e.g. `--log F --log-format json`).
     pub global: Vec<String>,
+    /// Set by [`Hako::rootless`]: every command runs as this unprivileged user.
+    pub user: Option<&'static TestUser>,
 }
 
 impl Hako {
@@ -483,7 +490,75 @@ impl Hako {
             scratch: TempDir::new("out"),
             ids: RefCell::new(Vec::new()),
             global: Vec::new(),
+            user: None,
         }
+    }
+
+    /// A `Hako` whose commands run as the unprivileged [`test_user`] (no sudo, no setuid hako):
+    /// its `--root`, scratch dir and `$XDG_RUNTIME_DIR` (`<scratch>/xdg`) belong to that user.
+    pub fn rootless() -> Hako {
+        let u = test_user();
+        let mut h = Hako::new();
+        let xdg = h.scratch.path().join("xdg");
+        fs::create_dir_all(&xdg).unwrap();
+        fs::set_permissions(&xdg, fs::Permissions::from_mode(0o700)).unwrap();
+        for d in [h.root.path(), h.scratch.path(), xdg.as_path()] {
+            std::os::unix::fs::chown(d, Some(u.uid), Some(u.gid)).unwrap();
+        }
+        h.user = Some(u);
+        h
+    }
+
+    /// `$XDG_RUNTIME_DIR` of a rootless `Hako`.
+    pub fn xdg_runtime_dir(&self) -> PathBuf {
+        self.scratch.path().join("xdg")
+    }
+
+    /// The command line for `args`, as the test user when rootless.
+    fn command(&self, opts: &CmdOpts) -> Command {
+        let Some(u) = self.user else {
+            let mut c = Command::new(hako_bin());
+            for (k, v) in &opts.env {
+                match v {
+                    Some(v) => c.env(k, v),
+                    None => c.env_remove(k),
+                };
+            }
+            return c;
+        };
+        let mut c = match &opts.cgroup {
+            // Moved into the cgroup while still root (the move needs write access to the common
+            // ancestor), then the user's ids.
+            Some(cg) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(
+                        r#"echo $$ > "$1/cgroup.procs" && uid=$2 gid=$3 bin=$4 && shift 4 &&
+                        exec setpriv --reuid="$uid" --regid="$gid" --clear-groups -- "$bin" "$@""#,
+                    )
+                    .arg("sh");
+                c.arg(cg)
+                    .arg(u.uid.to_string())
+                    .arg(u.gid.to_string())
+                    .arg(rootless_bin());
+                c
+            }
+            None => {
+                let mut c = Command::new(rootless_bin());
+                c.uid(u.uid).gid(u.gid);
+                c
+            }
+        };
+        c.env("XDG_RUNTIME_DIR", self.xdg_runtime_dir())
+            .env("HOME", self.scratch.path())
+            .env("USER", &u.name);
+        for (k, v) in &opts.env {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        c
     }
 
     pub fn root(&self) -> &Path {
@@ -521,7 +596,7 @@ impl Hako {
         let stderr_path = self.scratch.path().join(format!("stderr-{n}"));
         let stdout = fs::File::create(&stdout_path).unwrap();
         let stderr = fs::File::create(&stderr_path).unwrap();
-        let mut c = Command::new(hako_bin());
+        let mut c = self.command(&opts);
         if !opts.no_root {
             c.arg("--root").arg(self.root.path());
         }
@@ -737,7 +812,7 @@ impl Drop for Hako {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c));
             if safe && self.root.path().join(&id).exists() {
-                let mut c = Command::new(hako_bin());
+                let mut c = self.command(&CmdOpts::default());
                 c.arg("--root")
                     .arg(self.root.path())
                     .args(["delete", "--force", &id])
@@ -896,4 +971,92 @@ pub fn read_pty(master: &OwnedFd, timeout: Duration) -> String {
         }
     }
     String::from_utf8_lossy(&out).replace("\r\n", "\n")
+}
+
+/// The unprivileged user the rootless tests run hako as, with a subordinate id range.
+#[derive(Debug)]
+pub struct TestUser {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    /// `(start, count)` from /etc/subuid and /etc/subgid.
+    pub subuid: (u32, u32),
+    pub subgid: (u32, u32),
+}
+
+/// Creates (once, under a lock, idempotently) the user `hakotest` with entries in /etc/subuid and
+/// /etc/subgid, as a fresh machine needs for rootless containers. Needs root and the `uidmap`
+/// package (newuidmap/newgidmap), which `make deps` installs.
+pub fn test_user() -> &'static TestUser {
+    static USER: OnceLock<TestUser> = OnceLock::new();
+    USER.get_or_init(|| {
+        let script = r#"set -e
+name=hakotest
+id -u $name >/dev/null 2>&1 || useradd -M -d /nonexistent -s /usr/sbin/nologin -U $name
+for f in /etc/subuid /etc/subgid; do
+  touch $f
+  if ! grep -q "^$name:" $f; then
+    start=$(awk -F: 'BEGIN{m=100000} {e=$2+$3; if (e>m) m=e} END{print m}' $f)
+    echo "$name:$start:65536" >> $f
+  fi
+done
+echo "$(id -u $name) $(id -g $name) $(grep "^$name:" /etc/subuid | head -1 | cut -d: -f2,3) $(grep "^$name:" /etc/subgid | head -1 | cut -d: -f2,3)"
+"#;
+        let out = Command::new("flock")
+            .args(["/run/hako-test-user.lock", "sh", "-c", script])
+            .output()
+            .expect("run flock (util-linux)");
+        assert!(
+            out.status.success(),
+            "creating the test user failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let f: Vec<&str> = text.split_whitespace().collect();
+        let range = |s: &str| {
+            let (a, b) = s.split_once(':').expect("subid range");
+            (a.parse().unwrap(), b.parse().unwrap())
+        };
+        assert!(
+            Path::new("/usr/bin/newuidmap").exists(),
+            "newuidmap is missing: install the uidmap package (make deps)"
+        );
+        TestUser {
+            name: "hakotest".into(),
+            uid: f[0].parse().unwrap(),
+            gid: f[1].parse().unwrap(),
+            subuid: range(f[2]),
+            subgid: range(f[3]),
+        }
+    })
+}
+
+/// The binary under test, copied where any user can run it (the checkout may be under a
+/// directory only root can enter, such as /root).
+pub fn rootless_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let base = tmp_base().join("hako-test-bin");
+        // Copies of test processes that have ended go.
+        for e in fs::read_dir(&base).into_iter().flatten().flatten() {
+            let pid = e.file_name().to_string_lossy().parse::<i32>().unwrap_or(0);
+            if pid > 0 && !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+        let dir = base.join(std::process::id().to_string());
+        fs::create_dir_all(&dir).unwrap();
+        for d in [&base, &dir] {
+            fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let name = hako_bin()
+            .file_name()
+            .map(|n| n.to_owned())
+            .unwrap_or_else(|| "hako".into());
+        let dst = dir.join(name);
+        fs::copy(hako_bin(), &dst).expect("copy the binary under test");
+        fs::set_permissions(&dst, fs::Permissions::from_mode(0o755)).unwrap();
+        dst
+    })
+    .clone()
 }

@@ -42,6 +42,11 @@ pub fn update(root: &Path, id: &str, r: &hako_spec::oci::LinuxResources) -> Resu
     if status_of(&rec) == Status::Stopped {
         return Err(Error::NotRunning);
     }
+    if rec.cgroup.layout.is_empty() {
+        return Err(Error::Usage(
+            crate::cgroups::rootless::NO_CGROUP.replace("{what}", "update"),
+        ));
+    }
     let cg = Cgroups::from_record(rec.cgroup.clone());
     // New device rules replace the old set: they need the default list too, as at create.
     cg.set(&Cgroups::with_default_devices(r.clone()))?;

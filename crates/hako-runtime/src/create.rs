@@ -32,7 +32,8 @@ pub struct CreateOptions {
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
     pub systemd_cgroup: bool,
-    pub rootless: bool,
+    /// `--rootless`: how cgroups the caller cannot write are treated (crate::rootless).
+    pub rootless: crate::rootless::Mode,
     /// `run` without `--detach`: the runtime stays the init's parent and may own the terminal.
     pub foreground: bool,
 }
@@ -81,8 +82,29 @@ fn create_inner(root: &Path, o: &CreateOptions) -> Result<(Created, Locked, Cont
         &bundle.spec,
         process.and_then(|p| p.no_new_privileges()).unwrap_or(false),
     )?;
+    let euid = nix::unistd::geteuid().as_raw();
+    // An unprivileged runtime: the id maps it may write (or the helpers), and what it cannot do
+    // refused now, naming the field. Root pays nothing for this.
+    let caller = if euid != 0 {
+        let egid = nix::unistd::getegid().as_raw();
+        crate::rootless::check(&bundle.spec, egid)?;
+        Some(crate::idmap::Caller { euid, egid })
+    } else {
+        None
+    };
     // Decided (and the path validated) before anything exists.
-    let planned = Cgroups::plan(&bundle.spec, &o.id, o.systemd_cgroup)?;
+    let planned = if caller.is_some() && o.rootless != crate::rootless::Mode::Off {
+        let p = crate::cgroups::rootless::plan(&bundle.spec, &o.id, euid)?;
+        if p.rec.layout.is_empty() {
+            crate::cgroups::rootless::warn_not_applied(
+                &bundle.spec,
+                "the caller cannot write the cgroup hierarchy (cgroup v1, or v2 without a delegated subtree)",
+            );
+        }
+        p
+    } else {
+        Cgroups::plan(&bundle.spec, &o.id, o.systemd_cgroup)?
+    };
     let lock = store.create(&o.id)?;
     let mut made = Made::default();
     let r = create_locked(
@@ -90,7 +112,7 @@ fn create_inner(root: &Path, o: &CreateOptions) -> Result<(Created, Locked, Cont
         &bundle,
         &plan,
         o,
-        planned,
+        Decided { planned, caller },
         &mut made,
         seccomp.as_ref(),
     );
@@ -111,6 +133,13 @@ fn create_inner(root: &Path, o: &CreateOptions) -> Result<(Created, Locked, Cont
     }
 }
 
+/// Decided before anything exists: where the cgroups go, and who the runtime is (`None` for
+/// root; an unprivileged caller's ids otherwise, see crate::rootless).
+struct Decided {
+    planned: Cgroups,
+    caller: Option<crate::idmap::Caller>,
+}
+
 /// What a `create` has brought into existence so far: undone if it fails.
 #[derive(Default)]
 struct Made {
@@ -123,10 +152,11 @@ fn create_locked(
     bundle: &Bundle,
     plan: &namespaces::Plan,
     o: &CreateOptions,
-    planned: Cgroups,
+    decided: Decided,
     made: &mut Made,
     seccomp: Option<&crate::seccomp::Compiled>,
 ) -> Result<(Created, ContainerRecord)> {
+    let Decided { planned, caller } = decided;
     let spec = &bundle.spec;
     let listener =
         UnixListener::bind(sock_path(lock)).ctx("listen", lock.path(store::START_SOCKET))?;
@@ -195,6 +225,8 @@ fn create_locked(
                 } else {
                     crate::stdio::Origin::Given
                 },
+                setgroups_allowed: !caller
+                    .is_some_and(|c| plan.new_user && crate::idmap::denies_setgroups(spec, c.egid)),
             })
         }
         sys::Forked::Parent { pid } => pid,
@@ -209,13 +241,19 @@ fn create_locked(
 
     if plan.new_user {
         let l = spec.linux().as_ref().expect("user ns implies linux");
-        namespaces::write_id_maps(
+        crate::idmap::write(
             pid,
             l.uid_mappings().as_deref().unwrap_or(&[]),
             l.gid_mappings().as_deref().unwrap_or(&[]),
+            caller,
         )?;
     }
-    if let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+    if let Some(adj) = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.oom_score_adj())
+        .filter(|a| caller.is_none() || crate::rootless::oom_score_adj_allowed(*a))
+    {
         let p = format!("/proc/{pid}/oom_score_adj");
         std::fs::write(&p, adj.to_string()).ctx("write", p)?;
     }
@@ -252,7 +290,7 @@ fn create_locked(
         owner: String::new(),
         private_pid_ns: plan.private_pid,
         systemd_cgroup: o.systemd_cgroup,
-        rootless: o.rootless,
+        rootless: caller.is_some() || o.rootless == crate::rootless::Mode::On,
         cgroup: cgroups.rec.clone(),
         config: spec.clone(),
     };

@@ -204,7 +204,12 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
     };
     let (own_console, console) = crate::console::ends(o.console_socket.as_deref(), terminal)?;
     let (parent_ch, child_ch) = channel::pair()?;
-    let pid_ns = if join_pid {
+    // An unprivileged runtime cannot enter a pid namespace that the container's user namespace
+    // owns from outside it: the child joins the user and pid namespaces together and forks the
+    // real process into the pid namespace (runc's nsexec does the same double fork).
+    let fork_for_pid =
+        join_pid && flags.contains(CloneFlags::CLONE_NEWUSER) && !nix::unistd::geteuid().is_root();
+    let pid_ns = if join_pid && !fork_for_pid {
         Some(crate::namespaces::PidNsForChildren::enter(
             pidfd.as_fd(),
             Path::new(&format!("/proc/{}/ns/pid", rec.pid)),
@@ -231,7 +236,12 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
             child(Child {
                 process: &process,
                 pidfd: &pidfd,
-                flags,
+                flags: if fork_for_pid {
+                    flags | CloneFlags::CLONE_NEWPID
+                } else {
+                    flags
+                },
+                fork_for_pid,
                 setgroups_allowed,
                 channel: child_ch,
                 console,
@@ -252,8 +262,11 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
     }
     drop(child_ch);
     drop(console);
+    let mut pid = pid;
     let r = (|| {
-        if let Some(adj) = process.oom_score_adj() {
+        if let Some(adj) = process.oom_score_adj().filter(|a| {
+            nix::unistd::geteuid().is_root() || crate::rootless::oom_score_adj_allowed(*a)
+        }) {
             let p = format!("/proc/{pid}/oom_score_adj");
             std::fs::write(&p, adj.to_string()).ctx("write", p)?;
         }
@@ -261,6 +274,16 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
             cg.apply(pid)?;
         }
         parent_ch.send(&Msg::Go)?;
+        if fork_for_pid {
+            match parent_ch.recv_or_eof("exec process")? {
+                Some(Msg::InitPid(real)) => {
+                    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+                    pid = real;
+                }
+                Some(Msg::Error(e)) => return Err(Error::Init(e)),
+                m => return Err(Error::Init(format!("unexpected message {m:?}"))),
+            }
+        }
         // Nothing comes back when execve succeeds: the channel is close-on-exec.
         loop {
             match parent_ch.recv_or_eof("exec process")? {
@@ -299,6 +322,8 @@ struct Child<'a> {
     process: &'a Process,
     pidfd: &'a OwnedFd,
     flags: CloneFlags,
+    /// Fork once more after joining: the pid namespace applies to children only.
+    fork_for_pid: bool,
     setgroups_allowed: bool,
     channel: Channel,
     console: Option<OwnedFd>,
@@ -331,6 +356,17 @@ fn setup<'a>(c: &Child<'a>) -> Result<process::Ready<'a>> {
     }
     if !c.flags.is_empty() {
         nix::sched::setns(c.pidfd.as_fd(), c.flags).op("join the container's namespaces")?;
+    }
+    if c.fork_for_pid {
+        // SAFETY: this child is single-threaded, like the runtime it was cloned from.
+        match unsafe { sys::clone3(0, None) }.op("fork into the pid namespace")? {
+            sys::Forked::Parent { pid } => {
+                let _ = c.channel.send(&Msg::InitPid(pid));
+                // SAFETY: leaves without running the runtime's atexit handlers or destructors.
+                unsafe { libc::_exit(0) }
+            }
+            sys::Forked::Child => {}
+        }
     }
     nix::unistd::setsid().op("setsid")?;
     process::join_session_keyring()?;

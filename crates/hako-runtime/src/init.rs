@@ -43,6 +43,8 @@ pub struct InitArgs<'a> {
     pub seccomp: Option<&'a crate::seccomp::Compiled>,
     /// Whose fds the init's stdio are, for giving them to `process.user`.
     pub stdio: crate::stdio::Origin,
+    /// False when an unprivileged runtime wrote `deny` to the user namespace's setgroups.
+    pub setgroups_allowed: bool,
 }
 
 /// Never returns: exits the child with 0 only through execve.
@@ -224,7 +226,7 @@ fn setup<'a>(a: &InitArgs<'a>) -> Result<Ready<'a>> {
     let mut notify = |fd: OwnedFd| a.channel.hand_over_seccomp_fd(fd);
     // In a user namespace whose gid map was written without setgroups "deny" we may setgroups.
     let process = process
-        .map(|p| process::prepare(p, true, &a.extra_env, a.seccomp, &mut notify))
+        .map(|p| process::prepare(p, a.setgroups_allowed, &a.extra_env, a.seccomp, &mut notify))
         .transpose()?;
     a.channel.send(&Msg::Created)?;
     Ok(Ready { process, state })

@@ -6,7 +6,7 @@
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use hako_spec::oci::{LinuxIdMapping, LinuxNamespaceType, Spec};
+use hako_spec::oci::{LinuxNamespaceType, Spec};
 use nix::sched::CloneFlags;
 
 use crate::error::{Context, Result};
@@ -133,25 +133,6 @@ impl PidNsForChildren {
 pub fn setns_path(t: LinuxNamespaceType, path: &Path) -> Result<()> {
     let fd = std::fs::File::open(path).ctx("open namespace", path)?;
     nix::sched::setns(fd.as_fd(), flag(t)).ctx("setns", path)?;
-    Ok(())
-}
-
-fn map_text(maps: &[LinuxIdMapping]) -> String {
-    maps.iter()
-        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-        .collect()
-}
-
-/// Written by the runtime (in the host's mount namespace, so through the host's procfs) for a child
-/// that was cloned into a new user namespace.
-pub fn write_id_maps(pid: i32, uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<()> {
-    let base = PathBuf::from(format!("/proc/{pid}"));
-    let w = |name: &str, text: &str| {
-        let p = base.join(name);
-        std::fs::write(&p, text).ctx("write", p)
-    };
-    w("uid_map", &map_text(uid))?;
-    w("gid_map", &map_text(gid))?;
     Ok(())
 }
 

@@ -12,9 +12,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     disable_version_flag = true
 )]
 pub struct Cli {
-    /// Root directory for container state (tmpfs recommended).
-    #[arg(long, global = true, default_value = "/run/hako")]
-    pub root: PathBuf,
+    /// Root directory for container state (tmpfs recommended; default /run/hako, or
+    /// $XDG_RUNTIME_DIR/hako for an unprivileged user).
+    #[arg(long, global = true)]
+    pub root: Option<PathBuf>,
     /// Log file (default: stderr).
     #[arg(long, global = true)]
     pub log: Option<PathBuf>,
@@ -27,7 +28,7 @@ pub struct Cli {
     /// Use systemd for cgroups (recorded in the container state).
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
-    /// Rootless mode: true, false or auto (recorded; acted on by later issues).
+    /// Rootless cgroup handling: true, false or auto (default: on for a non-root user).
     #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Option<String>,
     /// Print the version.

@@ -11,7 +11,7 @@ use anyhow::{bail, Result};
 use clap::Parser;
 use hako_runtime::container::{self, CreateOptions};
 use hako_runtime::exec::ExecOptions;
-use hako_runtime::log;
+use hako_runtime::{log, rootless};
 
 use cli::{Cli, Command, CreateArgs};
 
@@ -89,8 +89,8 @@ fn exec_options(a: &cli::ExecArgs) -> ExecOptions {
     }
 }
 
-fn create_options(cli: &Cli, a: &CreateArgs, foreground: bool) -> CreateOptions {
-    CreateOptions {
+fn create_options(cli: &Cli, a: &CreateArgs, foreground: bool) -> Result<CreateOptions> {
+    Ok(CreateOptions {
         id: a.id.clone(),
         bundle: a.bundle.clone(),
         pid_file: a.pid_file.clone(),
@@ -99,9 +99,9 @@ fn create_options(cli: &Cli, a: &CreateArgs, foreground: bool) -> CreateOptions 
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
         systemd_cgroup: cli.systemd_cgroup,
-        rootless: cli.rootless.as_deref() == Some("true"),
+        rootless: rootless::Mode::parse(cli.rootless.as_deref())?,
         foreground,
-    }
+    })
 }
 
 fn dispatch(cli: &Cli) -> Result<u8> {
@@ -112,13 +112,20 @@ fn dispatch(cli: &Cli) -> Result<u8> {
         println!("spec: {}", hako_spec::oci::VERSION);
         return Ok(0);
     }
-    let root = &cli.root;
     let Some(cmd) = &cli.command else {
         bail!("no command given; see hako --help");
     };
+    let root = &match (&cli.root, cmd) {
+        (Some(r), _) => r.clone(),
+        // These never touch the state root.
+        (None, Command::Spec { .. } | Command::Features | Command::Other(_)) => {
+            std::path::PathBuf::from("/run/hako")
+        }
+        (None, _) => rootless::default_root(nix::unistd::geteuid().as_raw())?,
+    };
     match cmd {
         Command::Create(a) => {
-            container::create(root, &create_options(cli, a, false))?;
+            container::create(root, &create_options(cli, a, false)?)?;
         }
         Command::Start { id } => container::start(root, id)?,
         Command::State { id } => {
@@ -135,7 +142,8 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             keep,
             create,
         } => {
-            let code = container::run(root, &create_options(cli, create, !detach), *detach, *keep)?;
+            let code =
+                container::run(root, &create_options(cli, create, !detach)?, *detach, *keep)?;
             return Ok(u8::try_from(code).unwrap_or(255));
         }
         Command::List { format, quiet } => {

@@ -333,6 +333,12 @@ impl Cgroups {
         if self.rec.layout == "v2" {
             return super::v2::freeze(self.rec.unified.as_deref().expect("v2 dir"), on);
         }
+        if self.rec.layout.is_empty() {
+            let what = if on { "pause" } else { "resume" };
+            return Err(Error::Usage(
+                super::rootless::NO_CGROUP.replace("{what}", what),
+            ));
+        }
         let d = self
             .rec
             .v1

@@ -5,6 +5,7 @@
 pub mod bpf;
 pub mod manager;
 pub mod mount;
+pub mod rootless;
 pub mod stats;
 pub mod v1;
 pub mod v2;

@@ -41,7 +41,13 @@ pub fn mount_in_container(ctx: &MountCtx, m: &Mount, opts: &Options) -> Result<(
         std::fs::read_to_string("/proc/self/mountinfo").ctx("read", "/proc/self/mountinfo")?;
     let own = std::fs::read_to_string("/proc/self/cgroup").ctx("read", "/proc/self/cgroup")?;
     let cgroupns = own.lines().all(|l| l.ends_with(":/"));
-    let hs = hierarchies(&info);
+    // The host's hierarchies only: a /sys bound from the host (rootless, no private network
+    // namespace) brings copies of them under the rootfs, which the tmpfs below covers.
+    let rootfs = ctx.root.host_path(Path::new("/"));
+    let hs: Vec<Hierarchy> = hierarchies(&info)
+        .into_iter()
+        .filter(|h| !h.mountpoint.starts_with(&rootfs))
+        .collect();
     let flags = opts.flags
         & (MsFlags::MS_NOSUID
             | MsFlags::MS_NODEV
