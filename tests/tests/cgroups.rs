@@ -108,6 +108,15 @@ impl Cg {
             .to_string()
     }
 
+    /// Where cgroup2 is mounted (pure v2: the only hierarchy).
+    fn unified_mount() -> PathBuf {
+        mounts()
+            .into_iter()
+            .find(|(_, _, v2)| *v2)
+            .map(|(mp, _, _)| mp)
+            .expect("a cgroup2 mount")
+    }
+
     fn all(&self) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = self.dirs.values().cloned().collect();
         v.sort();
@@ -798,25 +807,49 @@ fn bad_resource_values() {
     };
     fails_cleanly(&h, &b, &p, needle);
 
+    // Unified keys on a v1 or hybrid host: runc's rule and words, even for a real v2 file (the
+    // hybrid's v2 hierarchy holds no controller a container is limited by).
+    if !pure_v2() {
+        let mut b = bundle_in(&p, "true");
+        b.config["linux"]["resources"]["unified"] = json!({ "memory.min": "131072" });
+        fails_cleanly(
+            &h,
+            &b,
+            &p,
+            &["invalid configuration: cannot use unified on cgroup v1"],
+        );
+        // An empty map asks for nothing: accepted, as by runc.
+        let mut b = bundle_in(&p, "echo ok");
+        b.config["linux"]["resources"]["unified"] = json!({});
+        let o = h.run(&h.new_id(), &b);
+        o.assert_ok();
+        assert_eq!(o.stdout, "ok\n", "{o:?}");
+    }
+
     // Unknown unified key.
     let mut b = bundle_in(&p, "true");
     b.config["linux"]["resources"]["unified"] = json!({ "nosuch.file": "1" });
-    let needle: &[&str] = if runc {
-        // runc 1.1.5 on a hybrid host writes unified keys only with a v2 manager and
-        // otherwise refuses them all with this message.
-        &["nosuch.file", "unified"]
+    let needle: &[&str] = if !pure_v2() {
+        &["invalid configuration: cannot use unified on cgroup v1"]
+    } else if runc {
+        &["nosuch.file"]
     } else {
         &["linux.resources.unified.nosuch.file"]
     };
     fails_cleanly(&h, &b, &p, needle);
 
     // A unified key that is not a resource: never written (it would move the host's pid 1).
-    if runc {
+    if runc && pure_v2() {
         eprintln!("runc writes any unified key on v2; skipped");
     } else {
         let mut b = bundle_in(&p, "true");
         b.config["linux"]["resources"]["unified"] = json!({ "cgroup.procs": "1" });
-        fails_cleanly(&h, &b, &p, &["linux.resources.unified.cgroup.procs"]);
+        let needle = if pure_v2() {
+            "linux.resources.unified.cgroup.procs"
+        } else {
+            "invalid configuration: cannot use unified on cgroup v1"
+        };
+        fails_cleanly(&h, &b, &p, &[needle]);
         assert!(read("/proc/1/cgroup").lines().all(|l| !l.contains(&p.name)));
     }
 
@@ -863,4 +896,330 @@ fn empty_cpuset_parents_are_filled() {
     assert_eq!(fs::read_to_string(pod.join("cpuset.cpus")).unwrap(), want);
     h.delete_force(&id);
     let _ = fs::remove_dir(pod.join("mid"));
+}
+
+/// The container's own directory under a test parent, in every hierarchy (made by the test, so
+/// the runtime finds it existing).
+fn premade(p: &Parent) -> Vec<PathBuf> {
+    let dirs: Vec<PathBuf> = p.host_dirs().into_iter().map(|d| d.join("c")).collect();
+    for d in &dirs {
+        fs::create_dir_all(d).unwrap();
+    }
+    dirs
+}
+
+fn remove_premade(dirs: &[PathBuf]) {
+    for d in dirs {
+        let _ = fs::remove_dir(d);
+    }
+}
+
+/// runc refuses a cgroup that exists and is frozen (the init would freeze in it before it could
+/// report anything: `run` used to hang), and warns about one that already has processes.
+#[test]
+fn preexisting_cgroup_frozen_is_refused_busy_is_warned() {
+    require_root!();
+    let p = Parent::new();
+    let h = Hako::new();
+    let b = bundle_in(&p, "echo ran");
+    let dirs = premade(&p);
+    let (freezer, file, on, off) = if pure_v2() {
+        (Cg::unified_mount(), "cgroup.freeze", "1", "0")
+    } else {
+        (
+            Path::new("/sys/fs/cgroup/freezer").to_path_buf(),
+            "freezer.state",
+            "FROZEN",
+            "THAWED",
+        )
+    };
+    let fdir = freezer.join(p.path("c").trim_start_matches('/'));
+    fs::write(fdir.join(file), on).unwrap();
+    for cmd in ["create", "run"] {
+        let id = h.new_id();
+        let o = if cmd == "create" {
+            h.create(&id, &b)
+        } else {
+            h.run(&id, &b)
+        };
+        o.assert_err();
+        assert!(
+            o.stderr.contains("container's cgroup unexpectedly frozen"),
+            "{cmd}: {o:?}"
+        );
+        assert!(!h.state_dir(&id).exists(), "{cmd}: state dir left behind");
+    }
+    fs::write(fdir.join(file), off).unwrap();
+
+    // A process already in the cgroup: a warning, and the container runs.
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("100")
+        .spawn()
+        .unwrap();
+    for d in &dirs {
+        // (A v1 cpuset made by hand has no cpus: the sleeper stays out of that one.)
+        let _ = fs::write(d.join("cgroup.procs"), sleeper.id().to_string());
+    }
+    let o = h.run(&h.new_id(), &b);
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    o.assert_ok();
+    assert_eq!(o.stdout, "ran\n", "{o:?}");
+    assert!(
+        o.stderr
+            .contains("container's cgroup is not empty: 1 process(es) found"),
+        "{o:?}"
+    );
+    assert!(wait_for(t(5), || {
+        remove_premade(&dirs);
+        dirs.iter().all(|d| !d.exists())
+    }));
+}
+
+/// v1: cpu.cfs_{quota,period}_us; v2: cpu.max. `-1` is "max".
+#[track_caller]
+fn check_cpu_quota(cg: &Cg, quota: i64, period: u64) {
+    if pure_v2() {
+        let q = if quota < 0 {
+            "max".to_string()
+        } else {
+            quota.to_string()
+        };
+        assert_eq!(cg.file("cpu", "cpu.max"), format!("{q} {period}"));
+    } else {
+        assert_eq!(cg.file("cpu", "cpu.cfs_quota_us"), quota.to_string());
+        assert_eq!(cg.file("cpu", "cpu.cfs_period_us"), period.to_string());
+    }
+}
+
+#[track_caller]
+fn check_shares(cg: &Cg, shares: u64) {
+    if pure_v2() {
+        let weight = 1 + ((shares - 2) * 9999) / 262_142;
+        assert_eq!(cg.file("cpu", "cpu.weight"), weight.to_string());
+    } else {
+        assert_eq!(cg.file("cpu", "cpu.shares"), shares.to_string());
+    }
+}
+
+#[track_caller]
+fn update(h: &Hako, id: &str, args: &[&str]) {
+    let mut v = vec!["update"];
+    v.extend_from_slice(args);
+    v.push(id);
+    h.cmd(&v).assert_ok();
+}
+
+#[track_caller]
+fn update_json(h: &Hako, id: &str, json: Value) {
+    h.cmd_opts(
+        &["update", "-r", "-", id],
+        CmdOpts {
+            stdin: Some(json.to_string().into_bytes()),
+            ..Default::default()
+        },
+    )
+    .assert_ok();
+}
+
+/// runc's update.bats "update cgroup cpu limits" and "common limits": `-1` as a value, one of
+/// quota/period keeping the other, the limits all at once, and memory+swap in either order.
+#[test]
+fn update_cpu_memory_and_unlimited_like_runc() {
+    require_root!();
+    let p = Parent::new();
+    let h = Hako::new();
+    let mut b = bundle_in(&p, "sleep 100");
+    b.config["linux"]["resources"]["memory"] =
+        json!({ "limit": 32 * MIB, "reservation": 24 * MIB });
+    b.config["linux"]["resources"]["cpu"] =
+        json!({ "shares": 100, "quota": 500000, "period": 1000000 });
+    b.config["linux"]["resources"]["pids"] = json!({ "limit": 20 });
+    let id = h.new_id();
+    let pid = started(&h, &id, &b);
+    let cg = Cg::of(pid);
+    check_cpu_quota(&cg, 500000, 1000000);
+    check_shares(&cg, 100);
+
+    update(&h, &id, &["--cpu-period", "900000"]);
+    check_cpu_quota(&cg, 500000, 900000);
+    update(&h, &id, &["--cpu-quota", "600000"]);
+    check_cpu_quota(&cg, 600000, 900000);
+    update(&h, &id, &["--cpu-quota", "-1"]);
+    check_cpu_quota(&cg, -1, 900000);
+    update(&h, &id, &["--cpu-share", "200"]);
+    check_shares(&cg, 200);
+    update_json(
+        &h,
+        &id,
+        json!({ "cpu": { "shares": 100, "quota": 500000, "period": 1000000 } }),
+    );
+    check_cpu_quota(&cg, 500000, 1000000);
+    check_shares(&cg, 100);
+
+    // Everything at once.
+    update(
+        &h,
+        &id,
+        &[
+            "--cpu-period",
+            "900000",
+            "--cpu-quota",
+            "600000",
+            "--cpu-share",
+            "200",
+            "--memory",
+            "67108864",
+            "--memory-reservation",
+            "33554432",
+            "--pids-limit",
+            "10",
+        ],
+    );
+    check_cpu_quota(&cg, 600000, 900000);
+    check_shares(&cg, 200);
+    let (limit, reserve, swap) = if pure_v2() {
+        ("memory.max", "memory.low", "memory.swap.max")
+    } else {
+        (
+            "memory.limit_in_bytes",
+            "memory.soft_limit_in_bytes",
+            "memory.memsw.limit_in_bytes",
+        )
+    };
+    assert_eq!(cg.file("memory", limit), "67108864");
+    assert_eq!(cg.file("memory", reserve), "33554432");
+    assert_eq!(cg.file("pids", "pids.max"), "10");
+    update(&h, &id, &["--cpu-quota", "-1", "--cpu-period", "100000"]);
+    check_cpu_quota(&cg, -1, 100000);
+
+    // Unlimited: pids, swap, memory (which lifts swap too).
+    update(&h, &id, &["--pids-limit", "-1"]);
+    assert_eq!(cg.file("pids", "pids.max"), "max");
+    let unlimited = if pure_v2() {
+        "max".to_string()
+    } else {
+        read("/sys/fs/cgroup/memory/memory.limit_in_bytes")
+            .trim()
+            .to_string()
+    };
+    let have_swap = cg.dir("memory").join(swap).exists();
+    if have_swap {
+        update(&h, &id, &["--memory-swap", "-1"]);
+        assert_eq!(cg.file("memory", swap), unlimited);
+        if pure_v2() {
+            // v2 takes swap only with the memory limit (swap.max is swap alone).
+            update(
+                &h,
+                &id,
+                &["--memory", "52428800", "--memory-swap", "96468992"],
+            );
+            assert_eq!(cg.file("memory", swap), (96468992 - 52428800).to_string());
+        } else {
+            update(&h, &id, &["--memory-swap", "96468992"]);
+            assert_eq!(cg.file("memory", swap), "96468992");
+        }
+    }
+    update(&h, &id, &["--memory", "-1"]);
+    assert_eq!(cg.file("memory", limit), unlimited);
+    if have_swap {
+        assert_eq!(cg.file("memory", swap), unlimited);
+        // Swap below, then above the current limit: the writes go in the order that works.
+        update(&h, &id, &["--memory", "30M", "--memory-swap", "50M"]);
+        assert_eq!(cg.file("memory", limit), (30 * MIB).to_string());
+        let want = if pure_v2() { 20 * MIB } else { 50 * MIB };
+        assert_eq!(cg.file("memory", swap), want.to_string());
+        update(&h, &id, &["--memory", "60M", "--memory-swap", "80M"]);
+        assert_eq!(cg.file("memory", limit), (60 * MIB).to_string());
+        let want = if pure_v2() { 20 * MIB } else { 80 * MIB };
+        assert_eq!(cg.file("memory", swap), want.to_string());
+    }
+    if !pure_v2() {
+        // runc's rule for unified keys on v1 and the hybrid holds for update too.
+        let o = h.cmd_opts(
+            &["update", "-r", "-", &id],
+            CmdOpts {
+                stdin: Some(
+                    json!({ "unified": { "pids.max": "5" } })
+                        .to_string()
+                        .into_bytes(),
+                ),
+                ..Default::default()
+            },
+        );
+        o.assert_err();
+        assert!(
+            o.stderr
+                .contains("invalid configuration: cannot use unified on cgroup v1"),
+            "{o:?}"
+        );
+    }
+    assert_eq!(h.status(&id), "running");
+    h.delete_force(&id).assert_ok();
+}
+
+/// A pod cgroup with its own CPU limit: the container's new period is refused by the kernel
+/// while the old quota still applies (old quota / new period above the pod's), so the quota
+/// goes first (runc's order). On v1 the realtime pair too, as update.bats does it.
+#[test]
+fn update_inside_a_limited_pod_cgroup() {
+    require_root!();
+    let p = Parent::new();
+    let h = Hako::new();
+    let pod = if pure_v2() {
+        Cg::unified_mount().join(&p.name)
+    } else {
+        Path::new("/sys/fs/cgroup/cpu").join(&p.name)
+    };
+    fs::create_dir_all(&pod).unwrap();
+    if pure_v2() {
+        fs::write(pod.join("cpu.max"), "50000 100000").unwrap();
+    } else {
+        fs::write(pod.join("cpu.cfs_period_us"), "100000").unwrap();
+        fs::write(pod.join("cpu.cfs_quota_us"), "50000").unwrap();
+    }
+    let rt = !pure_v2() && pod.join("cpu.rt_runtime_us").exists();
+    if rt {
+        // A new cgroup gets no realtime budget: give the pod the root's, as update.bats does.
+        for f in ["cpu.rt_period_us", "cpu.rt_runtime_us"] {
+            let v = read(Path::new("/sys/fs/cgroup/cpu").join(f));
+            fs::write(pod.join(f), v.trim()).unwrap();
+        }
+    }
+    let mut b = bundle_in(&p, "sleep 100");
+    b.config["linux"]["resources"]["cpu"] = json!({ "quota": 50000, "period": 100000 });
+    let id = h.new_id();
+    let pid = started(&h, &id, &b);
+    let cg = Cg::of(pid);
+    check_cpu_quota(&cg, 50000, 100000);
+    update(&h, &id, &["--cpu-period", "50000", "--cpu-quota", "25000"]);
+    check_cpu_quota(&cg, 25000, 50000);
+    update(&h, &id, &["--cpu-period", "100000", "--cpu-quota", "50000"]);
+    check_cpu_quota(&cg, 50000, 100000);
+    if rt {
+        let root_period = read("/sys/fs/cgroup/cpu/cpu.rt_period_us")
+            .trim()
+            .to_string();
+        update_json(&h, &id, json!({ "cpu": { "realtimeRuntime": 500001 } }));
+        assert_eq!(cg.file("cpu", "cpu.rt_period_us"), root_period);
+        assert_eq!(cg.file("cpu", "cpu.rt_runtime_us"), "500001");
+        update_json(
+            &h,
+            &id,
+            json!({ "cpu": { "realtimePeriod": 800001, "realtimeRuntime": 500001 } }),
+        );
+        assert_eq!(cg.file("cpu", "cpu.rt_period_us"), "800001");
+        assert_eq!(cg.file("cpu", "cpu.rt_runtime_us"), "500001");
+        update(
+            &h,
+            &id,
+            &["--cpu-rt-period", "900001", "--cpu-rt-runtime", "600001"],
+        );
+        assert_eq!(cg.file("cpu", "cpu.rt_period_us"), "900001");
+        assert_eq!(cg.file("cpu", "cpu.rt_runtime_us"), "600001");
+    }
+    h.delete_force(&id).assert_ok();
+    if rt {
+        let _ = fs::write(pod.join("cpu.rt_runtime_us"), "0");
+    }
 }

@@ -48,14 +48,40 @@ pub fn update(root: &Path, id: &str, r: &hako_spec::oci::LinuxResources) -> Resu
         ));
     }
     let cg = Cgroups::from_record(rec.cgroup.clone());
-    // New device rules replace the old set: they need the default list too, as at create.
-    cg.set(&Cgroups::with_default_devices(r.clone()))?;
     let mut linux = rec.config.linux().clone().unwrap_or_default();
-    let mut merged = linux.resources().clone().unwrap_or_default();
+    let recorded = linux.resources().clone().unwrap_or_default();
+    // New device rules replace the old set: they need the default list too, as at create.
+    cg.set(&Cgroups::with_default_devices(with_cpu_pair(r, &recorded)))?;
+    let mut merged = recorded;
     merge_resources(&mut merged, r);
     linux.set_resources(Some(merged));
     rec.config.set_linux(Some(linux));
     lock.save(&rec)
+}
+
+/// runc's update rule for the CFS pair: when only one of quota and period is given, the other
+/// keeps its recorded value, since cgroup v2's `cpu.max` takes both at once (on v1 rewriting
+/// the recorded value changes nothing).
+fn with_cpu_pair(
+    r: &hako_spec::oci::LinuxResources,
+    recorded: &hako_spec::oci::LinuxResources,
+) -> hako_spec::oci::LinuxResources {
+    let mut r = r.clone();
+    let Some(mut c) = r.cpu().clone() else {
+        return r;
+    };
+    let old = recorded.cpu().clone().unwrap_or_default();
+    let (p, q) = (
+        c.period().filter(|v| *v != 0),
+        c.quota().filter(|v| *v != 0),
+    );
+    match (p, q) {
+        (Some(_), None) => c.set_quota(old.quota()),
+        (None, Some(_)) => c.set_period(old.period()),
+        _ => return r,
+    };
+    r.set_cpu(Some(c));
+    r
 }
 
 fn merge_resources(into: &mut hako_spec::oci::LinuxResources, r: &hako_spec::oci::LinuxResources) {

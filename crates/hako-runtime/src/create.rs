@@ -105,6 +105,7 @@ fn create_inner(root: &Path, o: &CreateOptions) -> Result<(Created, Locked, Cont
     } else {
         Cgroups::plan(&bundle.spec, &o.id, o.systemd_cgroup)?
     };
+    planned.check_before_create(&bundle.spec)?;
     let lock = store.create(&o.id)?;
     let mut made = Made::default();
     let r = create_locked(

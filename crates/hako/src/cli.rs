@@ -157,7 +157,8 @@ pub enum Command {
 }
 
 /// runc's `update` flags; `--resources` takes a LinuxResources JSON file (or `-` for stdin) and
-/// the per-field flags override it.
+/// the per-field flags override it. `-1` (unlimited) is a value, not a flag, wherever runc takes
+/// it: the sizes, `--cpu-quota`, `--cpu-rt-runtime` and `--pids-limit`.
 #[derive(Args, Debug, Clone, Default)]
 pub struct UpdateArgs {
     #[arg(short = 'r', long)]
@@ -166,29 +167,29 @@ pub struct UpdateArgs {
     pub blkio_weight: Option<u16>,
     #[arg(long = "cpu-period")]
     pub cpu_period: Option<u64>,
-    #[arg(long = "cpu-quota")]
+    #[arg(long = "cpu-quota", allow_negative_numbers = true)]
     pub cpu_quota: Option<i64>,
     #[arg(long = "cpu-share")]
     pub cpu_share: Option<u64>,
     #[arg(long = "cpu-rt-period")]
     pub cpu_rt_period: Option<u64>,
-    #[arg(long = "cpu-rt-runtime")]
+    #[arg(long = "cpu-rt-runtime", allow_negative_numbers = true)]
     pub cpu_rt_runtime: Option<i64>,
     #[arg(long = "cpuset-cpus")]
     pub cpuset_cpus: Option<String>,
     #[arg(long = "cpuset-mems")]
     pub cpuset_mems: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub memory: Option<String>,
-    #[arg(long = "memory-reservation")]
+    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
     pub memory_reservation: Option<String>,
-    #[arg(long = "memory-swap")]
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
     pub memory_swap: Option<String>,
-    #[arg(long = "kernel-memory")]
+    #[arg(long = "kernel-memory", allow_hyphen_values = true)]
     pub kernel_memory: Option<String>,
-    #[arg(long = "kernel-memory-tcp")]
+    #[arg(long = "kernel-memory-tcp", allow_hyphen_values = true)]
     pub kernel_memory_tcp: Option<String>,
-    #[arg(long = "pids-limit")]
+    #[arg(long = "pids-limit", allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
     pub id: String,
 }
@@ -465,6 +466,39 @@ mod tests {
             v,
             ["hako", "--root", "/r", "create", "--bundle=/b", "-d", "x"]
         );
+    }
+
+    #[test]
+    fn update_takes_minus_one() {
+        let cli = Cli::try_parse_from(normalize(
+            [
+                "hako",
+                "update",
+                "--memory-swap",
+                "-1",
+                "--memory",
+                "-1",
+                "--cpu-quota",
+                "-1",
+                "--pids-limit",
+                "-1",
+                "--cpu-rt-runtime",
+                "-1",
+                "c1",
+            ]
+            .map(String::from),
+        ))
+        .unwrap();
+        let Some(Command::Update(u)) = cli.command else {
+            panic!("not update");
+        };
+        assert_eq!(u.memory_swap.as_deref(), Some("-1"));
+        assert_eq!(u.memory.as_deref(), Some("-1"));
+        assert_eq!(
+            (u.cpu_quota, u.pids_limit, u.cpu_rt_runtime),
+            (Some(-1), Some(-1), Some(-1))
+        );
+        assert_eq!(u.id, "c1");
     }
 
     #[test]

@@ -11,6 +11,9 @@ use nix::errno::Errno;
 use super::{hierarchies, Hierarchy};
 use crate::error::{Context, Error, Result};
 
+/// runc's words for `linux.resources.unified` on a host whose controllers are v1.
+pub const V1_NO_UNIFIED: &str = "invalid configuration: cannot use unified on cgroup v1";
+
 pub struct Cgroups {
     pub rec: CgroupRecord,
 }
@@ -26,8 +29,25 @@ pub fn read(dir: &Path, file: &str) -> Result<String> {
 
 /// Writes a cgroup file. A missing file means the host cannot honour `field`: say which file.
 pub fn write(dir: &Path, file: &str, value: &str, field: &str) -> Result<()> {
+    write_error(
+        dir,
+        file,
+        value,
+        field,
+        std::fs::write(dir.join(file), value),
+    )
+}
+
+/// The error `write` reports for the outcome `r` of writing `value` to `dir/file`.
+pub fn write_error(
+    dir: &Path,
+    file: &str,
+    value: &str,
+    field: &str,
+    r: std::io::Result<()>,
+) -> Result<()> {
     let p = dir.join(file);
-    std::fs::write(&p, value).map_err(|e| match e.kind() {
+    r.map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::Usage(format!(
             "{field}: this host cannot set it ({} does not exist)",
             p.display()
@@ -161,6 +181,54 @@ impl Cgroups {
             }
         }
         Ok(Cgroups { rec })
+    }
+
+    /// runc's checks before a container goes into cgroups that may already exist: resources
+    /// only cgroup v2 can take are refused on v1 and the hybrid; processes already there are
+    /// worth a warning; a frozen cgroup is refused, since the init would freeze in it before it
+    /// could report anything and `create` would wait forever.
+    pub fn check_before_create(&self, spec: &Spec) -> Result<()> {
+        let unified = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref())
+            .and_then(|r| r.unified().as_ref())
+            .is_some_and(|u| !u.is_empty());
+        if unified && self.rec.layout != "v2" && !self.rec.layout.is_empty() {
+            return Err(Error::Usage(V1_NO_UNIFIED.into()));
+        }
+        let n = self.pids().len();
+        if n > 0 {
+            crate::log::warn(&format!(
+                "container's cgroup is not empty: {n} process(es) found"
+            ));
+        }
+        if self.frozen_or_will_be() {
+            return Err(Error::Usage(
+                "container's cgroup unexpectedly frozen".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the container's cgroup (or, when it does not exist yet, the nearest existing
+    /// ancestor it would inherit the state from) is frozen.
+    fn frozen_or_will_be(&self) -> bool {
+        let nearest = |d: &Path| d.ancestors().find(|a| a.exists()).map(Path::to_path_buf);
+        if self.rec.layout == "v2" {
+            let Some(d) = self.rec.unified.as_deref().and_then(nearest) else {
+                return false;
+            };
+            // cgroup.events says whether the cgroup is frozen, by itself or by an ancestor.
+            return read(&d, "cgroup.freeze").is_ok_and(|v| v == "1")
+                || read(&d, "cgroup.events").is_ok_and(|e| e.lines().any(|l| l == "frozen 1"));
+        }
+        self.rec
+            .v1
+            .get("freezer")
+            .and_then(|d| nearest(d))
+            .and_then(|d| read(&d, "freezer.state").ok())
+            .is_some_and(|v| v == "FROZEN" || v == "FREEZING")
     }
 
     fn dirs(&self) -> impl Iterator<Item = &PathBuf> {

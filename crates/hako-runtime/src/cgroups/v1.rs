@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use hako_spec::oci::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
 use hako_spec::state::CgroupRecord;
 
-use super::manager::{read, write};
+use super::manager::{read, write, write_error};
 use crate::error::{Error, Result};
 
 /// A new cpuset cgroup starts with empty cpus and mems and refuses tasks (ENOSPC on join): copy
@@ -49,6 +49,11 @@ fn num(v: i64) -> String {
 }
 
 pub fn set(rec: &CgroupRecord, r: &LinuxResources) -> Result<()> {
+    // runc's rule: unified keys need a cgroup v2 host, even on the hybrid whose v2 hierarchy
+    // exists (it holds no controller a container is limited by). Checked before any write.
+    if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
+        return Err(Error::Usage(super::manager::V1_NO_UNIFIED.into()));
+    }
     // A 0 in memory.{limit,reservation,swap} and cpu.{shares,quota,period} means "not set", as
     // in runc (Go's zero value): written, a 0 limit would OOM-kill the init as it starts.
     if let Some(m) = r.memory() {
@@ -61,48 +66,7 @@ pub fn set(rec: &CgroupRecord, r: &LinuxResources) -> Result<()> {
                 "linux.resources.memory.reservation",
             )?;
         }
-        // memory.memsw.limit_in_bytes must stay >= memory.limit_in_bytes at every step: when
-        // raising, swap goes first; when lowering, the limit goes first.
-        let limit = m.limit().filter(|v| *v != 0);
-        let swap = m.swap().filter(|v| *v != 0);
-        let raising = match (
-            limit,
-            read(d()?, "memory.limit_in_bytes")
-                .ok()
-                .and_then(|c| c.parse::<i64>().ok()),
-        ) {
-            (Some(l), Some(cur)) => l == -1 || l > cur,
-            _ => false,
-        };
-        let set_limit = |dd: &Path| -> Result<()> {
-            if let Some(v) = limit {
-                write(
-                    dd,
-                    "memory.limit_in_bytes",
-                    &num(v),
-                    "linux.resources.memory.limit",
-                )?;
-            }
-            Ok(())
-        };
-        let set_swap = |dd: &Path| -> Result<()> {
-            if let Some(v) = swap {
-                write(
-                    dd,
-                    "memory.memsw.limit_in_bytes",
-                    &num(v),
-                    "linux.resources.memory.swap",
-                )?;
-            }
-            Ok(())
-        };
-        if raising {
-            set_swap(d()?)?;
-            set_limit(d()?)?;
-        } else {
-            set_limit(d()?)?;
-            set_swap(d()?)?;
-        }
+        set_memory_and_swap(d()?, m.limit(), m.swap())?;
         #[allow(deprecated)]
         if let Some(v) = m.kernel() {
             write(
@@ -161,22 +125,7 @@ pub fn set(rec: &CgroupRecord, r: &LinuxResources) -> Result<()> {
                 "linux.resources.cpu.shares",
             )?;
         }
-        if let Some(v) = c.period().filter(|v| *v != 0) {
-            write(
-                d()?,
-                "cpu.cfs_period_us",
-                &v.to_string(),
-                "linux.resources.cpu.period",
-            )?;
-        }
-        if let Some(v) = c.quota().filter(|v| *v != 0) {
-            write(
-                d()?,
-                "cpu.cfs_quota_us",
-                &v.to_string(),
-                "linux.resources.cpu.quota",
-            )?;
-        }
+        set_period_and_quota(d()?, c.period(), c.quota())?;
         if let Some(v) = c.burst() {
             write(
                 d()?,
@@ -354,19 +303,78 @@ pub fn set(rec: &CgroupRecord, r: &LinuxResources) -> Result<()> {
             "linux.resources.rdma",
         )?;
     }
-    if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
-        match rec.unified.as_deref() {
-            Some(u) => super::v2::set_unified(u, r.unified().as_ref().expect("checked"))?,
-            None => {
-                return Err(Error::Usage(
-                    "linux.resources.unified: needs cgroup v2".into(),
-                ))
-            }
-        }
-    }
     if let Some(devs) = r.devices() {
         if let Some(d) = rec.v1.get("devices") {
             set_devices(d, devs)?;
+        }
+    }
+    Ok(())
+}
+
+/// runc's setMemoryAndSwap. memory.memsw.limit_in_bytes (memory+swap) may never be below
+/// memory.limit_in_bytes, so when both change the order of the writes depends on where they go:
+/// swap first when it is to be unlimited or above the current limit, else the limit first.
+/// `-1` for the limit alone lifts both, as in runc (`update --memory -1`).
+fn set_memory_and_swap(d: &Path, limit: Option<i64>, swap: Option<i64>) -> Result<()> {
+    let limit = limit.filter(|v| *v != 0);
+    let mut swap = swap.filter(|v| *v != 0);
+    if limit == Some(-1) && swap.is_none() && d.join(MEMSW).exists() {
+        swap = Some(-1);
+    }
+    let set_limit = || -> Result<()> {
+        match limit {
+            Some(v) => write(
+                d,
+                "memory.limit_in_bytes",
+                &num(v),
+                "linux.resources.memory.limit",
+            ),
+            None => Ok(()),
+        }
+    };
+    let set_swap = || -> Result<()> {
+        match swap {
+            Some(v) => write(d, MEMSW, &num(v), "linux.resources.memory.swap"),
+            None => Ok(()),
+        }
+    };
+    if let (Some(_), Some(s)) = (limit, swap) {
+        let cur = read(d, "memory.limit_in_bytes")?
+            .parse::<u64>()
+            .unwrap_or(u64::MAX);
+        if s == -1 || cur < s as u64 {
+            set_swap()?;
+            return set_limit();
+        }
+    }
+    set_limit()?;
+    set_swap()
+}
+
+const MEMSW: &str = "memory.memsw.limit_in_bytes";
+
+/// runc's order for the CFS bandwidth: the period first, but when the kernel refuses it (EINVAL:
+/// the old quota over the new period would exceed what a parent cgroup, a pod with its own
+/// limit, allows) and a quota is coming, the quota goes first and the period is written again.
+fn set_period_and_quota(d: &Path, period: Option<u64>, quota: Option<i64>) -> Result<()> {
+    let quota = quota.filter(|v| *v != 0);
+    let mut retry = None;
+    if let Some(p) = period.filter(|v| *v != 0) {
+        let v = p.to_string();
+        match std::fs::write(d.join("cpu.cfs_period_us"), &v) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) && quota.is_some() => retry = Some(v),
+            r => write_error(d, "cpu.cfs_period_us", &v, "linux.resources.cpu.period", r)?,
+        }
+    }
+    if let Some(q) = quota {
+        write(
+            d,
+            "cpu.cfs_quota_us",
+            &q.to_string(),
+            "linux.resources.cpu.quota",
+        )?;
+        if let Some(v) = retry {
+            write(d, "cpu.cfs_period_us", &v, "linux.resources.cpu.period")?;
         }
     }
     Ok(())

@@ -50,6 +50,8 @@ pub fn blkio_to_io_weight(w: u16) -> u64 {
 /// OCI `swap` is memory+swap (v1 memsw); v2's memory.swap.max is swap alone.
 pub fn swap_max(limit: Option<i64>, swap: Option<i64>) -> Result<Option<String>> {
     match (limit, swap) {
+        // runc: an unlimited memory with no word on swap lifts swap too, as on v1.
+        (Some(-1), None) => Ok(Some("max".into())),
         (_, None) => Ok(None),
         (_, Some(-1)) => Ok(Some("max".into())),
         (None, Some(_)) | (Some(-1), Some(_)) => Err(Error::Usage(
