@@ -1,7 +1,7 @@
 //! The parent/child choreography of `create` runs over one SOCK_SEQPACKET socketpair: every message
 //! is one datagram, so there is no framing to get wrong, and a peer that dies shows up as EOF.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::sys::socket::{self, AddressFamily, MsgFlags, SockFlag, SockType};
 use serde::{Deserialize, Serialize};
@@ -30,6 +30,11 @@ pub enum Msg {
     SeccompDone,
     /// init → runtime: everything but `process.args` is applied; waiting for `start`.
     Created,
+    /// init → runtime: its mount namespace exists; open the bind sources in it
+    /// (user-namespace containers, see `bind_sources`).
+    MountNsReady,
+    /// runtime → init: one bind source's O_PATH fd, attached (SCM_RIGHTS), in the order asked.
+    BindSource,
     /// either way: the operation failed; the text is the whole error.
     Error(String),
 }
@@ -130,6 +135,66 @@ impl Channel {
         }
     }
 
+    /// Sends `msg` with `fd` attached (SCM_RIGHTS); the peer takes both with `recv_fd`.
+    pub fn send_fd(&self, msg: &Msg, fd: BorrowedFd) -> Result<()> {
+        let buf = serde_json::to_vec(msg).expect("messages serialize");
+        let fds = [fd.as_raw_fd()];
+        let iov = [std::io::IoSlice::new(&buf)];
+        let cmsg = [socket::ControlMessage::ScmRights(&fds)];
+        crate::sys::retry(|| {
+            socket::sendmsg::<()>(
+                self.fd.as_raw_fd(),
+                &iov,
+                &cmsg,
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            )
+        })
+        .op("send fd to container init")?;
+        Ok(())
+    }
+
+    /// One message and the fd attached to it; an `Error` from the peer is `Err`.
+    pub fn recv_fd(&self, peer: &str) -> Result<(Msg, OwnedFd)> {
+        let mut buf = vec![0u8; 4096];
+        let mut space = nix::cmsg_space!([RawFd; 1]);
+        let (n, fd) = {
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            let msg = loop {
+                match socket::recvmsg::<()>(
+                    self.fd.as_raw_fd(),
+                    &mut iov,
+                    Some(&mut space),
+                    MsgFlags::MSG_CMSG_CLOEXEC,
+                ) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    r => break r.op(format!("receive from {peer}"))?,
+                }
+            };
+            let mut fd = None;
+            for c in msg.cmsgs().op(format!("receive from {peer}"))? {
+                if let socket::ControlMessageOwned::ScmRights(v) = c {
+                    for raw in v {
+                        // SAFETY: SCM_RIGHTS just installed `raw` in our table; we own it now.
+                        let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                        fd.get_or_insert(owned);
+                    }
+                }
+            }
+            (msg.bytes, fd)
+        };
+        if n == 0 {
+            return Err(Error::Init(format!("{peer} exited unexpectedly")));
+        }
+        let msg: Msg = serde_json::from_slice(&buf[..n])
+            .map_err(|e| Error::Init(format!("bad message from {peer}: {e}")))?;
+        match (msg, fd) {
+            (Msg::Error(e), _) => Err(Error::Init(e)),
+            (m, Some(fd)) => Ok((m, fd)),
+            (m, None) => Err(Error::Init(format!("{peer} sent {m:?} without an fd"))),
+        }
+    }
+
     pub fn raw(&self) -> i32 {
         self.fd.as_raw_fd()
     }
@@ -162,6 +227,24 @@ mod tests {
         assert!(matches!(b.expect("peer"), Err(Error::Init(e)) if e == "boom"));
         drop(a);
         assert!(b.recv("peer").unwrap_err().to_string().contains("exited"));
+    }
+
+    #[test]
+    fn fd_travels_with_its_message() {
+        use std::io::{Read, Write};
+        let (a, b) = pair().unwrap();
+        let (r, w) = nix::unistd::pipe().unwrap();
+        a.send_fd(&Msg::BindSource, std::os::fd::AsFd::as_fd(&w))
+            .unwrap();
+        drop(w);
+        let (m, fd) = b.recv_fd("peer").unwrap();
+        assert_eq!(m, Msg::BindSource);
+        std::fs::File::from(fd).write_all(b"payload").unwrap();
+        let mut s = String::new();
+        std::fs::File::from(r).read_to_string(&mut s).unwrap();
+        assert_eq!(s, "payload");
+        a.send(&Msg::Error("boom".into())).unwrap();
+        assert!(matches!(b.recv_fd("peer"), Err(Error::Init(e)) if e == "boom"));
     }
 
     /// The init failed before reading `CgroupsJoined`: it queued its error and exited with our

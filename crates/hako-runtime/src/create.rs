@@ -169,6 +169,7 @@ fn create_locked(
     let (own_console, console) = crate::console::ends(o.console_socket.as_deref(), terminal)?;
     let (parent_ch, child_ch) = channel::pair()?;
     let (preserve, extra_env) = preserved_fds(o.preserve_fds);
+    let bind_sources = crate::bind_sources::wanted(spec, plan, &bundle.dir);
 
     // Joining a pid namespace by path: entered for the clone only, so hooks run in the runtime's
     // own namespace.
@@ -228,6 +229,7 @@ fn create_locked(
                 },
                 setgroups_allowed: !caller
                     .is_some_and(|c| plan.new_user && crate::idmap::denies_setgroups(spec, c.egid)),
+                bind_sources: &bind_sources,
             })
         }
         sys::Forked::Parent { pid } => pid,
@@ -266,6 +268,9 @@ fn create_locked(
         let _ = waitpid(Pid::from_raw(pid), None);
         pid = real;
         made.child = Some(pid);
+    }
+    if !bind_sources.is_empty() {
+        crate::bind_sources::send(&parent_ch, pid, &bind_sources)?;
     }
     // While the init builds its namespaces and mounts on the other CPU: its cgroups, limits set
     // before it joins, and it joined before it may unshare its cgroup namespace (rooted there) or

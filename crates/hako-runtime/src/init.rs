@@ -45,6 +45,8 @@ pub struct InitArgs<'a> {
     pub stdio: crate::stdio::Origin,
     /// False when an unprivileged runtime wrote `deny` to the user namespace's setgroups.
     pub setgroups_allowed: bool,
+    /// Bind sources the runtime opens for us in our mount namespace (`bind_sources::wanted`).
+    pub bind_sources: &'a [PathBuf],
 }
 
 /// Never returns: exits the child with 0 only through execve.
@@ -98,6 +100,9 @@ fn setup<'a>(a: &InitArgs<'a>) -> Result<Ready<'a>> {
             sys::Forked::Child => {}
         }
     }
+    // Our mount namespace exists now: the runtime opens the bind sources its root may reach and
+    // ours may not.
+    let bind_fds = crate::bind_sources::receive(&a.channel, a.bind_sources)?;
     let in_userns = a.plan.new_user
         || a.plan
             .join
@@ -152,7 +157,14 @@ fn setup<'a>(a: &InitArgs<'a>) -> Result<Ready<'a>> {
     let root = if a.plan.private_mount {
         rootfs::prepare(a.rootfs, propagation)?;
         let root = Root::open(a.rootfs)?;
-        rootfs::mount_all(spec, &root, a.bundle, in_userns, &mut join_cgroups)?;
+        rootfs::mount_all(
+            spec,
+            &root,
+            a.bundle,
+            in_userns,
+            &bind_fds,
+            &mut join_cgroups,
+        )?;
         // runc creates a missing cwd (resolved inside the rootfs, before it may turn read-only).
         if let Some(p) = process {
             root.ensure(p.cwd(), crate::paths::Kind::Dir)?;

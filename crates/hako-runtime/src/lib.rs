@@ -5,6 +5,7 @@
 //! ([`channel`]); the created init waits on a unix socket in the state directory until `start`
 //! connects ([`container::start`]).
 
+pub mod bind_sources;
 pub mod cgroups;
 pub mod channel;
 pub mod console;

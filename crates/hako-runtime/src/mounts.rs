@@ -277,6 +277,8 @@ pub struct MountCtx<'a> {
     pub bundle: &'a Path,
     /// In a new user namespace mounting sysfs/mqueue can be refused; runc falls back to binds.
     pub in_userns: bool,
+    /// Bind sources the runtime opened for us (user namespaces): bound from the fd, not the path.
+    pub bind_fds: &'a crate::bind_sources::Opened,
 }
 
 /// Mounts one entry of `mounts[]`.
@@ -510,11 +512,24 @@ fn copy_dir(from: &OwnedFd, to: &OwnedFd) -> std::result::Result<(), Errno> {
 /// A bind mount: the source (a host path, or relative to the bundle) onto the resolved target;
 /// mount(2) ignores MS_RDONLY and friends with MS_BIND, so they need a remount of the new mount.
 pub fn bind(ctx: &MountCtx, src: &Path, dest: &Path, o: &Options, shown: &Path) -> Result<()> {
-    let meta = std::fs::metadata(src).ctx("stat bind source", src)?;
-    let kind = if meta.is_dir() { Kind::Dir } else { Kind::File };
+    let fd = ctx.bind_fds.get(src);
+    let is_dir = match fd {
+        Some(fd) => {
+            let st = nix::sys::stat::fstat(fd).ctx("stat bind source", src)?;
+            st.st_mode & libc::S_IFMT == libc::S_IFDIR
+        }
+        None => std::fs::metadata(src)
+            .ctx("stat bind source", src)?
+            .is_dir(),
+    };
+    let kind = if is_dir { Kind::Dir } else { Kind::File };
     let target = ctx.root.ensure(dest, kind)?;
     let rec = o.flags & MsFlags::MS_REC;
-    let src_s = src.to_string_lossy();
+    let src_s = match fd {
+        // The host's procfs (verified, not pivoted yet) resolves this to the opened source.
+        Some(fd) => sys::fd_path(fd.as_raw_fd()),
+        None => src.to_string_lossy().into_owned(),
+    };
     mnt(Some(&src_s), &target, None, MsFlags::MS_BIND | rec, None).ctx("bind mount", shown)?;
     let extra = o.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     if !extra.is_empty() || !o.cleared.is_empty() {

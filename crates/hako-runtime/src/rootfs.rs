@@ -105,12 +105,14 @@ pub fn mount_all(
     root: &Root,
     bundle: &Path,
     in_userns: bool,
+    bind_fds: &crate::bind_sources::Opened,
     before_cgroup: &mut dyn FnMut() -> Result<()>,
 ) -> Result<()> {
     let ctx = MountCtx {
         root,
         bundle,
         in_userns,
+        bind_fds,
     };
     let spec_mounts = spec.mounts().as_deref().unwrap_or(&[]);
     for m in spec_mounts {
