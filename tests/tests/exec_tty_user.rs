@@ -356,3 +356,49 @@ fn exec_console_size_from_process_json() {
     let (_, fds) = sock.recv().expect("console message");
     assert_eq!(read_pty(&fds[0], T).trim(), "10 110");
 }
+
+#[test]
+fn exec_user_gets_a_cwd_only_the_user_can_enter() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::sh("exec sleep 1000");
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    let st = std::process::Command::new("chown")
+        .args(["-R", "-h", "200000:200000"])
+        .arg(b.rootfs())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // Owned by a host uid the container does not map, group = the container's gid 1000, 0770:
+    // the container's root has no override on it (its owner is not mapped) and is not in the
+    // group; the user with gid 1000 may enter. runc tries again after the id change.
+    let d = b.rootfs().join("groupdir");
+    std::fs::create_dir(&d).unwrap();
+    std::os::unix::fs::chown(&d, Some(100), Some(201000)).unwrap();
+    std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o770)).unwrap();
+    let id = running(&h, &b);
+    let o = exec(
+        &h,
+        &[
+            "--user",
+            "1000:1000",
+            "--cwd",
+            "/groupdir",
+            &id,
+            "sh",
+            "-c",
+            "pwd; id -u",
+        ],
+    );
+    o.assert_ok();
+    assert_eq!(o.stdout, "/groupdir\n1000\n", "{o:#?}");
+    // And root, who may not enter it, gets runc's failure.
+    let o = exec(&h, &["--cwd", "/groupdir", &id, "true"]);
+    assert_eq!(o.code, 255, "{o:#?}");
+    assert!(o.stderr.contains("permission denied"), "{o:#?}");
+}
