@@ -57,7 +57,8 @@ integration:
 
 # The cgroup v2 test set in one boot of a pure-v2 QEMU guest (../shared/vm): tests/tests/cgroups.rs
 # (it reads the layout from mountinfo and checks the v2 files), tests/tests/events.rs (stats and
-# OOM from v2 files) and the runtime's cgroups unit tests (the eBPF device program loaded into the
+# OOM from v2 files), the rootless cgroup tests of tests/tests/rootless.rs (a subtree delegated to
+# the test user) and the runtime's cgroups unit tests (the eBPF device program loaded into the
 # kernel). Emulated, so 7-20x slower: HAKO_TEST_SLOW
 # stretches the tests' waits. On a real v2 machine run `cargo test -p hako-tests --test cgroups`.
 VM := $(abspath $(CURDIR)/../shared/vm)
@@ -83,12 +84,15 @@ test-cgroupv2: deps vm-deps
 		jq -r 'select(.profile.test == true) | .executable' >> $(TMP)/cgv2-tests
 	$(CARGO) test -p hako-tests --test events --no-run --message-format=json | \
 		jq -r 'select(.profile.test == true) | .executable' >> $(TMP)/cgv2-tests
+	$(CARGO) test -p hako-tests --test rootless --no-run --message-format=json | \
+		jq -r 'select(.profile.test == true) | .executable' >> $(TMP)/cgv2-tests
 	VMRUN_TIMEOUT=$(VM_TIMEOUT) $(VM)/vm-run.sh -e HAKO_TEST_SLOW=1 -e HAKO_BIN=$(CURDIR)/target/debug/hako \
 		"$(CURDIR)" -- sh -c 'set -e; grep -q "cgroup2 cgroup2" /proc/self/mountinfo; \
 		! grep -q " - cgroup cgroup" /proc/self/mountinfo; \
 		it=$$(sed -n 1p $(TMP)/cgv2-tests); unit=$$(sed -n 2p $(TMP)/cgv2-tests); \
-		ev=$$(sed -n 3p $(TMP)/cgv2-tests); \
-		$$unit cgroups:: --test-threads=1; $$it --test-threads=1; $$ev --test-threads=1'
+		ev=$$(sed -n 3p $(TMP)/cgv2-tests); rl=$$(sed -n 4p $(TMP)/cgv2-tests); \
+		$$unit cgroups:: --test-threads=1; $$it --test-threads=1; $$ev --test-threads=1; \
+		$$rl delegated_cgroup without_a_writable --test-threads=1'
 
 clean:
 	$(CARGO) clean

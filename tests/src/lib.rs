@@ -467,9 +467,6 @@ pub struct CmdOpts {
     pub cwd: Option<PathBuf>,
     /// Environment changes: `(name, Some(value))` sets, `(name, None)` removes.
     pub env: Vec<(String, Option<String>)>,
-    /// Rootless runs only: start the runtime in this cgroup v2 directory (moved there as root,
-    /// then the user switched to), as a delegated session would.
-    pub cgroup: Option<PathBuf>,
 }
 
 /// Drives the runtime binary with a private `--root`.
@@ -481,6 +478,12 @@ pub struct Hako {
     pub global: Vec<String>,
     /// Set by [`Hako::rootless`]: every command runs as this unprivileged user.
     pub user: Option<&'static TestUser>,
+    /// Rootless only: every command starts in this cgroup v2 directory (moved there as root,
+    /// then switched to the user), as in a delegated systemd session.
+    pub cgroup: Option<PathBuf>,
+    /// Rootless only: a command the runtime runs under, e.g. `unshare --user --map-root-user`
+    /// (root in a user namespace of the user's own, as rootless podman runs its runtime).
+    pub wrap: Vec<String>,
 }
 
 impl Hako {
@@ -491,6 +494,8 @@ impl Hako {
             ids: RefCell::new(Vec::new()),
             global: Vec::new(),
             user: None,
+            cgroup: None,
+            wrap: Vec::new(),
         }
     }
 
@@ -526,7 +531,7 @@ impl Hako {
             }
             return c;
         };
-        let mut c = match &opts.cgroup {
+        let mut c = match &self.cgroup {
             // Moved into the cgroup while still root (the move needs write access to the common
             // ancestor), then the user's ids.
             Some(cg) => {
@@ -541,6 +546,12 @@ impl Hako {
                     .arg(u.uid.to_string())
                     .arg(u.gid.to_string())
                     .arg(rootless_bin());
+                c
+            }
+            None if !self.wrap.is_empty() => {
+                let mut c = Command::new(&self.wrap[0]);
+                c.args(&self.wrap[1..]).arg(rootless_bin());
+                c.uid(u.uid).gid(u.gid);
                 c
             }
             None => {

@@ -514,3 +514,187 @@ fn without_a_writable_hierarchy_no_cgroup_and_one_warning() {
     assert!(u.stderr.contains("no cgroup"), "{}", u.stderr);
     h.delete_force(&id).assert_ok();
 }
+
+fn cgroup_v2_only() -> bool {
+    let info = read("/proc/self/mountinfo");
+    info.contains(" - cgroup2 ") && !info.contains(" - cgroup cgroup ")
+}
+
+/// A subtree delegated to the test user as systemd's `user@.service` is: the directory, its
+/// `cgroup.procs`, `cgroup.subtree_control` and `cgroup.threads` chowned to the user, and the
+/// user's session in a leaf below it. Removed on drop (after the containers in it).
+struct Delegated {
+    dir: std::path::PathBuf,
+}
+
+impl Delegated {
+    fn new() -> Delegated {
+        let u = test_user();
+        let root = Path::new("/sys/fs/cgroup");
+        // The controllers the container needs, enabled for the children of the root (as systemd
+        // does on every v2 host).
+        let _ = fs::write(root.join("cgroup.subtree_control"), "+memory +pids +cpu");
+        let dir = root.join(format!("hako-test-rootless-{}", unique()));
+        fs::create_dir(&dir).unwrap();
+        fs::write(dir.join("cgroup.subtree_control"), "+memory +pids +cpu").unwrap();
+        let session = dir.join("session");
+        fs::create_dir(&session).unwrap();
+        for d in [&dir, &session] {
+            for f in [
+                "",
+                "cgroup.procs",
+                "cgroup.subtree_control",
+                "cgroup.threads",
+            ] {
+                let p = if f.is_empty() { d.clone() } else { d.join(f) };
+                std::os::unix::fs::chown(&p, Some(u.uid), Some(u.gid)).unwrap();
+            }
+        }
+        Delegated { dir }
+    }
+
+    fn session(&self) -> std::path::PathBuf {
+        self.dir.join("session")
+    }
+}
+
+impl Drop for Delegated {
+    fn drop(&mut self) {
+        // Deepest first; only what this test made.
+        let mut dirs: Vec<std::path::PathBuf> = Vec::new();
+        fn walk(d: &Path, out: &mut Vec<std::path::PathBuf>) {
+            for e in fs::read_dir(d).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    walk(&e.path(), out);
+                }
+            }
+            out.push(d.to_path_buf());
+        }
+        walk(&self.dir, &mut dirs);
+        for d in dirs {
+            let _ = fs::remove_dir(&d);
+        }
+    }
+}
+
+#[test]
+fn delegated_cgroup_v2_subtree_gets_the_limits() {
+    require_root!();
+    if !cgroup_v2_only() {
+        eprintln!("skipping: needs a pure cgroup v2 host (make test-cgroupv2 runs it in the VM)");
+        return;
+    }
+    let deleg = Delegated::new();
+    let mut h = Hako::rootless();
+    h.cgroup = Some(deleg.session());
+    let mut b = rootless_bundle("exec sleep 60");
+    b.config["linux"]["resources"] = json!({"memory": {"limit": 67108864}, "pids": {"limit": 50}});
+    let id = h.new_id();
+    h.run_with(&id, &b, &["--detach"]).assert_ok();
+    // At the top of the delegated subtree, under hako's default parent.
+    let cg = deleg.dir.join("hako").join(&id);
+    assert_eq!(read(cg.join("memory.max")).trim(), "67108864");
+    assert_eq!(read(cg.join("pids.max")).trim(), "50");
+    let pid = h.pid(&id);
+    assert!(
+        read(cg.join("cgroup.procs")).contains(&pid.to_string()),
+        "init in its cgroup"
+    );
+    // exec is born in the same cgroup.
+    let ex = h.cmd(&["exec", &id, "cat", "/proc/self/cgroup"]);
+    ex.assert_ok();
+    let rel = cg.strip_prefix("/sys/fs/cgroup").unwrap();
+    assert_eq!(ex.stdout.trim(), format!("0::/{}", rel.display()));
+    // pause / resume through cgroup.freeze.
+    h.cmd(&["pause", &id]).assert_ok();
+    assert_eq!(h.status(&id), "paused");
+    assert_eq!(read(cg.join("cgroup.freeze")).trim(), "1");
+    h.cmd(&["resume", &id]).assert_ok();
+    assert_eq!(h.status(&id), "running");
+    // update and events.
+    h.cmd(&["update", "--memory", "134217728", "--pids-limit", "20", &id])
+        .assert_ok();
+    assert_eq!(read(cg.join("memory.max")).trim(), "134217728");
+    assert_eq!(read(cg.join("pids.max")).trim(), "20");
+    let ev = h.cmd(&["events", "--stats", &id]);
+    ev.assert_ok();
+    let v: Value = serde_json::from_str(ev.stdout.trim()).unwrap();
+    assert_eq!(v["type"], "stats", "{}", ev.stdout);
+    assert!(
+        v["data"]["memory"]["usage"]["usage"].as_u64().unwrap_or(0) > 0,
+        "{}",
+        ev.stdout
+    );
+    assert_eq!(v["data"]["pids"]["limit"], 20, "{}", ev.stdout);
+    h.delete_force(&id).assert_ok();
+    assert!(!cg.exists(), "container cgroup removed");
+    assert!(
+        !deleg.dir.join("hako").exists(),
+        "hako's empty parent removed"
+    );
+
+    // Outside a delegated subtree (the test's own cgroup is root's): no cgroup, as on v1.
+    let plain = Hako::rootless();
+    let id = plain.new_id();
+    plain.run_with(&id, &b, &["--detach"]).assert_ok();
+    let p = plain.cmd(&["pause", &id]);
+    p.assert_err();
+    assert!(p.stderr.contains("no cgroup"), "{}", p.stderr);
+    plain.delete_force(&id).assert_ok();
+}
+
+#[test]
+fn root_in_the_users_own_user_namespace_as_rootless_podman_runs_it() {
+    require_root!();
+    // Rootless podman runs the runtime as root of a user namespace the user made: euid 0, but no
+    // mknod, no write to the host's cgroups, no fresh sysfs without a network namespace.
+    let mut h = Hako::rootless();
+    h.wrap = ["unshare", "--user", "--map-root-user", "--"]
+        .map(String::from)
+        .to_vec();
+    // rootless_bundle's config without a user namespace of its own (podman's default).
+    let mut b = rootless_bundle(
+        "id -u; stat -c '%t:%T' /dev/null; grep -c ' /dev/null ' /proc/self/mountinfo; \
+         grep ' /sys ' /proc/self/mountinfo | grep -c sysfs",
+    );
+    b.config["linux"]["namespaces"] = json!([
+        {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}
+    ]);
+    for k in ["uidMappings", "gidMappings"] {
+        b.config["linux"].as_object_mut().unwrap().remove(k);
+    }
+    b.config["linux"]["resources"] = json!({"pids": {"limit": 50}});
+    b.save();
+    let log = h.scratch().join("log.json");
+    let run = |extra: &[&str], id: &str| {
+        let mut g = vec![
+            "--log".to_string(),
+            log.to_string_lossy().into(),
+            "--log-format".into(),
+            "json".into(),
+        ];
+        g.extend(extra.iter().map(|s| s.to_string()));
+        h.cmd_opts(
+            &["run", "--bundle", &b.path().to_string_lossy(), id],
+            CmdOpts {
+                global: g,
+                ..Default::default()
+            },
+        )
+    };
+    let out = run(&[], &h.new_id());
+    out.assert_ok();
+    let l: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(l, ["0", "1:3", "1", "1"], "{}", out.stdout);
+    let text = read(&log);
+    assert!(
+        text.contains("\"warning\"") && text.contains("linux.resources"),
+        "{text}"
+    );
+    // --rootless=false: runc's meaning, cgroups are required, and the host refuses them.
+    let id = h.new_id();
+    let out = run(&["--rootless=false"], &id);
+    out.assert_err();
+    assert!(out.stderr.contains("permission denied"), "{}", out.stderr);
+    nothing_left(&h, &id, &b);
+}

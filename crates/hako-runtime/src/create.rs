@@ -187,11 +187,14 @@ fn create_locked(
     let mut planned = Some(planned);
     let into = if planned.as_ref().is_some_and(|c| c.rec.layout == "v2") {
         let cg = made.cgroups.insert(planned.take().expect("planned"));
-        cg.create()?;
-        if let Some(r) = Cgroups::resources(spec) {
-            cg.set(&r)?;
+        if made_or_skipped(cg, spec, o)? {
+            if let Some(r) = Cgroups::resources(spec) {
+                cg.set(&r)?;
+            }
+            Some(cg.open_unified()?)
+        } else {
+            None
         }
-        Some(cg.open_unified()?)
     } else {
         None
     };
@@ -277,11 +280,12 @@ fn create_locked(
     // run anything of the user's.
     if let Some(planned) = planned.take() {
         let cg = made.cgroups.insert(planned);
-        cg.create()?;
-        if let Some(r) = Cgroups::resources(spec) {
-            cg.set(&r)?;
+        if made_or_skipped(cg, spec, o)? {
+            if let Some(r) = Cgroups::resources(spec) {
+                cg.set(&r)?;
+            }
+            cg.apply(pid)?;
         }
-        cg.apply(pid)?;
     }
     let cgroups = made.cgroups.as_ref().expect("cgroups are set up");
     parent_ch.send(&Msg::CgroupsJoined)?;
@@ -336,6 +340,29 @@ fn create_locked(
         store::write_atomic(pf, &pid.to_string())?;
     }
     Ok((Created { pid, console }, rec))
+}
+
+/// Creates the container's cgroups; true when it has them. A runtime that is root only inside a
+/// user namespace (rootless podman runs it so) cannot write the host's hierarchy: when cgroups
+/// are rootless by runc's rule, that refusal means no cgroup and one warning, not an error. The
+/// user namespace check runs only then, so root pays nothing for it.
+fn made_or_skipped(
+    cg: &mut Cgroups,
+    spec: &hako_spec::oci::Spec,
+    o: &CreateOptions,
+) -> Result<bool> {
+    if cg.rec.layout.is_empty() {
+        return Ok(false);
+    }
+    match cg.create() {
+        Ok(()) => Ok(true),
+        Err(e) if e.is_permission() && o.rootless.cgroups(0, o.systemd_cgroup) => {
+            crate::cgroups::rootless::warn_not_applied(spec, &e.to_string());
+            cg.rec = hako_spec::state::CgroupRecord::default();
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// `--preserve-fds N` plus systemd socket activation: when the runtime itself was started with

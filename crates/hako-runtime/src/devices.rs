@@ -85,7 +85,7 @@ pub fn create(root: &Root, devices: &[Device], in_userns: bool) -> Result<()> {
             .file_name()
             .ok_or_else(|| Error::path("create device", &shown, Errno::EINVAL))?;
         let dir = root.ensure(parent, Kind::Dir)?;
-        if in_userns {
+        let bind_host = || -> Result<()> {
             let target = root.ensure(&d.path, Kind::File)?;
             let host = d.path.to_string_lossy();
             nix::mount::mount(
@@ -95,7 +95,10 @@ pub fn create(root: &Root, devices: &[Device], in_userns: bool) -> Result<()> {
                 MsFlags::MS_BIND,
                 None::<&str>,
             )
-            .ctx("bind device", &shown)?;
+            .ctx("bind device", &shown)
+        };
+        if in_userns {
+            bind_host()?;
             continue;
         }
         let dev = makedev(d.major, d.minor);
@@ -103,6 +106,12 @@ pub fn create(root: &Root, devices: &[Device], in_userns: bool) -> Result<()> {
             Ok(()) => {}
             // A node already in the image (e.g. a /dev that is not a tmpfs) is kept, as runc does.
             Err(Errno::EEXIST) => continue,
+            // Root only inside a user namespace it did not create (rootless podman runs the
+            // runtime so): no mknod there either, so the host's node, as runc does.
+            Err(Errno::EPERM) => {
+                bind_host()?;
+                continue;
+            }
             Err(e) => return Err(Error::path("mknod", shown, e)),
         }
         chown_at(&dir, name.as_ref(), d.uid, d.gid).ctx("chown device", &shown)?;

@@ -61,6 +61,23 @@ impl Error {
             errno,
         }
     }
+    /// A refusal for lack of privilege (EACCES, EPERM, EROFS), however it was reported.
+    pub fn is_permission(&self) -> bool {
+        let denied = |e: Errno| matches!(e, Errno::EACCES | Errno::EPERM | Errno::EROFS);
+        match self {
+            Error::Path { errno, .. } | Error::Sys { errno, .. } => denied(*errno),
+            Error::Io { source, .. } => source
+                .raw_os_error()
+                .is_some_and(|r| denied(Errno::from_raw(r))),
+            // cgroup file writes report the field and the kernel's words.
+            Error::Usage(m) => {
+                m.ends_with(": permission denied")
+                    || m.ends_with(": operation not permitted")
+                    || m.ends_with(": read-only file system")
+            }
+            _ => false,
+        }
+    }
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             op,

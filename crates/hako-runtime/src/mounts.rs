@@ -331,8 +331,9 @@ pub fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<()> {
     );
     match r {
         // A user namespace that does not own the network (sysfs) or ipc (mqueue) namespace may not
-        // mount a fresh instance; runc binds the runtime's own then, and so do we.
-        Err(Errno::EPERM) if ctx.in_userns && (typ == "sysfs" || typ == "mqueue") => {
+        // mount a fresh instance (the container's own user namespace, or the one a rootless
+        // podman runs the runtime in); runc binds the runtime's own then, and so do we.
+        Err(Errno::EPERM) if typ == "sysfs" || typ == "mqueue" => {
             let host = if typ == "sysfs" {
                 "/sys"
             } else {

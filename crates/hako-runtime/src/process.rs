@@ -209,7 +209,17 @@ pub fn switch_user(p: &Process, setgroups_allowed: bool, keep_caps: bool) -> Res
             .flatten()
             .map(|g| Gid::from_raw(*g))
             .collect();
-        nix::unistd::setgroups(&groups).op("setgroups")?;
+        match nix::unistd::setgroups(&groups) {
+            Ok(()) => {}
+            // A user namespace whose setgroups is denied, which the runtime did not create (root
+            // only there, as under rootless podman): runc leaves the groups then, and only
+            // refuses supplementary groups that were asked for.
+            Err(nix::errno::Errno::EPERM)
+                if groups.is_empty()
+                    && std::fs::read_to_string("/proc/self/setgroups")
+                        .is_ok_and(|s| s.trim() == "deny") => {}
+            Err(e) => return Err(Error::sys("setgroups", e)),
+        }
     }
     let gid = Gid::from_raw(u.gid());
     nix::unistd::setresgid(gid, gid, gid).op(format!("setresgid {}", u.gid()))?;

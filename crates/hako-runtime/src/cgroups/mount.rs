@@ -65,15 +65,22 @@ pub fn mount_in_container(ctx: &MountCtx, m: &Mount, opts: &Options) -> Result<(
             } else {
                 ("cgroup", h.controllers.join(","))
             };
-            nix::mount::mount(
+            match nix::mount::mount(
                 Some(fstype),
                 at.as_str(),
                 Some(fstype),
                 flags,
                 Some(data.as_str()),
-            )
-            .ctx("mount cgroup", &shown)
-        } else {
+            ) {
+                Ok(()) => return Ok(()),
+                // A user namespace that does not own the cgroup namespace (rootless, whose
+                // caller sits at the root of one it does not own) may not mount a fresh
+                // instance: bind the caller's own cgroup instead, as runc does.
+                Err(nix::errno::Errno::EPERM) => {}
+                Err(e) => return Err(crate::error::Error::path("mount cgroup", &shown, e)),
+            }
+        }
+        {
             let rel = own_path(h, &own);
             let src = h
                 .mountpoint

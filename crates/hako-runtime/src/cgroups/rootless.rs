@@ -48,12 +48,13 @@ pub fn plan(spec: &Spec, id: &str, euid: u32) -> Result<Cgroups> {
         std::fs::read_to_string("/proc/self/mountinfo").ctx("read", "/proc/self/mountinfo")?;
     let hs = super::hierarchies(&info);
     let none = Cgroups::from_record(CgroupRecord::default());
-    let [h] = hs.as_slice() else {
-        return Ok(none);
-    };
-    if !h.v2 {
+    // Pure v2 only (a hybrid's unified hierarchy has no controllers to limit with).
+    if hs.iter().any(|h| !h.v2) {
         return Ok(none);
     }
+    let Some(h) = hs.first() else {
+        return Ok(none);
+    };
     let own = std::fs::read_to_string("/proc/self/cgroup").ctx("read", "/proc/self/cgroup")?;
     let own = super::mount::own_path(h, &own);
     let Some(base) = delegation_root(&h.mountpoint, &own, euid) else {
