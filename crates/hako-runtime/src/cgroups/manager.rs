@@ -472,18 +472,10 @@ impl Cgroups {
         dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
         for d in dirs {
             let leaf = own.contains(&&d);
-            loop {
-                let r = std::fs::remove_dir(&d)
-                    .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)));
-                match r {
-                    Ok(()) | Err(Errno::ENOENT) => break,
-                    Err(Errno::EBUSY) | Err(Errno::ENOTEMPTY) if !leaf => break,
-                    Err(Errno::EBUSY) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(10))
-                    }
-                    Err(e) => return Err(Error::path("remove cgroup", &d, e)),
-                }
+            if leaf {
+                remove_children(&d, deadline)?;
             }
+            rmdir(&d, leaf, deadline)?;
         }
         for p in &self.rec.shared_parents {
             // Only ever an empty directory: rmdir fails (and is ignored) while any container,
@@ -492,6 +484,41 @@ impl Cgroups {
         }
         Ok(())
     }
+}
+
+/// Removes a cgroup directory. The container's own (`leaf`) may be busy for a moment while its
+/// last task exits: retried until `deadline`. A parent that is busy or not empty holds other
+/// containers: left alone.
+fn rmdir(d: &Path, leaf: bool, deadline: Instant) -> Result<()> {
+    loop {
+        let r = std::fs::remove_dir(d)
+            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)));
+        match r {
+            Ok(()) | Err(Errno::ENOENT) => return Ok(()),
+            Err(Errno::EBUSY) | Err(Errno::ENOTEMPTY) if !leaf => return Ok(()),
+            Err(Errno::EBUSY) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(e) => return Err(Error::path("remove cgroup", d, e)),
+        }
+    }
+}
+
+/// The sub-cgroups made inside the container's own cgroup (by a systemd or a nested runtime in
+/// it, or for `exec --cgroup`), deepest first: the container's directory cannot go before them,
+/// as runc's RemovePath knows. Their processes were killed with the container's.
+fn remove_children(d: &Path, deadline: Instant) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(d) else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            let c = e.path();
+            remove_children(&c, deadline)?;
+            rmdir(&c, true, deadline)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

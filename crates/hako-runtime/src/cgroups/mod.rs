@@ -3,6 +3,7 @@
 //! Only directories hako created are ever removed.
 
 pub mod bpf;
+pub mod emulator;
 pub mod manager;
 pub mod mount;
 pub mod rootless;

@@ -4,9 +4,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use hako_spec::oci::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
+use hako_spec::oci::{LinuxDeviceCgroup, LinuxResources};
 use hako_spec::state::CgroupRecord;
 
+use super::emulator::{self, Emulator};
 use super::manager::{read, write, write_error};
 use crate::error::{Error, Result};
 
@@ -380,32 +381,27 @@ fn set_period_and_quota(d: &Path, period: Option<u64>, quota: Option<i64>) -> Re
     Ok(())
 }
 
-pub fn device_rule(d: &LinuxDeviceCgroup) -> String {
-    let t = match d.typ() {
-        Some(LinuxDeviceType::C) => "c",
-        Some(LinuxDeviceType::B) => "b",
-        _ => "a",
-    };
-    let n = |v: Option<i64>| {
-        v.filter(|v| *v >= 0)
-            .map(|v| v.to_string())
-            .unwrap_or_else(|| "*".into())
-    };
-    let access = d.access().clone().unwrap_or_else(|| "rwm".into());
-    format!("{t} {}:{} {access}", n(d.major()), n(d.minor()))
-}
-
-/// v1 devices: start from "deny everything" and replay the rules in order (what runc's emulator
-/// converges to for the allow-list configurations containers use).
+/// v1 devices: from what `devices.list` says now to what the rules say, writing only the
+/// difference (see [`super::emulator`]); then read back, as runc does, since the kernel
+/// silently ignores some writes (an exception a parent does not allow).
 fn set_devices(d: &Path, rules: &[LinuxDeviceCgroup]) -> Result<()> {
-    write(d, "devices.deny", "a", "linux.resources.devices")?;
-    for r in rules {
-        let file = if r.allow() {
+    let field = "linux.resources.devices";
+    let target = Emulator::from_rules(rules)?;
+    let current = Emulator::from_list(&read(d, "devices.list")?)?;
+    for (allow, node, p) in current.transition(&target) {
+        let file = if allow {
             "devices.allow"
         } else {
             "devices.deny"
         };
-        write(d, file, &device_rule(r), "linux.resources.devices")?;
+        write(d, file, &emulator::rule_line(&node, p), field)?;
+    }
+    let after = Emulator::from_list(&read(d, "devices.list")?)?;
+    if !after.matches(&target) {
+        return Err(Error::Usage(format!(
+            "{field}: the devices cgroup {} does not match the rules after the update",
+            d.display()
+        )));
     }
     Ok(())
 }
@@ -425,21 +421,5 @@ pub fn freeze(d: &Path, on: bool) -> Result<()> {
             )));
         }
         std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn device_rules() {
-        let d: LinuxDeviceCgroup =
-            serde_json::from_str(r#"{"allow":true,"type":"c","major":1,"minor":3,"access":"rwm"}"#)
-                .unwrap();
-        assert_eq!(device_rule(&d), "c 1:3 rwm");
-        let d: LinuxDeviceCgroup =
-            serde_json::from_str(r#"{"allow":false,"access":"rwm"}"#).unwrap();
-        assert_eq!(device_rule(&d), "a *:* rwm");
     }
 }
