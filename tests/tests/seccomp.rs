@@ -321,7 +321,8 @@ struct AgentReport {
 }
 
 /// A seccomp agent: accepts one connection on `path`, takes the fd and JSON (one SCM_RIGHTS
-/// message), then answers every notification with `-EXDEV` until the filter's users are gone.
+/// message), then answers every mkdir with `-EXDEV` (and lets anything else run) until the
+/// filter's users are gone.
 fn agent(path: PathBuf) -> std::thread::JoinHandle<Result<AgentReport, String>> {
     let listener = UnixListener::bind(&path).unwrap();
     std::thread::spawn(move || {
@@ -366,11 +367,15 @@ fn agent(path: PathBuf) -> std::thread::JoinHandle<Result<AgentReport, String>> 
                 continue; // the target died meanwhile
             }
             answered.push(req.data.nr);
+            // mkdir gets EXDEV; anything else runs as asked (SECCOMP_USER_NOTIF_FLAG_CONTINUE),
+            // as runc's test agent does.
+            let mkdir =
+                req.data.nr == libc::SYS_mkdir as i32 || req.data.nr == libc::SYS_mkdirat as i32;
             let resp = NotifResp {
                 id: req.id,
                 val: 0,
-                error: -libc::EXDEV,
-                flags: 0,
+                error: if mkdir { -libc::EXDEV } else { 0 },
+                flags: if mkdir { 0 } else { 1 },
             };
             unsafe { libc::ioctl(fd.as_raw_fd(), NOTIF_SEND, &resp) };
         }
@@ -474,7 +479,12 @@ fn bad_profiles_fail_create() {
         (
             json!({"defaultAction": "SCMP_ACT_ALLOW",
                    "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}),
-            vec!["listenerPath"],
+            vec!["linux.seccomp.listenerPath", "listenerPath is not set"],
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "",
+                   "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}),
+            vec!["linux.seccomp.listenerPath", "listenerPath is not set"],
         ),
     ];
     for (profile, needles) in cases {
@@ -548,4 +558,332 @@ fn compiled_profiles_are_cached_under_root() {
     let l = h.list(&["-q"]);
     l.assert_ok();
     assert!(l.stdout.trim().is_empty(), "{l:?}");
+}
+
+// --- where the filter goes on ------------------------------------------------------------------
+
+/// A profile that makes getcwd fail must not break the start: the cwd is entered and checked
+/// before the filter goes on (crun's order), with and without noNewPrivileges. (runc checks it
+/// under the filter without noNewPrivileges, and fails.)
+#[test]
+fn getcwd_denied_does_not_break_start() {
+    require_root!();
+    let h = Hako::new();
+    for nnp in [false, true] {
+        let mut b = bundle(
+            "echo started; grep '^Seccomp:' /proc/self/status",
+            json!({"defaultAction": "SCMP_ACT_ALLOW",
+                   "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO", "errnoRet": 2}]}),
+        );
+        b.config["process"]["noNewPrivileges"] = json!(nnp);
+        b.config["process"]["cwd"] = json!("/tmp");
+        if testing_runc() && !nnp {
+            // Debian's runc 1.1.5 checks the cwd (CVE-2024-21626 backport) under the filter.
+            eprintln!("runc: {:?}", h.run(&h.new_id(), &b).stderr);
+            continue;
+        }
+        let out = run_ok(&h, &b);
+        assert!(out.contains("started"), "nnp {nnp}: {out}");
+        // The filter is on for the container's program.
+        assert!(out.contains("Seccomp:\t2"), "nnp {nnp}: {out}");
+    }
+}
+
+/// A bundle whose startContainer hook runs `script` (in the container) and whose own process
+/// records that it ran.
+fn hooked(script: &str, seccomp: Value, nnp: bool) -> (Bundle, PathBuf) {
+    let mut b = bundle("echo main > /out/main", seccomp);
+    let out = b.out_dir();
+    b.config["process"]["noNewPrivileges"] = json!(nnp);
+    b.config["hooks"] =
+        json!({"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", script]}]});
+    (b, out)
+}
+
+/// startContainer hooks run under the container's filter (runc loads it at create): a syscall
+/// the filter kills kills the hook and fails the start with runc's words.
+#[test]
+fn start_container_hook_killed_by_the_filter() {
+    require_root!();
+    let h = Hako::new();
+    for nnp in [false, true] {
+        let (b, out) = hooked(
+            "mkdir /tmp/hk",
+            json!({"defaultAction": "SCMP_ACT_ALLOW",
+                   "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_KILL"}]}),
+            nnp,
+        );
+        let id = h.new_id();
+        h.create(&id, &b).assert_ok();
+        let o = h.start(&id);
+        if testing_runc() {
+            // runc 1.1.5 reports the hook's failure from its init, after `start` returned 0.
+            eprintln!("runc start: {o:?}");
+        } else {
+            o.assert_err();
+            assert!(
+                o.stderr.contains("error running")
+                    && o.stderr.contains("hook")
+                    && o.stderr.contains("bad system call"),
+                "nnp {nnp}: {o:?}"
+            );
+        }
+        assert!(h.wait_status(&id, "stopped", Duration::from_secs(10)));
+        assert!(!b.rootfs().join("tmp/hk").exists(), "nnp {nnp}");
+        assert!(
+            !out.join("main").exists(),
+            "nnp {nnp}: the process must not run"
+        );
+    }
+}
+
+/// ALLOW rules of a default-deny profile let the hook run, and what they leave out fails in the
+/// hook as in the container (podman's profile without mkdir: ENOSYS).
+#[test]
+fn start_container_hook_under_an_allow_list() {
+    require_root!();
+    let h = Hako::new();
+    let mut p = podman_profile();
+    for sc in p["syscalls"].as_array_mut().unwrap() {
+        sc["names"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n != "mkdir" && n != "mkdirat");
+    }
+    for nnp in [false, true] {
+        let (b, out) = hooked(
+            "mkdir /out/h 2>/out/hook-err; echo ran > /out/hook",
+            p.clone(),
+            nnp,
+        );
+        let id = h.new_id();
+        h.create(&id, &b).assert_ok();
+        h.start(&id).assert_ok();
+        assert!(h.wait_status(&id, "stopped", Duration::from_secs(10)));
+        assert_eq!(read(out.join("hook")), "ran\n", "nnp {nnp}");
+        assert!(!out.join("h").exists(), "nnp {nnp}");
+        assert!(
+            read(out.join("hook-err")).contains("Function not implemented"),
+            "nnp {nnp}: {}",
+            read(out.join("hook-err"))
+        );
+        assert_eq!(read(out.join("main")), "main\n", "nnp {nnp}");
+    }
+}
+
+/// A NOTIFY rule catches the hook's syscall too: the agent answers it.
+#[test]
+fn start_container_hook_notifies_the_agent() {
+    require_root!();
+    let h = Hako::new();
+    for nnp in [false, true] {
+        let sock = h.scratch().join(format!("agent-hook-{nnp}.sock"));
+        let (b, out) = hooked(
+            "mkdir /out/n 2>/out/hook-err; echo ran > /out/hook",
+            json!({"defaultAction": "SCMP_ACT_ALLOW",
+                   "listenerPath": sock.to_string_lossy(),
+                   "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]}),
+            nnp,
+        );
+        let agent = agent(sock);
+        let id = h.new_id();
+        h.create(&id, &b).assert_ok();
+        h.start(&id).assert_ok();
+        assert!(h.wait_status(&id, "stopped", Duration::from_secs(10)));
+        assert_eq!(read(out.join("hook")), "ran\n", "nnp {nnp}");
+        assert!(
+            read(out.join("hook-err")).contains("Invalid cross-device link"),
+            "nnp {nnp}: the agent's answer"
+        );
+        assert!(!out.join("n").exists());
+        let r = agent.join().unwrap().unwrap();
+        assert!(
+            r.answered
+                .iter()
+                .any(|nr| *nr == libc::SYS_mkdir as i32 || *nr == libc::SYS_mkdirat as i32),
+            "nnp {nnp}: {:?}",
+            r.answered
+        );
+    }
+}
+
+/// runc's "important syscalls" case: the runtime's own last syscalls (read, close, openat,
+/// execve) may be notified; the agent gets them after it has the fd, so nothing waits forever.
+#[test]
+fn notify_important_syscalls() {
+    require_root!();
+    let h = Hako::new();
+    for nnp in [false, true] {
+        let sock = h.scratch().join(format!("agent-imp-{nnp}.sock"));
+        let mut b = bundle(
+            "",
+            json!({"defaultAction": "SCMP_ACT_ALLOW",
+                   "listenerPath": sock.to_string_lossy(),
+                   "syscalls": [{"names": ["execve", "openat", "open", "read", "close"],
+                                 "action": "SCMP_ACT_NOTIFY"}]}),
+        );
+        b.set_args(&["/bin/true"]);
+        b.config["process"]["noNewPrivileges"] = json!(nnp);
+        let agent = agent(sock);
+        let o = h.run(&h.new_id(), &b);
+        o.assert_ok();
+        let r = agent.join().unwrap().unwrap();
+        assert!(
+            r.answered.contains(&(libc::SYS_execve as i32)),
+            "nnp {nnp}: {:?}",
+            r.answered
+        );
+    }
+}
+
+/// An agent that cannot be reached: runc's words, and nothing left behind.
+#[test]
+fn notify_agent_unreachable() {
+    require_root!();
+    let h = Hako::new();
+    let b = bundle(
+        "true",
+        json!({"defaultAction": "SCMP_ACT_ALLOW",
+               "listenerPath": h.scratch().join("nobody-listens.sock").to_string_lossy(),
+               "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}),
+    );
+    let id = h.new_id();
+    let o = h.create(&id, &b);
+    o.assert_err();
+    assert!(
+        o.stderr.contains("failed to connect with seccomp agent"),
+        "{o:?}"
+    );
+    assert!(o.stderr.contains("nobody-listens.sock"), "{o:?}");
+    assert!(!h.state_dir(&id).exists(), "state dir left behind");
+    assert!(
+        wait_for(Duration::from_secs(5), || processes_using(b.path())
+            .is_empty()),
+        "leftover processes"
+    );
+}
+
+// --- the -ENOSYS stub --------------------------------------------------------------------------
+
+/// A static program calling each syscall number it is given (with a bad fd as first argument)
+/// and printing `NR=ok` or `NR=ERRNONAME`.
+fn install_syscall_probe(rootfs: &Path) {
+    let src = rootfs.join("probe.c");
+    fs::write(
+        &src,
+        r#"#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    long nr = strtol(argv[i], NULL, 0);
+    errno = 0;
+    long r = syscall(nr, -1L, 0L, 0L, 0L, 0L, 0L);
+    printf("%ld=%s\n", nr, r < 0 ? strerrorname_np(errno) : "ok");
+  }
+  return 0;
+}
+"#,
+    )
+    .unwrap();
+    let bin = rootfs.join("bin/sysprobe");
+    let ok = std::process::Command::new("gcc")
+        .args(["-static", "-O1", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .is_ok_and(|s| s.success());
+    fs::remove_file(&src).unwrap();
+    assert!(ok, "gcc -static failed (make deps installs it)");
+}
+
+/// runc's -ENOSYS stub: under a default-deny profile that lists architectures, a syscall number
+/// above every one the profile names (newer than the profile, or than libseccomp) fails with
+/// ENOSYS, so glibc falls back to older syscalls; one the profile merely leaves out gets the
+/// default action. Without `architectures` runc makes no stub, and neither does hako.
+#[test]
+fn newer_syscalls_get_enosys() {
+    require_root!();
+    let h = Hako::new();
+    // podman's profile with the default errno EPERM instead of ENOSYS.
+    let mut p = podman_profile();
+    p.as_object_mut().unwrap().remove("defaultErrnoRet");
+    // 1000: no syscall at all yet; 174: create_module (x86_64), removed long ago and in no list.
+    let args = ["/bin/sysprobe", "1000", "174"];
+    for nnp in [false, true] {
+        let mut b = bundle("", p.clone());
+        install_syscall_probe(&b.rootfs());
+        b.set_args(&args);
+        b.config["process"]["noNewPrivileges"] = json!(nnp);
+        let out = run_ok(&h, &b);
+        assert_eq!(out, "1000=ENOSYS\n174=EPERM\n", "nnp {nnp}");
+    }
+    let mut no_archs = p.clone();
+    no_archs.as_object_mut().unwrap().remove("architectures");
+    let mut b = bundle("", no_archs);
+    install_syscall_probe(&b.rootfs());
+    b.set_args(&args);
+    assert_eq!(run_ok(&h, &b), "1000=EPERM\n174=EPERM\n");
+    // Allow by default: nothing to patch, the kernel's own ENOSYS.
+    let mut b = bundle(
+        "",
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+               "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}),
+    );
+    install_syscall_probe(&b.rootfs());
+    b.set_args(&args);
+    assert_eq!(run_ok(&h, &b), "1000=ENOSYS\n174=ENOSYS\n");
+}
+
+/// A startContainer hook under a profile that denies close_range still gets only stdin, stdout
+/// and stderr (a preserved fd is the container's, not the hook's), and the container still gets
+/// its preserved fd.
+#[test]
+fn start_container_hook_fds_without_close_range() {
+    require_root!();
+    if testing_runc() {
+        return; // runc 1.1.5 leaks its own fds into hooks
+    }
+    let h = Hako::new();
+    let (mut b, out) = hooked(
+        "ls /proc/self/fd > /out/hook-fds",
+        json!({"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["close_range"], "action": "SCMP_ACT_ERRNO"}]}),
+        true,
+    );
+    b.set_sh("ls /proc/self/fd > /out/main-fds");
+    b.save();
+    let (r, w) = pipe();
+    drop(r);
+    let id = h.new_id();
+    h.track(&id);
+    let o = h.cmd_opts(
+        &[
+            "run",
+            "--bundle",
+            b.path().to_str().unwrap(),
+            "--preserve-fds",
+            "1",
+            &id,
+        ],
+        CmdOpts {
+            fds: vec![(w, 3)],
+            ..Default::default()
+        },
+    );
+    o.assert_ok();
+    // ls's own directory fd is 3 in both.
+    let hook: Vec<String> = read(out.join("hook-fds"))
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    assert_eq!(hook, ["0", "1", "2", "3"], "hook fds");
+    let main = read(out.join("main-fds"));
+    assert!(
+        main.split_whitespace().any(|f| f == "3") && main.split_whitespace().any(|f| f == "4"),
+        "the container keeps its preserved fd 3: {main}"
+    );
 }

@@ -127,8 +127,14 @@ impl Channel {
 
     /// Init or exec child: a seccomp listener fd for the agent. The runtime copies it
     /// (pidfd_getfd), hands it over, and answers `SeccompDone`; then the process goes on.
+    ///
+    /// The message goes out with write(2), like runc's sync with its parent: a profile may not
+    /// notify `write` (compile refuses it), while send/sendto could be notified, and the process
+    /// would then wait on an agent that cannot have the fd yet. The answer may be notified: it
+    /// waits in the queue until the agent has the fd.
     pub fn hand_over_seccomp_fd(&self, fd: OwnedFd) -> Result<()> {
-        self.send(&Msg::SeccompFd(fd.as_raw_fd()))?;
+        let buf = serde_json::to_vec(&Msg::SeccompFd(fd.as_raw_fd())).expect("messages serialize");
+        crate::sys::retry(|| nix::unistd::write(&self.fd, &buf)).op("send seccomp fd number")?;
         match self.expect("runtime")? {
             Msg::SeccompDone => Ok(()),
             m => Err(Error::Init(format!("unexpected message {m:?}"))),

@@ -22,6 +22,16 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// runc's words: callers and scripts match "failed to connect with seccomp agent".
+    #[error(
+        "failed to connect with seccomp agent specified in the seccomp profile: dial unix {}: connect: {}",
+        path.display(),
+        hako_spec::error::io_text(source)
+    )]
+    SeccompAgent {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("container \"{0}\" does not exist")]
     NotExist(String),
     #[error("container with id {0:?} already exists")]

@@ -342,14 +342,14 @@ fn child(c: Child) -> ! {
     }
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     let err = match setup(&c) {
-        Ok(ready) => ready.exec(c.preserve_fds, &[c.channel.raw()]),
+        Ok(ready) => ready.exec(),
         Err(e) => e,
     };
     let _ = c.channel.send(&Msg::Error(err.to_string()));
     unsafe { libc::_exit(1) }
 }
 
-fn setup<'a>(c: &Child<'a>) -> Result<process::Ready<'a>> {
+fn setup(c: &Child) -> Result<process::Ready> {
     match c.channel.expect("runtime")? {
         Msg::Go => {}
         m => return Err(Error::Init(format!("unexpected message {m:?}"))),
@@ -383,5 +383,16 @@ fn setup<'a>(c: &Child<'a>) -> Result<process::Ready<'a>> {
     }
     crate::stdio::give_to_user(c.process.user().uid(), c.stdio)?;
     let mut notify = |fd: OwnedFd| c.channel.hand_over_seccomp_fd(fd);
-    process::prepare(c.process, c.setgroups_allowed, &[], c.seccomp, &mut notify)
+    let fds = process::PassFds {
+        preserve: c.preserve_fds,
+        skip: &[c.channel.raw()],
+    };
+    process::prepare(
+        c.process,
+        c.setgroups_allowed,
+        &[],
+        &fds,
+        c.seccomp,
+        &mut notify,
+    )
 }

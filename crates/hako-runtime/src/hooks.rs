@@ -85,12 +85,25 @@ pub fn run(hook: &Hook, state: &str, cwd: Option<&Path>) -> std::result::Result<
     if let Some(d) = cwd {
         cmd.current_dir(d);
     }
-    // SAFETY: the closure runs in the forked child before execve and only makes one syscall.
+    // SAFETY: the closure runs in the forked child before execve and makes only syscalls (no
+    // allocation, no locks).
     unsafe {
         // A hook gets stdin, stdout and stderr, nothing else of the runtime's (or the init's):
         // every fd from 3 on is close-on-exec (marked, not closed, so std's exec-error pipe works).
+        // startContainer hooks run under the container's seccomp filter, which may deny
+        // close_range: then one fcntl per possible fd.
         cmd.pre_exec(|| {
-            sys::close_range(3, sys::CLOSE_RANGE_CLOEXEC).map_err(std::io::Error::from)
+            if sys::close_range(3, sys::CLOSE_RANGE_CLOEXEC).is_err() {
+                let mut lim = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+                for fd in 3..lim.rlim_cur.min(1 << 20) as i32 {
+                    libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+                }
+            }
+            Ok(())
         });
     }
     if let Some(args) = hook.args() {
@@ -189,19 +202,32 @@ pub fn run(hook: &Hook, state: &str, cwd: Option<&Path>) -> std::result::Result<
         std::os::unix::process::ExitStatusExt::signal(&status),
     ) {
         (Some(c), _) => format!("exit status {c}"),
-        (_, Some(s)) => format!(
-            "signal: {}",
-            nix::sys::signal::Signal::try_from(s)
-                .map(|s| s.as_str())
-                .unwrap_or("unknown")
-        ),
+        (_, Some(s)) => format!("signal: {}", signal_text(s)),
         _ => "failed".into(),
     };
+    // runc's words (callers match "error running hook" and Go's signal texts).
     Err(format!(
-        "{how}, stdout: {}, stderr: {}",
+        "error running hook: {how}, stdout: {}, stderr: {}",
         String::from_utf8_lossy(&out).trim_end(),
         String::from_utf8_lossy(&err).trim_end()
     ))
+}
+
+/// A signal as Go prints it ("bad system call", "killed"): the C library's description with a
+/// lowercase first letter.
+fn signal_text(sig: i32) -> String {
+    // SAFETY: strsignal returns a pointer to a static or thread-local NUL-terminated string (or
+    // NULL); it is copied out at once, and the runtime has no other threads.
+    let p = unsafe { libc::strsignal(sig) };
+    if p.is_null() {
+        return format!("signal {sig}");
+    }
+    let text = unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy();
+    let mut c = text.chars();
+    match c.next() {
+        Some(first) => first.to_lowercase().chain(c).collect(),
+        None => format!("signal {sig}"),
+    }
 }
 
 #[cfg(test)]
@@ -217,7 +243,22 @@ mod tests {
         let h =
             hook(r#"{"path":"/bin/sh","args":["sh","-c","read s; echo \"got $s\" >&2; exit 3"]}"#);
         let e = run(&h, "{\"id\":\"x\"}\n", None).unwrap_err();
-        assert_eq!(e, "exit status 3, stdout: , stderr: got {\"id\":\"x\"}");
+        assert_eq!(
+            e,
+            "error running hook: exit status 3, stdout: , stderr: got {\"id\":\"x\"}"
+        );
+    }
+
+    #[test]
+    fn signal_words_like_go() {
+        assert_eq!(signal_text(libc::SIGSYS), "bad system call");
+        assert_eq!(signal_text(libc::SIGKILL), "killed");
+        let h = hook(r#"{"path":"/bin/sh","args":["sh","-c","kill -SYS $$"]}"#);
+        let e = run(&h, "", None).unwrap_err();
+        assert!(
+            e.starts_with("error running hook: signal: bad system call"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -67,13 +67,13 @@ pub fn main(args: InitArgs) -> ! {
 }
 
 /// What the init resolved at create time and uses at start.
-struct Ready<'a> {
+struct Ready {
     /// None for a config without `process` (allowed until `start`, which refuses it).
-    process: Option<process::Ready<'a>>,
+    process: Option<process::Ready>,
     state: String,
 }
 
-fn setup<'a>(a: &InitArgs<'a>) -> Result<Ready<'a>> {
+fn setup(a: &InitArgs) -> Result<Ready> {
     let spec = a.spec;
     let process = spec.process().as_ref();
     // Device nodes and mount points get exactly the configured modes; process.user.umask is set
@@ -236,9 +236,24 @@ fn setup<'a>(a: &InitArgs<'a>) -> Result<Ready<'a>> {
         crate::stdio::give_to_user(p.user().uid(), a.stdio)?;
     }
     let mut notify = |fd: OwnedFd| a.channel.hand_over_seccomp_fd(fd);
+    let fds = process::PassFds {
+        preserve: a.preserve_fds,
+        skip: &[a.listener.as_raw_fd(), a.channel.raw()],
+    };
     // In a user namespace whose gid map was written without setgroups "deny" we may setgroups.
+    // The seccomp filter is on when this returns: the start handshake and startContainer hooks
+    // run under it, as in runc.
     let process = process
-        .map(|p| process::prepare(p, a.setgroups_allowed, &a.extra_env, a.seccomp, &mut notify))
+        .map(|p| {
+            process::prepare(
+                p,
+                a.setgroups_allowed,
+                &a.extra_env,
+                &fds,
+                a.seccomp,
+                &mut notify,
+            )
+        })
         .transpose()?;
     a.channel.send(&Msg::Created)?;
     Ok(Ready { process, state })
@@ -282,11 +297,11 @@ fn wait_and_exec(a: &InitArgs, ready: Ready) -> i32 {
     ) {
         return fail(e.to_string());
     }
-    // Only stdio and the preserved fds cross execve; returns only on failure.
     let Some(process) = ready.process else {
         return fail(NO_PROCESS.into());
     };
-    let skip = [conn.as_raw_fd(), a.listener.as_raw_fd(), a.channel.raw()];
-    let e = process.exec(a.preserve_fds, &skip);
+    // Only stdio and the preserved fds cross execve (marked at create; `conn` is close-on-exec
+    // from accept4). Returns only on failure.
+    let e = process.exec();
     fail(e.to_string())
 }

@@ -13,6 +13,7 @@ pub mod container;
 pub mod control;
 pub mod create;
 pub mod devices;
+pub mod enosys;
 pub mod error;
 pub mod events;
 pub mod exec;

@@ -336,29 +336,80 @@ pub fn join_session_keyring() -> Result<()> {
     Ok(())
 }
 
-/// A process whose credentials, limits and cwd are in place; only execve is left.
-pub struct Ready<'a> {
+/// A process whose credentials, limits, cwd and seccomp filter are in place; only execve is left.
+pub struct Ready {
     pub exe: PathBuf,
     pub argv: Vec<String>,
     pub env: Vec<String>,
-    /// A seccomp filter to load right before execve (no_new_privs is set, so it can be last).
-    pub seccomp_last: Option<&'a crate::seccomp::Compiled>,
 }
 
-/// rlimits, bounding set, user and groups, capabilities, environment, executable lookup, cwd,
-/// umask and no_new_privs, in the order the kernel needs them (bounding before the uid switch,
-/// which needs CAP_SETPCAP; caps after it, through keepcaps).
+/// Which fds cross execve: stdio and `preserve` fds from 3 on, except `skip` (the runtime's own,
+/// which stay close-on-exec).
+pub struct PassFds<'a> {
+    pub preserve: u32,
+    pub skip: &'a [RawFd],
+}
+
+/// Marks every fd but stdio and the preserved ones close-on-exec, and the preserved ones not.
+/// Done before the seccomp filter goes on, which may deny close_range (an older profile): an fd
+/// from the caller must never reach the container because a syscall failed. Anything opened
+/// after this is close-on-exec already (Rust opens everything O_CLOEXEC).
+pub fn mark_cloexec(fds: &PassFds) {
+    let keep_end = 3 + fds.preserve;
+    for fd in 3..keep_end as RawFd {
+        if !fds.skip.contains(&fd) {
+            unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+        }
+    }
+    if crate::sys::close_range(keep_end, crate::sys::CLOSE_RANGE_CLOEXEC).is_err() {
+        // Kernels before 5.11: one fcntl per open fd.
+        if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+            let fds: Vec<RawFd> = dir
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .filter(|fd| *fd >= keep_end as RawFd)
+                .collect();
+            for fd in fds {
+                unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            }
+        }
+    }
+}
+
+/// chdir to the cwd, then make sure it is inside our root: CVE-2024-21626, a cwd reached through
+/// a leaked host fd is outside it, and getcwd reports that as ENOENT ("(unreachable)"). With
+/// `may_defer`, a permission error is not fatal: runc tries again after the uid change (a volume
+/// only the container user may enter).
+fn enter_cwd(cwd: &Path, may_defer: bool) -> Result<bool> {
+    match nix::unistd::chdir(cwd) {
+        Ok(()) => {}
+        Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) if may_defer => return Ok(false),
+        Err(e) => return Err(e).ctx("chdir to cwd", cwd),
+    }
+    nix::unistd::getcwd().map_err(|_| {
+        Error::Init(format!(
+            "cwd {} is outside the container root",
+            cwd.display()
+        ))
+    })?;
+    Ok(true)
+}
+
+/// rlimits, cwd, fds, bounding set, user and groups, capabilities, environment, executable
+/// lookup, umask, no_new_privs and the seccomp filter, in the order the kernel needs them
+/// (bounding before the uid switch, which needs CAP_SETPCAP; caps after it, through keepcaps).
 ///
-/// `seccomp` is loaded where its placement says (runc's order: before the capabilities are
-/// dropped when loading needs CAP_SYS_ADMIN, else as late as possible); a notifying filter's
-/// listener fd is handed to `notify` before the process goes on.
-pub fn prepare<'a>(
+/// `seccomp` is loaded where its placement says (see [`crate::seccomp::Placement`]): always after
+/// the cwd checks and before this returns; a notifying filter's listener fd is handed to `notify`
+/// before the process goes on.
+pub fn prepare(
     p: &Process,
     setgroups_allowed: bool,
     extra_env: &[String],
-    seccomp: Option<&'a crate::seccomp::Compiled>,
+    fds: &PassFds,
+    seccomp: Option<&crate::seccomp::Compiled>,
     notify: &mut dyn FnMut(std::os::fd::OwnedFd) -> Result<()>,
-) -> Result<Ready<'a>> {
+) -> Result<Ready> {
     use crate::seccomp::Placement;
     let mut load = |c: &crate::seccomp::Compiled| -> Result<()> {
         if let Some(fd) = crate::seccomp::load(c)? {
@@ -367,6 +418,9 @@ pub fn prepare<'a>(
         Ok(())
     };
     set_rlimits(p)?;
+    let cwd = p.cwd();
+    let in_cwd = enter_cwd(cwd, true)?;
+    mark_cloexec(fds);
     if let Some(c) = seccomp.filter(|c| c.placement == Placement::BeforeCaps) {
         load(c)?;
     }
@@ -389,33 +443,16 @@ pub fn prepare<'a>(
         ));
     }
     apply_bounding(&plan)?;
-    // runc changes directory both before and after the id change: before, so a user gets a cwd
-    // only root may enter; again after, if root was refused (a directory only the user may
-    // enter, e.g. on a root-squashing network filesystem).
-    let cwd = p.cwd();
-    let cwd_pending = match nix::unistd::chdir(cwd) {
-        Ok(()) => false,
-        Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) => true,
-        Err(e) => return Err(Error::path("chdir to cwd", cwd, e)),
-    };
     switch_user(p, setgroups_allowed, true)?;
+    if !in_cwd {
+        enter_cwd(cwd, false)?;
+    }
     apply_caps(&plan)?;
     let mut env = environment(p);
     env.extend(extra_env.iter().cloned());
     let argv = p.args().clone().unwrap_or_default();
     let exe = lookup(&argv[0], &env)
         .map_err(|e| Error::Init(format!("unable to start container process: {e}")))?;
-    if cwd_pending {
-        nix::unistd::chdir(cwd).ctx("chdir to cwd", cwd)?;
-    }
-    // CVE-2024-21626: a cwd reached through a leaked host fd is outside our root, and getcwd
-    // reports that as ENOENT ("(unreachable)"). Refuse rather than run there.
-    nix::unistd::getcwd().map_err(|_| {
-        Error::Init(format!(
-            "cwd {} is outside the container root",
-            cwd.display()
-        ))
-    })?;
     let umask = p.user().umask().unwrap_or(0o022);
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
         umask as libc::mode_t,
@@ -424,22 +461,15 @@ pub fn prepare<'a>(
     if p.no_new_privileges() == Some(true) {
         set_no_new_privs()?;
     }
-    if let Some(c) = seccomp.filter(|c| c.placement == Placement::EndOfCreate) {
+    if let Some(c) = seccomp.filter(|c| c.placement == Placement::AfterNoNewPrivs) {
         load(c)?;
     }
-    Ok(Ready {
-        exe,
-        argv,
-        env,
-        seccomp_last: seccomp.filter(|c| c.placement == Placement::BeforeExec),
-    })
+    Ok(Ready { exe, argv, env })
 }
 
-impl Ready<'_> {
-    /// Only stdio and `preserve_fds` fds from 3 on cross execve: everything else gets CLOEXEC,
-    /// the preserved ones lose it (`skip`: fds of ours that must stay close-on-exec). Returns
-    /// only on failure.
-    pub fn exec(self, preserve_fds: u32, skip: &[RawFd]) -> Error {
+impl Ready {
+    /// execve; returns only on failure.
+    pub fn exec(self) -> Error {
         let (Ok(argv), Ok(env), Ok(exe)) = (
             cstrings(&self.argv),
             cstrings(&self.env),
@@ -447,18 +477,6 @@ impl Ready<'_> {
         ) else {
             return Error::Usage("argument contains a NUL byte".into());
         };
-        let keep_end = 3 + preserve_fds;
-        for fd in 3..keep_end as RawFd {
-            if !skip.contains(&fd) {
-                unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
-            }
-        }
-        let _ = crate::sys::close_range(keep_end, crate::sys::CLOSE_RANGE_CLOEXEC);
-        if let Some(c) = self.seccomp_last {
-            if let Err(e) = crate::seccomp::load(c) {
-                return Error::Init(format!("unable to start container process: {e}"));
-            }
-        }
         let err = nix::unistd::execve(&exe, &argv, &env).unwrap_err();
         let e = std::io::Error::from_raw_os_error(err as i32);
         Error::Init(format!(

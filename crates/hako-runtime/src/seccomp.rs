@@ -7,8 +7,9 @@
 //! kill-thread, ERRNO and TRACE default to EPERM, a rule whose action is the default action is
 //! skipped, a syscall name libseccomp does not know is skipped (logged at debug), and several
 //! conditions on the same argument index become one rule each (OR) instead of one rule with all
-//! of them (AND). Loading the exported program ourselves (as runc's patchbpf does) lets the init
-//! pass seccomp(2) flags libseccomp 2.5 does not know and get the notify fd.
+//! of them (AND). The exported program gets runc's -ENOSYS stub in front ([`crate::enosys`]).
+//! Loading the program ourselves (as runc's patchbpf does) lets the init pass seccomp(2) flags
+//! libseccomp 2.5 does not know and get the notify fd.
 
 use std::io::{Read, Seek};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -152,26 +153,23 @@ pub fn kernel_enabled() -> bool {
     r == 0
 }
 
-/// When the init loads the filter. Without no_new_privs, seccomp(2) needs CAP_SYS_ADMIN, which
-/// the process may be about to drop, so the filter goes on before capabilities and uid change;
-/// with no_new_privs it goes on right before execve, so the init's own last syscalls (the start
-/// handshake, startContainer hooks) are not subject to it. A notify filter is loaded at the end of
-/// `create` (before waiting for start) because `create` hands the listener fd to the agent — the
-/// order runc uses.
+/// When the init (or an exec'd process) loads the filter. Always after the cwd is entered and
+/// checked, so a profile that denies getcwd cannot break the start (crun's order), and always at
+/// the end of `create`, so startContainer hooks, the start handshake and `execve` run under it
+/// (runc's order). Without no_new_privs, seccomp(2) needs CAP_SYS_ADMIN, which the process is
+/// about to drop: the filter goes on right before the capabilities and uid change. With it, it goes
+/// on last, after no_new_privs is set. A notifying filter's fd is handed to the agent right there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placement {
     BeforeCaps,
-    EndOfCreate,
-    BeforeExec,
+    AfterNoNewPrivs,
 }
 
-fn placement(no_new_privileges: bool, notify: bool) -> Placement {
-    if !no_new_privileges {
-        Placement::BeforeCaps
-    } else if notify {
-        Placement::EndOfCreate
+fn placement(no_new_privileges: bool) -> Placement {
+    if no_new_privileges {
+        Placement::AfterNoNewPrivs
     } else {
-        Placement::BeforeExec
+        Placement::BeforeCaps
     }
 }
 
@@ -257,11 +255,13 @@ pub fn compile(s: &LinuxSeccomp, no_new_privileges: bool) -> Result<Compiled> {
     }
     let mut f = ScmpFilterContext::new(default)
         .map_err(|e| bad("linux.seccomp.defaultAction".into(), e))?;
+    let mut archs = Vec::new();
     for (i, a) in s.architectures().iter().flatten().enumerate() {
         let field = format!("linux.seccomp.architectures[{i}]");
         let sa = arch(*a).ok_or_else(|| bad(field.clone(), "unknown architecture"))?;
         f.add_arch(sa)
             .map_err(|e| bad(field, format!("add architecture {}: {e}", name_of(a))))?;
+        archs.push(sa);
     }
     let mut flags = 0;
     for (i, fl) in s.flags().iter().flatten().enumerate() {
@@ -347,7 +347,7 @@ pub fn compile(s: &LinuxSeccomp, no_new_privileges: bool) -> Result<Compiled> {
         {
             return Err(bad(
                 "linux.seccomp.listenerPath".into(),
-                "SCMP_ACT_NOTIFY needs a listenerPath to send the seccomp fd to",
+                "listenerPath is not set (SCMP_ACT_NOTIFY needs a seccomp agent socket)",
             ));
         }
         flags |= FLAG_NEW_LISTENER;
@@ -358,11 +358,14 @@ pub fn compile(s: &LinuxSeccomp, no_new_privileges: bool) -> Result<Compiled> {
         );
         flags &= !FLAG_WAIT_KILLABLE_RECV;
     }
-    let program = export(&f)?;
+    let stub = crate::enosys::stub(s, &archs)
+        .map_err(|e| bad("linux.seccomp".into(), format!("-ENOSYS stub: {e}")))?;
+    let mut program = crate::enosys::to_bytes(&stub);
+    program.extend(export(&f)?);
     Ok(Compiled {
         program,
         flags,
-        placement: placement(no_new_privileges, notify),
+        placement: placement(no_new_privileges),
         listener_path: s.listener_path().clone(),
         listener_metadata: s.listener_metadata().clone(),
         skipped,
@@ -404,7 +407,7 @@ pub fn compile_cached(
         .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
         .unwrap_or_default();
     let key = format!(
-        "hako {} libseccomp {lib} arch {} nnp {no_new_privileges}\n{}",
+        "hako {} enosys-stub 1 libseccomp {lib} arch {} nnp {no_new_privileges}\n{}",
         env!("CARGO_PKG_VERSION"),
         std::env::consts::ARCH,
         serde_json::to_string(s).unwrap_or_default()
@@ -449,7 +452,7 @@ fn decode(mut b: &[u8], key: &str, s: &LinuxSeccomp, nnp: bool) -> Option<Compil
     Some(Compiled {
         program,
         flags,
-        placement: placement(nnp, flags & FLAG_NEW_LISTENER != 0),
+        placement: placement(nnp),
         listener_path: s.listener_path().clone(),
         listener_metadata: s.listener_metadata().clone(),
         skipped,
@@ -574,15 +577,18 @@ pub fn process_state(state: &str, pid: i32, metadata: Option<&str>) -> String {
 /// SCM_RIGHTS), as runc's sendContainerProcessState does.
 pub fn send_to_agent(path: &std::path::Path, json: &str, fd: RawFd) -> Result<()> {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
-    let sock = std::os::unix::net::UnixStream::connect(path)
-        .map_err(|e| Error::io("connect to seccomp agent", path, e))?;
+    let sock =
+        std::os::unix::net::UnixStream::connect(path).map_err(|source| Error::SeccompAgent {
+            path: path.into(),
+            source,
+        })?;
     let iov = [std::io::IoSlice::new(json.as_bytes())];
     let fds = [fd];
     let cmsg = [ControlMessage::ScmRights(&fds)];
     crate::sys::retry(|| {
         sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None)
     })
-    .map_err(|e| Error::path("send seccomp fd to agent", path, e))?;
+    .map_err(|e| Error::path("cannot send seccomp fd to", path, e))?;
     Ok(())
 }
 
@@ -634,7 +640,7 @@ mod tests {
         assert_eq!(c.skipped, vec!["no_such_syscall_hako".to_string()]);
         assert!(!c.program.is_empty());
         assert_eq!(c.program.len() % 8, 0);
-        assert_eq!(c.placement, Placement::BeforeExec);
+        assert_eq!(c.placement, Placement::AfterNoNewPrivs);
         assert_eq!(c.flags, 0);
     }
 
@@ -661,7 +667,7 @@ mod tests {
         )
         .unwrap();
         assert!(c.notifies());
-        assert_eq!(c.placement, Placement::EndOfCreate);
+        assert_eq!(c.placement, Placement::AfterNoNewPrivs);
     }
 
     #[test]
@@ -690,7 +696,7 @@ mod tests {
         let b = compile_cached(&dir, &p, true).unwrap();
         assert_eq!(a.program, b.program);
         assert_eq!(b.skipped, vec!["nope_hako".to_string()]);
-        assert_eq!(b.placement, Placement::BeforeExec);
+        assert_eq!(b.placement, Placement::AfterNoNewPrivs);
         let c = compile_cached(&dir, &p, false).unwrap();
         assert_eq!(c.placement, Placement::BeforeCaps);
         assert_eq!(std::fs::read_dir(dir.join(CACHE_DIR)).unwrap().count(), 2);
