@@ -1319,3 +1319,124 @@ fn delete_force_removes_sub_cgroups() {
     let left: Vec<_> = dirs.iter().chain(&subs).filter(|d| d.exists()).collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// `exec -d --pid-file ... ID sleep 100` with `extra` flags: the host's view of the exec'd
+/// process's /proc/PID/cgroup (the process is killed afterwards).
+fn exec_cgroup_lines(h: &Hako, id: &str, extra: &[&str]) -> Result<String, Output> {
+    let pf = h.scratch().join(format!("exec-{}.pid", unique()));
+    let mut args = vec!["exec", "-d", "--pid-file", pf.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[id, "sleep", "100"]);
+    let o = h.cmd(&args);
+    if !o.ok() {
+        return Err(o);
+    }
+    let epid: i32 = read(&pf).parse().unwrap();
+    let text = read(format!("/proc/{epid}/cgroup"));
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &epid.to_string()])
+        .status();
+    Ok(text)
+}
+
+/// `exec --cgroup` (runc 1.1): `SUB` in every hierarchy, the hybrid's v2 one included;
+/// `CTRL[,CTRL]:SUB` only there (v1); runc's errors for the bad forms. Without it, an exec on
+/// v1 and the hybrid joins the container's cgroup in every hierarchy, v2 included. On pure v2,
+/// an exec whose container cgroup may hold no process (init moved down, domain controllers
+/// on) joins the init's cgroup, as runc does.
+#[test]
+fn exec_joins_sub_cgroups() {
+    require_root!();
+    let p = Parent::new();
+    let h = Hako::new();
+    let b = bundle_in(&p, "sleep 100");
+    let id = h.new_id();
+    let pid = started(&h, &id, &b);
+    let top = p.path("c");
+    let sub = format!("{top}/sub");
+    for d in Cg::of(pid).all() {
+        fs::create_dir(d.join("sub")).unwrap();
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            if d.join(f).exists() && !pure_v2() {
+                fs::write(d.join("sub").join(f), read(d.join(f)).trim()).unwrap();
+            }
+        }
+    }
+    // Every line's path, by its controllers ("" for v2).
+    let paths = |text: &str| -> Vec<(String, String)> {
+        text.lines()
+            .map(|l| {
+                let mut it = l.splitn(3, ':');
+                let _ = it.next();
+                (
+                    it.next().unwrap_or("").to_string(),
+                    it.next().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
+
+    let plain = exec_cgroup_lines(&h, &id, &[]).unwrap();
+    assert_eq!(plain, read(format!("/proc/{pid}/cgroup")));
+    for (c, path) in paths(&plain) {
+        assert_eq!(path, top, "{c:?}: {plain}");
+    }
+    assert!(
+        plain.lines().any(|l| l.starts_with("0::")),
+        "no v2 line: {plain}"
+    );
+
+    let all = exec_cgroup_lines(&h, &id, &["--cgroup", "sub"]).unwrap();
+    for (c, path) in paths(&all) {
+        assert_eq!(path, sub, "{c:?}: {all}");
+    }
+    let all = exec_cgroup_lines(&h, &id, &["--cgroup", "/sub/."]).unwrap();
+    assert!(paths(&all).iter().all(|(_, p)| *p == sub), "{all}");
+
+    if !pure_v2() {
+        let some = exec_cgroup_lines(
+            &h,
+            &id,
+            &["--cgroup", "memory:sub", "--cgroup", "pids,cpu:sub"],
+        )
+        .unwrap();
+        for (c, path) in paths(&some) {
+            let moved = c.split(',').any(|x| ["memory", "pids", "cpu"].contains(&x));
+            assert_eq!(&path, if moved { &sub } else { &top }, "{c:?}: {some}");
+        }
+        let o = exec_cgroup_lines(&h, &id, &["--cgroup", "nosuch:sub"]).unwrap_err();
+        assert!(o.stderr.contains("unknown controller nosuch"), "{o:?}");
+    } else {
+        let o = exec_cgroup_lines(&h, &id, &["--cgroup", "memory:sub"]).unwrap_err();
+        assert!(o.stderr.contains("unknown controller memory"), "{o:?}");
+    }
+    for (args, needle) in [
+        (&["--cgroup", "../../x"][..], "is not a sub cgroup path"),
+        (
+            &["--cgroup", "a:b:c"][..],
+            "invalid --cgroup argument: a:b:c",
+        ),
+        (
+            &["--cgroup", "sub", "--cgroup", "memory:sub"][..],
+            "missing <controller>: prefix",
+        ),
+        (&["--cgroup", "nosuch"][..], "no such file or directory"),
+    ] {
+        let o = exec_cgroup_lines(&h, &id, args).unwrap_err();
+        assert_eq!(o.code, 255, "{args:?}: {o:?}");
+        assert!(o.stderr.contains(needle), "{args:?}: {o:?}");
+    }
+
+    if pure_v2() {
+        // runc's cgroups.bats "init process in non-root cgroup": the init goes to /foo and the
+        // container's cgroup enables memory for its children.
+        let dir = Cg::of(pid).dir("memory").to_path_buf();
+        fs::create_dir(dir.join("foo")).unwrap();
+        fs::write(dir.join("foo/cgroup.procs"), pid.to_string()).unwrap();
+        fs::write(dir.join("cgroup.subtree_control"), "+memory").unwrap();
+        let lines = exec_cgroup_lines(&h, &id, &[]).unwrap();
+        assert_eq!(lines.trim(), format!("0::{top}/foo"), "{lines}");
+        fs::write(dir.join("cgroup.subtree_control"), "-memory").unwrap();
+    }
+    h.delete_force(&id).assert_ok();
+}

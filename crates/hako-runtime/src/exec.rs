@@ -44,6 +44,8 @@ pub struct ExecOptions {
     pub ignore_paused: bool,
     pub apparmor: Option<String>,
     pub process_label: Option<String>,
+    /// `--cgroup`: sub-cgroups of the container's to join (`SUB` or `CTRL[,CTRL]:SUB`).
+    pub sub_cgroups: Vec<String>,
 }
 
 /// runc's `getProcess`: the container's process with the command line's overrides.
@@ -218,12 +220,28 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
         None
     };
     // Pure v2: born in the container's cgroup (CLONE_INTO_CGROUP); otherwise moved in below.
-    let cg = Cgroups::from_record(rec.cgroup.clone());
+    let cg = Cgroups::from_record(rec.cgroup.clone()).for_exec(&o.sub_cgroups)?;
     let into = match cg.rec.layout.as_str() {
         "v2" => Some(cg.open_unified()?),
         _ => None,
     };
-    let forked = unsafe { sys::clone3(0, into.as_ref().map(|f| f.as_raw_fd())) };
+    // SAFETY: the runtime is single-threaded, so the child may go on like a fork's.
+    let mut forked = unsafe { sys::clone3(0, into.as_ref().map(|f| f.as_raw_fd())) };
+    if forked
+        .as_ref()
+        .is_err_and(|e| *e == nix::errno::Errno::EBUSY)
+        && o.sub_cgroups.is_empty()
+    {
+        // v2 refuses a process in a cgroup whose children have domain controllers: the
+        // container moved its init down and enabled some. Join the init's cgroup, as runc does.
+        if let Some(fd) = Cgroups::open_cgroup_of(rec.pid) {
+            crate::log::debug(
+                "exec: the container's cgroup takes no process (EBUSY); joining the init's",
+            );
+            // SAFETY: as above.
+            forked = unsafe { sys::clone3(0, Some(fd.as_raw_fd())) };
+        }
+    }
     drop(into);
     let pid = match forked.op("clone exec process")? {
         sys::Forked::Child => {

@@ -243,6 +243,10 @@ pub struct ExecArgs {
     /// Allow exec in a paused container.
     #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,
+    /// Run in a sub-cgroup of the container's: `SUB` (every hierarchy) or `CTRL[,CTRL]:SUB`
+    /// (cgroup v1), repeatable (runc 1.1).
+    #[arg(long = "cgroup")]
+    pub cgroup: Vec<String>,
     /// Accepted for runc compatibility (the shim is the subreaper).
     #[arg(long = "no-subreaper")]
     pub no_subreaper: bool,
@@ -420,6 +424,7 @@ const LONG_FLAGS: &[&str] = &[
     "no-new-privs",
     "cap",
     "ignore-paused",
+    "cgroup",
     "stats",
     "interval",
     "version",

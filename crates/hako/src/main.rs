@@ -86,6 +86,7 @@ fn exec_options(a: &cli::ExecArgs) -> ExecOptions {
         ignore_paused: a.ignore_paused,
         apparmor: a.apparmor.clone(),
         process_label: a.process_label.clone(),
+        sub_cgroups: a.cgroup.clone(),
     }
 }
 

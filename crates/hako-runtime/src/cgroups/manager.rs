@@ -290,6 +290,37 @@ impl Cgroups {
         r
     }
 
+    /// The cgroups an exec'd process joins: the container's, or the sub-cgroups of it that
+    /// `exec --cgroup` names (see [`super::exec_cgroup`]).
+    pub fn for_exec(&self, sub: &[String]) -> Result<Cgroups> {
+        if sub.is_empty() {
+            return Ok(Cgroups::from_record(self.rec.clone()));
+        }
+        let info =
+            std::fs::read_to_string("/proc/self/mountinfo").ctx("read", "/proc/self/mountinfo")?;
+        let rec = super::exec_cgroup::record(&self.rec, &hierarchies(&info), sub)?;
+        Ok(Cgroups::from_record(rec))
+    }
+
+    /// An fd on the v2 cgroup `pid` is in, for an exec that cannot join the container's own
+    /// (runc's fallback: the container moved its init into a sub-cgroup and enabled domain
+    /// controllers, so its top cgroup may hold no process).
+    pub fn open_cgroup_of(pid: i32) -> Option<std::os::fd::OwnedFd> {
+        let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+        let rel = own.lines().find_map(|l| l.strip_prefix("0::"))?;
+        let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+        let mp = hierarchies(&info).into_iter().find(|h| h.v2)?.mountpoint;
+        let d = mp.join(rel.trim_start_matches('/'));
+        nix::fcntl::open(
+            &d,
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .ok()
+    }
+
     /// An fd on the v2 directory, for clone3's CLONE_INTO_CGROUP.
     pub fn open_unified(&self) -> Result<std::os::fd::OwnedFd> {
         let d = self

@@ -4,6 +4,7 @@
 
 pub mod bpf;
 pub mod emulator;
+pub mod exec_cgroup;
 pub mod manager;
 pub mod mount;
 pub mod rootless;
