@@ -248,6 +248,98 @@ fn zero_values_mean_unset() {
     assert_eq!(o.stdout, "alive\n", "{o:?}");
 }
 
+/// `linux.resources` exactly as docker 20.10 sends it for a plain `docker run` (captured from a
+/// real dockerd: it fills every resource it leaves unset with Go's zero value), plus the other
+/// zeros its `toContainerdResources` puts in an update. runc reads each 0 as "not set"; written,
+/// `blockIO.weight: 0` is out of range for blkio.bfq.weight and every `docker run` failed.
+fn docker_zero_resources() -> Value {
+    json!({
+        "devices": [{ "allow": false, "access": "rwm" }],
+        "memory": { "disableOOMKiller": false, "limit": 0, "reservation": 0, "kernel": 0, "kernelTCP": 0 },
+        "cpu": { "shares": 0, "quota": 0, "period": 0, "realtimePeriod": 0, "realtimeRuntime": 0,
+                 "cpus": "", "mems": "" },
+        "blockIO": { "weight": 0, "leafWeight": 0 },
+        "pids": { "limit": 0 }
+    })
+}
+
+/// The blkio weight file of a v1 cgroup (BFQ kernels have only blkio.bfq.weight), if any.
+fn blkio_weight_file(cg: &Cg) -> Option<&'static str> {
+    ["blkio.weight", "blkio.bfq.weight"]
+        .into_iter()
+        .find(|f| cg.dir("blkio").join(f).exists())
+}
+
+#[test]
+fn docker_zero_values_are_not_written() {
+    require_root!();
+    let p = Parent::new();
+    let h = Hako::new();
+    let mut b = bundle_in(&p, "sleep 100");
+    b.config["linux"]["resources"] = docker_zero_resources();
+    let id = h.new_id();
+    let pid = started(&h, &id, &b);
+    let cg = Cg::of(pid);
+    // The kernel's defaults of a new cgroup: nothing was written.
+    assert_eq!(cg.file("pids", "pids.max"), "max");
+    if pure_v2() {
+        assert_eq!(cg.file("cpu", "cpu.max"), "max 100000");
+        assert_eq!(cg.file("memory", "memory.max"), "max");
+    } else {
+        assert_eq!(cg.file("cpu", "cpu.shares"), "1024");
+        assert_eq!(cg.file("cpu", "cpu.cfs_quota_us"), "-1");
+        if let Some(f) = blkio_weight_file(&cg) {
+            assert_eq!(cg.file("blkio", f), "100", "{f}");
+        }
+    }
+    assert_eq!(h.status(&id), "running");
+}
+
+#[test]
+fn docker_update_zero_values_keep_the_other_limits() {
+    require_root!();
+    let p = Parent::new();
+    let h = Hako::new();
+    let mut b = bundle_in(&p, "sleep 100");
+    let mut r = docker_zero_resources();
+    r["memory"]["limit"] = json!(64 * MIB);
+    r["cpu"]["shares"] = json!(512);
+    r["pids"]["limit"] = json!(50);
+    if !pure_v2() {
+        r["blockIO"]["weight"] = json!(300);
+    }
+    b.config["linux"]["resources"] = r;
+    let id = h.new_id();
+    let pid = started(&h, &id, &b);
+    let cg = Cg::of(pid);
+    let weight = if pure_v2() {
+        None
+    } else {
+        blkio_weight_file(&cg)
+    };
+    if let Some(f) = weight {
+        assert_eq!(cg.file("blkio", f), "300", "{f}");
+    }
+    // `docker update --memory 96m`: the new limit, every other field 0 (what the user did not
+    // set at create): the limits set at create must stay.
+    let mut u = docker_zero_resources();
+    u.as_object_mut().unwrap().remove("devices");
+    u["memory"]["limit"] = json!(96 * MIB);
+    update_json(&h, &id, u);
+    let mem = if pure_v2() {
+        "memory.max"
+    } else {
+        "memory.limit_in_bytes"
+    };
+    assert_eq!(cg.file("memory", mem), (96 * MIB).to_string());
+    assert_eq!(cg.file("pids", "pids.max"), "50");
+    check_shares(&cg, 512);
+    if let Some(f) = weight {
+        assert_eq!(cg.file("blkio", f), "300", "{f}");
+    }
+    assert_eq!(h.status(&id), "running");
+}
+
 /// A shell holding 100 MB in a variable: reliably allocates (busybox sh keeps the string).
 const HOG: &str = "x=$(yes | head -c 100000000); echo survived ${#x}";
 

@@ -55,8 +55,11 @@ pub fn set(rec: &CgroupRecord, r: &LinuxResources) -> Result<()> {
     if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
         return Err(Error::Usage(super::manager::V1_NO_UNIFIED.into()));
     }
-    // A 0 in memory.{limit,reservation,swap} and cpu.{shares,quota,period} means "not set", as
-    // in runc (Go's zero value): written, a 0 limit would OOM-kill the init as it starts.
+    // A 0 means "not set" wherever runc's Go zero value does: memory.{limit,reservation,swap,
+    // kernel,kernelTCP}, cpu.{shares,quota,period,realtimePeriod,realtimeRuntime}, pids.limit,
+    // blockIO.{weight,leafWeight} and a weightDevice's weight, network.classID. docker fills
+    // every field it leaves unset with 0: written, a 0 limit would OOM-kill the init as it
+    // starts and a 0 blkio weight is out of range (ERANGE).
     if let Some(m) = r.memory() {
         let d = || dir(rec, "memory", "linux.resources.memory");
         if let Some(v) = m.reservation().filter(|v| *v != 0) {
@@ -69,7 +72,7 @@ pub fn set(rec: &CgroupRecord, r: &LinuxResources) -> Result<()> {
         }
         set_memory_and_swap(d()?, m.limit(), m.swap())?;
         #[allow(deprecated)]
-        if let Some(v) = m.kernel() {
+        if let Some(v) = m.kernel().filter(|v| *v != 0) {
             write(
                 d()?,
                 "memory.kmem.limit_in_bytes",
@@ -78,7 +81,7 @@ pub fn set(rec: &CgroupRecord, r: &LinuxResources) -> Result<()> {
             )?;
         }
         #[allow(deprecated)]
-        if let Some(v) = m.kernel_tcp() {
+        if let Some(v) = m.kernel_tcp().filter(|v| *v != 0) {
             write(
                 d()?,
                 "memory.kmem.tcp.limit_in_bytes",
@@ -135,7 +138,7 @@ pub fn set(rec: &CgroupRecord, r: &LinuxResources) -> Result<()> {
                 "linux.resources.cpu.burst",
             )?;
         }
-        if let Some(v) = c.realtime_period() {
+        if let Some(v) = c.realtime_period().filter(|v| *v != 0) {
             write(
                 d()?,
                 "cpu.rt_period_us",
@@ -143,7 +146,7 @@ pub fn set(rec: &CgroupRecord, r: &LinuxResources) -> Result<()> {
                 "linux.resources.cpu.realtimePeriod",
             )?;
         }
-        if let Some(v) = c.realtime_runtime() {
+        if let Some(v) = c.realtime_runtime().filter(|v| *v != 0) {
             write(
                 d()?,
                 "cpu.rt_runtime_us",
@@ -171,7 +174,7 @@ pub fn set(rec: &CgroupRecord, r: &LinuxResources) -> Result<()> {
             )?;
         }
     }
-    if let Some(p) = r.pids() {
+    if let Some(p) = r.pids().filter(|p| p.limit() != 0) {
         let v = if p.limit() > 0 {
             p.limit().to_string()
         } else {
@@ -186,7 +189,7 @@ pub fn set(rec: &CgroupRecord, r: &LinuxResources) -> Result<()> {
     }
     if let Some(b) = r.block_io() {
         let d = || dir(rec, "blkio", "linux.resources.blockIO");
-        if let Some(w) = b.weight() {
+        if let Some(w) = b.weight().filter(|w| *w != 0) {
             // Kernels with BFQ expose only blkio.bfq.weight (as on our hosts); runc falls back too.
             let dd = d()?;
             let f = if dd.join("blkio.weight").exists() {
@@ -196,7 +199,7 @@ pub fn set(rec: &CgroupRecord, r: &LinuxResources) -> Result<()> {
             };
             write(dd, f, &w.to_string(), "linux.resources.blockIO.weight")?;
         }
-        if let Some(w) = b.leaf_weight() {
+        if let Some(w) = b.leaf_weight().filter(|w| *w != 0) {
             write(
                 d()?,
                 "blkio.leaf_weight",
@@ -205,7 +208,7 @@ pub fn set(rec: &CgroupRecord, r: &LinuxResources) -> Result<()> {
             )?;
         }
         for wd in b.weight_device().iter().flatten() {
-            if let Some(w) = wd.weight() {
+            if let Some(w) = wd.weight().filter(|w| *w != 0) {
                 let dd = d()?;
                 let f = if dd.join("blkio.weight_device").exists() {
                     "blkio.weight_device"
@@ -277,7 +280,7 @@ pub fn set(rec: &CgroupRecord, r: &LinuxResources) -> Result<()> {
         }
     }
     if let Some(n) = r.network() {
-        if let Some(id) = n.class_id() {
+        if let Some(id) = n.class_id().filter(|id| *id != 0) {
             write(
                 dir(rec, "net_cls", "linux.resources.network.classID")?,
                 "net_cls.classid",

@@ -73,8 +73,8 @@ fn max_or(v: i64) -> String {
 }
 
 pub fn set(d: &Path, r: &LinuxResources) -> Result<()> {
-    // 0 means "not set" for memory.{limit,reservation,swap} and cpu.{shares,quota,period}, as in
-    // runc (see v1::set).
+    // 0 means "not set" for memory.{limit,reservation,swap}, cpu.{shares,quota,period,realtime*},
+    // pids.limit and the blockIO weights, as in runc (see v1::set: docker sends 0 for all of them).
     let set = |v: Option<i64>| v.filter(|v| *v != 0);
     if let Some(m) = r.memory() {
         if let Some(v) = set(m.reservation()) {
@@ -135,7 +135,9 @@ pub fn set(d: &Path, r: &LinuxResources) -> Result<()> {
         if let Some(i) = c.idle() {
             write(d, "cpu.idle", &i.to_string(), "linux.resources.cpu.idle")?;
         }
-        if c.realtime_runtime().is_some() || c.realtime_period().is_some() {
+        if c.realtime_runtime().is_some_and(|v| v != 0)
+            || c.realtime_period().is_some_and(|v| v != 0)
+        {
             return Err(Error::Usage(
                 "linux.resources.cpu.realtimeRuntime: not supported on cgroup v2".into(),
             ));
@@ -147,7 +149,7 @@ pub fn set(d: &Path, r: &LinuxResources) -> Result<()> {
             write(d, "cpuset.mems", v, "linux.resources.cpu.mems")?;
         }
     }
-    if let Some(p) = r.pids() {
+    if let Some(p) = r.pids().filter(|p| p.limit() != 0) {
         let v = if p.limit() > 0 {
             p.limit().to_string()
         } else {
@@ -156,7 +158,7 @@ pub fn set(d: &Path, r: &LinuxResources) -> Result<()> {
         write(d, "pids.max", &v, "linux.resources.pids.limit")?;
     }
     if let Some(b) = r.block_io() {
-        if let Some(w) = b.weight() {
+        if let Some(w) = b.weight().filter(|w| *w != 0) {
             let f = if d.join("io.bfq.weight").exists() {
                 "io.bfq.weight"
             } else {
@@ -169,13 +171,13 @@ pub fn set(d: &Path, r: &LinuxResources) -> Result<()> {
             };
             write(d, f, &v.to_string(), "linux.resources.blockIO.weight")?;
         }
-        if b.leaf_weight().is_some() {
+        if b.leaf_weight().is_some_and(|w| w != 0) {
             crate::log::warn(
                 "linux.resources.blockIO.leafWeight: not supported on cgroup v2, ignored (as runc)",
             );
         }
         for wd in b.weight_device().iter().flatten() {
-            if let Some(w) = wd.weight() {
+            if let Some(w) = wd.weight().filter(|w| *w != 0) {
                 write(
                     d,
                     "io.weight",
