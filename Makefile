@@ -7,7 +7,7 @@ DEBIAN_PKGS := busybox-static runc crun hyperfine jq libseccomp-dev pkg-config t
 # `make integration` also needs the real callers (ctr ships with containerd; script(1) is in bsdutils).
 INTEGRATION_PKGS := podman conmon containerd bsdutils tar
 
-.PHONY: all deps build release test unit integration-tests demo bench integration test-cgroupv2 vm-deps lint clean
+.PHONY: all deps build release test unit integration-tests demo bench integration test-cgroupv2 test-systemd vm-deps lint clean
 
 all: build
 
@@ -39,7 +39,7 @@ integration-tests: build
 
 # test-cgroupv2 boots the VM once (about 3 minutes here) and integration drives hako with podman
 # and containerd (about 4 minutes with their install): within CI's 30-minute budget.
-test: deps lint unit integration-tests test-cgroupv2 integration
+test: deps lint unit integration-tests test-cgroupv2 test-systemd integration
 
 demo: deps release
 	@mkdir -p $(TMP)
@@ -93,6 +93,19 @@ test-cgroupv2: deps vm-deps
 		ev=$$(sed -n 3p $(TMP)/cgv2-tests); rl=$$(sed -n 4p $(TMP)/cgv2-tests); \
 		$$unit cgroups:: --test-threads=1; $$it --test-threads=1; $$ev --test-threads=1; \
 		$$rl delegated_cgroup without_a_writable --test-threads=1'
+
+# The systemd cgroup driver (--systemd-cgroup) under a real systemd: the same v2 guest booted with
+# systemd 252 as PID 1 and D-Bus (VMRUN_INIT=systemd), one boot for tests/tests/systemd.rs.
+# On a real systemd + cgroup v2 machine: `cargo test -p hako-tests --test systemd -- --test-threads=1`.
+test-systemd: deps vm-deps
+	$(CARGO) build -p hako
+	@mkdir -p $(TMP)
+	$(CARGO) test -p hako-tests --test systemd --no-run --message-format=json | \
+		jq -r 'select(.profile.test == true) | .executable' > $(TMP)/systemd-tests
+	VMRUN_INIT=systemd VMRUN_TIMEOUT=$(VM_TIMEOUT) $(VM)/vm-run.sh -e HAKO_TEST_SLOW=1 \
+		-e HAKO_BIN=$(CURDIR)/target/debug/hako "$(CURDIR)" -- sh -c 'set -e; \
+		test -d /run/systemd/system; grep -q "cgroup2 cgroup2" /proc/self/mountinfo; \
+		$$(sed -n 1p $(TMP)/systemd-tests) --test-threads=1'
 
 clean:
 	$(CARGO) clean

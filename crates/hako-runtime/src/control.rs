@@ -51,7 +51,7 @@ pub fn update(root: &Path, id: &str, r: &hako_spec::oci::LinuxResources) -> Resu
     let mut linux = rec.config.linux().clone().unwrap_or_default();
     let recorded = linux.resources().clone().unwrap_or_default();
     // New device rules replace the old set: they need the default list too, as at create.
-    cg.set(&Cgroups::with_default_devices(with_cpu_pair(r, &recorded)))?;
+    cg.update(&Cgroups::with_default_devices(with_cpu_pair(r, &recorded)))?;
     let mut merged = recorded;
     merge_resources(&mut merged, r);
     linux.set_resources(Some(merged));

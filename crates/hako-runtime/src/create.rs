@@ -183,9 +183,13 @@ fn create_locked(
     // Pure cgroup v2: the cgroup is made and limited now and the init is *born* in it
     // (CLONE_INTO_CGROUP): no migration, so none of cgroup_threadgroup_rwsem's grace periods.
     // v1 and the hybrid have no such flag: the runtime moves the init in after Go, in parallel
-    // with the init's own setup.
+    // with the init's own setup. Neither has systemd: it creates the unit's cgroup with the init
+    // in it (the PIDs property), so the init must exist first.
     let mut planned = Some(planned);
-    let into = if planned.as_ref().is_some_and(|c| c.rec.layout == "v2") {
+    let into = if planned
+        .as_ref()
+        .is_some_and(|c| c.rec.layout == "v2" && !o.systemd_cgroup)
+    {
         let cg = made.cgroups.insert(planned.take().expect("planned"));
         if made_or_skipped(cg, spec, o)? {
             if let Some(r) = Cgroups::resources(spec) {
@@ -280,9 +284,11 @@ fn create_locked(
     // run anything of the user's.
     if let Some(planned) = planned.take() {
         let cg = made.cgroups.insert(planned);
+        let r = Cgroups::resources(spec);
+        cg.start_unit(pid, r.as_ref(), &o.id)?;
         if made_or_skipped(cg, spec, o)? {
-            if let Some(r) = Cgroups::resources(spec) {
-                cg.set(&r)?;
+            if let Some(r) = &r {
+                cg.set(r)?;
             }
             cg.apply(pid)?;
         }

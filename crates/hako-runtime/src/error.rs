@@ -47,6 +47,9 @@ pub enum Error {
     Init(String),
     #[error("{0}")]
     Hook(String),
+    /// The systemd cgroup driver: the bus or systemd refused, with the unit named.
+    #[error("{0}")]
+    Systemd(String),
 }
 
 /// "operation not permitted", "no such file or directory": Go's lowercase strerror, which is what

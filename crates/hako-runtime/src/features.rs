@@ -99,9 +99,9 @@ pub fn features() -> Features {
             cgroup: Cgroup {
                 v1: true,
                 v2: true,
-                // --systemd-cgroup lays paths out as systemd would, but no unit is created over
-                // D-Bus: not the systemd driver callers mean.
-                systemd: false,
+                // Only when systemd answers on the system bus: --systemd-cgroup fails otherwise.
+                systemd: crate::cgroups::systemd::Systemd::connect().is_ok(),
+                // The user instance's bus (rootless) is not driven yet.
                 systemd_user: false,
             },
             seccomp: Seccomp {

@@ -12,6 +12,7 @@ pub mod console;
 pub mod container;
 pub mod control;
 pub mod create;
+pub mod dbus;
 pub mod devices;
 pub mod enosys;
 pub mod error;

@@ -77,6 +77,10 @@ pub struct CgroupRecord {
     /// there: removed at delete once empty, whichever hako container happened to create it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shared_parents: Vec<PathBuf>,
+    /// `--systemd-cgroup`: the transient unit systemd created for the container (`x.scope`),
+    /// stopped at delete. Set once the unit exists, so a failed create stops only its own unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd_unit: Option<String>,
 }
 
 /// Everything a later command (start, kill, delete, state) needs, since it gets no bundle argument.

@@ -1,6 +1,7 @@
 //! Placement and lifetime of one container's cgroups, for every layout. Limits are written by the
 //! layout's driver ([`super::v1`], [`super::v2`]).
 
+use std::cell::RefCell;
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -8,6 +9,7 @@ use hako_spec::oci::{LinuxResources, Spec};
 use hako_spec::state::CgroupRecord;
 use nix::errno::Errno;
 
+use super::systemd::{Place, Systemd};
 use super::{hierarchies, Hierarchy};
 use crate::error::{Context, Error, Result};
 
@@ -16,6 +18,12 @@ pub const V1_NO_UNIFIED: &str = "invalid configuration: cannot use unified on cg
 
 pub struct Cgroups {
     pub rec: CgroupRecord,
+    /// `--systemd-cgroup` at create: the unit to start (its name goes to `rec.systemd_unit` once
+    /// it exists).
+    unit: Option<Place>,
+    /// The bus connection, made at plan (so a host without systemd fails before anything
+    /// exists) or when a later command first needs it. Never for the cgroupfs driver.
+    systemd: RefCell<Option<Systemd>>,
 }
 
 /// Reads a cgroup file, trimmed.
@@ -60,35 +68,10 @@ pub fn write_error(
     })
 }
 
-/// `machine-app.slice` → `/machine.slice/machine-app.slice` (systemd's slice nesting).
-fn expand_slice(slice: &str) -> Result<PathBuf> {
-    let name = slice
-        .strip_suffix(".slice")
-        .ok_or_else(|| Error::Usage(format!("linux.cgroupsPath: {slice:?} is not a slice")))?;
-    let mut out = PathBuf::from("/");
-    if name == "-" || name.is_empty() {
-        return Ok(out);
-    }
-    let mut prefix = String::new();
-    for part in name.split('-') {
-        if part.is_empty() {
-            return Err(Error::Usage(format!(
-                "linux.cgroupsPath: invalid slice {slice:?}"
-            )));
-        }
-        if !prefix.is_empty() {
-            prefix.push('-');
-        }
-        prefix.push_str(part);
-        out.push(format!("{prefix}.slice"));
-    }
-    Ok(out)
-}
-
 /// The cgroup path inside each hierarchy, by runc's rules: absolute paths are from the hierarchy
 /// root, relative ones from the runtime's own cgroup, and an empty one is `/hako/<id>` (a parent
-/// hako owns). With `--systemd-cgroup`, `slice:prefix:name` is laid out as systemd would
-/// (`/<slice path>/<prefix>-<name>.scope`); hosts here have no systemd to ask.
+/// hako owns). With `--systemd-cgroup`, `slice:prefix:name` is where systemd puts the unit
+/// (`/<slice path>/<prefix>-<name>.scope`, see [`super::systemd::parse`]).
 pub fn inner_path(spec: &Spec, id: &str, systemd: bool) -> Result<(PathBuf, bool)> {
     let raw = spec
         .linux()
@@ -97,31 +80,7 @@ pub fn inner_path(spec: &Spec, id: &str, systemd: bool) -> Result<(PathBuf, bool
         .unwrap_or_default();
     let raw_s = raw.to_string_lossy().to_string();
     if systemd {
-        let parts: Vec<&str> = if raw_s.is_empty() {
-            vec!["", "hako", id]
-        } else {
-            raw_s.split(':').collect()
-        };
-        if parts.len() != 3 {
-            return Err(Error::Usage(format!(
-                "linux.cgroupsPath: expected \"slice:prefix:name\" with --systemd-cgroup, got {raw_s:?}"
-            )));
-        }
-        let slice = if parts[0].is_empty() {
-            "system.slice"
-        } else {
-            parts[0]
-        };
-        let mut p = expand_slice(slice)?;
-        let unit = if parts[2].ends_with(".slice") {
-            parts[2].to_string()
-        } else if parts[1].is_empty() {
-            format!("{}.scope", parts[2])
-        } else {
-            format!("{}-{}.scope", parts[1], parts[2])
-        };
-        p.push(unit);
-        return Ok((p, true));
+        return Ok((super::systemd::parse(&raw_s, id, false)?.path, true));
     }
     if raw.components().any(|c| c == Component::ParentDir) {
         return Err(Error::Usage(format!(
@@ -145,12 +104,43 @@ fn layout_of(hs: &[Hierarchy]) -> &'static str {
 
 impl Cgroups {
     pub fn from_record(rec: CgroupRecord) -> Cgroups {
-        Cgroups { rec }
+        Cgroups {
+            rec,
+            unit: None,
+            systemd: RefCell::new(None),
+        }
+    }
+
+    /// The systemd connection (made on first use).
+    fn systemd(&self) -> Result<std::cell::RefMut<'_, Systemd>> {
+        let mut s = self.systemd.borrow_mut();
+        if s.is_none() {
+            *s = Some(Systemd::connect()?);
+        }
+        Ok(std::cell::RefMut::map(s, |s| {
+            s.as_mut().expect("connected")
+        }))
     }
 
     /// Decides the container's cgroup directories on this host. Creates nothing.
     pub fn plan(spec: &Spec, id: &str, systemd: bool) -> Result<Cgroups> {
         let (inner, absolute) = inner_path(spec, id, systemd)?;
+        let unit = if systemd {
+            let raw = spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.cgroups_path().clone())
+                .unwrap_or_default();
+            Some(super::systemd::parse(&raw.to_string_lossy(), id, false)?)
+        } else {
+            None
+        };
+        // Before anything exists: no systemd is one clear error and nothing to undo.
+        let bus = if systemd {
+            Some(Systemd::connect()?)
+        } else {
+            None
+        };
         let info =
             std::fs::read_to_string("/proc/self/mountinfo").ctx("read", "/proc/self/mountinfo")?;
         let own = std::fs::read_to_string("/proc/self/cgroup").ctx("read", "/proc/self/cgroup")?;
@@ -180,7 +170,44 @@ impl Cgroups {
                 rec.v1.insert(name.to_string_lossy().into_owned(), dir);
             }
         }
-        Ok(Cgroups { rec })
+        Ok(Cgroups {
+            rec,
+            unit,
+            systemd: RefCell::new(bus),
+        })
+    }
+
+    /// `--systemd-cgroup`: has systemd create the container's unit with `pid` in it and the
+    /// properties of `r`, and waits for the job. From the moment the unit exists it is recorded,
+    /// so a failure after it (or a later `delete`) stops it. Without the flag: nothing.
+    pub fn start_unit(&mut self, pid: i32, r: Option<&LinuxResources>, id: &str) -> Result<()> {
+        let Some(place) = self.unit.clone() else {
+            return Ok(());
+        };
+        let v2 = self.rec.layout == "v2";
+        let mut bus = self.systemd()?;
+        let mut props = super::systemd::unit_properties(&place, pid, v2, id);
+        if let Some(r) = r {
+            props.extend(super::systemd::resource_properties(r, v2, || {
+                bus.version()
+            })?);
+        }
+        let mut unit = None;
+        let r = bus.start(&place.unit, props, || unit = Some(place.unit.clone()));
+        drop(bus);
+        self.rec.systemd_unit = unit;
+        r
+    }
+
+    /// `update`: the unit's properties first (runtime only, as runc), then the files.
+    pub fn update(&self, r: &LinuxResources) -> Result<()> {
+        if let Some(unit) = &self.rec.systemd_unit {
+            let v2 = self.rec.layout == "v2";
+            let mut bus = self.systemd()?;
+            let props = super::systemd::resource_properties(r, v2, || bus.version())?;
+            bus.set_properties(unit, props)?;
+        }
+        self.set(r)
     }
 
     /// runc's checks before a container goes into cgroups that may already exist: resources
@@ -465,6 +492,11 @@ impl Cgroups {
     /// SIGKILL to everything in the cgroup. v2 has cgroup.kill; on v1 the cgroup is frozen first
     /// so a fork bomb cannot outrun the loop, then thawed so the signals are delivered.
     pub fn kill_all(&self) -> Result<()> {
+        if self.unit.is_some() && self.rec.systemd_unit.is_none() {
+            // The unit was never started (a unit of that name already exists): the directories
+            // are someone else's.
+            return Ok(());
+        }
         if let Some(d) = self
             .rec
             .unified
@@ -497,6 +529,15 @@ impl Cgroups {
     /// busy for a moment while its last task exits: retry briefly. A parent it created (`/hako`)
     /// may meanwhile hold other containers: it is left alone then.
     pub fn destroy(&self) -> Result<()> {
+        if let Some(unit) = &self.rec.systemd_unit {
+            // systemd removes the unit's cgroup (with anything the container made below it).
+            self.systemd()?.stop(unit)?;
+            // What may be left is an empty directory of a v1 hierarchy systemd does not manage
+            // (those hako made are also in `created`, removed below with retries).
+            for d in self.dirs() {
+                let _ = std::fs::remove_dir(d);
+            }
+        }
         let deadline = Instant::now() + Duration::from_secs(2);
         let own: Vec<&PathBuf> = self.dirs().collect();
         let mut dirs = self.rec.created.clone();

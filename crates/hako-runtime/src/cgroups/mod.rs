@@ -9,6 +9,7 @@ pub mod manager;
 pub mod mount;
 pub mod rootless;
 pub mod stats;
+pub mod systemd;
 pub mod v1;
 pub mod v2;
 

@@ -1,0 +1,766 @@
+//! The systemd cgroup driver (`--systemd-cgroup`), as runc's libcontainer/cgroups/systemd: the
+//! container's cgroup is a transient unit (`prefix-name.scope`, or a slice) that systemd creates
+//! over D-Bus with `Delegate=yes`, so systemd knows the cgroup is there and leaves its inside to
+//! the runtime. Limits go to the unit as properties (what systemd re-applies on a reload) and then
+//! to the cgroup files directly (what systemd has no property for), as runc does.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use hako_spec::oci::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
+
+use crate::dbus::{Bus, DbusError, Value};
+use crate::error::{Error, Result};
+
+/// runc's wording, which callers match on.
+pub const NOT_RUNNING: &str =
+    "systemd not running on this host, cannot use systemd cgroups manager";
+
+const DEST: &str = "org.freedesktop.systemd1";
+const PATH: &str = "/org/freedesktop/systemd1";
+const MANAGER: &str = "org.freedesktop.systemd1.Manager";
+/// runc's timeout for a start or stop job.
+const JOB_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where `slice:prefix:name` puts the container.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Place {
+    /// The unit hako creates: `prefix-name.scope`, or `name` itself when it is a slice.
+    pub unit: String,
+    /// The parent slice, as systemd names it (`system.slice`, `machine-app.slice`).
+    pub slice: String,
+    /// The unit's cgroup below a hierarchy's root: `/machine.slice/machine-app.slice/x.scope`.
+    pub path: PathBuf,
+}
+
+fn field_err(msg: String) -> Error {
+    Error::Usage(format!("linux.cgroupsPath: {msg}"))
+}
+
+/// systemd nests slices by name: `test-a-b.slice` is `/test.slice/test-a.slice/test-a-b.slice`
+/// (runc's ExpandSlice, with its errors).
+pub fn expand_slice(slice: &str) -> Result<PathBuf> {
+    let invalid = || field_err(format!("invalid slice name: {slice}"));
+    let name = slice
+        .strip_suffix(".slice")
+        .filter(|_| !slice.contains('/'))
+        .ok_or_else(invalid)?;
+    let mut out = PathBuf::from("/");
+    if name == "-" {
+        return Ok(out);
+    }
+    let mut prefix = String::new();
+    for part in name.split('-') {
+        if part.is_empty() {
+            return Err(invalid());
+        }
+        prefix.push_str(part);
+        out.push(format!("{prefix}.slice"));
+        prefix.push('-');
+    }
+    Ok(out)
+}
+
+/// Parses `linux.cgroupsPath` by runc's rules: `slice:prefix:name`; an empty path is
+/// `:hako:<id>` (runc uses its own name as the prefix); an empty slice is `system.slice`
+/// (`user.slice` rootless); a name ending in `.slice` makes the unit that slice.
+pub fn parse(raw: &str, id: &str, rootless: bool) -> Result<Place> {
+    let parts: Vec<&str> = if raw.is_empty() {
+        vec!["", "hako", id]
+    } else {
+        raw.split(':').collect()
+    };
+    let [slice, prefix, name] = parts[..] else {
+        return Err(field_err(format!(
+            "expected cgroupsPath to be of format \"slice:prefix:name\" for systemd cgroups, got {raw:?} instead"
+        )));
+    };
+    let slice = match slice {
+        "" if rootless => "user.slice",
+        "" => "system.slice",
+        s => s,
+    };
+    let unit = if name.ends_with(".slice") {
+        expand_slice(name)?;
+        name.to_string()
+    } else if prefix.is_empty() {
+        format!("{name}.scope")
+    } else {
+        format!("{prefix}-{name}.scope")
+    };
+    if name.is_empty() || unit.contains('/') || unit.chars().any(char::is_whitespace) {
+        return Err(field_err(format!("invalid unit name {unit:?}")));
+    }
+    let mut path = expand_slice(slice)?;
+    path.push(&unit);
+    Ok(Place {
+        unit,
+        slice: slice.to_string(),
+        path,
+    })
+}
+
+/// Whether this host was booted with systemd (sd_booted(3): /run/systemd/system is a
+/// directory), which is what runc checks before anything else.
+pub fn booted() -> bool {
+    std::fs::symlink_metadata("/run/systemd/system").is_ok_and(|m| m.is_dir())
+}
+
+/// A connection to systemd's manager object.
+pub struct Systemd {
+    bus: Bus,
+    version: Option<u32>,
+    watching_jobs: bool,
+}
+
+fn remote_name(e: &DbusError) -> &str {
+    match e {
+        DbusError::Remote { name, .. } => name,
+        _ => "",
+    }
+}
+
+impl Systemd {
+    /// Connects to the system bus (the rootless case would need the user instance's bus, which
+    /// hako does not drive yet). Fails with runc's wording when systemd is not there.
+    pub fn connect() -> Result<Systemd> {
+        if !booted() {
+            return Err(Error::Systemd(NOT_RUNNING.into()));
+        }
+        let bus = Bus::connect(&crate::dbus::system_bus_path())
+            .map_err(|e| Error::Systemd(format!("{NOT_RUNNING}: {e}")))?;
+        Ok(Systemd {
+            bus,
+            version: None,
+            watching_jobs: false,
+        })
+    }
+
+    fn call(&mut self, member: &str, args: &[Value]) -> std::result::Result<Vec<Value>, DbusError> {
+        self.bus.call(DEST, PATH, MANAGER, member, args)
+    }
+
+    /// systemd's version number (`252` of "252.19-1"), or 0 when it cannot be read.
+    pub fn version(&mut self) -> u32 {
+        if let Some(v) = self.version {
+            return v;
+        }
+        let v = self
+            .bus
+            .call(
+                DEST,
+                PATH,
+                "org.freedesktop.DBus.Properties",
+                "Get",
+                &[Value::str(MANAGER), Value::str("Version")],
+            )
+            .ok()
+            .and_then(|b| b.first().and_then(Value::as_str).map(version_number))
+            .unwrap_or(0);
+        self.version = Some(v);
+        v
+    }
+
+    /// JobRemoved is broadcast to the job's requester: match it before the job exists, so it
+    /// cannot arrive unseen.
+    fn watch_jobs(&mut self) -> Result<()> {
+        if !self.watching_jobs {
+            self.bus
+                .add_match(&format!(
+                    "type='signal',sender='{DEST}',path='{PATH}',interface='{MANAGER}',member='JobRemoved'"
+                ))
+                .map_err(|e| Error::Systemd(format!("watch systemd jobs: {e}")))?;
+            self.watching_jobs = true;
+        }
+        Ok(())
+    }
+
+    /// Waits for the job `job` to finish and returns its result (`done`, `failed`, ...).
+    fn wait_job(&mut self, job: &str, what: &str) -> std::result::Result<String, DbusError> {
+        self.bus
+            .wait_signal(Instant::now() + JOB_TIMEOUT, what, |m| {
+                if m.member.as_deref() != Some("JobRemoved") {
+                    return None;
+                }
+                // JobRemoved(u id, o job, s unit, s result)
+                match &m.body[..] {
+                    [_, Value::Path(p), _, Value::Str(result)] if p == job => Some(result.clone()),
+                    _ => None,
+                }
+            })
+    }
+
+    /// StartTransientUnit(name, "replace", properties) and waits for its job. A unit of that name
+    /// left failed by an earlier container is reset and the start tried once more (runc).
+    /// `started` is called once the unit exists and is hako's to stop, even if the job fails.
+    pub fn start(
+        &mut self,
+        unit: &str,
+        props: Vec<(String, Value)>,
+        started: impl FnOnce(),
+    ) -> Result<()> {
+        self.watch_jobs()?;
+        let props = Value::Array(
+            "(sv)".into(),
+            props
+                .into_iter()
+                .map(|(k, v)| Value::Struct(vec![Value::Str(k), Value::variant(v)]))
+                .collect(),
+        );
+        let args = [
+            Value::str(unit),
+            Value::str("replace"),
+            props,
+            Value::Array("(sa(sv))".into(), vec![]),
+        ];
+        let fail = |e: String| Error::Systemd(format!("unable to start unit {unit:?}: {e}"));
+        let mut r = self.call("StartTransientUnit", &args);
+        if r.as_ref()
+            .is_err_and(|e| remote_name(e) == "org.freedesktop.systemd1.UnitExists")
+        {
+            self.reset_failed(unit);
+            r = self.call("StartTransientUnit", &args);
+        }
+        let job = match r {
+            Ok(body) => body
+                .first()
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| fail("no job in systemd's reply".into()))?,
+            Err(e) => return Err(fail(e.to_string())),
+        };
+        started();
+        match self.wait_job(&job, &format!("systemd to create {unit}")) {
+            Ok(result) if result == "done" => Ok(()),
+            Ok(result) => {
+                self.reset_failed(unit);
+                Err(Error::Systemd(format!(
+                    "error creating systemd unit `{unit}`: got `{result}`"
+                )))
+            }
+            Err(DbusError::Timeout(_)) => {
+                self.reset_failed(unit);
+                Err(Error::Systemd(format!(
+                    "Timeout waiting for systemd to create {unit}"
+                )))
+            }
+            Err(e) => Err(fail(e.to_string())),
+        }
+    }
+
+    /// StopUnit(name, "replace") and waits for its job; a unit systemd already unloaded (its last
+    /// process exited) is not an error. A failed unit is reset so nothing of it stays.
+    pub fn stop(&mut self, unit: &str) -> Result<()> {
+        self.watch_jobs()?;
+        let r = match self.call("StopUnit", &[Value::str(unit), Value::str("replace")]) {
+            Ok(body) => match body.first().and_then(Value::as_str).map(str::to_string) {
+                Some(job) => match self.wait_job(&job, &format!("systemd to remove {unit}")) {
+                    Ok(result) if result != "done" => {
+                        crate::log::warn(&format!(
+                            "error removing unit `{unit}`: got `{result}`. Continuing..."
+                        ));
+                        Ok(())
+                    }
+                    Ok(_) => Ok(()),
+                    Err(DbusError::Timeout(_)) => Err(Error::Systemd(format!(
+                        "Timed out while waiting for systemd to remove {unit}"
+                    ))),
+                    Err(e) => Err(Error::Systemd(format!("stop unit {unit:?}: {e}"))),
+                },
+                None => Ok(()),
+            },
+            Err(e) if remote_name(&e) == "org.freedesktop.systemd1.NoSuchUnit" => Ok(()),
+            Err(e) => Err(Error::Systemd(format!("stop unit {unit:?}: {e}"))),
+        };
+        self.reset_failed(unit);
+        r
+    }
+
+    /// ResetFailedUnit: lets systemd unload a failed unit. Errors (not failed, not loaded) are
+    /// expected and ignored.
+    pub fn reset_failed(&mut self, unit: &str) {
+        let _ = self.call("ResetFailedUnit", &[Value::str(unit)]);
+    }
+
+    /// SetUnitProperties(name, runtime=true, properties): `update`, lost at reboot like the
+    /// container itself.
+    pub fn set_properties(&mut self, unit: &str, props: Vec<(String, Value)>) -> Result<()> {
+        if props.is_empty() {
+            return Ok(());
+        }
+        let props = Value::Array(
+            "(sv)".into(),
+            props
+                .into_iter()
+                .map(|(k, v)| Value::Struct(vec![Value::Str(k), Value::variant(v)]))
+                .collect(),
+        );
+        self.call(
+            "SetUnitProperties",
+            &[Value::str(unit), Value::Bool(true), props],
+        )
+        .map(drop)
+        .map_err(|e| Error::Systemd(format!("unable to set unit properties: {e}")))
+    }
+}
+
+/// "252.19-1.fc38", "v245.4" → 252, 245.
+fn version_number(s: &str) -> u32 {
+    let s = s.trim_start_matches(['"', 'v']);
+    let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    s[..end].parse().unwrap_or(0)
+}
+
+/// The unit's own properties (runc's Apply): where it lives, that the runtime owns what is
+/// inside its cgroup, the init in it, no implicit dependencies, and accounting on so every
+/// controller is enabled for it.
+pub fn unit_properties(place: &Place, pid: i32, v2: bool, id: &str) -> Vec<(String, Value)> {
+    let b = |k: &str, v: bool| (k.to_string(), Value::Bool(v));
+    let mut p = vec![(
+        "Description".to_string(),
+        Value::str(format!("hako container {id}")),
+    )];
+    if place.unit.ends_with(".slice") {
+        // A slice's parent is named by Wants= (runc); systemd derives the nesting from the name.
+        p.push((
+            "Wants".into(),
+            Value::Array("s".into(), vec![Value::str(&place.slice)]),
+        ));
+    } else {
+        p.push(("Slice".into(), Value::str(&place.slice)));
+        p.push(b("Delegate", true));
+    }
+    p.push((
+        "PIDs".into(),
+        Value::Array("u".into(), vec![Value::U32(pid as u32)]),
+    ));
+    p.push(b("MemoryAccounting", true));
+    p.push(b("CPUAccounting", true));
+    p.push(b(
+        if v2 {
+            "IOAccounting"
+        } else {
+            "BlockIOAccounting"
+        },
+        true,
+    ));
+    p.push(b("TasksAccounting", true));
+    p.push(b("DefaultDependencies", false));
+    p
+}
+
+/// The unit properties systemd has for `r` (runc's genV1/genV2ResourcesProperties). Whatever has
+/// none (swappiness, hugetlb, rdma, unified keys systemd does not know) is only written to the
+/// cgroup files. `version` is asked only when a property depends on systemd's age.
+pub fn resource_properties(
+    r: &LinuxResources,
+    v2: bool,
+    mut version: impl FnMut() -> u32,
+) -> Result<Vec<(String, Value)>> {
+    let mut p: Vec<(String, Value)> = Vec::new();
+    let mut t = |k: &str, v: u64| p.push((k.to_string(), Value::U64(v)));
+    let set = |v: Option<i64>| v.filter(|v| *v != 0);
+    if let Some(m) = r.memory() {
+        if v2 {
+            if let Some(l) = set(m.limit()) {
+                t("MemoryMax", l as u64);
+            }
+            if let Some(l) = set(m.reservation()) {
+                t("MemoryLow", l as u64);
+            }
+            if let Some(s) = super::v2::swap_max(set(m.limit()), set(m.swap()))? {
+                t("MemorySwapMax", s.parse().unwrap_or(u64::MAX));
+            }
+        } else if let Some(l) = set(m.limit()) {
+            t("MemoryLimit", l as u64);
+        }
+    }
+    let (mut quota, mut period, mut cpus, mut mems) = (0i64, 0u64, None, None);
+    if let Some(c) = r.cpu() {
+        if let Some(s) = c.shares().filter(|s| *s != 0) {
+            if v2 {
+                t("CPUWeight", super::v2::shares_to_weight(s));
+            } else {
+                t("CPUShares", s);
+            }
+        }
+        quota = c.quota().unwrap_or(0);
+        period = c.period().unwrap_or(0);
+        cpus = c.cpus().clone().filter(|s| !s.is_empty());
+        mems = c.mems().clone().filter(|s| !s.is_empty());
+    }
+    if let Some(w) = r
+        .block_io()
+        .as_ref()
+        .and_then(|b| b.weight())
+        .filter(|w| *w != 0)
+    {
+        if v2 {
+            t("IOWeight", super::v2::blkio_to_io_weight(w));
+        } else {
+            t("BlockIOWeight", w as u64);
+        }
+    }
+    if let Some(l) = r
+        .pids()
+        .as_ref()
+        .map(|p| p.limit())
+        .filter(|l| *l > 0 || *l == -1)
+    {
+        t("TasksMax", l as u64);
+    }
+    if let Some(u) = r.unified().as_ref().filter(|_| v2) {
+        for (k, v) in u {
+            let v = v.trim();
+            let num = || -> Option<u64> {
+                if v == "max" {
+                    Some(u64::MAX)
+                } else {
+                    v.parse().ok()
+                }
+            };
+            let prop = match k.as_str() {
+                "memory.high" => "MemoryHigh",
+                "memory.low" => "MemoryLow",
+                "memory.min" => "MemoryMin",
+                "memory.max" => "MemoryMax",
+                "memory.swap.max" => "MemorySwapMax",
+                "pids.max" => "TasksMax",
+                "cpu.weight" => "CPUWeight",
+                "cpu.max" => {
+                    let mut f = v.split_whitespace();
+                    quota = match f.next() {
+                        Some("max") | None => 0,
+                        Some(q) => q.parse().map_err(|_| bad_unified(k, v))?,
+                    };
+                    period = match f.next() {
+                        Some(p) => p.parse().map_err(|_| bad_unified(k, v))?,
+                        None => 100_000,
+                    };
+                    continue;
+                }
+                "cpuset.cpus" => {
+                    cpus = Some(v.to_string());
+                    continue;
+                }
+                "cpuset.mems" => {
+                    mems = Some(v.to_string());
+                    continue;
+                }
+                // Written to the file only (runc does the same).
+                _ => continue,
+            };
+            t(prop, num().ok_or_else(|| bad_unified(k, v))?);
+        }
+    }
+    if period != 0 && version() >= 242 {
+        t("CPUQuotaPeriodUSec", period);
+    }
+    if quota != 0 || period != 0 {
+        t("CPUQuotaPerSecUSec", cpu_quota_per_sec(quota, period));
+    }
+    if (cpus.is_some() || mems.is_some()) && version() >= 244 {
+        for (prop, list, field) in [
+            ("AllowedCPUs", cpus, "cpus"),
+            ("AllowedMemoryNodes", mems, "mems"),
+        ] {
+            if let Some(list) = list {
+                let bits = range_to_bits(&list).ok_or_else(|| {
+                    Error::Usage(format!(
+                        "linux.resources.cpu.{field}: {list:?} is not a list of ranges"
+                    ))
+                })?;
+                p.push((
+                    prop.into(),
+                    Value::Array("y".into(), bits.into_iter().map(Value::Byte).collect()),
+                ));
+            }
+        }
+    }
+    if let Some(rules) = r.devices() {
+        p.extend(device_properties(rules));
+    }
+    Ok(p)
+}
+
+fn bad_unified(k: &str, v: &str) -> Error {
+    Error::Usage(format!("linux.resources.unified.{k}: invalid value {v:?}"))
+}
+
+/// systemd keeps a CPU quota as microseconds per second and turns it into a percentage: round up
+/// to the next 10 ms so the cgroup's own cpu.max stays reachable (runc's addCpuQuota). No quota
+/// with a period is "infinity".
+fn cpu_quota_per_sec(quota: i64, period: u64) -> u64 {
+    if quota <= 0 {
+        return u64::MAX;
+    }
+    let period = if period == 0 { 100_000 } else { period };
+    let us = (quota as u64 * 1_000_000) / period;
+    us.div_ceil(10_000) * 10_000
+}
+
+/// "0-3,8" → systemd's CPU set bytes: bit n of byte n/8 is CPU n (runc's RangeToBits).
+pub fn range_to_bits(list: &str) -> Option<Vec<u8>> {
+    let mut out: Vec<u8> = Vec::new();
+    for part in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a.trim().parse::<usize>().ok()?, b.trim().parse().ok()?),
+            None => {
+                let n = part.parse().ok()?;
+                (n, n)
+            }
+        };
+        if b < a || b > 1 << 16 {
+            return None;
+        }
+        for n in a..=b {
+            if out.len() <= n / 8 {
+                out.resize(n / 8 + 1, 0);
+            }
+            out[n / 8] |= 1 << (n % 8);
+        }
+    }
+    if out.is_empty() {
+        out.push(0);
+    }
+    Some(out)
+}
+
+/// Device rules as systemd's DevicePolicy/DeviceAllow, when the list has a form systemd can say:
+/// "deny all" followed by allows (what every caller sends) is `strict` with one entry per allow;
+/// anything systemd cannot express (a deny after an allow-all) leaves systemd's policy open
+/// (`auto`, no entries). hako's own eBPF program, written with the files, enforces the exact
+/// rules either way; this keeps systemd's program, re-attached on a reload, from being narrower.
+fn device_properties(rules: &[LinuxDeviceCgroup]) -> Vec<(String, Value)> {
+    let names = std::fs::read_to_string("/proc/devices").unwrap_or_default();
+    let open = || {
+        vec![
+            ("DevicePolicy".to_string(), Value::str("auto")),
+            (
+                "DeviceAllow".to_string(),
+                Value::Array("(ss)".into(), vec![]),
+            ),
+        ]
+    };
+    let mut strict = false;
+    let mut allow: Vec<(String, String)> = Vec::new();
+    for r in rules {
+        let typ = r.typ().unwrap_or(LinuxDeviceType::A);
+        let major = r.major().filter(|m| *m >= 0);
+        let minor = r.minor().filter(|m| *m >= 0);
+        let access: String = r
+            .access()
+            .clone()
+            .unwrap_or_else(|| "rwm".into())
+            .chars()
+            .filter(|c| "rwm".contains(*c))
+            .collect();
+        let wildcard = matches!(typ, LinuxDeviceType::A) && major.is_none() && minor.is_none();
+        if wildcard && access.len() == 3 {
+            // Everything allowed, or everything denied: what came before no longer matters.
+            strict = !r.allow();
+            allow.clear();
+            continue;
+        }
+        if !r.allow() {
+            if strict {
+                // Denying within deny-all only matters if an earlier allow covered it: drop an
+                // identical entry, else nothing to do.
+                if let Some(e) = entry(typ, major, minor, &names) {
+                    allow.retain(|(p, _)| *p != e);
+                }
+                continue;
+            }
+            return open();
+        }
+        if !strict || access.is_empty() {
+            continue;
+        }
+        match entry(typ, major, minor, &names) {
+            Some(e) => allow.push((e, access)),
+            None if matches!(typ, LinuxDeviceType::A) => {
+                allow.push(("char-*".into(), access.clone()));
+                allow.push(("block-*".into(), access));
+            }
+            None => return open(),
+        }
+    }
+    if !strict {
+        return open();
+    }
+    vec![
+        ("DevicePolicy".to_string(), Value::str("strict")),
+        (
+            "DeviceAllow".to_string(),
+            Value::Array(
+                "(ss)".into(),
+                allow
+                    .into_iter()
+                    .map(|(p, a)| Value::Struct(vec![Value::Str(p), Value::Str(a)]))
+                    .collect(),
+            ),
+        ),
+    ]
+}
+
+/// systemd's name for one rule's devices: `/dev/char/1:3`, `char-pts` (a major, by the driver
+/// name in /proc/devices), `block-*`.
+fn entry(
+    typ: LinuxDeviceType,
+    major: Option<i64>,
+    minor: Option<i64>,
+    proc_devices: &str,
+) -> Option<String> {
+    let kind = match typ {
+        LinuxDeviceType::C | LinuxDeviceType::U => "char",
+        LinuxDeviceType::B => "block",
+        _ => return None,
+    };
+    match (major, minor) {
+        (None, None) => Some(format!("{kind}-*")),
+        (Some(ma), Some(mi)) => Some(format!("/dev/{kind}/{ma}:{mi}")),
+        (Some(ma), None) => {
+            let section = if kind == "char" {
+                "Character devices:"
+            } else {
+                "Block devices:"
+            };
+            proc_devices
+                .split("\n\n")
+                .find(|s| s.trim_start().starts_with(section))?
+                .lines()
+                .skip(1)
+                .find_map(|l| {
+                    let (n, name) = l.trim().split_once(' ')?;
+                    (n.parse::<i64>().ok()? == ma).then(|| format!("{kind}-{name}"))
+                })
+        }
+        (None, Some(_)) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_nest_as_runc_expands_them() {
+        assert_eq!(
+            expand_slice("test-a-b.slice").unwrap(),
+            PathBuf::from("/test.slice/test-a.slice/test-a-b.slice")
+        );
+        assert_eq!(expand_slice("-.slice").unwrap(), PathBuf::from("/"));
+        for bad in [
+            "test--a.slice",
+            "-test.slice",
+            ".slice",
+            "a/b.slice",
+            "system",
+        ] {
+            let e = expand_slice(bad).unwrap_err().to_string();
+            assert!(e.contains("invalid slice name"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn parses_slice_prefix_name() {
+        let p = parse("machine-app.slice:libpod:abc", "c1", false).unwrap();
+        assert_eq!(p.unit, "libpod-abc.scope");
+        assert_eq!(p.slice, "machine-app.slice");
+        assert_eq!(
+            p.path,
+            PathBuf::from("/machine.slice/machine-app.slice/libpod-abc.scope")
+        );
+        let d = parse("", "c1", false).unwrap();
+        assert_eq!(
+            (d.unit.as_str(), d.slice.as_str()),
+            ("hako-c1.scope", "system.slice")
+        );
+        assert_eq!(parse(":p:n", "c1", true).unwrap().slice, "user.slice");
+        let s = parse("system.slice:x:sub-k.slice", "c1", false).unwrap();
+        assert_eq!(s.unit, "sub-k.slice");
+        assert!(parse("nocolons", "c1", false)
+            .unwrap_err()
+            .to_string()
+            .contains("slice:prefix:name"));
+        assert!(parse("bad:p:n", "c1", false).is_err());
+    }
+
+    #[test]
+    fn cpu_conversions_match_runc() {
+        assert_eq!(cpu_quota_per_sec(50_000, 100_000), 500_000);
+        assert_eq!(cpu_quota_per_sec(12_345, 100_000), 130_000);
+        assert_eq!(cpu_quota_per_sec(-1, 100_000), u64::MAX);
+        assert_eq!(range_to_bits("0-3,9").unwrap(), vec![0x0f, 0x02]);
+        assert_eq!(range_to_bits("").unwrap(), vec![0]);
+        assert!(range_to_bits("3-1").is_none());
+        assert_eq!(version_number("252.19-1~deb12u1"), 252);
+        assert_eq!(version_number("\"v245.4-1.fc32\""), 245);
+    }
+
+    #[test]
+    fn resources_become_properties() {
+        let r: LinuxResources = serde_json::from_value(serde_json::json!({
+            "memory": {"limit": 67108864, "swap": 134217728},
+            "cpu": {"shares": 1024, "quota": 50000, "period": 100000, "cpus": "0"},
+            "pids": {"limit": 99},
+        }))
+        .unwrap();
+        let p = resource_properties(&r, true, || 252).unwrap();
+        let get = |k: &str| p.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        assert_eq!(get("MemoryMax"), Some(Value::U64(67108864)));
+        assert_eq!(get("MemorySwapMax"), Some(Value::U64(67108864)));
+        assert_eq!(get("CPUWeight"), Some(Value::U64(39)));
+        assert_eq!(get("CPUQuotaPerSecUSec"), Some(Value::U64(500_000)));
+        assert_eq!(get("CPUQuotaPeriodUSec"), Some(Value::U64(100_000)));
+        assert_eq!(get("TasksMax"), Some(Value::U64(99)));
+        assert_eq!(
+            get("AllowedCPUs"),
+            Some(Value::Array("y".into(), vec![Value::Byte(1)]))
+        );
+        let v1 = resource_properties(&r, false, || 219).unwrap();
+        let names: Vec<&str> = v1.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            ["MemoryLimit", "CPUShares", "TasksMax", "CPUQuotaPerSecUSec"]
+        );
+    }
+
+    #[test]
+    fn device_rules_become_a_strict_allow_list() {
+        let rules: Vec<LinuxDeviceCgroup> = serde_json::from_value(serde_json::json!([
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+            {"allow": true, "type": "c", "access": "m"},
+        ]))
+        .unwrap();
+        let p = device_properties(&rules);
+        assert_eq!(p[0].1, Value::str("strict"));
+        let Value::Array(_, entries) = &p[1].1 else {
+            panic!()
+        };
+        assert_eq!(
+            entries[0],
+            Value::Struct(vec![Value::str("/dev/char/1:3"), Value::str("rwm")])
+        );
+        assert_eq!(
+            entries[1],
+            Value::Struct(vec![Value::str("char-*"), Value::str("m")])
+        );
+        let open: Vec<LinuxDeviceCgroup> = serde_json::from_value(serde_json::json!([
+            {"allow": true, "access": "rwm"},
+            {"allow": false, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+        ]))
+        .unwrap();
+        assert_eq!(device_properties(&open)[0].1, Value::str("auto"));
+        let devices = "Character devices:\n  1 mem\n136 pts\n\nBlock devices:\n  8 sd\n";
+        assert_eq!(
+            entry(LinuxDeviceType::C, Some(136), None, devices).as_deref(),
+            Some("char-pts")
+        );
+        assert_eq!(
+            entry(LinuxDeviceType::B, Some(8), None, devices).as_deref(),
+            Some("block-sd")
+        );
+    }
+}
