@@ -360,3 +360,54 @@ fn cwd_is_a_file() {
     b.config["process"]["cwd"] = json!("/afile");
     both_fail(&h, &b, &["not a directory"]);
 }
+
+/// The whole error text, as runc 1.1 words it: scripts match these lines exactly, so not even
+/// the id is added (text format: `msg="..."`).
+#[test]
+fn errors_in_runcs_words() {
+    require_root!();
+    let h = Hako::new();
+    let b = Bundle::sh("sleep 100");
+    let id = h.new_id();
+    h.run_with(&id, &b, &["-d"]).assert_ok();
+    let exact = |args: &[&str], msg: &str| {
+        let o = h.cmd(args);
+        assert_ne!(o.code, 0, "{args:?}: {o:?}");
+        assert!(
+            o.stderr.contains(&format!("msg=\"{msg}\"")),
+            "{args:?}: want exactly {msg:?}: {o:?}"
+        );
+    };
+    for cmd in [
+        "state", "start", "pause", "resume", "ps", "events", "delete",
+    ] {
+        exact(&[cmd, "nope"], "container does not exist");
+        exact(&[cmd, "bad/id"], "invalid container ID format");
+        exact(&[cmd, ""], "container id cannot be empty");
+    }
+    exact(&["kill", "nope", "KILL"], "container does not exist");
+    exact(
+        &["delete", "--force", "bad/id"],
+        "invalid container ID format",
+    );
+    exact(
+        &["exec", "nope", "true"],
+        "exec failed: container does not exist",
+    );
+    exact(
+        &["exec", "bad/id", "true"],
+        "exec failed: invalid container ID format",
+    );
+    h.cmd(&["pause", &id]).assert_ok();
+    exact(&["pause", &id], "container not running");
+    h.cmd(&["resume", &id]).assert_ok();
+    exact(&["resume", &id], "container not paused");
+    let o = h.create(&id, &b);
+    o.assert_err();
+    assert!(
+        o.stderr
+            .contains("container with given ID already exists\""),
+        "{o:?}"
+    );
+    h.kill(&id, "KILL").assert_ok();
+}

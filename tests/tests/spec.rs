@@ -122,3 +122,76 @@ fn which(name: &str) -> Result<String, ()> {
         .find(|p| std::path::Path::new(p).is_file())
         .ok_or(())
 }
+
+/// `spec` in `dir` as `uid`/`gid` (euid and egid), by `bin`; the bytes written.
+fn spec_bytes(
+    bin: &str,
+    dir: &std::path::Path,
+    ids: Option<(u32, u32)>,
+    extra: &[&str],
+) -> Vec<u8> {
+    use std::os::unix::process::CommandExt;
+    let _ = fs::remove_file(dir.join("config.json"));
+    let mut c = std::process::Command::new(bin);
+    c.arg("spec").args(extra).current_dir(dir);
+    if let Some((u, g)) = ids {
+        c.uid(u).gid(g);
+    }
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{bin} spec {extra:?}: {o:?}");
+    fs::read(dir.join("config.json")).unwrap()
+}
+
+/// Scripts diff, sed and patch the file `runc spec` writes: hako writes the same bytes, for
+/// `--rootless` too (with the caller's ids).
+#[test]
+fn spec_is_byte_for_byte_runcs() {
+    require_root!();
+    let Ok(runc) = which("runc") else {
+        eprintln!("skipping: no runc to compare with");
+        return;
+    };
+    let hako = hako_bin();
+    let hako = hako.to_str().unwrap();
+    let dir = TempDir::new("spec-bytes");
+    fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    for (ids, extra) in [
+        (None, &[][..]),
+        (None, &["--rootless"][..]),
+        (Some((1000, 1001)), &["--rootless"][..]),
+    ] {
+        let theirs = spec_bytes(&runc, dir.path(), ids, extra);
+        let ours = spec_bytes(hako, dir.path(), ids, extra);
+        assert!(
+            ours == theirs,
+            "{ids:?} {extra:?}: hako wrote\n{}\nrunc wrote\n{}",
+            String::from_utf8_lossy(&ours),
+            String::from_utf8_lossy(&theirs)
+        );
+    }
+}
+
+/// A script adding a namespace to the default spec (here the cgroup one, which runc's spec
+/// lacks) gets a config that runs: no duplicate namespace.
+#[test]
+fn spec_patched_with_a_cgroup_namespace_runs() {
+    require_root!();
+    let h = Hako::new();
+    let b = Bundle::new();
+    let (_dir, mut v) = spec_in(&h, &[]);
+    v["process"]["terminal"] = json!(false);
+    v["process"]["args"] = json!(["sh", "-c", "readlink /proc/self/ns/cgroup"]);
+    v["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "cgroup"}));
+    fs::write(b.config_path(), v.to_string()).unwrap();
+    let o = h.cmd(&["run", "--bundle", b.path().to_str().unwrap(), &h.new_id()]);
+    o.assert_ok();
+    let host = fs::read_link("/proc/self/ns/cgroup").unwrap();
+    assert_ne!(o.stdout.trim(), host.to_str().unwrap(), "{o:?}");
+}

@@ -51,14 +51,14 @@ pub fn status_of(rec: &ContainerRecord) -> Status {
 }
 
 pub(crate) fn locked(root: &Path, id: &str) -> Result<(Locked, ContainerRecord)> {
-    hako_spec::id::validate_id(id).map_err(|_| Error::NotExist(id.to_string()))?;
+    hako_spec::id::validate_id(id)?;
     let lock = Store::existing(root).lock(id)?;
     let rec = lock.load()?;
     Ok((lock, rec))
 }
 
 pub fn state(root: &Path, id: &str) -> Result<StateView> {
-    hako_spec::id::validate_id(id).map_err(|_| Error::NotExist(id.to_string()))?;
+    hako_spec::id::validate_id(id)?;
     let store = Store::existing(root);
     let lock = store.lock(id)?;
     let rec = lock.load()?;
@@ -93,7 +93,7 @@ pub fn list(root: &Path) -> Result<Vec<StateView>> {
 }
 
 pub fn start(root: &Path, id: &str) -> Result<()> {
-    hako_spec::id::validate_id(id).map_err(|_| Error::NotExist(id.to_string()))?;
+    hako_spec::id::validate_id(id)?;
     let store = Store::existing(root);
     let lock = store.lock(id)?;
     let mut rec = lock.load()?;
@@ -213,7 +213,7 @@ pub fn container_pids(rec: &ContainerRecord) -> Vec<i32> {
 /// `kill`: `sig` is a raw number, as runc takes it (0 checks that the init is alive, real-time
 /// signals pass through).
 pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
-    hako_spec::id::validate_id(id).map_err(|_| Error::NotExist(id.to_string()))?;
+    hako_spec::id::validate_id(id)?;
     let (lock, rec) = locked(root, id)?;
     // Signals need no lock: the pidfd is verified against the init's start time.
     drop(lock);
@@ -279,9 +279,7 @@ fn kill_unlocked(lock: Locked, rec: &ContainerRecord) -> Result<Option<Locked>> 
 }
 
 pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
-    if hako_spec::id::validate_id(id).is_err() {
-        return Err(Error::NotExist(id.to_string()));
-    }
+    hako_spec::id::validate_id(id)?;
     let store = Store::existing(root);
     let lock = match store.lock(id) {
         Ok(l) => l,

@@ -14,7 +14,8 @@ pub fn pause(root: &Path, id: &str) -> Result<()> {
     match status_of(&rec) {
         // runc pauses a created container too (its waiting init is frozen with the cgroup).
         Status::Running | Status::Created => Cgroups::from_record(rec.cgroup).freeze(true),
-        Status::Paused => Err(Error::BadState("container already paused".into())),
+        // runc's words for pausing a paused container.
+        Status::Paused => Err(Error::NotRunning),
         _ => Err(Error::NotRunning),
     }
 }

@@ -32,9 +32,10 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("container \"{0}\" does not exist")]
+    /// runc's words (scripts match the whole text; the id is the caller's own argument).
+    #[error("container does not exist")]
     NotExist(String),
-    #[error("container with id {0:?} already exists")]
+    #[error("container with given ID already exists")]
     Exists(String),
     #[error("container not running")]
     NotRunning,

@@ -42,7 +42,7 @@ pub fn events(
     interval: Duration,
     out: &mut dyn Write,
 ) -> Result<()> {
-    hako_spec::id::validate_id(id).map_err(|_| Error::NotExist(id.to_string()))?;
+    hako_spec::id::validate_id(id)?;
     let rec = Store::existing(root).lock(id)?.load()?;
     if status_of(&rec) == Status::Stopped {
         return Err(Error::BadState(format!(

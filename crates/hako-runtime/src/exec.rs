@@ -164,7 +164,7 @@ fn namespaces_of(pid: i32) -> Result<(CloneFlags, bool)> {
 /// Runs the exec. Returns the status the CLI exits with: the process's (128+N for signal N) in
 /// the foreground, 0 once it runs with `--detach`.
 pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
-    hako_spec::id::validate_id(&o.id).map_err(|_| Error::NotExist(o.id.clone()))?;
+    hako_spec::id::validate_id(&o.id)?;
     let lock = Store::existing(root).lock(&o.id)?;
     let rec = lock.load()?;
     // Not held past reading the record: the process may wait a long time (forever, in a paused

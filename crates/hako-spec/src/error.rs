@@ -24,7 +24,8 @@ pub enum SpecError {
     #[error("config.json: {field}: {reason}")]
     Invalid { field: String, reason: String },
     /// runc's wording, which callers and runc's bats tests match on.
-    #[error("invalid container ID format: {0:?}")]
+    // runc's words, without the id: scripts match the whole text.
+    #[error("invalid container ID format")]
     InvalidId(String),
     #[error("container id cannot be empty")]
     EmptyId,

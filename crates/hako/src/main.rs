@@ -163,8 +163,8 @@ fn dispatch(cli: &Cli) -> Result<u8> {
                 // runc's wording, which names the file as the user sees it in the bundle.
                 bail!("File config.json exists. Remove it first");
             }
-            let text = serde_json::to_string_pretty(&hako_spec::defaults::default_spec(rootless))?;
-            std::fs::write(&path, text + "\n")
+            let text = hako_spec::defaults::default_spec_text(rootless);
+            std::fs::write(&path, text)
                 .map_err(|e| anyhow::anyhow!("write {}: {e}", path.display()))?;
         }
         Command::Pause { id } => container::pause(root, id)?,
