@@ -313,6 +313,9 @@ pub fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<()> {
     if typ == "cgroup" || typ == "cgroup2" {
         return crate::cgroups::mount_in_container(ctx, m, &opts);
     }
+    if typ == "proc" || typ == "sysfs" {
+        ordinary_directory(ctx.root, dest, typ)?;
+    }
     let target = ctx.root.ensure(dest, Kind::Dir)?;
     let src = m
         .source()
@@ -349,6 +352,34 @@ pub fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<()> {
         Err(e) => Err(Error::path("mount", shown, e)),
         Ok(()) => finish(ctx.root, dest, &opts, &shown),
     }
+}
+
+/// procfs and sysfs go only onto a real directory (or where nothing is yet): an image whose
+/// /proc or /sys is a symlink would otherwise get them somewhere else, out from under the
+/// masked and read-only paths meant for them (CVE-2019-19921). runc's rule and words.
+fn ordinary_directory(root: &Root, dest: &Path, typ: &str) -> Result<()> {
+    let flags = libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    let fd = match root.open_with(dest, flags) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(e) => {
+            return Err(Error::path(
+                "open mount destination",
+                root.host_path(dest),
+                e,
+            ))
+        }
+    };
+    let st = nix::sys::stat::fstat(&fd).ctx("stat mount destination", root.host_path(dest))?;
+    let kind =
+        nix::sys::stat::SFlag::from_bits_truncate(st.st_mode) & nix::sys::stat::SFlag::S_IFMT;
+    if kind != nix::sys::stat::SFlag::S_IFDIR {
+        return Err(Error::Usage(format!(
+            "error mounting {typ:?} to rootfs at {:?}: filesystem {typ:?} must be mounted on ordinary directory",
+            dest.display().to_string()
+        )));
+    }
+    Ok(())
 }
 
 /// Files under /proc that may be mounted over (what lxcfs emulates), as runc allows.

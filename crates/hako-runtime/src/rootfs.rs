@@ -162,7 +162,8 @@ pub fn host_dev_null() -> Result<OwnedFd> {
 }
 
 /// Step 3: maskedPaths. A file is covered by the verified /dev/null, a directory by an empty
-/// read-only tmpfs; a path that does not exist is skipped (runc's behaviour).
+/// read-only tmpfs (runc's: it lists as empty, writes fail with EROFS); a path that does not
+/// exist is skipped (runc's behaviour).
 pub fn mask(root: &Root, paths: &[String], dev_null: &OwnedFd) -> Result<()> {
     for p in paths {
         let shown = root.host_path(Path::new(p));
@@ -178,7 +179,9 @@ pub fn mask(root: &Root, paths: &[String], dev_null: &OwnedFd) -> Result<()> {
                 sys::fd_path(fd.as_raw_fd()).as_str(),
                 Some("tmpfs"),
                 MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                Some("size=0k,mode=000"),
+                // tmpfs's default root mode (1777), as runc: `ls` of a masked directory shows it
+                // empty instead of failing, and read-only keeps anything from being put there.
+                Some("size=0k"),
             )
             .ctx("mask", &shown)?;
         } else {
