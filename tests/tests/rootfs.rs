@@ -532,6 +532,40 @@ fn no_pivot() {
     assert_eq!(o.stdout, "in rootfs\n1\nrunc\n");
 }
 
+/// `--no-pivot` keeps the host's mounts in the container's mount namespace. The kernel lets a
+/// user namespace mount a new procfs only where a full (unmasked) one is visible anywhere in the
+/// mount namespace, so the host's /proc must not stay there: with it, `unshare -mrpf` + `mount -t
+/// proc` gets a /proc without the container's masks. runc 1.1 detaches it (msMoveRoot).
+#[test]
+fn no_pivot_leaves_no_full_proc_behind() {
+    require_root!();
+    let h = Hako::new();
+    let mut b =
+        Bundle::sh("unshare -mrpf sh -c 'mount -t proc none /proc && echo MOUNTED' 2>&1; true");
+    // unshare -r maps root: the kernel wants CAP_SETFCAP at unshare time (podman grants it).
+    for set in ["bounding", "effective", "permitted"] {
+        b.config["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("CAP_SETFCAP"));
+    }
+    for args in [&["--no-pivot"][..], &[]] {
+        let o = h.run_with(&h.new_id(), &b, args);
+        o.assert_ok();
+        assert!(
+            o.stdout.contains("permission denied") && !o.stdout.contains("MOUNTED"),
+            "{args:?}: {o:?}"
+        );
+    }
+    // The control: with nothing masked in the container's own /proc, the same mount works, so
+    // the refusal above is the kernel's rule at work, not a failing probe.
+    b.config["linux"]["maskedPaths"] = json!([]);
+    b.config["linux"]["readonlyPaths"] = json!([]);
+    let o = h.run_with(&h.new_id(), &b, &["--no-pivot"]);
+    o.assert_ok();
+    assert!(o.stdout.contains("MOUNTED"), "{o:?}");
+}
+
 #[test]
 fn proc_is_the_containers() {
     require_root!();

@@ -269,11 +269,66 @@ pub fn pivot(rootfs: &Path) -> Result<()> {
 /// `--no-pivot`: move the rootfs mount over / and chroot. Weaker (the old root stays reachable to a
 /// process with CAP_SYS_CHROOT), but works where pivot_root cannot (an initramfs root).
 pub fn move_root(rootfs: &Path) -> Result<()> {
+    hide_host_proc_and_sys(rootfs)?;
     nix::unistd::chdir(rootfs).ctx("chdir", rootfs)?;
     mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
         .ctx("move rootfs to /", rootfs)?;
     nix::unistd::chroot(".").ctx("chroot", rootfs)?;
     nix::unistd::chdir("/").ctx("chdir", "/")?;
+    Ok(())
+}
+
+/// runc's msMoveRoot: without pivot_root the host's mounts stay in the container's mount
+/// namespace, out of sight but not out of the kernel's reach. A new procfs (or sysfs) may be
+/// mounted in a user namespace only where an unmasked one is already visible *anywhere* in the
+/// mount namespace (mount_too_revealing), so the host's full /proc would let a process in the
+/// container (`unshare -mrpf`, then `mount -t proc`) get a /proc without the container's masks.
+/// Every full procfs and sysfs mount outside the rootfs is detached, or covered by an empty tmpfs
+/// where it cannot be (locked in a user namespace). Nothing after this needs the host's /proc:
+/// every mount of the rootfs is done by now.
+fn hide_host_proc_and_sys(rootfs: &Path) -> Result<()> {
+    let rootfs = std::fs::canonicalize(rootfs).unwrap_or_else(|_| rootfs.to_path_buf());
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| Error::io("read", "/proc/self/mountinfo", e))?;
+    let full: Vec<String> = info
+        .lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let f: Vec<&str> = left.split(' ').collect();
+            let fstype = right.split(' ').next()?;
+            let (root, point) = (f.get(3)?, unescape(f.get(4)?));
+            (*root == "/"
+                && (fstype == "proc" || fstype == "sysfs")
+                && !Path::new(&point).starts_with(&rootfs))
+            .then_some(point)
+        })
+        .collect();
+    for p in &full {
+        // Slave first, so the unmount does not propagate to the host.
+        match mount(
+            None::<&str>,
+            p.as_str(),
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        ) {
+            // Gone with a parent detached before it.
+            Err(Errno::ENOENT) => continue,
+            r => r.ctx("make slave", p.as_str())?,
+        }
+        match umount2(p.as_str(), MntFlags::MNT_DETACH) {
+            Ok(()) => {}
+            Err(Errno::EINVAL | Errno::EPERM) => mount(
+                Some("tmpfs"),
+                p.as_str(),
+                Some("tmpfs"),
+                MsFlags::empty(),
+                None::<&str>,
+            )
+            .ctx("cover with tmpfs", p.as_str())?,
+            Err(e) => return Err(Error::path("unmount", p.as_str(), e)),
+        }
+    }
     Ok(())
 }
 
