@@ -176,3 +176,29 @@ fn run_foreground_with_terminal_proxies_output() {
     );
     assert!(lines.contains(&"out-is-tty"), "{out:?}");
 }
+
+/// A read-only /dev still gets /dev/console (bound before /dev turns read-only) and its pty.
+#[test]
+fn console_with_readonly_dev() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = tty_bundle("test -c /dev/console && echo console-ok; touch /dev/x 2>&1; true");
+    for m in b.config["mounts"].as_array_mut().unwrap() {
+        if m["destination"] == "/dev" {
+            m["options"].as_array_mut().unwrap().push(json!("ro"));
+        }
+    }
+    let sock = ConsoleSocket::listen(h.scratch());
+    let id = h.new_id();
+    h.run_with(
+        &id,
+        &b,
+        &["-d", "--console-socket", sock.path.to_str().unwrap()],
+    )
+    .assert_ok();
+    let (_, fds) = sock.recv().expect("console message");
+    let out = read_pty(&fds[0], T);
+    assert!(out.contains("console-ok"), "{out:?}");
+    assert!(out.contains("Read-only file system"), "{out:?}");
+    assert!(h.wait_status(&id, "stopped", T));
+}

@@ -566,6 +566,36 @@ fn no_pivot_leaves_no_full_proc_behind() {
     assert!(o.stdout.contains("MOUNTED"), "{o:?}");
 }
 
+/// A read-only `/dev` in `mounts[]` still gets its mount points (/dev/pts, /dev/shm, /dev/mqueue),
+/// device nodes and symlinks: it turns read-only only after all of them are made, as in runc.
+#[test]
+fn readonly_dev_mount_still_gets_pts_shm_and_devices() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::sh(
+        "grep -E ' /dev(/pts|/shm|/mqueue)? ' /proc/self/mountinfo; \
+         test -c /dev/null && echo x > /dev/null && echo null-ok; test -c /dev/zero && echo zero-ok; \
+         test -L /dev/fd && echo fd-link; touch /dev/x 2>&1; true",
+    );
+    for m in b.config["mounts"].as_array_mut().unwrap() {
+        if m["destination"] == "/dev" {
+            m["options"].as_array_mut().unwrap().push(json!("ro"));
+        }
+    }
+    let id = h.new_id();
+    let o = h.run(&id, &b);
+    o.assert_ok();
+    let mounts = parse_mountinfo(&o.stdout);
+    let dev = find(&mounts, "/dev");
+    assert!(has_opt(&dev.opts, "ro"), "{}", o.stdout);
+    assert_eq!(find(&mounts, "/dev/pts").fstype, "devpts");
+    assert_eq!(find(&mounts, "/dev/shm").fstype, "tmpfs");
+    assert_eq!(find(&mounts, "/dev/mqueue").fstype, "mqueue");
+    for want in ["null-ok", "zero-ok", "fd-link", "Read-only file system"] {
+        assert!(o.stdout.contains(want), "{want}: {}", o.stdout);
+    }
+}
+
 #[test]
 fn proc_is_the_containers() {
     require_root!();

@@ -210,6 +210,9 @@ fn setup(a: &InitArgs) -> Result<Ready> {
         crate::console::send_master(sock, &master, &name)?;
         console_peer = Some(peer);
     }
+    if let Some(root) = &root {
+        crate::mounts::readonly_dev(root, spec.mounts().as_deref().unwrap_or(&[]))?;
+    }
     drop(root);
     if a.plan.private_mount {
         if a.no_pivot {

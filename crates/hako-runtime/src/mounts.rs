@@ -321,7 +321,12 @@ pub fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<()> {
         .source()
         .as_ref()
         .map(|s| s.to_string_lossy().into_owned());
-    let flags = opts.flags & !MsFlags::MS_REMOUNT;
+    let mut flags = opts.flags & !MsFlags::MS_REMOUNT;
+    if is_dev(m) {
+        // /dev gets its mount points (pts, shm, mqueue), device nodes and /dev/console first;
+        // a read-only /dev turns read-only at the end ([`readonly_dev`]), as in runc.
+        flags.remove(MsFlags::MS_RDONLY);
+    }
     if opts.copy_up && typ == "tmpfs" {
         return tmpfs_copy_up(ctx, dest, &target, flags, data, &opts, &shown);
     }
@@ -352,6 +357,41 @@ pub fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<()> {
         Err(e) => Err(Error::path("mount", shown, e)),
         Ok(()) => finish(ctx.root, dest, &opts, &shown),
     }
+}
+
+/// A mount of /dev itself that is not a bind (a bound /dev comes whole from elsewhere).
+fn is_dev(m: &Mount) -> bool {
+    crate::paths::clean(m.destination()) == Path::new("dev")
+        && m.typ().as_deref() != Some("bind")
+        && !m
+            .options()
+            .iter()
+            .flatten()
+            .any(|o| o == "bind" || o == "rbind")
+}
+
+/// The last step on /dev: a `ro` /dev mount in `mounts[]` was mounted writable so that its mount
+/// points, device nodes and /dev/console could be made; now it becomes read-only (runc's
+/// finalizeRootfs: a bind remount, which keeps the flags a user namespace locked).
+pub fn readonly_dev(root: &Root, mounts: &[Mount]) -> Result<()> {
+    let Some(m) = mounts.iter().find(|m| is_dev(m)) else {
+        return Ok(());
+    };
+    let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
+    if !opts.flags.contains(MsFlags::MS_RDONLY) {
+        return Ok(());
+    }
+    let shown = root.host_path(Path::new("/dev"));
+    let fd = root.open_path(Path::new("/dev")).ctx("open", &shown)?;
+    let flags = locked_flags(&fd) | MsFlags::MS_RDONLY;
+    mnt(
+        None,
+        &fd,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
+        None,
+    )
+    .ctx("remount /dev read-only", &shown)
 }
 
 /// procfs and sysfs go only onto a real directory (or where nothing is yet): an image whose
