@@ -269,3 +269,132 @@ fn sysctl_outside_namespace_rejected() {
     assert_eq!(read("/proc/sys/net/ipv4/ip_forward"), before);
     assert!(!h.state_dir(&id).exists());
 }
+
+/// The spec: a namespace not listed is the host's. A config listing none (and asking for nothing
+/// that needs a private one) runs in every namespace of the host, with the rootfs as its root
+/// directory only; an exec lands in the same root.
+#[test]
+fn no_namespaces_listed_inherits_the_hosts() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::sh("echo ran > /ran; exec sleep 100");
+    b.config["linux"]["namespaces"] = json!([]);
+    b.config["linux"]["maskedPaths"] = json!([]);
+    b.config["linux"]["readonlyPaths"] = json!([]);
+    b.config["mounts"] = json!([]);
+    b.config["root"]["readonly"] = json!(false);
+    b.config.as_object_mut().unwrap().remove("hostname");
+    let id = h.new_id();
+    let o = h.run_with(&id, &b, &["-d"]);
+    if testing_runc() && o.code != 0 {
+        // runc 1.1 needs /proc mounted ("error closing exec fds"), which a container without a
+        // mount namespace could only get by mounting it on the host.
+        eprintln!("runc: {}", o.stderr);
+        return;
+    }
+    o.assert_ok();
+    let pid = h.pid(&id);
+    assert!(wait_for(std::time::Duration::from_secs(10), || read(
+        b.rootfs().join("ran")
+    )
+        == "ran\n"));
+    for ns in ["pid", "net", "ipc", "uts", "mnt", "cgroup", "user"] {
+        let theirs = fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
+        assert_eq!(theirs.to_string_lossy(), host_ns(ns), "{ns}");
+    }
+    assert_eq!(
+        fs::read_link(format!("/proc/{pid}/root")).unwrap(),
+        fs::canonicalize(b.rootfs()).unwrap()
+    );
+    // Nothing was mounted on the host.
+    assert!(
+        mounts_under(b.path()).is_empty(),
+        "{:?}",
+        mounts_under(b.path())
+    );
+    let o = h.cmd(&["exec", &id, "cat", "/ran"]);
+    o.assert_ok();
+    assert_eq!(o.stdout, "ran\n");
+    h.kill(&id, "KILL").assert_ok();
+    assert!(h.wait_status(&id, "stopped", std::time::Duration::from_secs(10)));
+    h.delete(&id).assert_ok();
+}
+
+/// Leaving one namespace out (here the network one) gives the host's for that one only.
+#[test]
+fn a_namespace_left_out_is_the_hosts() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    b.config["linux"]["namespaces"] = json!([
+        {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}
+    ]);
+    let v = container_ns(&h, &mut b);
+    for (k, id) in v {
+        if k == "net" || k == "cgroup" {
+            assert_eq!(id, host_ns(&k), "{k}");
+        } else {
+            assert_ne!(id, host_ns(&k), "{k}");
+        }
+    }
+}
+
+/// What needs a private namespace is refused without one, in runc's words, before anything
+/// exists.
+#[test]
+fn what_needs_a_private_namespace_is_refused_without_it() {
+    require_root!();
+    let h = Hako::new();
+    let bare = || {
+        let mut b = Bundle::sh("true");
+        b.config["linux"]["namespaces"] = json!([]);
+        b.config["linux"]["maskedPaths"] = json!([]);
+        b.config["linux"]["readonlyPaths"] = json!([]);
+        b.config["mounts"] = json!([]);
+        b.config["root"]["readonly"] = json!(false);
+        b.config.as_object_mut().unwrap().remove("hostname");
+        b
+    };
+    type Edit = Box<dyn Fn(&mut Bundle)>;
+    let cases: Vec<(Edit, &str)> = vec![
+        (
+            Box::new(|b| b.config["linux"]["maskedPaths"] = json!(["/proc/kcore"])),
+            "unable to restrict sys entries without a private MNT namespace",
+        ),
+        (
+            Box::new(|b| b.config["linux"]["readonlyPaths"] = json!(["/proc/sys"])),
+            "unable to restrict sys entries without a private MNT namespace",
+        ),
+        (
+            Box::new(|b| b.config["hostname"] = json!("x")),
+            "unable to set hostname without a private UTS namespace",
+        ),
+        (
+            Box::new(|b| b.config["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"})),
+            "net.ipv4.ip_forward\\\" not allowed in host network namespace",
+        ),
+        (
+            Box::new(|b| b.config["linux"]["sysctl"] = json!({"kernel.msgmax": "8192"})),
+            "kernel.msgmax\\\" is not allowed in the hosts ipc namespace",
+        ),
+    ];
+    for (edit, want) in cases {
+        let mut b = bare();
+        edit(&mut b);
+        let id = h.new_id();
+        let o = h.run(&id, &b);
+        o.assert_err();
+        assert!(o.stderr.contains(want), "want {want:?}: {o:?}");
+        assert!(!h.state_dir(&id).exists());
+    }
+    if testing_runc() {
+        return; // runc mounts `mounts[]` in the host's mount namespace (and leaves them there)
+    }
+    let mut b = bare();
+    b.config["mounts"] = json!([{"destination": "/proc", "type": "proc", "source": "proc"}]);
+    let id = h.new_id();
+    let o = h.run(&id, &b);
+    o.assert_err();
+    assert!(o.stderr.contains("mounts[0]"), "{o:?}");
+    assert!(mounts_under(b.path()).is_empty());
+}

@@ -67,12 +67,6 @@ fn create_inner(root: &Path, o: &CreateOptions) -> Result<(Created, Locked, Cont
     let terminal = process.and_then(|p| p.terminal()).unwrap_or(false);
     crate::console::check_flags(terminal, !o.foreground, o.console_socket.is_some())?;
     let plan = namespaces::plan(&bundle.spec);
-    if !plan.private_mount {
-        return Err(Error::Usage(
-            "linux.namespaces: a mount namespace is required to set up the container's rootfs"
-                .into(),
-        ));
-    }
     crate::rootfs::verify_host_proc()?;
     let store = Store::open(root)?;
     // Compiled (or found in the cache under --root) before the container exists: a bad profile

@@ -194,6 +194,7 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
     )?;
     let pidfd = init_pidfd(&rec)?;
     let (flags, join_pid) = namespaces_of(rec.pid)?;
+    let chroot = chroot_of(rec.pid, flags)?;
     // A user namespace whose gid map was written after `setgroups` was denied forbids setgroups.
     let setgroups_allowed = std::fs::read_to_string(format!("/proc/{}/setgroups", rec.pid))
         .map(|s| s.trim() != "deny")
@@ -271,6 +272,7 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
                 },
                 close,
                 seccomp: seccomp.as_ref(),
+                chroot,
             })
         }
         sys::Forked::Parent { pid } => pid,
@@ -349,6 +351,32 @@ struct Child<'a> {
     stdio: crate::stdio::Origin,
     close: Vec<RawFd>,
     seccomp: Option<&'a crate::seccomp::Compiled>,
+    /// The init's root, when it is only a chroot in our own mount namespace.
+    chroot: Option<OwnedFd>,
+}
+
+/// A container without a mount namespace of its own has the rootfs as its root directory only
+/// (a chroot in the host's mount namespace): joining namespaces does not bring the exec there, so
+/// it enters the init's root itself. None when the mount namespace is joined or the roots agree.
+fn chroot_of(pid: i32, flags: CloneFlags) -> Result<Option<OwnedFd>> {
+    use std::os::unix::fs::MetadataExt;
+    if flags.contains(CloneFlags::CLONE_NEWNS) {
+        return Ok(None);
+    }
+    let theirs = format!("/proc/{pid}/root");
+    let (Ok(a), Ok(b)) = (std::fs::metadata(&theirs), std::fs::metadata("/")) else {
+        return Ok(None);
+    };
+    if (a.dev(), a.ino()) == (b.dev(), b.ino()) {
+        return Ok(None);
+    }
+    let fd = nix::fcntl::open(
+        theirs.as_str(),
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx("open", &theirs)?;
+    Ok(Some(fd))
 }
 
 fn child(c: Child) -> ! {
@@ -374,6 +402,11 @@ fn setup(c: &Child) -> Result<process::Ready> {
     }
     if !c.flags.is_empty() {
         nix::sched::setns(c.pidfd.as_fd(), c.flags).op("join the container's namespaces")?;
+    }
+    if let Some(root) = &c.chroot {
+        nix::unistd::fchdir(root).op("chdir to the container's root")?;
+        nix::unistd::chroot(".").op("chroot to the container's root")?;
+        nix::unistd::chdir("/").op("chdir /")?;
     }
     if c.fork_for_pid {
         // SAFETY: this child is single-threaded, like the runtime it was cloned from.

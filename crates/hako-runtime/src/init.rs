@@ -227,6 +227,8 @@ fn setup(a: &InitArgs) -> Result<Ready> {
                 .and_then(|r| r.readonly())
                 .unwrap_or(false),
         )?;
+    } else {
+        rootfs::chroot_only(a.rootfs)?;
     }
     if let Some(peer) = &console_peer {
         crate::console::make_stdio(peer)?;

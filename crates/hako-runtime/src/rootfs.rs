@@ -332,6 +332,16 @@ fn hide_host_proc_and_sys(rootfs: &Path) -> Result<()> {
     Ok(())
 }
 
+/// No mount namespace of its own (the host's is inherited, as the spec says): the container
+/// only gets the rootfs as its root directory, as runc does then. Nothing is mounted, so nothing
+/// is left on the host.
+pub fn chroot_only(rootfs: &Path) -> Result<()> {
+    nix::unistd::chdir(rootfs).ctx("chdir", rootfs)?;
+    nix::unistd::chroot(".").ctx("chroot", rootfs)?;
+    nix::unistd::chdir("/").ctx("chdir", "/")?;
+    Ok(())
+}
+
 /// Step 6, after the switch: `rootfsPropagation` on the new / and `root.readonly`.
 pub fn finish(propagation: Option<&str>, readonly: bool) -> Result<()> {
     if let Some(flag) = propagation

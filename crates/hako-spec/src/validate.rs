@@ -283,6 +283,55 @@ fn linux(spec: &Spec) -> Result<()> {
     for key in linux.sysctl().iter().flatten().map(|(k, _)| k) {
         sysctl(spec, key)?;
     }
+    without_mount_ns(spec, linux)
+}
+
+/// The host's mount namespace is inherited when `linux.namespaces` has no "mount" (the spec);
+/// then nothing may be mounted or remounted, which would change the host's mounts (and stay
+/// there): runc's error for masked and read-only paths, one naming the field for the rest.
+fn without_mount_ns(spec: &Spec, linux: &oci_spec::runtime::Linux) -> Result<()> {
+    if has_ns(spec, LinuxNamespaceType::Mount) {
+        return Ok(());
+    }
+    for (field, paths) in [
+        ("linux.maskedPaths", linux.masked_paths()),
+        ("linux.readonlyPaths", linux.readonly_paths()),
+    ] {
+        if paths.as_ref().is_some_and(|p| !p.is_empty()) {
+            return Err(SpecError::invalid(
+                field,
+                "unable to restrict sys entries without a private MNT namespace",
+            ));
+        }
+    }
+    let needs = |field: &str, what: &str| {
+        Err(SpecError::invalid(
+            field,
+            format!("{what} needs a private mount namespace (linux.namespaces has no \"mount\"); the host's would be changed"),
+        ))
+    };
+    if let Some((i, _)) = spec.mounts().iter().flatten().enumerate().next() {
+        return needs(&format!("mounts[{i}]"), "a mount");
+    }
+    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        return needs("root.readonly", "a read-only root");
+    }
+    if linux.devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        return needs("linux.devices", "creating device nodes");
+    }
+    if linux
+        .rootfs_propagation()
+        .as_ref()
+        .is_some_and(|p| !p.is_empty())
+    {
+        return needs("linux.rootfsPropagation", "a rootfs propagation");
+    }
+    if spec.process().as_ref().and_then(|p| p.terminal()) == Some(true) {
+        return needs(
+            "process.terminal",
+            "a terminal (the container's own devpts)",
+        );
+    }
     Ok(())
 }
 
@@ -315,15 +364,30 @@ fn sysctl(spec: &Spec, key: &str) -> Result<()> {
         return Err(SpecError::invalid(field(), "malformed sysctl name"));
     }
     let normal = key.replace('/', ".");
+    // runc's words.
     match ns_for(&normal) {
+        Some(LinuxNamespaceType::Uts)
+            if normal == "kernel.hostname" && has_ns(spec, LinuxNamespaceType::Uts) =>
+        {
+            Err(SpecError::invalid(
+                field(),
+                format!(
+                    "sysctl {key:?} is not allowed as it conflicts with the OCI \"hostname\" field"
+                ),
+            ))
+        }
         Some(t) if has_ns(spec, t) => Ok(()),
-        Some(t) => Err(SpecError::invalid(
+        Some(LinuxNamespaceType::Ipc) => Err(SpecError::invalid(
             field(),
-            format!("sysctl is not in a separate kernel namespace (needs a private {t} namespace)"),
+            format!("sysctl {key:?} is not allowed in the hosts ipc namespace"),
         )),
-        None => Err(SpecError::invalid(
+        Some(LinuxNamespaceType::Network) => Err(SpecError::invalid(
             field(),
-            "sysctl is not namespaced and would change the host",
+            format!("sysctl {key:?} not allowed in host network namespace"),
+        )),
+        _ => Err(SpecError::invalid(
+            field(),
+            format!("sysctl {key:?} is not in a separate kernel namespace"),
         )),
     }
 }
