@@ -117,3 +117,91 @@ fn text_errors_go_to_stderr() {
     assert!(o.stderr.contains("does not exist"), "{o:?}");
     assert_eq!(o.stdout, "");
 }
+
+/// `--debug` gives debug lines for every command (text to stderr, or JSON lines in `--log`),
+/// and without it a successful command prints nothing of its own (containerd reads the output).
+#[test]
+fn debug_lines_for_every_command_and_silence_without() {
+    require_root!();
+    let h = Hako::new();
+    let b = Bundle::sh("exec sleep 100");
+    let id = h.new_id();
+    let spec_dir = TempDir::new("debug-spec");
+    let spec = spec_dir.path().to_str().unwrap().to_string();
+    let bundle = b.path().to_str().unwrap().to_string();
+    b.save();
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["run", "-d", "--bundle", &bundle, &id],
+        vec!["state", &id],
+        vec!["list"],
+        vec!["exec", &id, "true"],
+        vec!["exec", "-d", &id, "true"],
+        vec!["ps", "--format", "json", &id],
+        vec!["pause", &id],
+        vec!["resume", &id],
+        vec!["update", "--pids-limit", "100", &id],
+        vec!["events", "--stats", &id],
+        vec!["kill", &id, "0"],
+        vec!["features"],
+        vec!["spec", "--bundle", &spec],
+        vec!["delete", "--force", &id],
+    ];
+    for (mode, global) in [
+        ("quiet", vec![]),
+        ("text", vec!["--debug".to_string()]),
+        (
+            "json",
+            vec![
+                "--debug".into(),
+                "--log-format".into(),
+                "json".into(),
+                "--log".into(),
+            ],
+        ),
+    ] {
+        let _ = fs::remove_file(spec_dir.path().join("config.json"));
+        for args in &commands {
+            let log = h.scratch().join(format!("debug-{}.log", unique()));
+            let mut global = global.clone();
+            if global.last().map(String::as_str) == Some("--log") {
+                global.push(log.to_string_lossy().to_string());
+            }
+            let o = h.cmd_opts(
+                args,
+                CmdOpts {
+                    global,
+                    ..Default::default()
+                },
+            );
+            assert_eq!(o.code, 0, "{mode} {args:?}: {o:?}");
+            if testing_runc() && mode != "quiet" {
+                continue; // runc 1.1 has debug lines for some commands only
+            }
+            match mode {
+                "quiet" => assert_eq!(o.stderr_now(), "", "{args:?} printed on success"),
+                "text" => assert!(
+                    o.stderr.lines().any(|l| l.contains(" level=debug msg=")),
+                    "{args:?}: {o:?}"
+                ),
+                _ => {
+                    let text = read(&log);
+                    let lines: Vec<Value> = text
+                        .lines()
+                        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+                        .collect();
+                    assert!(
+                        lines
+                            .iter()
+                            .any(|v| v["level"] == "debug" && v["msg"].is_string()),
+                        "{args:?}: {text}"
+                    );
+                    assert_eq!(
+                        o.stderr_now(),
+                        "",
+                        "{args:?}: with --log, nothing on stderr"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -129,6 +129,10 @@ pub(crate) fn start_locked(lock: Locked, rec: &mut ContainerRecord) -> Result<()
     let conn = release(&lock)?;
     let unlocked = lock.unlock();
     verdict(conn)?;
+    crate::log::debug(&format!(
+        "start {}: container init {} exec'd",
+        unlocked.id, rec.pid
+    ));
     let lock = unlocked.lock()?;
     rec.status = Status::Running;
     lock.save(rec)?;
@@ -227,6 +231,7 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
         }
         return Ok(());
     }
+    crate::log::debug(&format!("kill {id}: signal {sig} to init {}", rec.pid));
     signal_init(&rec, sig).map(drop)
 }
 
@@ -327,6 +332,7 @@ pub(crate) fn delete_locked(
     let _ = cg.kill_all();
     cg.destroy()?;
     lock.remove()?;
+    crate::log::debug(&format!("delete {id}: state and cgroups removed"));
     // As runc: poststop hooks run once the state is gone (and without the lock, so a hook may
     // call the runtime). The spec: every one runs, a failure is a warning.
     let state = serde_json::to_string(&rec.hook_state(Status::Stopped)).expect("serializes");

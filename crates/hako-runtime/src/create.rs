@@ -236,6 +236,10 @@ fn create_locked(
         sys::Forked::Parent { pid } => pid,
     };
     made.child = Some(pid);
+    log::debug(&format!(
+        "create {}: container init cloned, pid {pid}",
+        o.id
+    ));
     if let Some(ns) = pid_ns {
         ns.leave()?;
     }
@@ -336,6 +340,7 @@ fn create_locked(
         .transpose()?;
     rec.status = Status::Created;
     lock.save(&rec)?;
+    log::debug(&format!("create {}: created, init pid {pid}", o.id));
     if let Some(pf) = &o.pid_file {
         store::write_atomic(pf, &pid.to_string())?;
     }

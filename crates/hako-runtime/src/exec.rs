@@ -333,8 +333,19 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
         store::write_atomic(pf, &pid.to_string())?;
     }
     match forwarded {
-        None => Ok(0),
-        Some(f) => crate::foreground::wait(pid, &f, master),
+        None => {
+            crate::log::debug(&format!("exec {}: detached process {pid}", o.id));
+            Ok(0)
+        }
+        Some(f) => {
+            crate::log::debug(&format!("exec {}: process {pid}, waiting", o.id));
+            let code = crate::foreground::wait(pid, &f, master)?;
+            crate::log::debug(&format!(
+                "exec {}: process {pid} exited, status {code}",
+                o.id
+            ));
+            Ok(code)
+        }
     }
 }
 

@@ -70,6 +70,11 @@ pub fn run_all(hooks: Option<&Hooks>, kind: Kind, state: &str, cwd: Option<&Path
 pub fn run_all_warn(hooks: Option<&Hooks>, kind: Kind, state: &str) {
     let Some(h) = hooks else { return };
     for (i, hook) in kind.of(h).iter().enumerate() {
+        crate::log::debug(&format!(
+            "running {} hook #{i}: {}",
+            kind.name(),
+            hook.path().display()
+        ));
         if let Err(e) = run(hook, state, None) {
             crate::log::warn(&format!("error running {} hook #{i}: {e}", kind.name()));
         }

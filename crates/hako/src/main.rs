@@ -37,8 +37,17 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(1);
     }
+    // What runs, for `--debug` (nothing is printed without it: callers read stdout and stderr).
+    log::debug(&format!(
+        "hako {}: {}",
+        env!("CARGO_PKG_VERSION"),
+        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+    ));
     match dispatch(&cli) {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => {
+            log::debug(&format!("done, exit status {code}"));
+            ExitCode::from(code)
+        }
         Err(e) => {
             // Exactly one error line per failure (podman parses the whole file as one JSON value).
             let msg = e.to_string();
