@@ -112,3 +112,19 @@ run_scenarios() {
   done
   return "$failed"
 }
+
+# ensure_test_user: the unprivileged user `hakotest` with 65536 subordinate uids and gids (what
+# tests/src/lib.rs test_user() makes; the same name, so both share it). Prints its name.
+ensure_test_user() {
+  flock /run/hako-test-user.lock sh -c '
+    name=hakotest
+    id -u $name >/dev/null 2>&1 || useradd -M -d /nonexistent -s /usr/sbin/nologin -U $name
+    for f in /etc/subuid /etc/subgid; do
+      touch $f
+      if ! grep -q "^$name:" $f; then
+        start=$(awk -F: "BEGIN{m=100000} {e=\$2+\$3; if (e>m) m=e} END{print m}" $f)
+        echo "$name:$start:65536" >> $f
+      fi
+    done'
+  echo hakotest
+}

@@ -21,7 +21,20 @@ p() { podman "${PFLAGS[@]}" "$@"; }
 in_tty() { script -qec "$(printf '%q ' "$@")" /dev/null | tr -d '\r'; }
 # Containers (and conmon) go under a cgroup parent of this run, removed at the end.
 export CGROUP_PARENT=${CGROUP_PARENT:-hako-int-podman-$$}
-prun() { p run --network none --cgroup-parent "/$CGROUP_PARENT" "${SECCOMP[@]}" "$@"; }
+# ROOTLESS=1: run by an unprivileged user (integration/podman-rootless.sh); podman then picks the
+# cgroups itself (none on a cgroup v1 host), so no parent is given.
+ROOTLESS=${ROOTLESS:-}
+SUITE=${SUITE:-podman}
+CGP=(--cgroup-parent "/$CGROUP_PARENT")
+[ -z "$ROOTLESS" ] || CGP=()
+prun() { p run --network none "${CGP[@]}" "${SECCOMP[@]}" "$@"; }
+# Scenarios about the container's cgroup: rootless on a cgroup v1 (or hybrid) host the user can
+# write no hierarchy, so podman and the runtime give the container no cgroup (docs/rootless.md).
+needs_cgroup() {
+  if [ -n "$ROOTLESS" ] && grep -q ' - cgroup cgroup ' /proc/self/mountinfo; then
+    skip "rootless on a cgroup v1 host: no cgroup to $1"
+  fi
+}
 name() { echo "int-$RT-$1"; }
 logs_have() { p logs "$1" 2>&1 | grep -q "$2"; }
 state() { p inspect --format '{{.State.Status}}' "$1"; }
@@ -51,6 +64,7 @@ setup() {
   echo from-image >"$P/rootfs/tmp/from-image" # read_only: the tmpfs podman puts on /tmp keeps it
   tar -C "$P/rootfs" -c . | p import -q --change CMD=/bin/sh - "$IMG" >/dev/null
   # The same image for containerd.sh.
+  [ -z "$ROOTLESS" ] || return 0
   rm -f "$INT_WORK/busybox-oci.tar"
   p save -q --format oci-archive -o "$INT_WORK/busybox-oci.tar" "$IMG"
 }
@@ -61,6 +75,12 @@ teardown() {
   set +e
   RT=hako cleanup_containers
   p rmi -af >/dev/null 2>&1 || true
+  if [ -n "$ROOTLESS" ]; then
+    # Storage files belong to subordinate ids: removed from inside podman's user namespace; then
+    # podman's pause process (it keeps that namespace) goes.
+    [ ! -d "$P" ] || p unshare rm -rf "$P/root" "$P/runroot" >/dev/null 2>&1
+    [ ! -f "$P/tmp/pause.pid" ] || kill "$(cat "$P/tmp/pause.pid")" 2>/dev/null
+  fi
   # Storage mounts (overlay home, container rootfs) all live under $P.
   findmnt -rn -o TARGET | grep "^$P/" | sort -r | while read -r m; do umount -l "$m"; done
   remove_cgroups "$CGROUP_PARENT"
@@ -95,7 +115,7 @@ sc_detach_exec_ps_top_stop() {
 
 sc_tty() {
   local c out; c=$(name tty)
-  out=$(in_tty podman "${PFLAGS[@]}" run --rm -t --network none --cgroup-parent "/$CGROUP_PARENT" "${SECCOMP[@]}" "$IMG" \
+  out=$(in_tty podman "${PFLAGS[@]}" run --rm -t --network none "${CGP[@]}" "${SECCOMP[@]}" "$IMG" \
     sh -c 'tty; [ -t 0 ] && echo stdin-is-tty; sleep 0.3')
   assert_contains "$out" /dev/pts/ "tty in run -t"
   assert_contains "$out" stdin-is-tty "run -t"
@@ -118,6 +138,7 @@ sc_kill_signal() {
 }
 
 sc_pause_unpause() {
+  needs_cgroup "freeze"
   local c; c=$(name pause)
   prun -d --name "$c" "$IMG" sleep 1000 >/dev/null
   p pause "$c" >/dev/null
@@ -129,6 +150,7 @@ sc_pause_unpause() {
 }
 
 sc_stats() {
+  needs_cgroup "read stats from"
   local c out; c=$(name stats)
   prun -d --name "$c" "$IMG" sleep 1000 >/dev/null
   out=$(p stats --no-stream --format '{{.Name}} {{.PIDs}} {{.MemUsage}}' "$c")
@@ -137,6 +159,7 @@ sc_stats() {
 }
 
 sc_update_memory() {
+  needs_cgroup "update"
   local c f; c=$(name upd)
   prun -d --name "$c" --memory 64m "$IMG" sleep 1000 >/dev/null
   f=$(host_cgroup_file "$(cpid "$c")" memory memory.limit_in_bytes)
@@ -146,6 +169,7 @@ sc_update_memory() {
 }
 
 sc_resource_limits() {
+  needs_cgroup "limit"
   local c pid; c=$(name res)
   prun -d --name "$c" --memory 64m --pids-limit 100 --cpus 0.5 "$IMG" sleep 1000 >/dev/null
   pid=$(cpid "$c")
@@ -181,7 +205,7 @@ sc_seccomp_unconfined() {
 
 sc_seccomp_default() {
   # podman's default profile: filter mode (2).
-  assert_contains "$(p run --rm --network none --cgroup-parent "/$CGROUP_PARENT" "$IMG" grep Seccomp: /proc/self/status)" "$(printf 'Seccomp:\t2')"
+  assert_contains "$(p run --rm --network none "${CGP[@]}" "$IMG" grep Seccomp: /proc/self/status)" "$(printf 'Seccomp:\t2')"
 }
 
 sc_rootfs_dir() {
@@ -190,6 +214,14 @@ sc_rootfs_dir() {
   echo "rootfs of $RT" >"$dir/marker"
   assert_eq "$(prun --rm --rootfs "$dir" cat /marker)" "rootfs of $RT"
   rm -rf "$dir"
+}
+
+sc_network_host() {
+  # No network namespace: the host's interfaces (sysfs cannot be mounted fresh rootless then; the
+  # runtime binds the host's /sys).
+  local want; want=$(ls /sys/class/net | sort | tr '\n' ' ')
+  assert_eq "$(p run --rm --network host "${CGP[@]}" "${SECCOMP[@]}" "$IMG" sh -c "ls /sys/class/net | sort | tr '\n' ' '")" \
+    "$want" "interfaces with --network host"
 }
 
 sc_missing_executable() {
@@ -201,7 +233,7 @@ sc_missing_executable() {
 
 SCENARIOS=(run_echo exit_code detach_exec_ps_top_stop tty stdin kill_signal pause_unpause stats
   update_memory resource_limits cap_drop user read_only seccomp_unconfined seccomp_default
-  rootfs_dir missing_executable)
+  rootfs_dir network_host missing_executable)
 
 if [ "${1:-}" = scenario ]; then
   set -x; "sc_$2"
@@ -213,4 +245,4 @@ teardown
 setup
 [ "${1:-}" != image-only ] || exit 0
 [ $# -eq 0 ] || SCENARIOS=("$@")
-run_scenarios podman "$0" cleanup_containers "${SCENARIOS[@]}"
+run_scenarios "$SUITE" "$0" cleanup_containers "${SCENARIOS[@]}"

@@ -10,6 +10,7 @@ trap 'rm -f "$INT_WORK/busybox-oci.tar"' EXIT
 mkdir -p "$LOGS"
 status=0
 integration/podman.sh || status=1
+integration/podman-rootless.sh || status=1
 integration/containerd.sh || status=1
 integration/report.sh "$RESULTS" docs/integration.md
 echo "results: docs/integration.md; logs: $LOGS"

@@ -5,6 +5,8 @@
 use std::fs;
 use std::path::Path;
 
+use std::os::unix::process::CommandExt;
+
 use hako_tests::*;
 
 /// The config `runc spec --rootless` would give: a user namespace mapping the caller to root, no
@@ -648,21 +650,58 @@ fn root_in_the_users_own_user_namespace_as_rootless_podman_runs_it() {
     require_root!();
     // Rootless podman runs the runtime as root of a user namespace the user made: euid 0, but no
     // mknod, no write to the host's cgroups, no fresh sysfs without a network namespace.
+    // One user namespace for every command, as podman's pause process keeps one: held by a
+    // sleeping process of the user, entered with nsenter.
+    let u = test_user();
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let holder = Reap(
+        std::process::Command::new("unshare")
+            .args(["--user", "--map-root-user", "sleep", "300"])
+            .uid(u.uid)
+            .gid(u.gid)
+            .spawn()
+            .unwrap(),
+    );
+    let hpid = holder.0.id();
+    let own_ns = fs::read_link("/proc/self/ns/user").unwrap();
+    assert!(wait_for(CMD_TIMEOUT, || {
+        fs::read_link(format!("/proc/{hpid}/ns/user")).is_ok_and(|n| n != own_ns)
+            && read(format!("/proc/{hpid}/uid_map"))
+                .trim()
+                .starts_with('0')
+    }));
     let mut h = Hako::rootless();
-    h.wrap = ["unshare", "--user", "--map-root-user", "--"]
-        .map(String::from)
-        .to_vec();
+    h.wrap = [
+        "nsenter",
+        "--user",
+        "--preserve-credentials",
+        "-t",
+        &hpid.to_string(),
+        "--",
+    ]
+    .map(String::from)
+    .to_vec();
     // rootless_bundle's config without a user namespace of its own (podman's default).
-    let mut b = rootless_bundle(
+    let podman_like = |script: &str| {
+        let mut b = rootless_bundle(script);
+        b.config["linux"]["namespaces"] = json!([
+            {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}
+        ]);
+        for k in ["uidMappings", "gidMappings"] {
+            b.config["linux"].as_object_mut().unwrap().remove(k);
+        }
+        b
+    };
+    let mut b = podman_like(
         "id -u; stat -c '%t:%T' /dev/null; grep -c ' /dev/null ' /proc/self/mountinfo; \
          grep ' /sys ' /proc/self/mountinfo | grep -c sysfs",
     );
-    b.config["linux"]["namespaces"] = json!([
-        {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}
-    ]);
-    for k in ["uidMappings", "gidMappings"] {
-        b.config["linux"].as_object_mut().unwrap().remove(k);
-    }
     b.config["linux"]["resources"] = json!({"pids": {"limit": 50}});
     b.save();
     let log = h.scratch().join("log.json");
@@ -697,4 +736,25 @@ fn root_in_the_users_own_user_namespace_as_rootless_podman_runs_it() {
     out.assert_err();
     assert!(out.stderr.contains("permission denied"), "{}", out.stderr);
     nothing_left(&h, &id, &b);
+    // exec enters the container's pid namespace (owned by the user's namespace) and cannot go
+    // back to the initial one: only its child needed it.
+    let sleeper = podman_like("exec sleep 60");
+    let id = h.new_id();
+    h.run_with(&id, &sleeper, &["--detach"]).assert_ok();
+    let ex = h.cmd(&["exec", &id, "sh", "-c", "id -u; cat /proc/1/comm"]);
+    ex.assert_ok();
+    assert_eq!(ex.stdout, "0\nsleep\n");
+    // From another user namespace, which cannot see (or enter) the container's namespaces: an
+    // error, never a process outside them.
+    let nsenter = std::mem::replace(
+        &mut h.wrap,
+        ["unshare", "--user", "--map-root-user", "--"]
+            .map(String::from)
+            .to_vec(),
+    );
+    let ex = h.cmd(&["exec", &id, "cat", "/proc/1/comm"]);
+    assert_eq!(ex.code, 255, "{ex:?}");
+    assert!(ex.stdout.is_empty(), "{ex:?}");
+    h.wrap = nsenter;
+    h.delete_force(&id).assert_ok();
 }

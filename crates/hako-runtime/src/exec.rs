@@ -146,8 +146,15 @@ fn namespaces_of(pid: i32) -> Result<(CloneFlags, bool)> {
     ] {
         let theirs = format!("/proc/{pid}/ns/{name}");
         let ours = format!("/proc/self/ns/{name}");
-        let (Ok(a), Ok(b)) = (std::fs::metadata(&theirs), std::fs::metadata(&ours)) else {
-            continue; // a kernel without this namespace type
+        // Only a namespace type this kernel lacks may be passed over: any other failure (say,
+        // EACCES from a user namespace that does not own the container) would run the process
+        // outside the container's namespaces.
+        let (a, b) = match (std::fs::metadata(&theirs), std::fs::metadata(&ours)) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io("open namespace", theirs, e))
+            }
+            _ => continue,
         };
         if (a.dev(), a.ino()) == (b.dev(), b.ino()) {
             continue;
@@ -278,7 +285,14 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
         sys::Forked::Parent { pid } => pid,
     };
     if let Some(ns) = pid_ns {
-        ns.leave()?;
+        match ns.leave() {
+            // Root only inside a user namespace (rootless podman runs the runtime so) may enter
+            // the container's pid namespace, owned by that namespace, but not go back to its
+            // own, owned by the initial one. Only children are affected, and exec forks no
+            // more of them: the runtime's own pid namespace never changed.
+            Err(e) if e.is_permission() => {}
+            r => r?,
+        }
     }
     drop(child_ch);
     drop(console);
