@@ -37,8 +37,10 @@ unit:
 integration-tests: build
 	HAKO_BIN=$(CURDIR)/target/debug/hako $(CARGO) test -p hako-tests -- --test-threads=2
 
-# test-cgroupv2 boots the VM once (about 3 minutes here) and integration drives hako with podman
-# and containerd (about 4 minutes with their install): within CI's 30-minute budget.
+# test-cgroupv2 boots the VM once (about 3 minutes here), test-systemd boots it once with systemd
+# (about 2 minutes of tests and up to 9 of podman/containerd scenarios, emulated, on a loaded
+# machine) and integration drives hako with podman and containerd (about 4 minutes with their
+# install).
 test: deps lint unit integration-tests test-cgroupv2 test-systemd integration
 
 demo: deps release
@@ -94,18 +96,27 @@ test-cgroupv2: deps vm-deps
 		$$unit cgroups:: --test-threads=1; $$it --test-threads=1; $$ev --test-threads=1; \
 		$$rl delegated_cgroup without_a_writable --test-threads=1'
 
-# The systemd cgroup driver (--systemd-cgroup) under a real systemd: the same v2 guest booted with
-# systemd 252 as PID 1 and D-Bus (VMRUN_INIT=systemd), one boot for tests/tests/systemd.rs.
-# On a real systemd + cgroup v2 machine: `cargo test -p hako-tests --test systemd -- --test-threads=1`.
+# The systemd cgroup driver (--systemd-cgroup) under a real systemd, in one boot of the v2 guest
+# with systemd 252 as PID 1 and D-Bus (VMRUN_INIT=systemd): tests/tests/systemd.rs, then
+# integration/systemd.sh (podman with cgroup_manager=systemd and containerd with SystemdCgroup drive
+# hako and runc; results into docs/integration.md). On a real systemd + cgroup v2 machine:
+# `cargo test -p hako-tests --test systemd -- --test-threads=1` and `integration/systemd.sh`.
+SD_INT := $(TMP)/integration-systemd
 test-systemd: deps vm-deps
+	@$(MAKE) --no-print-directory deps EXTRA_PKGS="$(INTEGRATION_PKGS)"
 	$(CARGO) build -p hako
+	$(CARGO) build --release -p hako
 	@mkdir -p $(TMP)
+	@rm -rf $(SD_INT)
 	$(CARGO) test -p hako-tests --test systemd --no-run --message-format=json | \
 		jq -r 'select(.profile.test == true) | .executable' > $(TMP)/systemd-tests
 	VMRUN_INIT=systemd VMRUN_TIMEOUT=$(VM_TIMEOUT) $(VM)/vm-run.sh -e HAKO_TEST_SLOW=1 \
-		-e HAKO_BIN=$(CURDIR)/target/debug/hako "$(CURDIR)" -- sh -c 'set -e; \
+		-e HAKO_BIN=$(CURDIR)/target/debug/hako -e HAKO=$(CURDIR)/target/release/hako \
+		-e RESULTS=$(SD_INT)/results -e LOGS=$(SD_INT)/logs -e SCENARIO_TIMEOUT=600 \
+		"$(CURDIR)" -- sh -c 'set -e; \
 		test -d /run/systemd/system; grep -q "cgroup2 cgroup2" /proc/self/mountinfo; \
-		$$(sed -n 1p $(TMP)/systemd-tests) --test-threads=1'
+		$$(sed -n 1p $(TMP)/systemd-tests) --test-threads=1; integration/systemd.sh'
+	integration/report.sh $(SD_INT)/results docs/integration.md systemd-results
 
 clean:
 	$(CARGO) clean

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# report.sh RESULTS DOC: the scenario × runtime table from RESULTS (suite|scenario|runtime|status|note
-# lines) replaces the text between the results markers in DOC.
+# report.sh RESULTS DOC [MARKER]: the scenario × runtime table from RESULTS
+# (suite|scenario|runtime|status|note lines) replaces the text between the MARKER markers in DOC
+# (default `results`: <!-- results:begin --> ... <!-- results:end -->).
 set -euo pipefail
 results=$1 doc=$2
-begin='<!-- results:begin -->' end='<!-- results:end -->'
+marker=${3:-results}
+begin="<!-- $marker:begin -->" end="<!-- $marker:end -->"
 table=$(mktemp)
 trap 'rm -f "$table"' EXIT
 {
