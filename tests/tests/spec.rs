@@ -194,4 +194,19 @@ fn spec_patched_with_a_cgroup_namespace_runs() {
     o.assert_ok();
     let host = fs::read_link("/proc/self/ns/cgroup").unwrap();
     assert_ne!(o.stdout.trim(), host.to_str().unwrap(), "{o:?}");
+    // One already there, added again: refused in runc's words, nothing left.
+    v["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "network"}));
+    fs::write(b.config_path(), v.to_string()).unwrap();
+    let id = h.new_id();
+    let o = h.cmd(&["run", "--bundle", b.path().to_str().unwrap(), &id]);
+    o.assert_err();
+    assert!(
+        o.stderr
+            .contains(r#"malformed spec file: duplicated ns {\"network\" \"\"}"#),
+        "{o:?}"
+    );
+    assert!(!h.state_dir(&id).exists());
 }

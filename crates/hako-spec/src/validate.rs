@@ -170,7 +170,18 @@ fn linux(spec: &Spec) -> Result<()> {
         if !seen.insert(ns.typ()) {
             return Err(SpecError::invalid(
                 format!("linux.namespaces[{i}]"),
-                format!("duplicate namespace type {}", ns.typ()),
+                // runc's words (Go's print of its namespace struct).
+                format!(
+                    "malformed spec file: duplicated ns {{\"{}\" \"{}\"}}",
+                    serde_json::to_value(ns.typ())
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                    ns.path()
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                ),
             ));
         }
         if let Some(p) = ns.path() {
