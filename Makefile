@@ -7,7 +7,7 @@ DEBIAN_PKGS := busybox-static runc crun hyperfine jq libseccomp-dev pkg-config t
 # `make integration` also needs the real callers (ctr ships with containerd; script(1) is in bsdutils).
 INTEGRATION_PKGS := podman conmon containerd bsdutils tar
 
-.PHONY: all deps build release test unit integration-tests demo bench integration test-cgroupv2 test-systemd vm-deps lint clean
+.PHONY: all deps build release test unit integration-tests demo bench integration test-cgroupv2 test-systemd vm-deps lint clean criu
 
 all: build
 
@@ -34,8 +34,16 @@ unit:
 	$(CARGO) test -p hako-spec -p hako-runtime -p hako
 
 # Real containers, as root, with the debug binary.
+# checkpoint.rs (and the podman/containerd checkpoint runs) need CRIU: v4.2 built once from
+# ../shared/criu (Debian 12's criu 3.17 cannot dump on these kernels); the script prints its path.
+CRIU_INSTALL := $(abspath $(CURDIR)/../shared/criu/install.sh)
+
+criu:
+	@$(CRIU_INSTALL) >/dev/null
+
 integration-tests: build
-	HAKO_BIN=$(CURDIR)/target/debug/hako $(CARGO) test -p hako-tests -- --test-threads=2
+	criu=$$($(CRIU_INSTALL)) && HAKO_CRIU=$$criu HAKO_BIN=$(CURDIR)/target/debug/hako \
+		$(CARGO) test -p hako-tests -- --test-threads=2
 
 # test-cgroupv2 boots the VM once (about 3 minutes here), test-systemd boots it once with systemd
 # (about 2 minutes of tests and up to 9 of podman/containerd scenarios, emulated, on a loaded
@@ -55,7 +63,7 @@ bench: deps release
 integration:
 	@$(MAKE) --no-print-directory deps EXTRA_PKGS="$(INTEGRATION_PKGS)"
 	$(CARGO) build --release -p hako
-	integration/run.sh
+	criu=$$($(CRIU_INSTALL)) && PATH=$$(dirname $$criu):$$PATH integration/run.sh
 
 # The cgroup v2 test set in one boot of a pure-v2 QEMU guest (../shared/vm): tests/tests/cgroups.rs
 # (it reads the layout from mountinfo and checks the v2 files), tests/tests/events.rs (stats and

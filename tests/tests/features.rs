@@ -66,6 +66,11 @@ fn shape_and_key_order() {
     assert_eq!(l["cgroup"]["v2"], true);
     assert!(strings(&l["seccomp"]["actions"]).contains(&"SCMP_ACT_NOTIFY".to_string()));
     assert!(strings(&f["mountOptions"]).contains(&"rro".to_string()));
+    // checkpoint/restore through CRIU (tests/checkpoint.rs), announced with runc's key.
+    assert_eq!(
+        f["annotations"]["org.opencontainers.runc.checkpoint.enabled"],
+        "true"
+    );
     if testing_runc() {
         eprintln!("runc 1.1: no intelRdt/mountExtensions, lists unsupported options; stop here");
         return;

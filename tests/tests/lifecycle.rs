@@ -796,7 +796,7 @@ fn help_for_every_command() {
         ),
         ("events", &["--stats", "--interval"]),
         ("features", &[]),
-        // Not implemented by hako (CRIU), but their flags are runc's.
+        // Through CRIU, with runc's flags.
         (
             "checkpoint",
             &["--image-path", "--leave-running", "--work-path"],

@@ -77,6 +77,12 @@ pub fn features() -> Features {
             format!("{}.{}.{}", v.major, v.minor, v.micro),
         );
     }
+    // runc's key, which tools read to learn that checkpoint/restore (CRIU) is built in; the CRIU
+    // binary itself is only looked for when a checkpoint runs.
+    annotations.insert(
+        "org.opencontainers.runc.checkpoint.enabled".into(),
+        "true".into(),
+    );
     annotations.insert(
         "org.hako.version".into(),
         env!("CARGO_PKG_VERSION").to_string(),

@@ -230,6 +230,7 @@ fn setup(a: &InitArgs) -> Result<Ready> {
     } else {
         rootfs::chroot_only(a.rootfs)?;
     }
+    crate::stdio::reopen_dev_null()?;
     if let Some(peer) = &console_peer {
         crate::console::make_stdio(peer)?;
     }

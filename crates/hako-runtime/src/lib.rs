@@ -8,6 +8,7 @@
 pub mod bind_sources;
 pub mod cgroups;
 pub mod channel;
+pub mod checkpoint;
 pub mod console;
 pub mod container;
 pub mod control;

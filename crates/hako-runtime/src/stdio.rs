@@ -60,3 +60,34 @@ pub fn give_to_user(uid: u32, origin: Origin) -> Result<()> {
     }
     Ok(())
 }
+
+/// Stdio that is the host's `/dev/null` is replaced by the container's own, as runc's
+/// `reOpenDevNull` does after pivot_root: an fd on a mount outside the container's mount namespace
+/// is one CRIU cannot checkpoint ("Can't lookup mount"). Without a `/dev/null` in the container
+/// nothing changes.
+pub fn reopen_dev_null() -> Result<()> {
+    use nix::fcntl::{open, OFlag};
+    use nix::sys::stat::{fstat, Mode};
+    use std::os::fd::AsRawFd;
+    let null = match open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()) {
+        Ok(f) => f,
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(Error::sys("open /dev/null in the container", e)),
+    };
+    let want = fstat(&null)
+        .map_err(|e| Error::sys("stat /dev/null", e))?
+        .st_rdev;
+    for fd in 0..3 {
+        // SAFETY: fds 0-2 stay open for the duration of this call; only their metadata is read.
+        let b = unsafe { BorrowedFd::borrow_raw(fd) };
+        let Ok(st) = fstat(b) else { continue };
+        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR
+            && st.st_rdev == want
+        {
+            // SAFETY: dup3 onto a stdio number we own replaces it atomically.
+            Errno::result(unsafe { libc::dup3(null.as_raw_fd(), fd, 0) })
+                .map_err(|e| Error::sys(format!("reopen /dev/null as fd {fd}"), e))?;
+        }
+    }
+    Ok(())
+}

@@ -31,6 +31,9 @@ pub struct Cli {
     /// Rootless cgroup handling: true, false or auto (default: on for a non-root user).
     #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Option<String>,
+    /// Path to the criu binary used for checkpoint and restore.
+    #[arg(long, global = true, default_value = "criu")]
+    pub criu: PathBuf,
     /// Print the version.
     #[arg(short = 'v', long = "version")]
     pub version: bool,
@@ -148,9 +151,9 @@ pub enum Command {
     },
     /// Print the runtime-spec features document (what this hako supports) as JSON.
     Features,
-    /// Checkpoint a running container (not implemented by hako: fails).
+    /// Checkpoint a running container with CRIU.
     Checkpoint(Box<CheckpointArgs>),
-    /// Restore a container from a checkpoint (not implemented by hako: fails).
+    /// Restore a container from a checkpoint with CRIU.
     Restore(Box<RestoreArgs>),
     #[command(external_subcommand)]
     Other(Vec<String>),
@@ -256,8 +259,7 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
-/// runc's `checkpoint` flags, accepted so `-h` lists them and callers' command lines parse; the
-/// command itself is not implemented.
+/// runc's `checkpoint` flags.
 #[derive(Args, Debug, Clone, Default)]
 pub struct CheckpointArgs {
     /// Path for saving criu image files.
@@ -396,6 +398,7 @@ const LONG_FLAGS: &[&str] = &[
     "format",
     "quiet",
     "no-subreaper",
+    "criu",
     "image-path",
     "work-path",
     "parent-path",

@@ -1,6 +1,7 @@
 //! The `hako` binary: parse runc's command line, call hako-runtime, print what runc prints.
 //! `anyhow` lives only here; the library returns typed errors.
 
+mod checkpoint;
 mod cli;
 mod output;
 mod update;
@@ -213,9 +214,16 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             let f = hako_runtime::features::features();
             println!("{}", serde_json::to_string_pretty(&f)?);
         }
-        // Parsed (so `-h` lists runc's flags) but not implemented: checkpoint/restore need CRIU.
-        Command::Checkpoint(_) => bail!("command \"checkpoint\" is not implemented by hako yet"),
-        Command::Restore(_) => bail!("command \"restore\" is not implemented by hako yet"),
+        Command::Checkpoint(a) => {
+            let o = checkpoint::checkpoint_options(&cli.criu, a);
+            hako_runtime::checkpoint::checkpoint(root, &o)?;
+        }
+        Command::Restore(a) => {
+            let rootless = rootless::Mode::parse(cli.rootless.as_deref())? == rootless::Mode::On;
+            let o = checkpoint::restore_options(&cli.criu, a, cli.systemd_cgroup, rootless);
+            let code = hako_runtime::checkpoint::restore(root, &o)?;
+            return Ok(u8::try_from(code).unwrap_or(255));
+        }
         Command::Other(args) => {
             let name = args.first().map(String::as_str).unwrap_or("");
             bail!("command {name:?} is not implemented by hako yet");
