@@ -39,8 +39,28 @@ pub struct Hierarchy {
     pub v2: bool,
 }
 
-/// What is mounted on this host, from /proc/self/mountinfo (never guessed from paths).
+/// What is mounted on this host, from /proc/self/mountinfo (never guessed from paths). Each
+/// hierarchy once, at its first mount point: a later mount of the same hierarchy is someone
+/// else's (CRIU mounts a "cgroup yard" of every hierarchy under its image directory while it
+/// works, in the host's mount namespace) and must not redirect where containers go.
 pub fn hierarchies(mountinfo: &str) -> Vec<Hierarchy> {
+    let mut out: Vec<Hierarchy> = Vec::new();
+    for h in all_mounts(mountinfo) {
+        let mut key = h.controllers.clone();
+        key.sort();
+        let seen = out.iter().any(|o| {
+            let mut k = o.controllers.clone();
+            k.sort();
+            o.v2 == h.v2 && k == key
+        });
+        if !seen {
+            out.push(h);
+        }
+    }
+    out
+}
+
+fn all_mounts(mountinfo: &str) -> Vec<Hierarchy> {
     const V1_OPTS: &[&str] = &[
         "rw",
         "ro",
@@ -95,6 +115,18 @@ pub(crate) mod tests {
 31 30 0:27 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
 32 30 0:28 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
 33 30 0:29 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw";
+
+    #[test]
+    fn second_mount_of_a_hierarchy_is_ignored() {
+        let info = format!(
+            "{HYBRID}\n90 33 0:27 / /img/.criu.cgyard.x/cpu rw - cgroup cgroup rw,cpu\n\
+             91 33 0:29 / /img/.criu.cgyard.x/unified rw - cgroup2 cgroup2 rw"
+        );
+        let hs = hierarchies(&info);
+        assert_eq!(hs.len(), 3);
+        assert_eq!(hs[0].mountpoint, PathBuf::from("/sys/fs/cgroup/cpu"));
+        assert_eq!(hs[2].mountpoint, PathBuf::from("/sys/fs/cgroup/unified"));
+    }
 
     #[test]
     fn reads_hybrid_layout() {

@@ -76,6 +76,7 @@ pub fn restore(root: &Path, o: &RestoreOptions) -> Result<i32> {
     )
     .map_err(|e| Error::Usage(format!("{}: {e}", desc_path.display())))?;
     let planned = Cgroups::plan(&bundle.spec, &o.id, o.systemd_cgroup)?;
+    planned.check_before_create(&bundle.spec)?;
     let store = Store::open(root)?;
     let lock = store.create(&o.id)?;
     // Before CRIU is forked: a signal sent meanwhile stays queued for the wait loop.
@@ -162,12 +163,8 @@ fn restore_locked(
 ) -> Result<(ContainerRecord, Option<OwnedFd>)> {
     let spec = &bundle.spec;
     let plan = crate::namespaces::plan(spec);
-    // Recreated and limited before CRIU is moved in; CRIU restores the processes into them.
-    let cg = made.cgroups.insert(planned);
-    cg.create()?;
-    if let Some(r) = Cgroups::resources(spec) {
-        cg.set(&r)?;
-    }
+    // Made (and limited) once CRIU runs, which is moved in: it restores the processes there.
+    made.cgroups = Some(planned);
     let rootfs = crate::paths::Root::open(&bundle.rootfs)?;
     extmnt::make_mountpoints(spec, &rootfs, &bundle.dir)?;
     drop(rootfs);
@@ -274,7 +271,7 @@ fn restore_locked(
     let mut events = RestoreEvents {
         lock,
         bundle,
-        cgroups: made.cgroups.as_ref().expect("created above"),
+        cgroups: made.cgroups.as_mut().expect("planned above"),
         console_socket: o.console_socket.as_deref(),
         private_pid_ns: plan.private_pid,
         o,
@@ -311,7 +308,7 @@ fn ns_name(t: LinuxNamespaceType) -> &'static str {
 struct RestoreEvents<'a> {
     lock: &'a Locked,
     bundle: &'a Bundle,
-    cgroups: &'a Cgroups,
+    cgroups: &'a mut Cgroups,
     console_socket: Option<&'a Path>,
     private_pid_ns: bool,
     o: &'a RestoreOptions,
@@ -347,7 +344,18 @@ impl Handler for RestoreEvents<'_> {
     /// there; its cgroup paths become the roots CRIU maps the image's cgroups onto, and the
     /// sources of the container's cgroup bind mounts.
     fn spawned(&mut self, pid: i32, req: &mut CriuReq) -> Result<()> {
-        self.cgroups.apply(pid)?;
+        // As `create` does for the init (runc: cgroupManager.Apply on CRIU's pid): a systemd
+        // unit first when asked for, then the directories, the limits, the move.
+        let cg = &mut *self.cgroups;
+        let r = Cgroups::resources(&self.bundle.spec);
+        cg.start_unit(pid, r.as_ref(), &self.o.id)?;
+        if !cg.rec.layout.is_empty() {
+            cg.create()?;
+            if let Some(r) = &r {
+                cg.set(r)?;
+            }
+            cg.apply(pid)?;
+        }
         let p = format!("/proc/{pid}/cgroup");
         let own = std::fs::read_to_string(&p).ctx("read", &p)?;
         let opts = req.opts.as_mut().expect("restore has options");
