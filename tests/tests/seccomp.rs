@@ -456,7 +456,10 @@ fn bad_profiles_fail_create() {
         (
             json!({"defaultAction": "SCMP_ACT_ALLOW",
                    "syscalls": [ok, ok, ok, {"names": ["getcwd"], "action": "SCMP_ACT_BOGUS"}]}),
-            vec!["linux.seccomp.syscalls[3].action", "SCMP_ACT_BOGUS"],
+            vec![
+                "linux.seccomp.syscalls[3].action",
+                "string SCMP_ACT_BOGUS is not a valid action for seccomp",
+            ],
         ),
         (
             json!({"defaultAction": "SCMP_ACT_NOPE"}),
@@ -464,7 +467,10 @@ fn bad_profiles_fail_create() {
         ),
         (
             json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_VAX"]}),
-            vec!["linux.seccomp.architectures[0]", "SCMP_ARCH_VAX"],
+            vec![
+                "linux.seccomp.architectures[0]",
+                "string SCMP_ARCH_VAX is not a valid arch for seccomp",
+            ],
         ),
         (
             json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_NOPE"]}),
@@ -474,7 +480,10 @@ fn bad_profiles_fail_create() {
             json!({"defaultAction": "SCMP_ACT_ALLOW",
                    "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO",
                                  "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_ALMOST"}]}]}),
-            vec!["linux.seccomp.syscalls[0].args[0].op"],
+            vec![
+                "linux.seccomp.syscalls[0].args[0].op",
+                "string SCMP_CMP_ALMOST is not a valid operator for seccomp",
+            ],
         ),
         (
             json!({"defaultAction": "SCMP_ACT_ALLOW",

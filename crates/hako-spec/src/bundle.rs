@@ -159,14 +159,61 @@ pub fn parse_spec_with(
             _ if path == "." || path.is_empty() => "config".to_string(),
             _ => path,
         };
-        (field, inner.to_string())
+        let message = with_runc_words(&field, inner.to_string());
+        (field, message)
     })?;
     Ok((spec, unknown))
+}
+
+/// runc's words for a seccomp value it does not know ("string X is not a valid action for
+/// seccomp"): scripts match them. The field and serde's list of valid values follow.
+fn with_runc_words(field: &str, message: String) -> String {
+    if !field.starts_with("linux.seccomp.") {
+        return message;
+    }
+    let what = if field.ends_with("action") || field.ends_with("defaultAction") {
+        "action"
+    } else if field.contains(".architectures[") {
+        "arch"
+    } else if field.ends_with(".op") {
+        "operator"
+    } else {
+        return message;
+    };
+    let Some(value) = message
+        .strip_prefix("unknown variant `")
+        .and_then(|r| r.split_once('`'))
+        .map(|(v, _)| v.to_string())
+    else {
+        return message;
+    };
+    format!("string {value} is not a valid {what} for seccomp ({message})")
 }
 
 #[cfg(test)]
 mod tests {
     use super::parse_spec;
+
+    #[test]
+    fn seccomp_values_in_runcs_words() {
+        let (field, msg) = parse_spec(
+            r#"{"ociVersion":"1.0.2","linux":{"seccomp":{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_BOGUS"}]}}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(field, "linux.seccomp.syscalls[0].action");
+        assert!(
+            msg.starts_with("string SCMP_ACT_BOGUS is not a valid action for seccomp"),
+            "{msg}"
+        );
+        let (_, msg) = parse_spec(
+            r#"{"ociVersion":"1.0.2","linux":{"seccomp":{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_VAX"]}}}"#,
+        )
+        .unwrap_err();
+        assert!(
+            msg.starts_with("string SCMP_ARCH_VAX is not a valid arch for seccomp"),
+            "{msg}"
+        );
+    }
 
     #[test]
     fn names_the_wrong_field() {
