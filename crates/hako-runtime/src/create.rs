@@ -221,7 +221,16 @@ fn create_locked(
                 close: std::iter::once(lock.lock_fd().as_raw_fd())
                     .chain(own_console.as_ref().map(|f| f.as_raw_fd()))
                     .collect(),
-                owner_uid: nix::unistd::geteuid().as_raw(),
+                owner_uid: {
+                    let euid = caller.map_or(0, |c| c.euid);
+                    match spec.linux().as_ref().filter(|_| plan.new_user) {
+                        Some(l) => crate::idmap::uid_seen_inside(
+                            l.uid_mappings().as_deref().unwrap_or(&[]),
+                            euid,
+                        ),
+                        None => euid,
+                    }
+                },
                 seccomp,
                 stdio: if o.foreground && !terminal {
                     crate::stdio::Origin::Caller

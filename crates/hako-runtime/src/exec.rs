@@ -217,8 +217,7 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
     // An unprivileged runtime cannot enter a pid namespace that the container's user namespace
     // owns from outside it: the child joins the user and pid namespaces together and forks the
     // real process into the pid namespace (runc's nsexec does the same double fork).
-    let fork_for_pid =
-        join_pid && flags.contains(CloneFlags::CLONE_NEWUSER) && !nix::unistd::geteuid().is_root();
+    let fork_for_pid = join_pid && flags.contains(CloneFlags::CLONE_NEWUSER) && rec.rootless;
     let pid_ns = if join_pid && !fork_for_pid {
         Some(crate::namespaces::PidNsForChildren::enter(
             pidfd.as_fd(),
@@ -298,9 +297,10 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
     drop(console);
     let mut pid = pid;
     let r = (|| {
-        if let Some(adj) = process.oom_score_adj().filter(|a| {
-            nix::unistd::geteuid().is_root() || crate::rootless::oom_score_adj_allowed(*a)
-        }) {
+        if let Some(adj) = process
+            .oom_score_adj()
+            .filter(|a| !rec.rootless || crate::rootless::oom_score_adj_allowed(*a))
+        {
             let p = format!("/proc/{pid}/oom_score_adj");
             std::fs::write(&p, adj.to_string()).ctx("write", p)?;
         }

@@ -44,6 +44,21 @@ pub fn denies_setgroups(spec: &hako_spec::oci::Spec, egid: u32) -> bool {
     only_own(gids, egid)
 }
 
+/// The kernel's overflow uid (its default; `/proc/sys/kernel/overflowuid`): what an id unmapped in
+/// a user namespace reads as there.
+const OVERFLOW_ID: u32 = 65534;
+
+/// `host_uid` as a process inside the container's new user namespace sees it (SO_PEERCRED is
+/// translated into the reader's namespace): the start socket's peer check compares with this.
+pub fn uid_seen_inside(maps: &[LinuxIdMapping], host_uid: u32) -> u32 {
+    maps.iter()
+        .find_map(|m| {
+            let off = host_uid.checked_sub(m.host_id())?;
+            (off < m.size()).then(|| m.container_id() + off)
+        })
+        .unwrap_or(OVERFLOW_ID)
+}
+
 /// Writes both maps for `pid`, a child just cloned into a new user namespace. `caller` is `None`
 /// for a privileged runtime (euid 0), which writes the files directly as it always has.
 pub fn write(
@@ -129,6 +144,14 @@ mod tests {
                 .unwrap()
             })
             .collect()
+    }
+
+    #[test]
+    fn host_ids_seen_inside() {
+        let m = maps(&[(0, 1000, 1), (1, 100000, 65536)]);
+        assert_eq!(uid_seen_inside(&m, 1000), 0);
+        assert_eq!(uid_seen_inside(&m, 100005), 6);
+        assert_eq!(uid_seen_inside(&m, 0), 65534);
     }
 
     #[test]

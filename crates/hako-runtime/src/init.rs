@@ -37,7 +37,8 @@ pub struct InitArgs<'a> {
     pub extra_env: Vec<String>,
     /// fds of the runtime that must not stay open in the init (the state-dir lock!).
     pub close: Vec<RawFd>,
-    /// uid allowed to connect to the start socket (the creator's).
+    /// uid allowed to connect to the start socket: the creator's, as the init's user namespace
+    /// sees it (peer credentials are translated into the reader's namespace).
     pub owner_uid: u32,
     /// `linux.seccomp`, compiled by the runtime; loaded where its placement says.
     pub seccomp: Option<&'a crate::seccomp::Compiled>,

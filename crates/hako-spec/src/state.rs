@@ -105,6 +105,8 @@ pub struct ContainerRecord {
     /// `--systemd-cgroup` as given to create; exec/update/delete are not told again.
     #[serde(default)]
     pub systemd_cgroup: bool,
+    /// Created by an unprivileged runtime (or with `--rootless=true`): exec then forks into the
+    /// container's pid namespace and never lowers oom_score_adj (docs/rootless.md).
     #[serde(default)]
     pub rootless: bool,
     /// Where the container's cgroups are, and which of those directories hako created.
