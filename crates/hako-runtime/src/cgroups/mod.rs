@@ -44,17 +44,23 @@ pub struct Hierarchy {
 /// else's (CRIU mounts a "cgroup yard" of every hierarchy under its image directory while it
 /// works, in the host's mount namespace) and must not redirect where containers go.
 pub fn hierarchies(mountinfo: &str) -> Vec<Hierarchy> {
+    // The same hierarchy can be mounted more than once: CRIU mounts every one under a
+    // temporary "cgyard" while it dumps, other tools do the like. The instance under
+    // /sys/fs/cgroup is the one that stays; elsewhere the first one seen.
+    let canonical = |h: &Hierarchy| h.mountpoint.starts_with("/sys/fs/cgroup");
     let mut out: Vec<Hierarchy> = Vec::new();
     for h in all_mounts(mountinfo) {
         let mut key = h.controllers.clone();
         key.sort();
-        let seen = out.iter().any(|o| {
+        let seen = out.iter().position(|o| {
             let mut k = o.controllers.clone();
             k.sort();
             o.v2 == h.v2 && k == key
         });
-        if !seen {
-            out.push(h);
+        match seen {
+            None => out.push(h),
+            Some(i) if canonical(&h) && !canonical(&out[i]) => out[i] = h,
+            Some(_) => {}
         }
     }
     out
@@ -126,6 +132,21 @@ pub(crate) mod tests {
         assert_eq!(hs.len(), 3);
         assert_eq!(hs[0].mountpoint, PathBuf::from("/sys/fs/cgroup/cpu"));
         assert_eq!(hs[2].mountpoint, PathBuf::from("/sys/fs/cgroup/unified"));
+    }
+
+    #[test]
+    fn the_sys_fs_cgroup_instance_wins_even_when_listed_later() {
+        let info = format!(
+            "90 25 0:27 / /img/.criu.cgyard.x/cpu rw - cgroup cgroup rw,cpu\n\
+             91 25 0:29 / /img/.criu.cgyard.x/unified rw - cgroup2 cgroup2 rw\n{HYBRID}"
+        );
+        let hs = hierarchies(&info);
+        assert_eq!(hs.len(), 3);
+        assert!(
+            hs.iter()
+                .all(|h| h.mountpoint.starts_with("/sys/fs/cgroup")),
+            "{hs:?}"
+        );
     }
 
     #[test]
