@@ -88,3 +88,74 @@ fn streaming_reports_oom_kill() {
     // The container lives on (its shell survived the OOM kill of `tail`).
     assert_eq!(h.status(&id), "running");
 }
+
+/// The kernel wakes `events` for an OOM, as runc's notifiers do (an eventfd registered on
+/// memory.oom_control on v1 and the hybrid, inotify on memory.events on v2): with an interval
+/// of an hour nothing else wakes it, yet the OOM line comes, and the stream ends with the init.
+#[test]
+fn oom_is_reported_by_the_kernels_notification() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::sh("while [ ! -e /out/go ]; do sleep 0.1; done; tail /dev/zero; sleep 100");
+    let go = b.out_dir().join("go");
+    b.config["linux"]["resources"] = json!({"memory": {"limit": 33554432, "swap": 33554432}});
+    let id = h.new_id();
+    h.run_with(&id, &b, &["-d"]).assert_ok();
+    let out = h.scratch().join("events.out");
+    let mut ev = Command::new(hako_bin())
+        .args([
+            "--root",
+            h.root().to_str().unwrap(),
+            "events",
+            "--interval",
+            "1h",
+            &id,
+        ])
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Registered once the notifier fd exists (an OOM before that is no event, in runc too).
+    let notifier = |pid: u32| {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read_link(e.path()).ok())
+            .any(|l| {
+                let l = l.to_string_lossy();
+                l.contains("[eventfd]") || l.contains("inotify")
+            })
+    };
+    let ready = wait_for(Duration::from_secs(30), || notifier(ev.id()));
+    if !ready {
+        let _ = ev.kill();
+        let _ = ev.wait();
+    }
+    assert!(ready, "events holds no eventfd/inotify notifier");
+    std::fs::write(&go, "").unwrap();
+    let saw_oom = wait_for(Duration::from_secs(30), || {
+        read(&out).lines().any(|l| {
+            serde_json::from_str::<Value>(l)
+                .is_ok_and(|v| v["type"] == "oom" && v["id"] == id.as_str())
+        })
+    });
+    // The stream ends with the init (hako; see below for runc).
+    h.kill(&id, "KILL").assert_ok();
+    let ended = wait_for(Duration::from_secs(30), || {
+        ev.try_wait().ok().flatten().is_some()
+    });
+    if !ended {
+        let _ = ev.kill();
+    }
+    let _ = ev.wait();
+    let text = read(&out);
+    assert!(saw_oom, "no oom event: {text}");
+    if testing_runc() {
+        // runc 1.1 notices the container is gone only at its next stats tick.
+        eprintln!("runc: events ended with the container: {ended}");
+    } else {
+        assert!(ended, "events did not end with the container");
+    }
+    assert!(!text.contains("\"type\":\"stats\""), "{text}");
+}

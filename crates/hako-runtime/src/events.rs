@@ -1,16 +1,19 @@
 //! `events`: runc's envelope `{"type":"stats"|"oom","id":ID,"data":…}`, one JSON object per line.
 //!
-//! Streaming stays single-threaded: one poll on a pidfd of the init with a short timeout. Each
-//! wake-up compares the memory cgroup's OOM-kill counter with the last one seen (an OOM event per
-//! increase) and prints stats when the interval has passed; the init exiting ends the stream.
+//! Streaming stays single-threaded: one poll on a pidfd of the init and the memory cgroup's OOM
+//! notifier ([`crate::cgroups::oom`]: an eventfd on v1, inotify on v2), with the time left to the
+//! next stats line as its timeout. An OOM is reported the moment the kernel signals it; the init
+//! exiting ends the stream.
 
 use std::io::Write;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hako_spec::state::Status;
 use serde::Serialize;
 
+use crate::cgroups::oom::OomWatch;
 use crate::cgroups::stats;
 use crate::container::{init_pidfd, status_of};
 use crate::error::{Context, Error, Result};
@@ -32,9 +35,6 @@ fn emit<T: Serialize>(out: &mut dyn Write, typ: &str, id: &str, data: Option<T>)
         .op("write event")
 }
 
-/// How often the OOM counter is looked at while streaming.
-const OOM_POLL: Duration = Duration::from_millis(100);
-
 pub fn events(
     root: &Path,
     id: &str,
@@ -53,17 +53,22 @@ pub fn events(
         return emit(out, "stats", id, Some(stats::collect(&rec.cgroup)));
     }
     let pidfd = init_pidfd(&rec)?;
-    let mut ooms = stats::oom_kills(&rec.cgroup);
+    // Without a notifier (no memory cgroup of its own, or one the caller may not watch) the
+    // stream still carries stats.
+    let mut watch = OomWatch::new(&rec.cgroup).unwrap_or_else(|e| {
+        crate::log::warn(&format!("events: no OOM notifications: {e}"));
+        None
+    });
     let mut next = Instant::now() + interval;
     loop {
-        let wait = next.saturating_duration_since(Instant::now()).min(OOM_POLL);
-        let exited = crate::sys::pidfd_wait(&pidfd, wait.as_millis() as i32)
-            .op("wait for container init")?;
-        let now = stats::oom_kills(&rec.cgroup);
-        for _ in ooms..now {
-            emit::<()>(out, "oom", id, None)?;
+        let wait = next.saturating_duration_since(Instant::now());
+        let (exited, oom) = wait_either(&pidfd, watch.as_ref().map(|w| w.fd()), wait)?;
+        // Also after the init exited: the OOM that killed it is signalled before its death.
+        if oom || exited {
+            for _ in 0..watch.as_mut().map_or(0, |w| w.take()) {
+                emit::<()>(out, "oom", id, None)?;
+            }
         }
-        ooms = ooms.max(now);
         if exited {
             return Ok(());
         }
@@ -71,5 +76,38 @@ pub fn events(
             emit(out, "stats", id, Some(stats::collect(&rec.cgroup)))?;
             next += interval;
         }
+    }
+}
+
+/// poll(2) on the init's pidfd and the OOM notifier for at most `wait`: (init exited, OOM news).
+fn wait_either(
+    pidfd: &OwnedFd,
+    oom: Option<BorrowedFd<'_>>,
+    wait: Duration,
+) -> Result<(bool, bool)> {
+    let mut fds = [
+        libc::pollfd {
+            fd: pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: oom.map_or(-1, |f| f.as_raw_fd()),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    let ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
+    loop {
+        // SAFETY: `fds` is a valid array of 2 pollfds for the duration of the call; a negative
+        // fd is ignored by the kernel.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+        if r < 0 {
+            match nix::errno::Errno::last() {
+                nix::errno::Errno::EINTR => continue,
+                e => return Err(Error::sys("wait for container init", e)),
+            }
+        }
+        return Ok((fds[0].revents != 0, fds[1].revents != 0));
     }
 }

@@ -7,6 +7,7 @@ pub mod emulator;
 pub mod exec_cgroup;
 pub mod manager;
 pub mod mount;
+pub mod oom;
 pub mod rootless;
 pub mod stats;
 pub mod systemd;
