@@ -369,3 +369,16 @@ fn selinux_labels_ignored_without_selinux() {
     e.assert_ok();
     h.kill(&id, "KILL").assert_ok();
 }
+
+/// A config.json whose `process` has no `user` runs as 0:0, as in runc (its `User` is a plain
+/// struct); hako refused it with "missing field `user`".
+#[test]
+fn process_without_user_runs_as_root() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::sh("id -u; id -g");
+    b.config["process"].as_object_mut().unwrap().remove("user");
+    let o = h.run(&h.new_id(), &b);
+    o.assert_ok();
+    assert_eq!(o.stdout, "0\n0\n", "{o:#?}");
+}

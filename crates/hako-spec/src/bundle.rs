@@ -150,20 +150,43 @@ pub fn parse_spec_with(
     let mut record =
         |path: serde_ignored::Path<'_>| unknown.push(path.to_string().replace(".?", ""));
     let ignoring = serde_ignored::Deserializer::new(&mut json, &mut record);
-    let spec: Spec = serde_path_to_error::deserialize(ignoring).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        // A syntax error is not any field's fault: report it as malformed JSON (empty field).
-        let field = match inner.classify() {
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => String::new(),
-            _ if path == "." || path.is_empty() => "config".to_string(),
-            _ => path,
-        };
-        let message = with_runc_words(&field, inner.to_string());
-        (field, message)
-    })?;
-    Ok((spec, unknown))
+    let spec: std::result::Result<Spec, (String, String)> =
+        serde_path_to_error::deserialize(ignoring).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "process" && inner.to_string().starts_with("missing field `user`") {
+                return (NO_USER.0.to_string(), NO_USER.1.to_string());
+            }
+            // A syntax error is not any field's fault: report it as malformed JSON (empty field).
+            let field = match inner.classify() {
+                serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                    String::new()
+                }
+                _ if path == "." || path.is_empty() => "config".to_string(),
+                _ => path,
+            };
+            let message = with_runc_words(&field, inner.to_string());
+            (field, message)
+        });
+    match spec {
+        Ok(spec) => Ok((spec, unknown)),
+        // A `process` without `user` is uid 0, gid 0 in runc (its `User` is a plain struct), as
+        // for `exec --process` (load_process): add an empty one and parse again. Only on this
+        // rare path, so the common config keeps its single parse.
+        Err((field, message)) if field == NO_USER.0 && message == NO_USER.1 => {
+            let mut value: serde_json::Value =
+                serde_json::from_str(text).map_err(|e| (String::new(), e.to_string()))?;
+            if let Some(p) = value.get_mut("process").and_then(|p| p.as_object_mut()) {
+                p.insert("user".into(), serde_json::Value::Object(Default::default()));
+            }
+            parse_spec_with(&value.to_string(), true)
+        }
+        Err(e) => Err(e),
+    }
 }
+
+/// The one error `parse_spec_with` repairs itself: `process` without `user`.
+const NO_USER: (&str, &str) = ("process.user", "missing field `user`");
 
 /// runc's words for a seccomp value it does not know ("string X is not a valid action for
 /// seccomp"): scripts match them. The field and serde's list of valid values follow.
@@ -192,7 +215,7 @@ fn with_runc_words(field: &str, message: String) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_spec;
+    use super::{parse_spec, parse_spec_with};
 
     #[test]
     fn seccomp_values_in_runcs_words() {
@@ -235,6 +258,17 @@ mod tests {
             unknown,
             vec!["frobnicate".to_string(), "process.x".to_string()]
         );
+    }
+
+    #[test]
+    fn process_without_user_is_root() {
+        let (spec, _) = parse_spec_with(
+            r#"{"ociVersion":"1.0.2","process":{"cwd":"/","args":["sh"]}}"#,
+            false,
+        )
+        .unwrap();
+        let user = spec.process().as_ref().unwrap().user();
+        assert_eq!((user.uid(), user.gid()), (0, 0));
     }
 
     #[test]
