@@ -631,6 +631,8 @@ impl Hako {
         let pairs: Vec<(RawFd, RawFd)> =
             opts.fds.iter().map(|(f, t)| (f.as_raw_fd(), *t)).collect();
         if !pairs.is_empty() {
+            // SAFETY: the closure runs in the forked child before exec and only calls dup2/fcntl
+            // (async-signal-safe); `pairs` was copied in before the fork.
             unsafe {
                 c.pre_exec(move || {
                     for &(src, target) in &pairs {
@@ -943,6 +945,7 @@ fn recv_fds(fd: RawFd) -> Result<ConsoleMessage, String> {
     let mut fds = Vec::new();
     for c in msg.cmsgs().map_err(|e| format!("cmsgs: {e}"))? {
         if let ControlMessageOwned::ScmRights(v) = c {
+            // SAFETY: SCM_RIGHTS just installed these fds in our table; we are their only owner.
             fds.extend(v.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) }));
         }
     }

@@ -35,6 +35,7 @@ fn console_socket_receives_pty_master() {
     let master = &fds[0];
     // It is a pty master: TIOCGPTN works on it.
     let mut n: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes one c_uint into `n`, which we own.
     let r = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut n) };
     assert_eq!(r, 0, "received fd is not a pty master");
     assert_eq!(h.status(&id), "created");
@@ -150,6 +151,8 @@ fn run_foreground_with_terminal_proxies_output() {
         .stdin(Stdio::from(slave.try_clone().unwrap()))
         .stdout(Stdio::from(slave.try_clone().unwrap()))
         .stderr(Stdio::from(slave));
+    // SAFETY: the closure runs in the forked child before exec and only calls setsid and ioctl
+    // (async-signal-safe).
     unsafe {
         c.pre_exec(|| {
             if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {

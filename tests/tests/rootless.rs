@@ -401,6 +401,7 @@ fn rlimits_above_the_callers_hard_limit_are_an_error() {
         rlim_max: 0,
     };
     assert_eq!(
+        // SAFETY: getrlimit writes one rlimit into `hard`, which we own.
         unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut hard) },
         0
     );

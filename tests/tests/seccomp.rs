@@ -342,6 +342,8 @@ fn agent(path: PathBuf) -> std::thread::JoinHandle<Result<AgentReport, String>> 
             let mut fd = None;
             for c in msg.cmsgs().map_err(|e| e.to_string())? {
                 if let ControlMessageOwned::ScmRights(fds) = c {
+                    // SAFETY: SCM_RIGHTS just installed this fd in our table; we are its only
+                    // owner.
                     fd = fds.first().map(|f| unsafe { OwnedFd::from_raw_fd(*f) });
                 }
             }
@@ -355,6 +357,7 @@ fn agent(path: PathBuf) -> std::thread::JoinHandle<Result<AgentReport, String>> 
                 events: libc::POLLIN,
                 revents: 0,
             };
+            // SAFETY: `pfd` is one live pollfd and poll writes only its `revents`.
             let r = unsafe { libc::poll(&mut pfd, 1, 20_000) };
             if r <= 0 {
                 return Err(format!("poll on the notify fd: {r}"));
@@ -363,6 +366,8 @@ fn agent(path: PathBuf) -> std::thread::JoinHandle<Result<AgentReport, String>> 
                 break; // POLLHUP: every process using the filter is gone
             }
             let mut req = Notif::default();
+            // SAFETY: NOTIF_RECV writes one seccomp_notif into `req`, a #[repr(C)] struct of the
+            // kernel's size.
             if unsafe { libc::ioctl(fd.as_raw_fd(), NOTIF_RECV, &mut req) } != 0 {
                 continue; // the target died meanwhile
             }
@@ -377,6 +382,8 @@ fn agent(path: PathBuf) -> std::thread::JoinHandle<Result<AgentReport, String>> 
                 error: if mkdir { -libc::EXDEV } else { 0 },
                 flags: if mkdir { 0 } else { 1 },
             };
+            // SAFETY: NOTIF_SEND reads one seccomp_notif_resp from `resp`, which lives across the
+            // call.
             unsafe { libc::ioctl(fd.as_raw_fd(), NOTIF_SEND, &resp) };
         }
         Ok(AgentReport { state, answered })

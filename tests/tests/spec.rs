@@ -105,6 +105,7 @@ fn rootless_spec_maps_the_caller() {
             .map(|n| n["type"].as_str().unwrap())
             .collect();
         assert!(ns.contains(&"user") && !ns.contains(&"network"), "{ns:?}");
+        // SAFETY: geteuid has no arguments and cannot fail.
         let uid = unsafe { libc::geteuid() };
         assert_eq!(
             v["linux"]["uidMappings"],

@@ -86,6 +86,8 @@ impl Channel {
     fn recv_raw(&self, peer: &str) -> Result<Vec<u8>> {
         let fd = self.fd.as_raw_fd();
         let n = past_reset(|| {
+            // SAFETY: a zero-length peek with a null buffer: MSG_TRUNC makes the kernel report the
+            // size without writing.
             let r = unsafe {
                 libc::recv(
                     fd,

@@ -74,9 +74,12 @@ pub fn open_pty(root: &Root) -> Result<(OwnedFd, OwnedFd, String)> {
     }
     let fd = master.as_raw_fd();
     let mut unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one c_int from `unlock`, which we own.
     Errno::result(unsafe { libc::ioctl(fd, libc::TIOCSPTLCK, &mut unlock) }).op("unlockpt")?;
     let mut n: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes one c_uint into `n`, which we own.
     Errno::result(unsafe { libc::ioctl(fd, libc::TIOCGPTN, &mut n) }).op("ptsname")?;
+    // SAFETY: TIOCGPTPEER takes open flags as an integer argument and returns a new fd.
     let peer = Errno::result(unsafe {
         libc::ioctl(
             fd,
@@ -85,6 +88,7 @@ pub fn open_pty(root: &Root) -> Result<(OwnedFd, OwnedFd, String)> {
         )
     })
     .op("ioctl(TIOCGPTPEER)")?;
+    // SAFETY: TIOCGPTPEER returned a fresh fd that nothing else owns.
     let peer = unsafe { OwnedFd::from_raw_fd(peer) };
     Ok((master, peer, format!("/dev/pts/{n}")))
 }
@@ -96,6 +100,7 @@ pub fn set_size(master: &OwnedFd, height: u16, width: u16) -> Result<()> {
         ws_xpixel: 0,
         ws_ypixel: 0,
     };
+    // SAFETY: TIOCSWINSZ reads one winsize from `ws`, which lives across the call.
     Errno::result(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) })
         .op("set console size")?;
     Ok(())
@@ -177,11 +182,13 @@ pub fn make_stdio(peer: &OwnedFd) -> Result<()> {
     for fd in 0..3 {
         dup2(peer.as_raw_fd(), fd)?;
     }
+    // SAFETY: TIOCSCTTY takes an integer argument, no memory is passed.
     Errno::result(unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) }).op("ioctl(TIOCSCTTY)")?;
     Ok(())
 }
 
 fn dup2(from: RawFd, to: RawFd) -> Result<()> {
+    // SAFETY: dup2 only manipulates the fd table; callers own `to` and replace it on purpose.
     Errno::result(unsafe { libc::dup2(from, to) }).op(format!("dup2 {from} {to}"))?;
     Ok(())
 }
@@ -202,6 +209,7 @@ pub fn recv_master(sock: &OwnedFd) -> Result<OwnedFd> {
     for c in msg.cmsgs().op("receive console master")? {
         if let ControlMessageOwned::ScmRights(fds) = c {
             if let Some(fd) = fds.first() {
+                // SAFETY: SCM_RIGHTS just installed this fd in our table; we are its only owner.
                 return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
             }
         }
@@ -238,7 +246,9 @@ impl Proxy {
 
     /// Copies the caller's window size to the container's terminal.
     pub fn resize(&self) {
+        // SAFETY: winsize is a plain C struct of integers, all-zero is a valid value.
         let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+        // SAFETY: TIOCGWINSZ writes one winsize into `ws`, which we own.
         if unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) } == 0 {
             let _ = set_size(&self.master, ws.ws_row, ws.ws_col);
         }
@@ -299,6 +309,7 @@ impl Drop for Proxy {
 
 fn write_all(fd: RawFd, mut b: &[u8]) -> std::result::Result<(), Errno> {
     while !b.is_empty() {
+        // SAFETY: `b` is a live slice; write reads at most `b.len()` bytes from it.
         let n = Errno::result(unsafe { libc::write(fd, b.as_ptr().cast(), b.len()) })?;
         b = &b[n as usize..];
     }

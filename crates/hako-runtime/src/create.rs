@@ -196,6 +196,8 @@ fn create_locked(
     } else {
         None
     };
+    // SAFETY: the runtime is single-threaded (no other thread can hold a lock the child would
+    // inherit), and the child only runs init::run, which execs or _exits.
     let forked = unsafe {
         sys::clone3(
             plan.clone.bits() as u64,

@@ -407,6 +407,7 @@ fn chroot_of(pid: i32, flags: CloneFlags) -> Result<Option<OwnedFd>> {
 fn child(c: Child) -> ! {
     // CVE-2019-5736: until execve this process *is* the runtime binary. Not dumpable, so nothing
     // in the container can open /proc/<pid>/exe (or ptrace us) while we are in its namespaces.
+    // SAFETY: prctl(PR_SET_DUMPABLE) takes integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     for fd in &c.close {
         let _ = nix::unistd::close(*fd);
@@ -417,6 +418,8 @@ fn child(c: Child) -> ! {
         Err(e) => e,
     };
     let _ = c.channel.send(&Msg::Error(err.to_string()));
+    // SAFETY: _exit ends this cloned child without running the parent's destructors or atexit
+    // handlers, which belong to the runtime process.
     unsafe { libc::_exit(1) }
 }
 

@@ -53,6 +53,8 @@ pub fn wait(pid: i32, forwarded: &SigSet, console: Option<OwnedFd>) -> Result<i3
                 revents: 0,
             }));
         }
+        // SAFETY: `fds` is a live Vec of pollfd and `len` is its length; poll writes only
+        // `revents`.
         if unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) } < 0 {
             continue;
         }

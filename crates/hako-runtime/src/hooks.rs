@@ -170,6 +170,8 @@ pub fn run(hook: &Hook, state: &str, cwd: Option<&Path>) -> std::result::Result<
         let ms = remaining
             .map(|d| d.as_millis().min(i32::MAX as u128) as i32)
             .unwrap_or(-1);
+        // SAFETY: `fds` is a live Vec of pollfd and `len` is its length; poll writes only
+        // `revents`.
         let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms.max(1)) };
         if r < 0 {
             if nix::errno::Errno::last() == nix::errno::Errno::EINTR {
@@ -227,6 +229,8 @@ fn signal_text(sig: i32) -> String {
     if p.is_null() {
         return format!("signal {sig}");
     }
+    // SAFETY: `p` is non-null and points at strsignal's NUL-terminated string, copied before any
+    // other strsignal call.
     let text = unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy();
     let mut c = text.chars();
     match c.next() {

@@ -64,6 +64,8 @@ pub fn main(args: InitArgs) -> ! {
             1
         }
     };
+    // SAFETY: _exit ends the cloned init without running destructors or atexit handlers that belong
+    // to the parent runtime.
     unsafe { libc::_exit(code) }
 }
 
@@ -93,9 +95,13 @@ fn setup(a: &InitArgs) -> Result<Ready> {
     if a.plan.fork_for_pid {
         // unshare(CLONE_NEWPID) only moves our children: fork the real init into it. This process
         // reports the init's pid and leaves.
+        // SAFETY: this process is single-threaded (cloned from the single-threaded runtime); the
+        // child continues in this function and execs or _exits.
         match unsafe { sys::clone3(0, None) }.op("fork into pid namespace")? {
             sys::Forked::Parent { pid } => {
                 let _ = a.channel.send(&Msg::InitPid(pid));
+                // SAFETY: the intermediate process leaves without running destructors that the real
+                // init (its child) still relies on.
                 unsafe { libc::_exit(0) }
             }
             sys::Forked::Child => {}
@@ -118,6 +124,7 @@ fn setup(a: &InitArgs) -> Result<Ready> {
     // the hako binary on the host. Not dumpable, nothing in the container (not even its root
     // with the same capabilities) may open it, read it or ptrace us. execve of the container's
     // program makes it dumpable again.
+    // SAFETY: prctl(PR_SET_DUMPABLE) takes integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     if in_userns {
         // Become the namespace's root so that everything below runs with its full capabilities.
@@ -149,6 +156,7 @@ fn setup(a: &InitArgs) -> Result<Ready> {
         nix::unistd::sethostname(h).op(format!("sethostname {h:?}"))?;
     }
     if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        // SAFETY: `d` is a live &str and its exact length is passed; no NUL terminator is needed.
         let r = unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) };
         nix::errno::Errno::result(r).op(format!("setdomainname {d:?}"))?;
     }

@@ -258,6 +258,8 @@ pub fn setattr(
         userns_fd: 0,
     };
     let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: `attr` is a live mount_attr of the size passed, and the empty path is a static C
+    // string.
     let r = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,

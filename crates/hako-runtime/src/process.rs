@@ -48,6 +48,7 @@ pub fn set_rlimits(p: &Process) -> Result<()> {
             rlim_cur: r.soft(),
             rlim_max: r.hard(),
         };
+        // SAFETY: `lim` is a live rlimit that setrlimit only reads.
         if unsafe { libc::setrlimit(res, &lim) } != 0 {
             return Err(Error::sys(
                 format!(
@@ -128,6 +129,7 @@ pub fn cap_plan(c: &LinuxCapabilities) -> CapPlan {
 pub fn apply_bounding(plan: &CapPlan) -> Result<()> {
     for cap in caps::all().into_iter().filter(|c| c.index() <= last_cap()) {
         if !plan.bounding.contains(&cap) {
+            // SAFETY: PR_CAPBSET_DROP takes integer arguments only.
             let r = unsafe {
                 libc::prctl(libc::PR_CAPBSET_DROP, cap.index() as libc::c_ulong, 0, 0, 0)
             };
@@ -180,6 +182,8 @@ pub fn apply_caps(plan: &CapPlan) -> Result<()> {
             inheritable: (i >> 32) as u32,
         },
     ];
+    // SAFETY: `hdr` and `data` (two cap_user_data_t, as _LINUX_CAPABILITY_VERSION_3 expects) live
+    // across the call and are only read.
     let r = unsafe { libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr()) };
     nix::errno::Errno::result(r).op("capset")?;
     caps::clear(None, CapSet::Ambient)
@@ -238,6 +242,7 @@ pub fn set_personality(p: &hako_spec::oci::LinuxPersonality) -> Result<()> {
         LinuxPersonalityDomain::PerLinux => 0x0000,
         LinuxPersonalityDomain::PerLinux32 => 0x0008,
     };
+    // SAFETY: personality takes one integer and touches no memory.
     let r = unsafe { libc::personality(domain) };
     nix::errno::Errno::result(r).op("personality")?;
     Ok(())
@@ -320,6 +325,7 @@ pub fn cstrings(v: &[String]) -> Result<Vec<CString>> {
 /// was started from.
 pub fn join_session_keyring() -> Result<()> {
     let name = c"_ses.hako";
+    // SAFETY: `name` is a static NUL-terminated string, read by the kernel only.
     let r = unsafe {
         libc::syscall(
             libc::SYS_keyctl,
@@ -358,6 +364,7 @@ pub fn mark_cloexec(fds: &PassFds) {
     let keep_end = 3 + fds.preserve;
     for fd in 3..keep_end as RawFd {
         if !fds.skip.contains(&fd) {
+            // SAFETY: F_SETFD on a number only changes that fd's flags (EBADF if it is not open).
             unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
         }
     }
@@ -370,6 +377,8 @@ pub fn mark_cloexec(fds: &PassFds) {
                 .filter(|fd| *fd >= keep_end as RawFd)
                 .collect();
             for fd in fds {
+                // SAFETY: F_SETFD on a number only changes that fd's flags (EBADF if it is not
+                // open).
                 unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
             }
         }

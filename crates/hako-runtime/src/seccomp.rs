@@ -125,6 +125,8 @@ pub fn supported_flags() -> Vec<&'static str> {
             } else {
                 *f
             };
+            // SAFETY: a null filter pointer makes the kernel validate the flags and fail with
+            // EFAULT; nothing is loaded.
             let r = unsafe {
                 libc::syscall(
                     libc::SYS_seccomp,
@@ -142,6 +144,7 @@ pub fn supported_flags() -> Vec<&'static str> {
 /// True when the kernel has seccomp filters at all (SECCOMP_GET_ACTION_AVAIL answers).
 pub fn kernel_enabled() -> bool {
     let allow: u32 = 0x7fff_0000;
+    // SAFETY: `allow` is a live u32 the kernel only reads.
     let r = unsafe {
         libc::syscall(
             libc::SYS_seccomp,
@@ -508,10 +511,12 @@ fn save(
 
 /// libseccomp 2.5 exports only to an fd: a memfd, read back.
 fn export(f: &ScmpFilterContext) -> Result<Vec<u8>> {
+    // SAFETY: the name is a static NUL-terminated string; a returned fd is new.
     let raw = unsafe { libc::memfd_create(c"hako-seccomp".as_ptr(), libc::MFD_CLOEXEC) };
     if raw < 0 {
         return Err(Error::sys("memfd_create", Errno::last()));
     }
+    // SAFETY: memfd_create returned a fresh fd (checked >= 0) that nothing else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
     f.export_bpf(&fd)
         .map_err(|e| Error::Init(format!("export seccomp filter: {e}")))?;
@@ -537,6 +542,8 @@ pub fn load(c: &Compiled) -> Result<Option<OwnedFd>> {
         len: (c.program.len() / 8) as libc::c_ushort,
         filter: c.program.as_ptr(),
     };
+    // SAFETY: `prog` points at `c.program`, which holds `len` sock_filter entries and outlives the
+    // call.
     let r = unsafe {
         libc::syscall(
             libc::SYS_seccomp,
@@ -549,6 +556,8 @@ pub fn load(c: &Compiled) -> Result<Option<OwnedFd>> {
         return Err(Error::sys("load seccomp filter", Errno::last()));
     }
     if c.notifies() {
+        // SAFETY: with NEW_LISTENER the kernel returns a fresh notification fd that nothing else
+        // owns.
         Ok(Some(unsafe { OwnedFd::from_raw_fd(r as RawFd) }))
     } else {
         Ok(None)
@@ -604,15 +613,19 @@ pub fn give_to_agent(c: Option<&Compiled>, pid: i32, fd: i32, state: &str) -> Re
 
 /// Copies fd `fd` of process `pid` into this process (pidfd_getfd).
 pub fn fd_of(pid: i32, fd: i32) -> Result<OwnedFd> {
+    // SAFETY: pidfd_open takes integer arguments and returns a new fd.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if pidfd < 0 {
         return Err(Error::sys("pidfd_open", Errno::last()));
     }
+    // SAFETY: pidfd_open returned a fresh fd (checked >= 0) that nothing else owns.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
+    // SAFETY: pidfd_getfd takes integer arguments and returns a new fd.
     let r = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
     if r < 0 {
         return Err(Error::sys("pidfd_getfd (seccomp fd)", Errno::last()));
     }
+    // SAFETY: pidfd_getfd returned a fresh fd (checked >= 0) that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
 }
 

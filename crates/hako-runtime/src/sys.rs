@@ -95,6 +95,8 @@ pub fn openat2(
         resolve,
     };
     loop {
+        // SAFETY: `c` (NUL-terminated) and `how` live across the call, and the size passed is
+        // `how`'s.
         let fd = unsafe {
             libc::syscall(
                 libc::SYS_openat2,
@@ -105,6 +107,7 @@ pub fn openat2(
             )
         };
         if fd >= 0 {
+            // SAFETY: openat2 returned a fresh fd (checked >= 0) that nothing else owns.
             return Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
         }
         match Errno::last() {
@@ -121,14 +124,17 @@ pub fn cstr(path: &Path) -> Result<CString, Errno> {
 }
 
 pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
+    // SAFETY: pidfd_open takes integer arguments and returns a new fd.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if fd < 0 {
         return Err(Errno::last());
     }
+    // SAFETY: pidfd_open returned a fresh fd (checked >= 0) that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 pub fn pidfd_send_signal(pidfd: &OwnedFd, sig: i32) -> Result<(), Errno> {
+    // SAFETY: a borrowed, open pidfd and a null siginfo (the kernel then fills in a plain kill's).
     let r = unsafe {
         libc::syscall(
             libc::SYS_pidfd_send_signal,
@@ -150,6 +156,7 @@ pub fn pidfd_wait(pidfd: &OwnedFd, timeout_ms: i32) -> Result<bool, Errno> {
         revents: 0,
     };
     loop {
+        // SAFETY: `pfd` is one live pollfd and poll writes only its `revents`.
         let r = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
         if r < 0 {
             if Errno::last() == Errno::EINTR {
@@ -167,6 +174,7 @@ pub const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
 /// (state dir fds, sockets, the host /proc) reaches the container: CVE-2024-21626 was exactly such a
 /// leaked directory fd used as `process.cwd`.
 pub fn close_range(first: u32, flags: u32) -> Result<(), Errno> {
+    // SAFETY: close_range takes integers only; callers pass the first fd they no longer need.
     let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, flags) };
     Errno::result(r).map(drop)
 }
@@ -179,6 +187,8 @@ pub const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
 
 pub fn open_tree(dirfd: RawFd, path: &Path, flags: u32) -> Result<OwnedFd, Errno> {
     let c = cstr(path)?;
+    // SAFETY: `c` is a NUL-terminated copy of the path that outlives the call; a returned fd is
+    // new.
     let fd = unsafe {
         libc::syscall(
             libc::SYS_open_tree,
@@ -190,12 +200,15 @@ pub fn open_tree(dirfd: RawFd, path: &Path, flags: u32) -> Result<OwnedFd, Errno
     if fd < 0 {
         return Err(Errno::last());
     }
+    // SAFETY: open_tree returned a fresh fd (checked >= 0) that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 /// Attaches the detached mount `from` on top of the object `to` refers to.
 pub fn move_mount_fd(from: &OwnedFd, to: RawFd) -> Result<(), Errno> {
     let empty = c"";
+    // SAFETY: both paths are the static empty C string; the fds are borrowed and stay open across
+    // the call.
     let r = unsafe {
         libc::syscall(
             libc::SYS_move_mount,

@@ -289,6 +289,8 @@ fn load(insns: &[Insn]) -> Result<OwnedFd> {
         ..Default::default()
     };
     attr.prog_name[..4].copy_from_slice(b"hako");
+    // SAFETY: `attr` is a live, exclusively borrowed bpf_attr for PROG_LOAD; `insns` and `license`
+    // outlive the call.
     let first = unsafe { bpf(BPF_PROG_LOAD, &mut attr) };
     let r = match first {
         Err(Errno::EINVAL) | Err(Errno::EACCES) => {
@@ -296,11 +298,14 @@ fn load(insns: &[Insn]) -> Result<OwnedFd> {
             attr.log_level = 1;
             attr.log_size = log.len() as u32;
             attr.log_buf = log.as_mut_ptr() as u64;
+            // SAFETY: as above; `log` is a live buffer of exactly `log_size` bytes the kernel may
+            // write into.
             unsafe { bpf(BPF_PROG_LOAD, &mut attr) }
         }
         r => r,
     };
     match r {
+        // SAFETY: PROG_LOAD returned a fresh fd that nothing else owns.
         Ok(fd) => Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) }),
         Err(e) => {
             let text =
@@ -326,6 +331,7 @@ fn attached(cg: &OwnedFd) -> std::result::Result<Vec<u32>, Errno> {
         prog_cnt: ids.len() as u32,
         ..Default::default()
     };
+    // SAFETY: `attr.prog_ids` points at `ids`, which holds `prog_cnt` u32s and outlives the call.
     unsafe { bpf(BPF_PROG_QUERY, &mut attr) }?;
     ids.truncate(attr.prog_cnt as usize);
     Ok(ids)
@@ -356,10 +362,14 @@ pub fn apply(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<()> {
         attach_flags: BPF_F_ALLOW_MULTI,
         ..Default::default()
     };
+    // SAFETY: `attr` is a fully initialised bpf_attr for PROG_ATTACH naming fds we hold open.
     unsafe { bpf(BPF_PROG_ATTACH, &mut attr) }.map_err(|e| sys("attach the device program", e))?;
     for id in old {
         let mut get = [id, 0, 0];
+        // SAFETY: `get` is the {prog_id, next_id, open_flags} prefix of bpf_attr GET_FD_BY_ID
+        // reads; a returned fd is new and only ours.
         let fd = match unsafe { bpf(BPF_PROG_GET_FD_BY_ID, &mut get) } {
+            // SAFETY: GET_FD_BY_ID returned a fresh fd that nothing else owns.
             Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd as i32) },
             Err(Errno::ENOENT) => continue,
             Err(e) => return Err(sys("open the previous device program", e)),
@@ -370,6 +380,7 @@ pub fn apply(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<()> {
             attach_type: BPF_CGROUP_DEVICE,
             ..Default::default()
         };
+        // SAFETY: `attr` is a fully initialised bpf_attr for PROG_DETACH naming fds we hold open.
         match unsafe { bpf(BPF_PROG_DETACH, &mut attr) } {
             Ok(_) | Err(Errno::ENOENT) => {}
             Err(e) => return Err(sys("detach the previous device program", e)),
