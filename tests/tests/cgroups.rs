@@ -340,6 +340,48 @@ fn docker_update_zero_values_keep_the_other_limits() {
     assert_eq!(h.status(&id), "running");
 }
 
+/// A second mount of the memory hierarchy that appears after the host's (CRIU mounts one under
+/// /tmp during a dump or restore and removes it afterwards): containers keep using the host's
+/// mount. hako used the last mount it read, recorded paths through the transient copy, and
+/// `update` failed once the copy was gone ("memory.limit_in_bytes does not exist", seen from
+/// docker while another test ran CRIU).
+#[test]
+fn a_second_mount_of_a_hierarchy_is_not_used() {
+    require_root!();
+    let p = Parent::new();
+    let h = Hako::new();
+    let tmp = TempDir::new("cg-copy");
+    // Named as CRIU names them: by controller.
+    let (fstype, opts, copy) = if pure_v2() {
+        ("cgroup2", "rw", tmp.path().join("unified"))
+    } else {
+        ("cgroup", "memory", tmp.path().join("memory"))
+    };
+    fs::create_dir(&copy).unwrap();
+    let st = std::process::Command::new("mount")
+        .args(["-t", fstype, "-o", opts, "hako-test-copy"])
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount a copy of the memory hierarchy");
+    let mut b = bundle_in(&p, "sleep 100");
+    b.config["linux"]["resources"]["memory"] = json!({ "limit": 32 * MIB });
+    let id = h.new_id();
+    let o = h.create(&id, &b);
+    let _ = std::process::Command::new("umount").arg(&copy).status();
+    o.assert_ok();
+    let pid = h.pid(&id);
+    h.start(&id).assert_ok();
+    let cg = Cg::of(pid);
+    update(&h, &id, &["--memory", "48m"]);
+    let mem = if pure_v2() {
+        "memory.max"
+    } else {
+        "memory.limit_in_bytes"
+    };
+    assert_eq!(cg.file("memory", mem), (48 * MIB).to_string());
+}
+
 /// A shell holding 100 MB in a variable: reliably allocates (busybox sh keeps the string).
 const HOG: &str = "x=$(yes | head -c 100000000); echo survived ${#x}";
 
