@@ -63,10 +63,12 @@ setup() {
   make_rootfs "$P/rootfs"
   echo from-image >"$P/rootfs/tmp/from-image" # read_only: the tmpfs podman puts on /tmp keeps it
   tar -C "$P/rootfs" -c . | p import -q --change CMD=/bin/sh - "$IMG" >/dev/null
-  # The same image for containerd.sh.
+  # The same image for containerd.sh and cri.sh (OCI archive) and docker.sh (docker 20.10 loads
+  # only its own archive format).
   [ -z "$ROOTLESS" ] || return 0
-  rm -f "$INT_WORK/busybox-oci.tar"
+  rm -f "$INT_WORK/busybox-oci.tar" "$INT_WORK/busybox-docker.tar"
   p save -q --format oci-archive -o "$INT_WORK/busybox-oci.tar" "$IMG"
+  p save -q --format docker-archive -o "$INT_WORK/busybox-docker.tar" "$IMG"
 }
 
 cleanup_containers() { p rm -af -t 0 >/dev/null 2>&1 || true; }
