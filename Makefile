@@ -51,8 +51,8 @@ integration-tests: build
 
 # test-cgroupv2 boots the VM once (about 3 minutes here), test-systemd boots it once with systemd
 # (about 2 minutes of tests and up to 9 of podman/containerd scenarios, emulated, on a loaded
-# machine) and integration drives hako with podman and containerd (about 4 minutes with their
-# install).
+# machine) and integration drives hako with podman, containerd, docker and the CRI (about 5
+# minutes with their install, plus the CRI client's first debug build: a few minutes on 2 cores).
 test: deps lint unit integration-tests test-cgroupv2 test-systemd integration
 
 demo: deps release
@@ -63,7 +63,9 @@ demo: deps release
 bench: deps release
 	scripts/bench.sh
 
-# podman and containerd drive hako and runc through the same scenarios (docs/integration.md).
+# podman, containerd (ctr), docker and containerd's CRI plugin (through integration/cri-client,
+# built by cri.sh in the debug profile) drive hako and runc through the same scenarios
+# (docs/integration.md).
 integration:
 	@$(MAKE) --no-print-directory deps EXTRA_PKGS="$(INTEGRATION_PKGS)"
 	$(CARGO) build --release -p hako

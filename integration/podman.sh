@@ -6,6 +6,7 @@ source "$(dirname "$0")/lib.sh"
 
 P=$INT_WORK/podman
 IMG=localhost/hako-int/busybox:latest
+PAUSE_IMG=localhost/hako-int/pause:latest
 export CONTAINERS_CONF=$P/containers.conf
 # Every scenario runs with podman's default seccomp profile, as users get it, except the one that
 # checks `seccomp=unconfined`.
@@ -62,13 +63,19 @@ setup() {
   write_conf
   make_rootfs "$P/rootfs"
   echo from-image >"$P/rootfs/tmp/from-image" # read_only: the tmpfs podman puts on /tmp keeps it
+  # cri.sh's pod sandbox image: the same files, an entrypoint that only waits, as the pause image.
+  printf '#!/bin/sh\ntrap "exit 0" TERM INT\nwhile :; do sleep 3600 & wait $!; done\n' >"$P/rootfs/pause"
+  chmod +x "$P/rootfs/pause"
   tar -C "$P/rootfs" -c . | p import -q --change CMD=/bin/sh - "$IMG" >/dev/null
+  tar -C "$P/rootfs" -c . | p import -q --change 'ENTRYPOINT ["/pause"]' - "$PAUSE_IMG" >/dev/null
   # The same image for containerd.sh and cri.sh (OCI archive) and docker.sh (docker 20.10 loads
   # only its own archive format).
   [ -z "$ROOTLESS" ] || return 0
   rm -f "$INT_WORK/busybox-oci.tar" "$INT_WORK/busybox-docker.tar"
   p save -q --format oci-archive -o "$INT_WORK/busybox-oci.tar" "$IMG"
   p save -q --format docker-archive -o "$INT_WORK/busybox-docker.tar" "$IMG"
+  rm -f "$INT_WORK/pause-oci.tar"
+  p save -q --format oci-archive -o "$INT_WORK/pause-oci.tar" "$PAUSE_IMG"
 }
 
 cleanup_containers() { p rm -af -t 0 >/dev/null 2>&1 || true; }

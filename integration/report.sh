@@ -10,7 +10,8 @@ table=$(mktemp)
 trap 'rm -f "$table"' EXIT
 {
   echo "Last run: $(date -u +%Y-%m-%d) on $(uname -r), podman $(podman --version | awk '{print $3}')," \
-    "containerd $(containerd --version | awk '{print $3}'), runc $(runc --version | awk 'NR == 1 {print $3}')," \
+    "containerd $(containerd --version | awk '{print $3}')," \
+    "dockerd $(dockerd --version | awk '{print $3}' | tr -d ,), runc $(runc --version | awk 'NR == 1 {print $3}')," \
     "hako $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- crates Cargo.lock 2>/dev/null || echo -modified)."
   echo
   echo "| suite | scenario | hako | runc |"

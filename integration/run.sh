@@ -6,13 +6,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source integration/lib.sh
 rm -rf "$LOGS" "$RESULTS"
-trap 'rm -f "$INT_WORK/busybox-oci.tar" "$INT_WORK/busybox-docker.tar"' EXIT
+trap 'rm -f "$INT_WORK"/{busybox-oci,busybox-docker,pause-oci}.tar' EXIT
 mkdir -p "$LOGS"
 status=0
 integration/podman.sh || status=1
 integration/podman-rootless.sh || status=1
 integration/containerd.sh || status=1
 integration/docker.sh || status=1
+integration/cri.sh || status=1
 integration/report.sh "$RESULTS" docs/integration.md
 echo "results: docs/integration.md; logs: $LOGS"
 exit "$status"
