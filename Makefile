@@ -116,6 +116,8 @@ test-cgroupv2: deps vm-deps
 # hako and runc; results into docs/integration.md). On a real systemd + cgroup v2 machine:
 # `cargo test -p hako-tests --test systemd -- --test-threads=1` and `integration/systemd.sh`.
 SD_INT := $(TMP)/integration-systemd
+# docker.io's package enables docker.service and docker.socket: masked in the guest, whose systemd
+# would otherwise start a machine-wide dockerd (docker.sh runs its own, on the host).
 test-systemd: deps vm-deps
 	@$(MAKE) --no-print-directory deps EXTRA_PKGS="$(INTEGRATION_PKGS)"
 	$(CARGO) build -p hako
@@ -124,7 +126,8 @@ test-systemd: deps vm-deps
 	@rm -rf $(SD_INT)
 	$(CARGO) test -p hako-tests --test systemd --no-run --message-format=json | \
 		jq -r 'select(.profile.test == true) | .executable' > $(TMP)/systemd-tests
-	VMRUN_INIT=systemd VMRUN_TIMEOUT=$(VM_TIMEOUT) $(VM)/vm-run.sh -e HAKO_TEST_SLOW=1 \
+	VMRUN_INIT=systemd VMRUN_SYSTEMD_MASK="docker.service docker.socket" \
+		VMRUN_TIMEOUT=$(VM_TIMEOUT) $(VM)/vm-run.sh -e HAKO_TEST_SLOW=1 \
 		-e HAKO_BIN=$(CURDIR)/target/debug/hako -e HAKO=$(CURDIR)/target/release/hako \
 		-e RESULTS=$(SD_INT)/results -e LOGS=$(SD_INT)/logs -e SCENARIO_TIMEOUT=600 \
 		"$(CURDIR)" -- sh -c 'set -e; \
