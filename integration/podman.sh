@@ -67,10 +67,10 @@ setup() {
   printf '#!/bin/sh\ntrap "exit 0" TERM INT\nwhile :; do sleep 3600 & wait $!; done\n' >"$P/rootfs/pause"
   chmod +x "$P/rootfs/pause"
   tar -C "$P/rootfs" -c . | p import -q --change CMD=/bin/sh - "$IMG" >/dev/null
-  tar -C "$P/rootfs" -c . | p import -q --change 'ENTRYPOINT ["/pause"]' - "$PAUSE_IMG" >/dev/null
   # The same image for containerd.sh and cri.sh (OCI archive) and docker.sh (docker 20.10 loads
   # only its own archive format).
   [ -z "$ROOTLESS" ] || return 0
+  tar -C "$P/rootfs" -c . | p import -q --change 'ENTRYPOINT ["/pause"]' - "$PAUSE_IMG" >/dev/null
   rm -f "$INT_WORK/busybox-oci.tar" "$INT_WORK/busybox-docker.tar"
   p save -q --format oci-archive -o "$INT_WORK/busybox-oci.tar" "$IMG"
   p save -q --format docker-archive -o "$INT_WORK/busybox-docker.tar" "$IMG"
