@@ -135,7 +135,35 @@ sc_bad_mount() {
   assert_contains "$out" "no such file or directory" "ctr's error"
 }
 
-SCENARIOS=(run_echo exit_code detach_exec_ps_pause_metrics_kill tty_run missing_executable bad_mount)
+# checkpoint/restore: CRIU on PATH (`make integration` puts ../shared/criu's build first). The token
+# lives only in the shell's memory: a restarted task would show another one.
+COUNTER='exec >/dev/null 2>&1; v=$(cat /proc/sys/kernel/random/uuid); i=0; while :; do i=$((i+1)); echo "$v $i" >/tmp/count; sleep 0.1; done'
+count_file() { cexec --exec-id "cat-$RANDOM$RANDOM" "$1" cat /tmp/count; }
+count_above() { [ "$(count_file "$1" | cut -d' ' -f2)" -gt "$2" ]; }
+
+sc_checkpoint_restore() {
+  command -v criu >/dev/null || skip "no criu on PATH"
+  local id ref t n; id=$(name ckpt); ref=localhost/hako-int/checkpoint-$RT:latest
+  crun -d "$IMG" "$id" sh -c "$COUNTER" >/dev/null
+  retry 50 count_above "$id" 2 || fail "no count: $(c task ls)"
+  t=$(count_file "$id" | cut -d' ' -f1)
+  # The container, its rw layer and the task (the runtime's checkpoint) into an image.
+  c containers checkpoint --task --rw "$id" "$ref"
+  c task kill -s SIGKILL "$id"
+  retry 50 task_stopped "$id" || fail "task did not stop: $(c task ls)"
+  c task delete "$id" >/dev/null
+  c containers delete "$id"
+  # Back from the image: the runtime's restore.
+  c containers restore --live --rw "$id" "$ref"
+  assert_eq "$(task_status "$id")" RUNNING "task after restore"
+  assert_eq "$(count_file "$id" | cut -d' ' -f1)" "$t" "token after restore (memory)"
+  n=$(count_file "$id" | cut -d' ' -f2)
+  retry 50 count_above "$id" "$n" || fail "the counter stopped after restore"
+  c images rm "$ref" >/dev/null
+}
+
+SCENARIOS=(run_echo exit_code detach_exec_ps_pause_metrics_kill tty_run missing_executable bad_mount
+  checkpoint_restore)
 
 if [ "${1:-}" = scenario ]; then
   set -x

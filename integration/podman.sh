@@ -240,9 +240,55 @@ sc_missing_executable() {
   assert_contains "$out" "executable file not found" "error"
 }
 
+# checkpoint/restore: CRIU on PATH (`make integration` puts ../shared/criu's build first). The token
+# lives only in the shell's memory: a restarted container would show another one.
+COUNTER='v=$(cat /proc/sys/kernel/random/uuid); i=0; while :; do i=$((i+1)); echo "$v $i" >/tmp/count; sleep 0.1; done'
+needs_criu() {
+  [ -z "$ROOTLESS" ] || skip "checkpoint/restore needs root (CRIU)"
+  command -v criu >/dev/null || skip "no criu on PATH"
+}
+token() { p exec "$1" cat /tmp/count | cut -d' ' -f1; }
+count_of() { p exec "$1" cat /tmp/count | cut -d' ' -f2; }
+count_above() { [ "$(count_of "$1")" -gt "$2" ]; }
+
+sc_checkpoint_restore() {
+  needs_criu
+  local c t n; c=$(name ckpt)
+  prun -d --name "$c" "$IMG" sh -c "$COUNTER" >/dev/null
+  retry 50 count_above "$c" 2
+  t=$(token "$c")
+  p container checkpoint "$c" >/dev/null
+  assert_eq "$(state "$c")" exited "state after checkpoint"
+  p container restore "$c" >/dev/null
+  assert_eq "$(state "$c")" running "state after restore"
+  assert_eq "$(token "$c")" "$t" "token after restore (memory)"
+  n=$(count_of "$c")
+  retry 50 count_above "$c" "$n" || fail "the counter stopped after restore"
+  # Again, leaving it running.
+  p container checkpoint --leave-running "$c" >/dev/null
+  assert_eq "$(state "$c")" running "state after checkpoint --leave-running"
+  assert_eq "$(token "$c")" "$t" "token after the second checkpoint"
+}
+
+sc_checkpoint_export_import() {
+  needs_criu
+  local c t n f; c=$(name ckpt-exp); f=$P/checkpoint-$RT.tar.gz
+  prun -d --name "$c" "$IMG" sh -c "$COUNTER" >/dev/null
+  retry 50 count_above "$c" 2
+  t=$(token "$c")
+  p container checkpoint --export "$f" "$c" >/dev/null
+  p rm -f "$c" >/dev/null
+  p container restore --import "$f" >/dev/null
+  assert_eq "$(state "$c")" running "state after restore --import"
+  assert_eq "$(token "$c")" "$t" "token after import (memory)"
+  n=$(count_of "$c")
+  retry 50 count_above "$c" "$n" || fail "the counter stopped after import"
+  rm -f "$f"
+}
+
 SCENARIOS=(run_echo exit_code detach_exec_ps_top_stop tty stdin kill_signal pause_unpause stats
   update_memory resource_limits cap_drop user read_only seccomp_unconfined seccomp_default
-  rootfs_dir network_host missing_executable)
+  rootfs_dir network_host missing_executable checkpoint_restore checkpoint_export_import)
 
 if [ "${1:-}" = scenario ]; then
   set -x; "sc_$2"

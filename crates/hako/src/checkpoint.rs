@@ -120,6 +120,10 @@ mod tests {
             "--image-path",
             "/img",
             "--leave-running",
+            // podman repeats it; urfave/cli takes that.
+            "--leave-running",
+            "--empty-ns",
+            "network",
             "--empty-ns",
             "network",
             "--manage-cgroups-mode",
@@ -134,7 +138,8 @@ mod tests {
         let o = super::checkpoint_options(&cli.criu, a);
         assert!(o.leave_running);
         assert_eq!(o.status_fd, -1);
-        assert_eq!(o.criu.empty_ns, vec!["network".to_string()]);
+        // A slice flag, as runc's: every occurrence counts.
+        assert_eq!(o.criu.empty_ns, vec!["network".to_string(); 2]);
         assert_eq!(o.criu.criu, std::path::PathBuf::from("/opt/criu"));
     }
 }

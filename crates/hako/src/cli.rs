@@ -152,8 +152,11 @@ pub enum Command {
     /// Print the runtime-spec features document (what this hako supports) as JSON.
     Features,
     /// Checkpoint a running container with CRIU.
+    // A flag given twice is Go's "last one wins" (podman passes --leave-running twice).
+    #[command(args_override_self = true)]
     Checkpoint(Box<CheckpointArgs>),
     /// Restore a container from a checkpoint with CRIU.
+    #[command(args_override_self = true)]
     Restore(Box<RestoreArgs>),
     #[command(external_subcommand)]
     Other(Vec<String>),
