@@ -759,3 +759,28 @@ fn root_in_the_users_own_user_namespace_as_rootless_podman_runs_it() {
     h.wrap = nsenter;
     h.delete_force(&id).assert_ok();
 }
+
+#[test]
+fn spec_rootless_then_run_as_the_user() {
+    require_root!();
+    let u = test_user();
+    // The first try: `hako spec --rootless && hako run`, as the user, unchanged but for
+    // the process (no terminal here).
+    let h = Hako::rootless();
+    let dir = TempDir::new("rl-spec");
+    std::os::unix::fs::chown(dir.path(), Some(u.uid), Some(u.gid)).unwrap();
+    h.cmd(&[
+        "spec",
+        "--rootless",
+        "--bundle",
+        &dir.path().to_string_lossy(),
+    ])
+    .assert_ok();
+    let spec: Value = serde_json::from_str(&read(dir.path().join("config.json"))).unwrap();
+    assert_eq!(spec["linux"]["uidMappings"][0]["hostID"], u.uid);
+    let mut b = Bundle::new();
+    b.config = spec;
+    b.config["process"]["terminal"] = json!(false);
+    b.config["process"]["args"] = json!(["sh", "-c", "id -u; hostname"]);
+    assert_eq!(run_ok(&h, &b), "0\nrunc\n");
+}
