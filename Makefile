@@ -8,7 +8,7 @@ DEBIAN_PKGS := busybox-static runc crun hyperfine jq libseccomp-dev pkg-config t
 # dockerd and docker in docker.io; protoc builds the CRI client's bindings).
 INTEGRATION_PKGS := podman conmon containerd bsdutils tar docker.io protobuf-compiler
 
-.PHONY: all deps build release test unit integration-tests demo bench integration test-cgroupv2 test-systemd vm-deps lint clean criu
+.PHONY: all deps build release test unit integration-tests demo bench bench-systemd integration test-cgroupv2 test-systemd vm-deps lint clean criu
 
 all: build
 
@@ -62,6 +62,15 @@ demo: deps release
 
 bench: deps release
 	scripts/bench.sh
+	@if [ -d /run/systemd/system ]; then scripts/bench-systemd.sh; \
+	else echo "no systemd on this host: run with/without --systemd-cgroup is measured by make bench-systemd (VM)"; fi
+
+# `run` with and without --systemd-cgroup, hako and runc, in the v2 guest booted with systemd
+# (emulated: only the rows' ratios mean something). Writes docs/benchmarks-systemd.md.
+bench-systemd: deps vm-deps release
+	VMRUN_INIT=systemd VMRUN_SYSTEMD_MASK="docker.service docker.socket" VMRUN_TIMEOUT=$(VM_TIMEOUT) \
+		$(VM)/vm-run.sh -e HAKO=$(CURDIR)/target/release/hako \
+		"$(CURDIR)" -- scripts/bench-systemd.sh
 
 # podman, containerd (ctr), docker and containerd's CRI plugin (through integration/cri-client,
 # built by cri.sh in the debug profile) drive hako and runc through the same scenarios

@@ -98,6 +98,12 @@ medians() { printf '%.1f / %.1f / %.1f' "$(median "$1" hako)" "$(median "$1" run
   echo
   cat "$work/lifecycle.md"
   echo
+  echo "## run with --systemd-cgroup"
+  echo
+  echo "The systemd driver needs a host booted with systemd; these machines have none, so \`make bench\`"
+  echo "measures it only there. \`make bench-systemd\` runs it in the emulated systemd guest of"
+  echo "../shared/vm: [benchmarks-systemd.md](benchmarks-systemd.md)."
+  echo
   echo "## Peak RSS of create"
   echo
   echo "| runtime | max RSS (KiB) |"

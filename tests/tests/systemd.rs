@@ -189,6 +189,38 @@ fn a_container_that_exits_leaves_no_unit_after_delete() {
     assert!(!cgroup_dir(&format!("/system.slice/{unit}")).exists());
 }
 
+/// A name ending in `.slice` makes the unit that slice (runc): systemd creates it with the
+/// parent as Wants=, and the init goes into its cgroup.
+#[test]
+fn a_slice_name_makes_a_slice_unit() {
+    require_systemd!();
+    let h = Hako::new();
+    let id = h.new_id();
+    // Slice names nest by their dashes: one without any below system.slice.
+    let unit = format!("system-hakotest{}.slice", std::process::id());
+    let b = bundle_in(
+        &format!("system.slice:unused:{unit}"),
+        json!({"pids": {"limit": 20}}),
+    );
+    sd_create(&h, &id, &b).assert_ok();
+    let cg = format!("/system.slice/{unit}");
+    assert_eq!(prop(&unit, "ActiveState"), "active");
+    assert_eq!(prop(&unit, "ControlGroup"), cg);
+    assert_eq!(prop(&unit, "TasksMax"), "20");
+    let pid = h.pid(&id);
+    assert_eq!(
+        read(format!("/proc/{pid}/cgroup")).trim(),
+        format!("0::{cg}")
+    );
+    h.delete_force(&id).assert_ok();
+    assert!(
+        unit_gone(&unit),
+        "unit left: {}",
+        prop(&unit, "ActiveState")
+    );
+    assert!(!cgroup_dir(&cg).exists());
+}
+
 /// Status 1, the needle in the one error line, no state left.
 #[track_caller]
 fn failed(h: &Hako, id: &str, o: &Output, needle: &str) {
@@ -312,4 +344,37 @@ fn a_create_that_fails_after_the_unit_stops_it() {
         prop(&unit, "ActiveState")
     );
     assert!(!cgroup_dir(&format!("/system.slice/{unit}")).exists());
+}
+
+/// The cgroupfs driver pays nothing for the systemd one: without `--systemd-cgroup`, a whole
+/// `run` never connects to the system bus (here a socket of the test's, named by
+/// DBUS_SYSTEM_BUS_ADDRESS as libdbus would read it).
+#[test]
+fn without_the_flag_nothing_connects_to_the_bus() {
+    require_root!();
+    let h = Hako::new();
+    let sock = h.scratch().join("bus");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let id = h.new_id();
+    let mut b = Bundle::new();
+    b.set_args(&["true"]);
+    b.save();
+    let out = Command::new(hako_bin())
+        .arg("--root")
+        .arg(h.root())
+        .args(["run", "--bundle"])
+        .arg(b.path())
+        .arg(&id)
+        .env(
+            "DBUS_SYSTEM_BUS_ADDRESS",
+            format!("unix:path={}", sock.display()),
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    match listener.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        r => panic!("the runtime connected to the bus without --systemd-cgroup: {r:?}"),
+    }
 }

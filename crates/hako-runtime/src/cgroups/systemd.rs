@@ -329,11 +329,12 @@ pub fn unit_properties(place: &Place, pid: i32, v2: bool, id: &str) -> Vec<(Stri
     } else {
         p.push(("Slice".into(), Value::str(&place.slice)));
         p.push(b("Delegate", true));
+        // A slice takes no processes from systemd: the init is written into its cgroup after.
+        p.push((
+            "PIDs".into(),
+            Value::Array("u".into(), vec![Value::U32(pid as u32)]),
+        ));
     }
-    p.push((
-        "PIDs".into(),
-        Value::Array("u".into(), vec![Value::U32(pid as u32)]),
-    ));
     p.push(b("MemoryAccounting", true));
     p.push(b("CPUAccounting", true));
     p.push(b(
