@@ -30,6 +30,14 @@ pub enum Msg {
     SeccompDone,
     /// init → runtime: everything but `process.args` is applied; waiting for `start`.
     Created,
+    /// runtime → init: the record says `created`; the init may outlive the runtime now. Until
+    /// this arrives an init whose runtime died exits (EOF), so nothing runs without a record.
+    Keep,
+    /// exec child → runtime: everything is applied, only execve is left.
+    ExecReady,
+    /// runtime → exec child: go on and exec; without it (EOF: the runtime died before the
+    /// hand-over) the child exits and the user's command never runs.
+    Proceed,
     /// init → runtime: its mount namespace exists; open the bind sources in it
     /// (user-namespace containers, see `bind_sources`).
     MountNsReady,
@@ -125,6 +133,25 @@ impl Channel {
             Msg::Error(e) => Err(Error::Init(e)),
             m => Ok(m),
         }
+    }
+
+    /// Init or exec child, after its seccomp filter may be loaded: send `msg` (if any) and wait
+    /// for `want` with plain write(2)/read(2), which no usable profile denies (send/recv may be).
+    /// False when the runtime went away (EOF or any other message).
+    pub fn handshake_raw(&self, msg: Option<&Msg>, want: &Msg) -> bool {
+        if let Some(m) = msg {
+            let buf = serde_json::to_vec(m).expect("messages serialize");
+            if crate::sys::retry(|| nix::unistd::write(&self.fd, &buf)).is_err() {
+                return false;
+            }
+        }
+        let mut buf = [0u8; 64];
+        let n = match crate::sys::retry(|| nix::unistd::read(&self.fd, &mut buf)) {
+            Ok(n) => n,
+            Err(_) => return false,
+        };
+        let want = serde_json::to_vec(want).expect("messages serialize");
+        n > 0 && buf[..n] == want[..]
     }
 
     /// Init or exec child: a seccomp listener fd for the agent. The runtime copies it

@@ -33,6 +33,10 @@ pub(crate) fn sock_path(lock: &Locked) -> PathBuf {
 /// Live status of a recorded container: the recorded one, unless the init is gone, a zombie, or
 /// its pid now belongs to another process (start time differs).
 pub fn status_of(rec: &ContainerRecord) -> Status {
+    // A create still running, or one whose runtime died: `delete` tells them apart by the lock.
+    if rec.status == Status::Creating {
+        return Status::Creating;
+    }
     if rec.pid <= 0 {
         return Status::Stopped;
     }
@@ -59,9 +63,7 @@ pub(crate) fn locked(root: &Path, id: &str) -> Result<(Locked, ContainerRecord)>
 
 pub fn state(root: &Path, id: &str) -> Result<StateView> {
     hako_spec::id::validate_id(id)?;
-    let store = Store::existing(root);
-    let lock = store.lock(id)?;
-    let rec = lock.load()?;
+    let rec = Store::existing(root).read(id)?;
     Ok(rec.view(status_of(&rec)))
 }
 
@@ -133,6 +135,7 @@ pub(crate) fn start_locked(lock: Locked, rec: &mut ContainerRecord) -> Result<()
         "start {}: container init {} exec'd",
         unlocked.id, rec.pid
     ));
+    crate::crash::point("start:released");
     let lock = unlocked.lock()?;
     rec.status = Status::Running;
     lock.save(rec)?;
@@ -286,21 +289,40 @@ fn kill_unlocked(lock: Locked, rec: &ContainerRecord) -> Result<Option<Locked>> 
 pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     hako_spec::id::validate_id(id)?;
     let store = Store::existing(root);
+    let missing = || {
+        if force {
+            Ok(())
+        } else {
+            Err(Error::NotExist(id.to_string()))
+        }
+    };
     let lock = match store.lock(id) {
         Ok(l) => l,
-        Err(Error::NotExist(_)) => {
-            // A create that died before writing state leaves an empty directory: clear it.
-            let dir = store.dir(id);
-            let existed = dir.exists();
-            let _ = std::fs::remove_dir_all(&dir);
-            if force || existed {
-                return Ok(());
+        Err(Error::NotExist(_)) if store.dir(id).exists() => {
+            // A directory without a record: a create claimed the id and has not written it yet,
+            // or was killed in between. The lock waits for a live one; a dead one's is free.
+            let lock = match store.lock_claimed(id) {
+                Ok(l) => l,
+                Err(Error::NotExist(_)) => return missing(),
+                Err(e) => return Err(e),
+            };
+            if !lock.path(store::STATE_FILE).exists() {
+                lock.remove()?;
+                // As runc: the directory is cleared, and without --force the id still did not
+                // exist.
+                return missing();
             }
-            return Err(Error::NotExist(id.to_string()));
+            lock
         }
+        Err(Error::NotExist(_)) => return missing(),
         Err(e) => return Err(e),
     };
-    let rec = lock.load()?;
+    let rec = match lock.load() {
+        Ok(r) => r,
+        // A failed create removed it while we waited for the lock.
+        Err(Error::NotExist(_)) => return missing(),
+        Err(e) => return Err(e),
+    };
     delete_locked(id, lock, rec, force)
 }
 
@@ -313,7 +335,9 @@ pub(crate) fn delete_locked(
 ) -> Result<()> {
     let lock = match status_of(&rec) {
         Status::Stopped => lock,
-        Status::Created => match kill_unlocked(lock, &rec)? {
+        // `creating` under our lock: its runtime died (a live one holds the lock until the
+        // record says `created` or the directory is gone). What the record says may exist goes.
+        Status::Created | Status::Creating => match kill_unlocked(lock, &rec)? {
             Some(l) => l,
             None => return Ok(()),
         },
@@ -327,10 +351,12 @@ pub(crate) fn delete_locked(
             )))
         }
     };
+    crate::crash::point("delete:killed");
     let cg = Cgroups::from_record(rec.cgroup.clone());
     // Leftovers of a container that shared the host pid namespace (or forked daemons) die too.
     let _ = cg.kill_all();
     cg.destroy()?;
+    crate::crash::point("delete:cgroups");
     lock.remove()?;
     crate::log::debug(&format!("delete {id}: state and cgroups removed"));
     // As runc: poststop hooks run once the state is gone (and without the lock, so a hook may

@@ -101,18 +101,49 @@ fn create_inner(root: &Path, o: &CreateOptions) -> Result<(Created, Locked, Cont
     };
     planned.check_before_create(&bundle.spec)?;
     let lock = store.create(&o.id)?;
+    crate::crash::point("create:claimed");
+    // The record comes before anything on the host: a runtime killed from here on leaves a
+    // `creating` container that `list` shows and `delete --force` removes, cgroups listed as
+    // they may exist, the init's pid as soon as there is one.
+    let mut rec = ContainerRecord {
+        id: o.id.clone(),
+        pid: 0,
+        init_start_time: 0,
+        status: Status::Creating,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: now_rfc3339(),
+        owner: String::new(),
+        private_pid_ns: plan.private_pid,
+        systemd_cgroup: o.systemd_cgroup,
+        rootless: caller.is_some() || o.rootless == crate::rootless::Mode::On,
+        cgroup: hako_spec::state::CgroupRecord {
+            created: planned.may_create(),
+            ..planned.rec.clone()
+        },
+        config: bundle.spec.clone(),
+    };
+    if let Err(e) = lock.save(&rec) {
+        let _ = lock.remove();
+        return Err(e);
+    }
+    crate::crash::point("create:recorded");
     let mut made = Made::default();
     let r = create_locked(
         &lock,
         &bundle,
         &plan,
         o,
-        Decided { planned, caller },
+        Decided {
+            planned,
+            caller,
+            seccomp: seccomp.as_ref(),
+        },
         &mut made,
-        seccomp.as_ref(),
+        &mut rec,
     );
     match r {
-        Ok((created, rec)) => Ok((created, lock, rec)),
+        Ok(created) => Ok((created, lock, rec)),
         Err(e) => {
             if let Some(pid) = made.child {
                 let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
@@ -130,9 +161,11 @@ fn create_inner(root: &Path, o: &CreateOptions) -> Result<(Created, Locked, Cont
 
 /// Decided before anything exists: where the cgroups go, and who the runtime is (`None` for
 /// root; an unprivileged caller's ids otherwise, see crate::rootless).
-struct Decided {
+struct Decided<'a> {
     planned: Cgroups,
     caller: Option<crate::idmap::Caller>,
+    /// `linux.seccomp`, compiled.
+    seccomp: Option<&'a crate::seccomp::Compiled>,
 }
 
 /// What a `create` has brought into existence so far: undone if it fails.
@@ -149,9 +182,13 @@ fn create_locked(
     o: &CreateOptions,
     decided: Decided,
     made: &mut Made,
-    seccomp: Option<&crate::seccomp::Compiled>,
-) -> Result<(Created, ContainerRecord)> {
-    let Decided { planned, caller } = decided;
+    rec: &mut ContainerRecord,
+) -> Result<Created> {
+    let Decided {
+        planned,
+        caller,
+        seccomp,
+    } = decided;
     let spec = &bundle.spec;
     let listener =
         UnixListener::bind(sock_path(lock)).ctx("listen", lock.path(store::START_SOCKET))?;
@@ -196,6 +233,7 @@ fn create_locked(
     } else {
         None
     };
+    let runtime_pid = std::process::id() as i32;
     // SAFETY: the runtime is single-threaded (no other thread can hold a lock the child would
     // inherit), and the child only runs init::run, which execs or _exits.
     let forked = unsafe {
@@ -242,6 +280,7 @@ fn create_locked(
                 setgroups_allowed: !caller
                     .is_some_and(|c| plan.new_user && crate::idmap::denies_setgroups(spec, c.egid)),
                 bind_sources: &bind_sources,
+                runtime_pid,
             })
         }
         sys::Forked::Parent { pid } => pid,
@@ -251,6 +290,8 @@ fn create_locked(
         "create {}: container init cloned, pid {pid}",
         o.id
     ));
+    record_pid(lock, rec, pid)?;
+    crate::crash::point("create:cloned");
     if let Some(ns) = pid_ns {
         ns.leave()?;
     }
@@ -284,6 +325,7 @@ fn create_locked(
         let _ = waitpid(Pid::from_raw(pid), None);
         pid = real;
         made.child = Some(pid);
+        record_pid(lock, rec, pid)?;
     }
     if !bind_sources.is_empty() {
         crate::bind_sources::send(&parent_ch, pid, &bind_sources)?;
@@ -303,26 +345,16 @@ fn create_locked(
         }
     }
     let cgroups = made.cgroups.as_ref().expect("cgroups are set up");
+    // What exists now (a systemd unit's name included) replaces what might.
+    rec.cgroup = cgroups.rec.clone();
+    lock.save(rec)?;
+    crate::crash::point("create:cgroups");
     parent_ch.send(&Msg::CgroupsJoined)?;
-    let mut rec = ContainerRecord {
-        id: o.id.clone(),
-        pid,
-        init_start_time: sys::proc_stat(pid).map(|s| s.1).unwrap_or(0),
-        status: Status::Creating,
-        bundle: bundle.dir.clone(),
-        rootfs: bundle.rootfs.clone(),
-        created: now_rfc3339(),
-        owner: String::new(),
-        private_pid_ns: plan.private_pid,
-        systemd_cgroup: o.systemd_cgroup,
-        rootless: caller.is_some() || o.rootless == crate::rootless::Mode::On,
-        cgroup: cgroups.rec.clone(),
-        config: spec.clone(),
-    };
     match parent_ch.expect("container init")? {
         Msg::RunRuntimeHooks => {}
         m => return Err(Error::Init(format!("unexpected message {m:?}"))),
     }
+    crate::crash::point("create:hooks");
     let state = serde_json::to_string(&rec.hook_state(Status::Creating)).expect("serializes");
     // runc runs these in the bundle (`create` chdirs there).
     let dir = Some(bundle.dir.as_path());
@@ -346,16 +378,28 @@ fn create_locked(
             m => return Err(Error::Init(format!("unexpected message {m:?}"))),
         }
     }
+    crate::crash::point("create:init-ready");
     let console = own_console
         .map(|s| crate::console::recv_master(&s))
         .transpose()?;
     rec.status = Status::Created;
-    lock.save(&rec)?;
+    lock.save(rec)?;
+    crate::crash::point("create:saved");
+    // Only now may the init outlive us: until it reads this it exits on EOF (see init::main).
+    parent_ch.send(&Msg::Keep)?;
     log::debug(&format!("create {}: created, init pid {pid}", o.id));
     if let Some(pf) = &o.pid_file {
         store::write_atomic(pf, &pid.to_string())?;
     }
-    Ok((Created { pid, console }, rec))
+    Ok(Created { pid, console })
+}
+
+/// Records the init's pid and start time as soon as it exists, so `delete --force` after a
+/// runtime killed from here on finds it (and never a recycled pid).
+fn record_pid(lock: &Locked, rec: &mut ContainerRecord, pid: i32) -> Result<()> {
+    rec.pid = pid;
+    rec.init_start_time = sys::proc_stat(pid).map(|s| s.1).unwrap_or(0);
+    lock.save(rec)
 }
 
 /// Creates the container's cgroups; true when it has them. A runtime that is root only inside a

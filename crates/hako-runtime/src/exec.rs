@@ -232,6 +232,7 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
         "v2" => Some(cg.open_unified()?),
         _ => None,
     };
+    let runtime_pid = std::process::id() as i32;
     // SAFETY: the runtime is single-threaded, so the child may go on like a fork's.
     let mut forked = unsafe { sys::clone3(0, into.as_ref().map(|f| f.as_raw_fd())) };
     if forked
@@ -279,6 +280,7 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
                 close,
                 seccomp: seccomp.as_ref(),
                 chroot,
+                runtime_pid,
             })
         }
         sys::Forked::Parent { pid } => pid,
@@ -295,6 +297,7 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
     }
     drop(child_ch);
     drop(console);
+    crate::crash::point("exec:cloned");
     let mut pid = pid;
     let r = (|| {
         if let Some(adj) = process
@@ -325,6 +328,10 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
                 Some(Msg::Error(e)) => return Err(Error::Init(e)),
                 // A notifying filter: the agent gets the fd with the container's state, as
                 // for the init.
+                Some(Msg::ExecReady) => {
+                    crate::crash::point("exec:ready");
+                    parent_ch.send(&Msg::Proceed)?;
+                }
                 Some(Msg::SeccompFd(fd)) => {
                     let state = serde_json::to_string(&rec.hook_state(status_of(&rec)))
                         .expect("serializes");
@@ -378,6 +385,8 @@ struct Child<'a> {
     seccomp: Option<&'a crate::seccomp::Compiled>,
     /// The init's root, when it is only a chroot in our own mount namespace.
     chroot: Option<OwnedFd>,
+    /// Our parent, checked once the parent-death signal is armed.
+    runtime_pid: i32,
 }
 
 /// A container without a mount namespace of its own has the rootfs as its root directory only
@@ -409,12 +418,27 @@ fn child(c: Child) -> ! {
     // in the container can open /proc/<pid>/exe (or ptrace us) while we are in its namespaces.
     // SAFETY: prctl(PR_SET_DUMPABLE) takes integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    // Dies with the runtime until the hand-over (`Proceed`): a killed `exec` runs nothing.
+    if !sys::parent_death_signal(Some(libc::SIGKILL), c.runtime_pid) {
+        // SAFETY: leaves without running the runtime's destructors.
+        unsafe { libc::_exit(1) }
+    }
     for fd in &c.close {
         let _ = nix::unistd::close(*fd);
     }
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     let err = match setup(&c) {
-        Ok(ready) => ready.exec(),
+        Ok(ready) => {
+            // The runtime's word that it is still there; EOF means it died: exit, run nothing.
+            if !c
+                .channel
+                .handshake_raw(Some(&Msg::ExecReady), &Msg::Proceed)
+            {
+                // SAFETY: leaves without running the runtime's destructors.
+                unsafe { libc::_exit(1) }
+            }
+            ready.exec()
+        }
         Err(e) => e,
     };
     let _ = c.channel.send(&Msg::Error(err.to_string()));
@@ -430,6 +454,9 @@ fn setup(c: &Child) -> Result<process::Ready> {
     }
     if !c.flags.is_empty() {
         nix::sched::setns(c.pidfd.as_fd(), c.flags).op("join the container's namespaces")?;
+        // Joining a user namespace changes credentials, which clears the signal: arm it again
+        // (our parent is outside any pid namespace we joined, so this checks nothing more).
+        sys::parent_death_signal(Some(libc::SIGKILL), c.runtime_pid);
     }
     if let Some(root) = &c.chroot {
         nix::unistd::fchdir(root).op("chdir to the container's root")?;
@@ -466,6 +493,9 @@ fn setup(c: &Child) -> Result<process::Ready> {
         preserve: c.preserve_fds,
         skip: &[c.channel.raw()],
     };
+    // The seccomp filter may deny prctl and process.user's ids clear the signal anyway: from
+    // here the channel ties us to the runtime (the `Proceed` read ends us on EOF).
+    sys::parent_death_signal(None, c.runtime_pid);
     process::prepare(
         c.process,
         c.setgroups_allowed,

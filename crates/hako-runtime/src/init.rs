@@ -48,10 +48,19 @@ pub struct InitArgs<'a> {
     pub setgroups_allowed: bool,
     /// Bind sources the runtime opens for us in our mount namespace (`bind_sources::wanted`).
     pub bind_sources: &'a [PathBuf],
+    /// The runtime's pid, for checking that it is still our parent once the parent-death
+    /// signal is armed.
+    pub runtime_pid: i32,
 }
 
 /// Never returns: exits the child with 0 only through execve.
 pub fn main(args: InitArgs) -> ! {
+    // Until the record says `created`, the init dies with its runtime: SIGKILL when it goes
+    // (whatever step we are blocked in), and exit on EOF at every channel read.
+    if !sys::parent_death_signal(Some(libc::SIGKILL), args.runtime_pid) {
+        // SAFETY: leaves without running the runtime's destructors.
+        unsafe { libc::_exit(1) }
+    }
     for fd in &args.close {
         let _ = nix::unistd::close(*fd);
     }
@@ -130,6 +139,10 @@ fn setup(a: &InitArgs) -> Result<Ready> {
         // Become the namespace's root so that everything below runs with its full capabilities.
         nix::unistd::setresgid(0.into(), 0.into(), 0.into()).op("setresgid 0 in user namespace")?;
         nix::unistd::setresuid(0.into(), 0.into(), 0.into()).op("setresuid 0 in user namespace")?;
+        // The credential change cleared the parent-death signal.
+        if !sys::parent_death_signal(Some(libc::SIGKILL), a.runtime_pid) {
+            return Err(Error::Init("the runtime exited".into()));
+        }
     }
     nix::unistd::setsid().op("setsid")?;
     // The runtime places us in our cgroups in parallel with what follows; we wait for that only
@@ -258,6 +271,10 @@ fn setup(a: &InitArgs) -> Result<Ready> {
     // In a user namespace whose gid map was written without setgroups "deny" we may setgroups.
     // The seccomp filter is on when this returns: the start handshake and startContainer hooks
     // run under it, as in runc.
+    // From here the channel alone ties us to the runtime: the seccomp filter may deny prctl,
+    // and process.user's credentials would clear the signal anyway. Every read below (seccomp
+    // hand-over, `Keep`) ends us on EOF.
+    sys::parent_death_signal(None, a.runtime_pid);
     let process = process
         .map(|p| {
             process::prepare(
@@ -271,6 +288,11 @@ fn setup(a: &InitArgs) -> Result<Ready> {
         })
         .transpose()?;
     a.channel.send(&Msg::Created)?;
+    if !a.channel.handshake_raw(None, &Msg::Keep) {
+        // The runtime died before it recorded `created`: nothing may run unrecorded.
+        // SAFETY: leaves without running the runtime's destructors.
+        unsafe { libc::_exit(1) }
+    }
     Ok(Ready { process, state })
 }
 

@@ -12,6 +12,7 @@ pub mod checkpoint;
 pub mod console;
 pub mod container;
 pub mod control;
+pub mod crash;
 pub mod create;
 pub mod dbus;
 pub mod devices;

@@ -77,6 +77,26 @@ impl Store {
         self.lock_dir(id, dir)
     }
 
+    /// Locks `id`'s directory whether or not it has a record yet (`delete` of what a create
+    /// killed between claiming the id and writing its record left). Waits while a live create
+    /// holds it.
+    pub fn lock_claimed(&self, id: &str) -> Result<Locked> {
+        self.lock_dir(id, self.dir(id))
+    }
+
+    /// Reads `id`'s record without the lock: records are replaced by rename, so a reader sees
+    /// the old one or the new one, never a torn one (`state` of a container whose create is
+    /// still running must not wait for it).
+    pub fn read(&self, id: &str) -> Result<ContainerRecord> {
+        let p = self.dir(id).join(STATE_FILE);
+        let text = std::fs::read(&p).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::NotExist(id.to_string()),
+            _ => Error::io("read", p.clone(), e),
+        })?;
+        serde_json::from_slice(&text)
+            .map_err(|e| Error::BadState(format!("{}: corrupt state: {e}", p.display())))
+    }
+
     fn lock_dir(&self, id: &str, dir: PathBuf) -> Result<Locked> {
         let fd = nix::fcntl::open(
             &dir,

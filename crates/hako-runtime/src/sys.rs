@@ -250,6 +250,29 @@ pub fn retry<T>(mut f: impl FnMut() -> Result<T, Errno>) -> Result<T, Errno> {
     }
 }
 
+/// Arms (`Some(signal)`) or clears (`None`) the parent-death signal. The kernel clears it at
+/// every credential change, so the container init arms it again after becoming root in its user
+/// namespace. `runtime` is our parent's pid as the runtime saw itself before the clone: a parent
+/// that died before the signal was armed shows as another parent (0 across a pid namespace,
+/// which then proves nothing; the next channel read's EOF covers that case).
+pub fn parent_death_signal(sig: Option<i32>, runtime: i32) -> bool {
+    // SAFETY: prctl with integer arguments only.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            sig.unwrap_or(0) as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+    if sig.is_none() {
+        return true;
+    }
+    let ppid = nix::unistd::getppid().as_raw();
+    ppid == 0 || ppid == runtime
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -262,6 +262,27 @@ impl Cgroups {
         self.rec.v1.values().chain(self.rec.unified.iter())
     }
 
+    /// What [`Cgroups::create`] would make now, parents first: the record a `create` writes
+    /// before it makes anything lists these, so `delete --force` after a runtime killed half-way
+    /// removes whatever of them exists (a directory that existed before is not listed).
+    pub fn may_create(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = Vec::new();
+        for dir in self.dirs() {
+            let mut missing = Vec::new();
+            let mut cur = dir.as_path();
+            while !cur.exists() {
+                missing.push(cur.to_path_buf());
+                cur = cur.parent().unwrap_or(Path::new("/"));
+            }
+            for d in missing.into_iter().rev() {
+                if !out.contains(&d) {
+                    out.push(d);
+                }
+            }
+        }
+        out
+    }
+
     /// Creates the directories (recording which ones are new) and prepares them: v1 cpuset levels
     /// get their parent's cpus/mems (an empty cpuset refuses tasks), v2 parents delegate their
     /// controllers to the new level.

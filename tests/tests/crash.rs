@@ -1,0 +1,310 @@
+//! A runtime killed at any instant leaves nothing `delete --force` cannot remove (issue 12).
+//!
+//! A debug build of hako SIGKILLs itself at the step named by `HAKO_TEST_CRASH_AT`
+//! (crates/hako-runtime/src/crash.rs): for every step of create, start, exec and delete the test
+//! kills it there, runs `delete --force` (twice: the second must finish or find nothing) and
+//! checks the host: no cgroup directory, no process, no mount, nothing under `--root`. The
+//! randomized variant sends a real SIGKILL to `run -d` at a random moment instead.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use hako_tests::*;
+use serde_json::json;
+
+const T: Duration = Duration::from_secs(10);
+const KILLED: i32 = 128 + libc::SIGKILL;
+
+/// A cgroup parent of this test in every hierarchy: `/hako-crash-<unique>`, made by hako.
+struct Place {
+    name: String,
+}
+
+impl Place {
+    fn new() -> Place {
+        Place {
+            name: format!("hako-crash-{}", unique()),
+        }
+    }
+    fn cgroups_path(&self) -> String {
+        format!("/{}/c", self.name)
+    }
+    /// Directories of ours that still exist, in every mounted hierarchy.
+    fn leftovers(&self) -> Vec<PathBuf> {
+        cgroup_mounts()
+            .into_iter()
+            .map(|m| m.join(&self.name))
+            .filter(|d| d.exists())
+            .collect()
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        for d in self.leftovers() {
+            let _ = fs::remove_dir(d.join("c"));
+            let _ = fs::remove_dir(d);
+        }
+    }
+}
+
+fn cgroup_mounts() -> Vec<PathBuf> {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut v: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let fstype = post.split(' ').next()?;
+            let mp = PathBuf::from(pre.split(' ').nth(4)?);
+            (fstype == "cgroup" || fstype == "cgroup2").then_some(mp)
+        })
+        .filter(|p| p.starts_with("/sys/fs/cgroup"))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+fn bundle(place: &Place, script: &str) -> Bundle {
+    let mut b = Bundle::sh(script);
+    b.config["linux"]["cgroupsPath"] = json!(place.cgroups_path());
+    b
+}
+
+fn crash_opts(step: &str) -> CmdOpts {
+    CmdOpts {
+        env: vec![("HAKO_TEST_CRASH_AT".into(), Some(step.into()))],
+        ..Default::default()
+    }
+}
+
+/// Everything the host must not keep once `delete --force` returned.
+#[track_caller]
+fn assert_clean(h: &Hako, b: &Bundle, place: &Place, what: &str) {
+    let procs_gone = wait_for(T, || processes_using(b.path()).is_empty());
+    assert!(
+        procs_gone,
+        "{what}: container processes left: {:?}",
+        processes_using(b.path())
+    );
+    assert_eq!(
+        place.leftovers(),
+        Vec::<PathBuf>::new(),
+        "{what}: cgroup dirs left"
+    );
+    assert_eq!(
+        mounts_under(b.path()),
+        Vec::<String>::new(),
+        "{what}: mounts left"
+    );
+    let files: Vec<_> = fs::read_dir(h.root())
+        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(files.is_empty(), "{what}: left under --root: {files:?}");
+}
+
+/// `delete --force` after the crash, then again: both succeed.
+#[track_caller]
+fn force_delete_twice(h: &Hako, id: &str, what: &str) {
+    let d = h.delete_force(id);
+    assert_eq!(d.code, 0, "{what}: delete -f: {}", d.stderr);
+    let d = h.delete_force(id);
+    assert_eq!(d.code, 0, "{what}: second delete -f: {}", d.stderr);
+    let s = h.cmd(&["state", id]);
+    assert_eq!(s.code, 1, "{what}: state after delete: {}", s.stdout);
+}
+
+const CREATE_STEPS: &[&str] = &[
+    "create:claimed",
+    "create:recorded",
+    "create:cloned",
+    "create:cgroups",
+    "create:hooks",
+    "create:init-ready",
+    "create:saved",
+];
+
+#[test]
+fn killed_during_create_leaves_nothing_after_delete_force() {
+    require_root!();
+    for step in CREATE_STEPS {
+        let h = Hako::new();
+        let place = Place::new();
+        let b = bundle(&place, "sleep 1000");
+        let id = h.new_id();
+        h.track(&id);
+        b.save();
+        let out = h.cmd_opts(
+            &["create", "--bundle", &b.path().to_string_lossy(), &id],
+            crash_opts(step),
+        );
+        assert_eq!(
+            out.code, KILLED,
+            "{step}: create was not killed: {}",
+            out.stderr
+        );
+        // The record exists before anything on the host: `state` and `list` see it.
+        if *step == "create:saved" {
+            // Recorded `created`, but killed before it told the init to stay: the init exits.
+            assert!(
+                h.wait_status(&id, "stopped", T),
+                "{step}: init outlived its runtime"
+            );
+        } else if *step != "create:claimed" {
+            assert_eq!(h.state(&id)["status"], "creating", "{step}");
+            let l = h.list(&["-q"]);
+            assert_eq!(l.stdout.trim(), id, "{step}: list");
+        }
+        force_delete_twice(&h, &id, step);
+        assert_clean(&h, &b, &place, step);
+    }
+}
+
+/// The init dies with its runtime while it is blocked in a step that reads no channel: a
+/// createContainer hook that never returns (the parent-death signal, not EOF, ends it).
+#[test]
+fn init_blocked_in_a_hook_dies_with_its_runtime() {
+    require_root!();
+    let h = Hako::new();
+    let place = Place::new();
+    let mut b = bundle(&place, "sleep 1000");
+    let marker = h.scratch().join("hook-ran");
+    b.config["hooks"] = json!({"createContainer": [{
+        "path": "/bin/sh",
+        "args": ["sh", "-c", format!("touch {} && exec sleep 1000", marker.display())],
+    }]});
+    let id = h.new_id();
+    h.track(&id);
+    b.save();
+    let mut c = Command::new(hako_bin());
+    c.arg("--root")
+        .arg(h.root())
+        .args(["create", "--bundle"])
+        .arg(b.path())
+        .arg(&id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    assert!(wait_for(T, || marker.exists()), "the hook did not run");
+    let init = h.state(&id)["pid"].as_i64().unwrap() as i32;
+    assert!(init > 0 && pid_alive(init));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        wait_for(T, || !pid_alive(init) || proc_state(init) == Some('Z')),
+        "init {init} outlived its runtime"
+    );
+    force_delete_twice(&h, &id, "hook");
+    assert_clean(&h, &b, &place, "hook");
+}
+
+#[test]
+fn killed_during_start_leaves_nothing_after_delete_force() {
+    require_root!();
+    let h = Hako::new();
+    let place = Place::new();
+    let b = bundle(&place, "sleep 1000");
+    let id = h.new_id();
+    h.create(&id, &b).assert_ok();
+    let out = h.cmd_opts(&["start", &id], crash_opts("start:released"));
+    assert_eq!(out.code, KILLED, "start was not killed: {}", out.stderr);
+    // The init was released before the runtime died: it runs, and outlives its runtime.
+    let pid = h.pid(&id);
+    assert!(pid_alive(pid), "init {pid} died with `start`");
+    force_delete_twice(&h, &id, "start");
+    assert_clean(&h, &b, &place, "start");
+}
+
+#[test]
+fn killed_exec_runs_nothing_and_leaves_nothing() {
+    require_root!();
+    for step in ["exec:cloned", "exec:ready"] {
+        let h = Hako::new();
+        let place = Place::new();
+        let mut b = bundle(&place, "sleep 1000");
+        let out = b.out_dir();
+        let id = h.new_id();
+        h.run_with(&id, &b, &["-d"]).assert_ok();
+        let r = h.cmd_opts(
+            &["exec", "-d", &id, "sh", "-c", "touch /out/ran"],
+            crash_opts(step),
+        );
+        assert_eq!(r.code, KILLED, "{step}: exec was not killed: {}", r.stderr);
+        // The exec child is gone (only the init is left in the container)...
+        let procs = || -> usize {
+            let p = cgroup_mounts()
+                .into_iter()
+                .map(|m| {
+                    m.join(place.cgroups_path().trim_start_matches('/'))
+                        .join("cgroup.procs")
+                })
+                .find(|p| p.exists())
+                .expect("the container's cgroup");
+            fs::read_to_string(p).unwrap_or_default().lines().count()
+        };
+        assert!(wait_for(T, || procs() == 1), "{step}: exec child left");
+        // ... and never ran the command.
+        assert!(!out.join("ran").exists(), "{step}: the command ran");
+        force_delete_twice(&h, &id, step);
+        assert_clean(&h, &b, &place, step);
+    }
+}
+
+#[test]
+fn killed_during_delete_is_finished_by_the_next_delete_force() {
+    require_root!();
+    for step in ["delete:killed", "delete:cgroups"] {
+        let h = Hako::new();
+        let place = Place::new();
+        let b = bundle(&place, "sleep 1000");
+        let id = h.new_id();
+        h.run_with(&id, &b, &["-d"]).assert_ok();
+        let out = h.cmd_opts(&["delete", "--force", &id], crash_opts(step));
+        assert_eq!(
+            out.code, KILLED,
+            "{step}: delete was not killed: {}",
+            out.stderr
+        );
+        force_delete_twice(&h, &id, step);
+        assert_clean(&h, &b, &place, step);
+    }
+}
+
+/// Real SIGKILLs at random moments of `run -d` (a shim timing out), then `delete --force`.
+#[test]
+fn run_killed_at_random_moments() {
+    require_root!();
+    let mut seed = std::process::id() as u64 ^ 0x9e37_79b9_7f4a_7c15;
+    for i in 0..20 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = Duration::from_micros(seed % 30_000);
+        let h = Hako::new();
+        let place = Place::new();
+        let b = bundle(&place, "sleep 1000");
+        let id = h.new_id();
+        h.track(&id);
+        b.save();
+        let mut child = Command::new(hako_bin())
+            .arg("--root")
+            .arg(h.root())
+            .args(["run", "-d", "--bundle"])
+            .arg(b.path())
+            .arg(&id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        child.wait().unwrap();
+        let what = format!("run #{i} killed after {delay:?}");
+        force_delete_twice(&h, &id, &what);
+        assert_clean(&h, &b, &place, &what);
+    }
+}
