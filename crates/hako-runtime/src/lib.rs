@@ -31,6 +31,7 @@ pub mod mounts;
 pub mod namespaces;
 pub mod paths;
 pub mod process;
+pub mod procinfo;
 pub mod rootfs;
 pub mod rootless;
 pub mod seccomp;

@@ -68,10 +68,14 @@ pub fn prepare(rootfs: &Path, propagation: Option<&str>) -> Result<()> {
 
 /// The mount point (from mountinfo) that contains `path`.
 fn parent_mount(path: &Path) -> Option<String> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    info.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(unescape)
+    crate::procinfo::mountinfo()
+        .ok()?
+        .iter()
+        .map(|m| {
+            crate::procinfo::mount_point(m)
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter(|mp| path.starts_with(mp))
         .max_by_key(|mp| mp.len())
 }
@@ -288,19 +292,14 @@ pub fn move_root(rootfs: &Path) -> Result<()> {
 /// every mount of the rootfs is done by now.
 fn hide_host_proc_and_sys(rootfs: &Path) -> Result<()> {
     let rootfs = std::fs::canonicalize(rootfs).unwrap_or_else(|_| rootfs.to_path_buf());
-    let info = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|e| Error::io("read", "/proc/self/mountinfo", e))?;
-    let full: Vec<String> = info
-        .lines()
-        .filter_map(|l| {
-            let (left, right) = l.split_once(" - ")?;
-            let f: Vec<&str> = left.split(' ').collect();
-            let fstype = right.split(' ').next()?;
-            let (root, point) = (f.get(3)?, unescape(f.get(4)?));
-            (*root == "/"
-                && (fstype == "proc" || fstype == "sysfs")
-                && !Path::new(&point).starts_with(&rootfs))
-            .then_some(point)
+    let full: Vec<String> = crate::procinfo::mountinfo()?
+        .iter()
+        .filter_map(|m| {
+            let point = crate::procinfo::mount_point(m);
+            (m.root == "/"
+                && (m.fs_type == "proc" || m.fs_type == "sysfs")
+                && !point.starts_with(&rootfs))
+            .then(|| point.to_string_lossy().into_owned())
         })
         .collect();
     for p in &full {

@@ -231,13 +231,7 @@ pub fn fd_path(fd: RawFd) -> String {
 /// Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), and the state letter.
 /// A pid whose start time differs from the one recorded at create is a recycled pid.
 pub fn proc_stat(pid: i32) -> Option<(char, u64)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // comm (field 2) may contain spaces and parentheses: parse after the last ')'.
-    let rest = &s[s.rfind(')')? + 2..];
-    let mut it = rest.split_whitespace();
-    let state = it.next()?.chars().next()?;
-    let start = it.nth(18)?.parse().ok()?;
-    Some((state, start))
+    crate::procinfo::stat(pid)
 }
 
 /// Runs `f` on EINTR until it completes.

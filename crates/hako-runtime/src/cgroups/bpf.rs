@@ -518,7 +518,7 @@ mod tests {
     /// accepts the program, enforces it, and `apply` again replaces it. Skipped otherwise.
     #[test]
     fn kernel_accepts_and_enforces() {
-        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let info = crate::procinfo::mountinfo().unwrap_or_default();
         let Some(h) = crate::cgroups::hierarchies(&info)
             .into_iter()
             .find(|h| h.v2)

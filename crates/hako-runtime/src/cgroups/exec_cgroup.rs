@@ -109,7 +109,9 @@ mod tests {
 
     #[test]
     fn per_controller() {
-        let hs = crate::cgroups::hierarchies(crate::cgroups::tests::HYBRID);
+        let hs = crate::cgroups::hierarchies(&crate::procinfo::parse_mountinfo(
+            crate::cgroups::tests::HYBRID,
+        ));
         let mut rec = CgroupRecord {
             layout: "hybrid".into(),
             ..Default::default()

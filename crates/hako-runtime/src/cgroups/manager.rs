@@ -141,8 +141,7 @@ impl Cgroups {
         } else {
             None
         };
-        let info =
-            std::fs::read_to_string("/proc/self/mountinfo").ctx("read", "/proc/self/mountinfo")?;
+        let info = crate::procinfo::mountinfo()?;
         let own = std::fs::read_to_string("/proc/self/cgroup").ctx("read", "/proc/self/cgroup")?;
         let hs = hierarchies(&info);
         let mut rec = CgroupRecord {
@@ -344,8 +343,7 @@ impl Cgroups {
         if sub.is_empty() {
             return Ok(Cgroups::from_record(self.rec.clone()));
         }
-        let info =
-            std::fs::read_to_string("/proc/self/mountinfo").ctx("read", "/proc/self/mountinfo")?;
+        let info = crate::procinfo::mountinfo()?;
         let rec = super::exec_cgroup::record(&self.rec, &hierarchies(&info), sub)?;
         Ok(Cgroups::from_record(rec))
     }
@@ -356,7 +354,7 @@ impl Cgroups {
     pub fn open_cgroup_of(pid: i32) -> Option<std::os::fd::OwnedFd> {
         let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
         let rel = own.lines().find_map(|l| l.strip_prefix("0::"))?;
-        let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+        let info = crate::procinfo::mountinfo().ok()?;
         let mp = hierarchies(&info).into_iter().find(|h| h.v2)?.mountpoint;
         let d = mp.join(rel.trim_start_matches('/'));
         nix::fcntl::open(

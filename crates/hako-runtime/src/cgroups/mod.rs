@@ -16,6 +16,8 @@ pub mod v2;
 
 use std::path::PathBuf;
 
+use crate::procinfo::{self, Mount};
+
 pub use manager::Cgroups;
 pub use mount::mount_in_container;
 
@@ -44,13 +46,13 @@ pub struct Hierarchy {
 /// hierarchy once, at its first mount point: a later mount of the same hierarchy is someone
 /// else's (CRIU mounts a "cgroup yard" of every hierarchy under its image directory while it
 /// works, in the host's mount namespace) and must not redirect where containers go.
-pub fn hierarchies(mountinfo: &str) -> Vec<Hierarchy> {
+pub fn hierarchies(mounts: &[Mount]) -> Vec<Hierarchy> {
     // The same hierarchy can be mounted more than once: CRIU mounts every one under a
     // temporary "cgyard" while it dumps, other tools do the like. The instance under
     // /sys/fs/cgroup is the one that stays; elsewhere the first one seen.
     let canonical = |h: &Hierarchy| h.mountpoint.starts_with("/sys/fs/cgroup");
     let mut out: Vec<Hierarchy> = Vec::new();
-    for h in all_mounts(mountinfo) {
+    for h in all_mounts(mounts) {
         let mut key = h.controllers.clone();
         key.sort();
         let seen = out.iter().position(|o| {
@@ -67,7 +69,7 @@ pub fn hierarchies(mountinfo: &str) -> Vec<Hierarchy> {
     out
 }
 
-fn all_mounts(mountinfo: &str) -> Vec<Hierarchy> {
+fn all_mounts(mounts: &[Mount]) -> Vec<Hierarchy> {
     const V1_OPTS: &[&str] = &[
         "rw",
         "ro",
@@ -80,30 +82,18 @@ fn all_mounts(mountinfo: &str) -> Vec<Hierarchy> {
         "xattr",
     ];
     let mut out = Vec::new();
-    for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mut post = post.split(' ');
-        let fstype = post.next().unwrap_or("");
-        let _src = post.next();
-        let sopts = post.next().unwrap_or("");
-        let Some(mp) = pre.split(' ').nth(4) else {
-            continue;
-        };
-        let mountpoint = PathBuf::from(crate::rootfs::unescape(mp));
-        match fstype {
+    for m in mounts {
+        match m.fs_type.as_str() {
             "cgroup2" => out.push(Hierarchy {
-                mountpoint,
+                mountpoint: procinfo::mount_point(m),
                 controllers: vec![],
                 v2: true,
             }),
             "cgroup" => out.push(Hierarchy {
-                mountpoint,
-                controllers: sopts
-                    .split(',')
-                    .filter(|o| !V1_OPTS.contains(o) && !o.starts_with("release_agent="))
-                    .map(str::to_string)
+                mountpoint: procinfo::mount_point(m),
+                controllers: procinfo::super_options(m)
+                    .into_iter()
+                    .filter(|o| !V1_OPTS.contains(&o.as_str()) && !o.starts_with("release_agent="))
                     .collect(),
                 v2: false,
             }),
@@ -129,7 +119,7 @@ pub(crate) mod tests {
             "{HYBRID}\n90 33 0:27 / /img/.criu.cgyard.x/cpu rw - cgroup cgroup rw,cpu\n\
              91 33 0:29 / /img/.criu.cgyard.x/unified rw - cgroup2 cgroup2 rw"
         );
-        let hs = hierarchies(&info);
+        let hs = hierarchies(&procinfo::parse_mountinfo(&info));
         assert_eq!(hs.len(), 3);
         assert_eq!(hs[0].mountpoint, PathBuf::from("/sys/fs/cgroup/cpu"));
         assert_eq!(hs[2].mountpoint, PathBuf::from("/sys/fs/cgroup/unified"));
@@ -141,7 +131,7 @@ pub(crate) mod tests {
             "90 25 0:27 / /img/.criu.cgyard.x/cpu rw - cgroup cgroup rw,cpu\n\
              91 25 0:29 / /img/.criu.cgyard.x/unified rw - cgroup2 cgroup2 rw\n{HYBRID}"
         );
-        let hs = hierarchies(&info);
+        let hs = hierarchies(&procinfo::parse_mountinfo(&info));
         assert_eq!(hs.len(), 3);
         assert!(
             hs.iter()
@@ -152,7 +142,7 @@ pub(crate) mod tests {
 
     #[test]
     fn reads_hybrid_layout() {
-        let hs = hierarchies(HYBRID);
+        let hs = hierarchies(&procinfo::parse_mountinfo(HYBRID));
         assert_eq!(hs.len(), 3);
         assert_eq!(hs[0].controllers, vec!["cpu"]);
         assert_eq!(hs[1].controllers, vec!["name=systemd"]);

@@ -37,8 +37,7 @@ pub fn own_path(h: &Hierarchy, proc_cgroup: &str) -> PathBuf {
 pub fn mount_in_container(ctx: &MountCtx, m: &Mount, opts: &Options) -> Result<()> {
     let dest = m.destination();
     let shown = ctx.root.host_path(dest);
-    let info =
-        std::fs::read_to_string("/proc/self/mountinfo").ctx("read", "/proc/self/mountinfo")?;
+    let info = crate::procinfo::mountinfo()?;
     let own = std::fs::read_to_string("/proc/self/cgroup").ctx("read", "/proc/self/cgroup")?;
     let cgroupns = own.lines().all(|l| l.ends_with(":/"));
     // The host's hierarchies only: a /sys bound from the host (rootless, no private network
@@ -135,7 +134,7 @@ mod tests {
 
     #[test]
     fn own_paths() {
-        let hs = hierarchies(HYBRID);
+        let hs = hierarchies(&crate::procinfo::parse_mountinfo(HYBRID));
         let own = "3:cpu:/a/b\n1:name=systemd:/s\n0::/u\n";
         assert_eq!(own_path(&hs[0], own), PathBuf::from("/a/b"));
         assert_eq!(own_path(&hs[1], own), PathBuf::from("/s"));

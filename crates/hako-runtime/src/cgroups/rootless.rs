@@ -44,8 +44,7 @@ pub fn delegation_root(mountpoint: &Path, own: &Path, euid: u32) -> Option<PathB
 /// or no cgroup (layout "").
 pub fn plan(spec: &Spec, id: &str, euid: u32) -> Result<Cgroups> {
     let (inner, _absolute) = inner_path(spec, id, false)?;
-    let info =
-        std::fs::read_to_string("/proc/self/mountinfo").ctx("read", "/proc/self/mountinfo")?;
+    let info = crate::procinfo::mountinfo()?;
     let hs = super::hierarchies(&info);
     let none = Cgroups::from_record(CgroupRecord::default());
     // Pure v2 only (a hybrid's unified hierarchy has no controllers to limit with).

@@ -14,7 +14,7 @@ use hako_spec::oci::{LinuxNamespaceType, Mount, Spec};
 
 use super::rpc::ExtMountMap;
 use crate::cgroups::{hierarchies, mount::own_path, Hierarchy};
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
 use crate::paths::clean;
 
 fn map(key: impl Into<String>, val: impl Into<String>) -> ExtMountMap {
@@ -63,8 +63,7 @@ fn new_cgroup_ns(spec: &Spec) -> Result<bool> {
 /// ([`crate::cgroups::mount_in_container`]): one bind at `dest` on pure v2, else one per
 /// hierarchy under a tmpfs at `dest`.
 fn cgroup_binds(dest: &str) -> Result<Vec<(String, Hierarchy)>> {
-    let info =
-        std::fs::read_to_string("/proc/self/mountinfo").ctx("read", "/proc/self/mountinfo")?;
+    let info = crate::procinfo::mountinfo()?;
     let hs = hierarchies(&info);
     if hs.len() == 1 && hs[0].v2 {
         return Ok(vec![(dest.to_string(), hs[0].clone())]);
