@@ -205,3 +205,79 @@ fn debug_lines_for_every_command_and_silence_without() {
         }
     }
 }
+
+/// `--debug` times create's phases (tracing spans, written by the same formatter): one debug
+/// line per phase, in runc's text and JSON shapes exactly, in the runtime's and the init's order.
+#[test]
+fn debug_times_create_phases_in_runc_formats() {
+    require_root!();
+    if testing_runc() {
+        return; // runc has no phase timings
+    }
+    let h = Hako::new();
+    let b = Bundle::new();
+    b.save();
+    let bundle = b.path().to_str().unwrap().to_string();
+    let phases = [
+        "config",
+        "clone",
+        "namespaces",
+        "cgroups",
+        "mounts",
+        "pivot",
+        "exec",
+        "init",
+        "create",
+    ];
+    for json in [false, true] {
+        let log = h.scratch().join(format!("phases-{}.log", unique()));
+        let mut global = vec![
+            "--debug".to_string(),
+            "--log".into(),
+            log.to_string_lossy().to_string(),
+        ];
+        if json {
+            global.extend(["--log-format".into(), "json".into()]);
+        }
+        let id = h.new_id();
+        let o = h.cmd_opts(
+            &["run", "--bundle", &bundle, &id],
+            CmdOpts {
+                global,
+                ..Default::default()
+            },
+        );
+        assert_eq!(o.code, 0, "{o:?}");
+        let text = read(&log);
+        let mut msgs = Vec::new();
+        for l in text.lines() {
+            if json {
+                let v: Value = serde_json::from_str(l).expect("a JSON line");
+                let keys: Vec<&String> = v.as_object().expect("an object").keys().collect();
+                assert_eq!(keys, ["level", "msg", "time"], "{l}");
+                msgs.push((v["level"].clone(), v["msg"].as_str().unwrap().to_string()));
+            } else {
+                let rest = l.strip_prefix("time=\"").expect(l);
+                let (time, rest) = rest.split_once("\" level=").expect(l);
+                assert_eq!(time.len(), "2026-11-30T00:00:00Z".len(), "{l}");
+                let (level, msg) = rest.split_once(" msg=").expect(l);
+                let msg: String = serde_json::from_str(msg).expect("msg is a quoted string");
+                msgs.push((json!(level), msg));
+            }
+        }
+        let at = |p: &str| {
+            msgs.iter()
+                .position(|(lv, m)| {
+                    lv == "debug" && m.starts_with(&format!("phase {p}: ")) && m.ends_with('s')
+                })
+                .unwrap_or_else(|| panic!("no 'phase {p}' line: {text}"))
+        };
+        let order: Vec<usize> = phases.iter().map(|p| at(p)).collect();
+        // The init's phases in its order, and the whole create closing after all of them.
+        assert!(
+            order[2] < order[4] && order[4] < order[5] && order[5] < order[6],
+            "{text}"
+        );
+        assert!(order.iter().all(|i| *i <= order[8]), "{text}");
+    }
+}

@@ -56,6 +56,9 @@ pub fn create(root: &Path, o: &CreateOptions) -> Result<Created> {
 /// `create`, also handing back the locked state directory and the record, so `run` goes on
 /// without reading back what it just wrote.
 fn create_inner(root: &Path, o: &CreateOptions) -> Result<(Created, Locked, ContainerRecord)> {
+    // With --debug, each phase's duration is one debug line when its span closes (log.rs).
+    let _create = tracing::debug_span!("create").entered();
+    let config = tracing::debug_span!("config").entered();
     hako_spec::id::validate_id(&o.id)?;
     let bundle = Bundle::load_with(&o.bundle, log::debug_enabled())?;
     for f in &bundle.unknown_fields {
@@ -100,6 +103,7 @@ fn create_inner(root: &Path, o: &CreateOptions) -> Result<(Created, Locked, Cont
         Cgroups::plan(&bundle.spec, &o.id, o.systemd_cgroup)?
     };
     planned.check_before_create(&bundle.spec)?;
+    drop(config);
     let lock = store.create(&o.id)?;
     crate::crash::point("create:claimed");
     // The record comes before anything on the host: a runtime killed from here on leaves a
@@ -221,6 +225,7 @@ fn create_locked(
         .as_ref()
         .is_some_and(|c| c.rec.layout == "v2" && !o.systemd_cgroup)
     {
+        let _cgroups = tracing::debug_span!("cgroups").entered();
         let cg = made.cgroups.insert(planned.take().expect("planned"));
         if made_or_skipped(cg, spec, o)? {
             if let Some(r) = Cgroups::resources(spec) {
@@ -234,6 +239,7 @@ fn create_locked(
         None
     };
     let runtime_pid = std::process::id() as i32;
+    let clone = tracing::debug_span!("clone").entered();
     // SAFETY: the runtime is single-threaded (no other thread can hold a lock the child would
     // inherit), and the child only runs init::run, which execs or _exits.
     let forked = unsafe {
@@ -299,7 +305,9 @@ fn create_locked(
     drop(listener);
     drop(console);
 
+    drop(clone);
     if plan.new_user {
+        let _userns = tracing::debug_span!("userns").entered();
         let l = spec.linux().as_ref().expect("user ns implies linux");
         crate::idmap::write(
             pid,
@@ -334,6 +342,7 @@ fn create_locked(
     // before it joins, and it joined before it may unshare its cgroup namespace (rooted there) or
     // run anything of the user's.
     if let Some(planned) = planned.take() {
+        let _cgroups = tracing::debug_span!("cgroups").entered();
         let cg = made.cgroups.insert(planned);
         let r = Cgroups::resources(spec);
         cg.start_unit(pid, r.as_ref(), &o.id)?;
@@ -358,6 +367,7 @@ fn create_locked(
     let state = serde_json::to_string(&rec.hook_state(Status::Creating)).expect("serializes");
     // runc runs these in the bundle (`create` chdirs there).
     let dir = Some(bundle.dir.as_path());
+    let hooks_span = tracing::debug_span!("hooks prestart+createRuntime").entered();
     hooks::run_all(spec.hooks().as_ref(), hooks::Kind::Prestart, &state, dir)?;
     hooks::run_all(
         spec.hooks().as_ref(),
@@ -365,9 +375,12 @@ fn create_locked(
         &state,
         dir,
     )?;
+    drop(hooks_span);
     parent_ch.send(&Msg::HooksDone {
         state: state.clone(),
     })?;
+    // The init's remaining setup (its own phases are logged by the init).
+    let _init = tracing::debug_span!("init").entered();
     loop {
         match parent_ch.expect("container init")? {
             Msg::Created => break,

@@ -95,6 +95,8 @@ fn setup(a: &InitArgs) -> Result<Ready> {
         Msg::Go => {}
         m => return Err(Error::Init(format!("unexpected message {m:?}"))),
     }
+    // Joined or new namespaces, the user namespace's credentials, hostname.
+    let namespaces = tracing::debug_span!("namespaces").entered();
     for (t, path) in &a.plan.join {
         namespaces::setns_path(*t, path)?;
     }
@@ -173,9 +175,11 @@ fn setup(a: &InitArgs) -> Result<Ready> {
         let r = unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) };
         nix::errno::Errno::result(r).op(format!("setdomainname {d:?}"))?;
     }
+    drop(namespaces);
     let linux = spec.linux().clone().unwrap_or_default();
     let propagation = linux.rootfs_propagation().as_deref();
     let mut console_peer = None;
+    let mounts = tracing::debug_span!("mounts").entered();
     let root = if a.plan.private_mount {
         rootfs::prepare(a.rootfs, propagation)?;
         let root = Root::open(a.rootfs)?;
@@ -195,6 +199,7 @@ fn setup(a: &InitArgs) -> Result<Ready> {
     } else {
         None
     };
+    drop(mounts);
     join_cgroups()?;
     a.channel.send(&Msg::RunRuntimeHooks)?;
     let state = match a.channel.expect("runtime")? {
@@ -203,12 +208,16 @@ fn setup(a: &InitArgs) -> Result<Ready> {
     };
     // runc's working directory for these: the container's root, with its mounts (before
     // pivot_root, seen from the host's side).
+    let hooks_span = tracing::debug_span!("hooks createContainer").entered();
     hooks::run_all(
         spec.hooks().as_ref(),
         hooks::Kind::CreateContainer,
         &state,
         Some(a.rootfs),
     )?;
+    drop(hooks_span);
+    // sysctls, readonly and masked paths, the console, a read-only /dev.
+    let paths = tracing::debug_span!("paths").entered();
     for (k, v) in linux.sysctl().iter().flatten() {
         // /proc/sys resolves against the writer's namespaces, so the host's verified procfs
         // reaches the container's own net/ipc/uts settings.
@@ -236,6 +245,8 @@ fn setup(a: &InitArgs) -> Result<Ready> {
         crate::mounts::readonly_dev(root, spec.mounts().as_deref().unwrap_or(&[]))?;
     }
     drop(root);
+    drop(paths);
+    let pivot = tracing::debug_span!("pivot").entered();
     if a.plan.private_mount {
         if a.no_pivot {
             rootfs::move_root(a.rootfs)?;
@@ -252,6 +263,12 @@ fn setup(a: &InitArgs) -> Result<Ready> {
     } else {
         rootfs::chroot_only(a.rootfs)?;
     }
+    drop(pivot);
+    // Our stderr may become the container's terminal or /dev/null now.
+    crate::log::timings_to_file_only();
+    // Everything up to execve but the wait for `start`: stdio, personality, capabilities,
+    // seccomp, the user's credentials, fds.
+    let exec = tracing::debug_span!("exec").entered();
     crate::stdio::reopen_dev_null()?;
     if let Some(peer) = &console_peer {
         crate::console::make_stdio(peer)?;
@@ -287,6 +304,7 @@ fn setup(a: &InitArgs) -> Result<Ready> {
             )
         })
         .transpose()?;
+    drop(exec);
     a.channel.send(&Msg::Created)?;
     if !a.channel.handshake_raw(None, &Msg::Keep) {
         // The runtime died before it recorded `created`: nothing may run unrecorded.
