@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # bench.sh: hako vs runc vs crun, side by side in one hyperfine run per scenario, and the peak
-# RSS of `create`. Writes docs/benchmarks.md. Environment: RUNS (default 40).
+# RSS of `create`. Writes docs/benchmarks.md. Environment: RUNS (default 40); HAKO_BASE, the
+# path of another hako build (say, main before a change), adds a table with it, this build and
+# crun side by side in one hyperfine invocation (ratios in one run are what survive the noise).
 #
 # Debian's crun (1.8) refuses the v1 hybrid layout of our machines, so the whole benchmark runs
 # in one private mount namespace with the cgroup2 mount (/sys/fs/cgroup/unified) unmounted:
@@ -21,6 +23,9 @@ cleanup() {
     for id in $(ls "$work/root-$r" 2>/dev/null); do
       "$(bin "$r")" --root "$work/root-$r" delete --force "$id" >/dev/null 2>&1 || true
     done
+  done
+  for id in $(ls "$work/root-base" 2>/dev/null); do
+    "$HAKO_BASE" --root "$work/root-base" delete --force "$id" >/dev/null 2>&1 || true
   done
   rm -rf "$work"
 }
@@ -54,6 +59,12 @@ hyperfine -N --warmup 3 --runs "$RUNS" \
   -n hako "$(cat "$work/seccomp-hako.cmd")" -n runc "$(cat "$work/seccomp-runc.cmd")" \
   -n crun "$(cat "$work/seccomp-crun.cmd")" \
   --export-markdown "$work/seccomp.md" --export-json "$work/seccomp.json"
+if [ -n "${HAKO_BASE:-}" ]; then
+  hyperfine -N --warmup 3 --runs "$RUNS" \
+    -n hako "$(cat "$work/run-hako.cmd")" -n hako-base "$HAKO_BASE --root $work/root-base run -b $work/bundle bench" \
+    -n crun "$(cat "$work/run-crun.cmd")" \
+    --export-markdown "$work/base.md" --export-json "$work/base.json"
+fi
 hyperfine -N --warmup 3 --runs "$RUNS" \
   -n hako "$work/lifecycle-hako.sh" -n runc "$work/lifecycle-runc.sh" -n crun "$work/lifecycle-crun.sh" \
   --export-markdown "$work/lifecycle.md" --export-json "$work/lifecycle.json"
@@ -98,6 +109,16 @@ medians() { printf '%.1f / %.1f / %.1f' "$(median "$1" hako)" "$(median "$1" run
   echo
   cat "$work/lifecycle.md"
   echo
+  if [ -n "${HAKO_BASE:-}" ]; then
+    echo "## run /bin/true: this build against a baseline build"
+    echo
+    echo "\`hako-base\` is HAKO_BASE (${HAKO_BASE_NOTE:-another build}); one hyperfine invocation."
+    echo
+    cat "$work/base.md"
+    echo
+    echo "Medians: hako $(printf '%.2f' "$(median "$work/base.json" hako)") ms, hako-base $(printf '%.2f' "$(median "$work/base.json" hako-base)") ms, crun $(printf '%.2f' "$(median "$work/base.json" crun)") ms; hako / crun $(ratio "$work/base.json" hako crun), hako-base / crun $(ratio "$work/base.json" hako-base crun), hako / hako-base $(ratio "$work/base.json" hako hako-base)."
+    echo
+  fi
   echo "## run with --systemd-cgroup"
   echo
   echo "The systemd driver needs a host booted with systemd; these machines have none, so \`make bench\`"
