@@ -268,7 +268,10 @@ fn debug_times_create_phases_in_runc_formats() {
         let at = |p: &str| {
             msgs.iter()
                 .position(|(lv, m)| {
-                    lv == "debug" && m.starts_with(&format!("phase {p}: ")) && m.ends_with('s')
+                    lv == "debug"
+                        && m.starts_with(&format!("phase {p}: "))
+                        && m.ends_with("ms")
+                        && m.is_ascii()
                 })
                 .unwrap_or_else(|| panic!("no 'phase {p}' line: {text}"))
         };

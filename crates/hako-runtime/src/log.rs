@@ -89,7 +89,7 @@ pub fn timings_to_file_only() {
 struct Started(Instant);
 
 /// The `tracing` layer: a span's duration as one debug line when it closes
-/// (`phase mounts: 1.234ms`), an event as one line at its level, both written by [`log`].
+/// (`phase mounts: 1.234ms`, always ms), an event as one line at its level, both written by [`log`].
 pub struct Layer;
 
 impl<S> tracing_subscriber::Layer<S> for Layer
@@ -108,7 +108,9 @@ where
             return;
         };
         if TIMINGS_TO_STDERR.load(Ordering::Relaxed) || to_file() {
-            log(Level::Debug, &format!("phase {}: {took:.3?}", s.name()));
+            // Always milliseconds, ASCII: log readers need not know Duration's µs.
+            let ms = took.as_secs_f64() * 1000.0;
+            log(Level::Debug, &format!("phase {}: {ms:.3}ms", s.name()));
         }
     }
 
