@@ -6,6 +6,8 @@
 //!
 //! Tests need root: start each with [`require_root!`], which prints a line and returns otherwise.
 
+pub mod fuzz;
+
 use std::cell::RefCell;
 use std::ffi::OsStr;
 use std::fs;

@@ -36,18 +36,23 @@ pub fn resources(u: &UpdateArgs) -> Result<LinuxResources> {
         }
         None => json!({}),
     };
+    // As runc: the file is a LinuxResources before any flag is applied to it (`[]` or
+    // `{"memory": 5}` with --memory panicked here, found by tests/fuzz.rs).
+    serde_json::from_value::<LinuxResources>(v.clone())
+        .context("--resources: not a LinuxResources object")?;
     let mut set = |path: &[&str], val: Value| {
         let mut cur = &mut v;
-        for p in &path[..path.len() - 1] {
-            cur = cur
-                .as_object_mut()
-                .expect("object")
-                .entry(*p)
-                .or_insert(json!({}));
+        for p in path {
+            // Valid above, so a non-object here is a null the file left: the flag fills it.
+            if !cur.is_object() {
+                *cur = json!({});
+            }
+            let Value::Object(o) = cur else {
+                unreachable!("made an object above")
+            };
+            cur = o.entry(*p).or_insert(Value::Null);
         }
-        cur.as_object_mut()
-            .expect("object")
-            .insert(path[path.len() - 1].into(), val);
+        *cur = val;
     };
     if let Some(x) = &u.memory {
         set(&["memory", "limit"], json!(parse_bytes(x)?));
