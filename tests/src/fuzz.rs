@@ -11,14 +11,14 @@ impl Rng {
     pub fn new(seed: u64) -> Rng {
         Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
     }
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        (self.next_u64() % n.max(1) as u64) as usize
     }
     pub fn chance(&mut self, one_in: usize) -> bool {
         self.below(one_in) == 0
@@ -51,7 +51,7 @@ pub fn edge_value(r: &mut Rng) -> Value {
         20 => json!("rw,nosuid,bogus=1"),
         21 => json!(["CAP_BOGUS"]),
         22 => json!(65535),
-        _ => json!(r.next() as i64),
+        _ => json!(r.next_u64() as i64),
     }
 }
 
@@ -139,7 +139,7 @@ pub fn mutated_text(base: &Value, r: &mut Rng) -> String {
             0 => bytes.truncate(r.below(bytes.len())),
             1 => {
                 let i = r.below(bytes.len());
-                bytes[i] = (r.next() & 0xff) as u8;
+                bytes[i] = (r.next_u64() & 0xff) as u8;
             }
             _ => {
                 let i = r.below(bytes.len());
