@@ -83,8 +83,9 @@ integration:
 # The cgroup v2 test set in one boot of a pure-v2 QEMU guest (../shared/vm): tests/tests/cgroups.rs
 # (it reads the layout from mountinfo and checks the v2 files), tests/tests/events.rs (stats and
 # OOM from v2 files), the rootless cgroup tests of tests/tests/rootless.rs (a subtree delegated to
-# the test user) and the runtime's cgroups unit tests (the eBPF device program loaded into the
-# kernel). Emulated, so 7-20x slower: HAKO_TEST_SLOW
+# the test user), the runtime's cgroups unit tests (the eBPF device program loaded into the
+# kernel) and four checkpoint.rs cases (CRIU restores into v2 cgroups: limits, memory, tty, a
+# failed restore cleaned up). Emulated, so 7-20x slower: HAKO_TEST_SLOW
 # stretches the tests' waits. On a real v2 machine run `cargo test -p hako-tests --test cgroups`.
 VM := $(abspath $(CURDIR)/../shared/vm)
 VM_TIMEOUT ?= 1500
@@ -111,13 +112,18 @@ test-cgroupv2: deps vm-deps
 		jq -r 'select(.profile.test == true) | .executable' >> $(TMP)/cgv2-tests
 	$(CARGO) test -p hako-tests --test rootless --no-run --message-format=json | \
 		jq -r 'select(.profile.test == true) | .executable' >> $(TMP)/cgv2-tests
+	$(CARGO) test -p hako-tests --test checkpoint --no-run --message-format=json | \
+		jq -r 'select(.profile.test == true) | .executable' >> $(TMP)/cgv2-tests
+	criu=$$($(CRIU_INSTALL)) && \
 	VMRUN_TIMEOUT=$(VM_TIMEOUT) $(VM)/vm-run.sh -e HAKO_TEST_SLOW=1 -e HAKO_BIN=$(CURDIR)/target/debug/hako \
-		"$(CURDIR)" -- sh -c 'set -e; grep -q "cgroup2 cgroup2" /proc/self/mountinfo; \
+		-e HAKO_CRIU=$$criu "$(CURDIR)" -- sh -c 'set -e; grep -q "cgroup2 cgroup2" /proc/self/mountinfo; \
 		! grep -q " - cgroup cgroup" /proc/self/mountinfo; \
 		it=$$(sed -n 1p $(TMP)/cgv2-tests); unit=$$(sed -n 2p $(TMP)/cgv2-tests); \
 		ev=$$(sed -n 3p $(TMP)/cgv2-tests); rl=$$(sed -n 4p $(TMP)/cgv2-tests); \
+		ck=$$(sed -n 5p $(TMP)/cgv2-tests); \
 		$$unit cgroups:: --test-threads=1; $$it --test-threads=1; $$ev --test-threads=1; \
-		$$rl delegated_cgroup without_a_writable --test-threads=1'
+		$$rl delegated_cgroup without_a_writable --test-threads=1; \
+		$$ck restore_same_id limits_hostname tty_container failed_restore --test-threads=1'
 
 # The systemd cgroup driver (--systemd-cgroup) under a real systemd, in one boot of the v2 guest
 # with systemd 252 as PID 1 and D-Bus (VMRUN_INIT=systemd): tests/tests/systemd.rs, then

@@ -564,3 +564,38 @@ fn host_dev_null_stdio_is_reopened_inside() {
     // stdout is the harness's file: left alone.
     assert!(!inside.contains(&mnt_id(1)) || testing_runc());
 }
+
+/// A network namespace given by path is dumped as external (runc's `extRootNetNS`) and the
+/// restored container is put back into that same namespace, not into a new empty one.
+#[test]
+fn network_namespace_by_path_is_rejoined() {
+    let Some(h) = setup() else { return };
+    // The namespace's owner: another container that stays up.
+    let holder = h.new_id();
+    h.run_with(&holder, &Bundle::sh("exec sleep 1000"), &["-d"])
+        .assert_ok();
+    let ns = format!("/proc/{}/ns/net", h.pid(&holder));
+    let want = fs::read_link(&ns).unwrap();
+    let (mut b, out) = counter_bundle();
+    for n in b.config["linux"]["namespaces"].as_array_mut().unwrap() {
+        if n["type"] == "network" {
+            n["path"] = json!(ns);
+        }
+    }
+    let (id, _) = start_counter(&h, &b, &out);
+    assert_eq!(
+        fs::read_link(format!("/proc/{}/ns/net", h.pid(&id))).unwrap(),
+        want
+    );
+    let img = image(&h, "img");
+    checkpoint(&h, &id, &img, &[]).assert_ok();
+    let (token, n) = count(&out).unwrap();
+    let id2 = h.new_id();
+    restore(&h, &id2, &b, &img, &[]).assert_ok();
+    wait_count(&out, Some(&token), n);
+    assert_eq!(
+        fs::read_link(format!("/proc/{}/ns/net", h.pid(&id2))).unwrap(),
+        want,
+        "the restored init is not in the namespace given by path"
+    );
+}
