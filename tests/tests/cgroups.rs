@@ -1163,7 +1163,7 @@ fn update_cpu_memory_and_unlimited_like_runc() {
     require_root!();
     let p = Parent::new();
     let h = Hako::new();
-    let mut b = bundle_in(&p, "sleep 100");
+    let mut b = bundle_in(&p, "sleep 100000");
     b.config["linux"]["resources"]["memory"] =
         json!({ "limit": 32 * MIB, "reservation": 24 * MIB });
     b.config["linux"]["resources"]["cpu"] =
@@ -1269,6 +1269,15 @@ fn update_cpu_memory_and_unlimited_like_runc() {
         assert_eq!(cg.file("memory", swap), want.to_string());
     }
     if !pure_v2() {
+        // v1 clamps cpu.shares silently: runc reads it back and says so.
+        for (v, needle) in [
+            ("1", "the minimum allowed cpu-shares is 2"),
+            ("300000", "the maximum allowed cpu-shares is 262144"),
+        ] {
+            let o = h.cmd(&["update", "--cpu-share", v, &id]);
+            o.assert_err();
+            assert!(o.stderr.contains(needle), "{o:?}");
+        }
         // runc's rule for unified keys on v1 and the hybrid holds for update too.
         let o = h.cmd_opts(
             &["update", "-r", "-", &id],
@@ -1289,6 +1298,12 @@ fn update_cpu_memory_and_unlimited_like_runc() {
         );
     }
     assert_eq!(h.status(&id), "running");
+    // An update leaves a paused container paused (update.bats "update paused container").
+    h.cmd(&["pause", &id]).assert_ok();
+    update(&h, &id, &["--pids-limit", "30"]);
+    assert_eq!(cg.file("pids", "pids.max"), "30");
+    assert_eq!(h.status(&id), "paused");
+    h.cmd(&["resume", &id]).assert_ok();
     h.delete_force(&id).assert_ok();
 }
 
@@ -1320,7 +1335,7 @@ fn update_inside_a_limited_pod_cgroup() {
             fs::write(pod.join(f), v.trim()).unwrap();
         }
     }
-    let mut b = bundle_in(&p, "sleep 100");
+    let mut b = bundle_in(&p, "sleep 100000");
     b.config["linux"]["resources"]["cpu"] = json!({ "quota": 50000, "period": 100000 });
     let id = h.new_id();
     let pid = started(&h, &id, &b);
@@ -1483,7 +1498,7 @@ fn exec_joins_sub_cgroups() {
     require_root!();
     let p = Parent::new();
     let h = Hako::new();
-    let b = bundle_in(&p, "sleep 100");
+    let b = bundle_in(&p, "sleep 100000");
     let id = h.new_id();
     let pid = started(&h, &id, &b);
     let top = p.path("c");
@@ -1569,7 +1584,7 @@ fn exec_joins_sub_cgroups() {
         // controller for its children): the init goes to /foo and the container's cgroup
         // enables memory for its children, so it may hold no process itself.
         let p = Parent::new();
-        let b = bundle_in(&p, "sleep 100");
+        let b = bundle_in(&p, "sleep 100000");
         let id = h.new_id();
         let pid = started(&h, &id, &b);
         let dir = Cg::of(pid).dir("memory").to_path_buf();

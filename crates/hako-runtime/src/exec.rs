@@ -240,7 +240,7 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
         .is_err_and(|e| *e == nix::errno::Errno::EBUSY)
         && o.sub_cgroups.is_empty()
     {
-        // v2 refuses a process in a cgroup whose children have domain controllers: the
+        // v2 refuses a process in a cgroup that hands domain controllers to its children: the
         // container moved its init down and enabled some. Join the init's cgroup, as runc does.
         if let Some(fd) = Cgroups::open_cgroup_of(rec.pid) {
             crate::log::debug(

@@ -122,12 +122,19 @@ pub fn set(rec: &CgroupRecord, r: &LinuxResources) -> Result<()> {
     if let Some(c) = r.cpu() {
         let d = || dir(rec, "cpu", "linux.resources.cpu");
         if let Some(v) = c.shares().filter(|v| *v != 0) {
-            write(
-                d()?,
-                "cpu.shares",
-                &v.to_string(),
-                "linux.resources.cpu.shares",
-            )?;
+            let field = "linux.resources.cpu.shares";
+            write(d()?, "cpu.shares", &v.to_string(), field)?;
+            // The kernel clamps instead of refusing: read back, and say so as runc does.
+            let got = read(d()?, "cpu.shares")?.parse::<u64>().unwrap_or(v);
+            if v > got {
+                return Err(Error::Usage(format!(
+                    "{field}: the maximum allowed cpu-shares is {got}"
+                )));
+            } else if v < got {
+                return Err(Error::Usage(format!(
+                    "{field}: the minimum allowed cpu-shares is {got}"
+                )));
+            }
         }
         set_period_and_quota(d()?, c.period(), c.quota())?;
         if let Some(v) = c.burst() {
