@@ -60,10 +60,17 @@ hyperfine -N --warmup 3 --runs "$RUNS" \
   -n crun "$(cat "$work/seccomp-crun.cmd")" \
   --export-markdown "$work/seccomp.md" --export-json "$work/seccomp.json"
 if [ -n "${HAKO_BASE:-}" ]; then
-  hyperfine -N --warmup 3 --runs "$RUNS" \
-    -n hako "$(cat "$work/run-hako.cmd")" -n hako-base "$HAKO_BASE --root $work/root-base run -b $work/bundle bench" \
-    -n crun "$(cat "$work/run-crun.cmd")" \
-    --export-markdown "$work/base.md" --export-json "$work/base.json"
+  # Several short rounds, the order reversed every other round, so a load change on a shared
+  # machine does not always hit the same binary; the ratios are per round.
+  base_cmd="$HAKO_BASE --root $work/root-base run -b $work/bundle bench"
+  for i in $(seq 1 "${ROUNDS:-6}"); do
+    if [ $((i % 2)) = 1 ]; then
+      order=(-n hako "$(cat "$work/run-hako.cmd")" -n hako-base "$base_cmd" -n crun "$(cat "$work/run-crun.cmd")")
+    else
+      order=(-n crun "$(cat "$work/run-crun.cmd")" -n hako-base "$base_cmd" -n hako "$(cat "$work/run-hako.cmd")")
+    fi
+    hyperfine -N --warmup 3 --runs "${ROUND_RUNS:-15}" "${order[@]}" --export-json "$work/base-$i.json"
+  done
 fi
 hyperfine -N --warmup 3 --runs "$RUNS" \
   -n hako "$work/lifecycle-hako.sh" -n runc "$work/lifecycle-runc.sh" -n crun "$work/lifecycle-crun.sh" \
@@ -112,11 +119,17 @@ medians() { printf '%.1f / %.1f / %.1f' "$(median "$1" hako)" "$(median "$1" run
   if [ -n "${HAKO_BASE:-}" ]; then
     echo "## run /bin/true: this build against a baseline build"
     echo
-    echo "\`hako-base\` is HAKO_BASE (${HAKO_BASE_NOTE:-another build}); one hyperfine invocation."
+    echo "\`hako-base\` is HAKO_BASE (${HAKO_BASE_NOTE:-another build}). ${ROUNDS:-6} hyperfine rounds of"
+    echo "${ROUND_RUNS:-15} runs each (after 3 warm-ups), the order reversed every other round; medians in ms."
     echo
-    cat "$work/base.md"
-    echo
-    echo "Medians: hako $(printf '%.2f' "$(median "$work/base.json" hako)") ms, hako-base $(printf '%.2f' "$(median "$work/base.json" hako-base)") ms, crun $(printf '%.2f' "$(median "$work/base.json" crun)") ms; hako / crun $(ratio "$work/base.json" hako crun), hako-base / crun $(ratio "$work/base.json" hako-base crun), hako / hako-base $(ratio "$work/base.json" hako hako-base)."
+    echo "| round | hako | hako-base | crun | hako / crun | hako-base / crun | hako / hako-base |"
+    echo "|---|---|---|---|---|---|---|"
+    for i in $(seq 1 "${ROUNDS:-6}"); do
+      f="$work/base-$i.json"
+      printf '| %s | %.2f | %.2f | %.2f | %s | %s | %s |\n' "$i" "$(median "$f" hako)" \
+        "$(median "$f" hako-base)" "$(median "$f" crun)" "$(ratio "$f" hako crun)" \
+        "$(ratio "$f" hako-base crun)" "$(ratio "$f" hako hako-base)"
+    done
     echo
   fi
   echo "## run with --systemd-cgroup"
