@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use procfs::process::{MountInfo, Stat};
-use procfs::FromRead;
+use procfs::{FromBufRead, FromRead, ProcessCGroup, ProcessCGroups};
 
 use crate::error::{Context, Result};
 
@@ -49,6 +49,15 @@ pub fn super_options(m: &Mount) -> Vec<String> {
     v
 }
 
+/// The lines of a /proc/PID/cgroup text (`3:cpu,cpuacct:/a`, `0::/b`); one the parser does not
+/// understand is skipped.
+pub fn parse_cgroups(text: &str) -> Vec<ProcessCGroup> {
+    text.lines()
+        .filter_map(|l| ProcessCGroups::from_buf_read(l.as_bytes()).ok())
+        .flat_map(|c| c.0)
+        .collect()
+}
+
 /// The state letter and start time (clock ticks since boot, field 22) of process `pid`. A pid
 /// whose start time differs from the one recorded at create is a recycled pid.
 pub fn stat(pid: i32) -> Option<(char, u64)> {
@@ -70,5 +79,15 @@ mod tests {
         assert_eq!(mount_point(&m[0]), PathBuf::from("/a b"));
         assert_eq!(super_options(&m[0]), vec!["cpu", "cpuacct", "rw"]);
         assert_eq!(m[0].fs_type, "cgroup");
+    }
+
+    #[test]
+    fn cgroup_lines() {
+        let c = parse_cgroups("3:cpu,cpuacct:/a/b\n1:name=systemd:/s\n0::/u b\n");
+        assert_eq!(c.len(), 3);
+        assert_eq!(c[0].controllers, vec!["cpu", "cpuacct"]);
+        assert_eq!(c[1].controllers, vec!["name=systemd"]);
+        assert!(c[2].controllers.is_empty());
+        assert_eq!(c[2].pathname, "/u b");
     }
 }

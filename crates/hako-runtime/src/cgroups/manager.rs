@@ -353,7 +353,10 @@ impl Cgroups {
     /// controllers, so its top cgroup may hold no process).
     pub fn open_cgroup_of(pid: i32) -> Option<std::os::fd::OwnedFd> {
         let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-        let rel = own.lines().find_map(|l| l.strip_prefix("0::"))?;
+        let rel = crate::procinfo::parse_cgroups(&own)
+            .into_iter()
+            .find(|c| c.hierarchy == 0 && c.controllers.is_empty())?
+            .pathname;
         let info = crate::procinfo::mountinfo().ok()?;
         let mp = hierarchies(&info).into_iter().find(|h| h.v2)?.mountpoint;
         let d = mp.join(rel.trim_start_matches('/'));

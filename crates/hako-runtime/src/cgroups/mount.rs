@@ -12,20 +12,18 @@ use crate::paths::Kind;
 
 /// This process's cgroup path in `h`, from /proc/self/cgroup.
 pub fn own_path(h: &Hierarchy, proc_cgroup: &str) -> PathBuf {
-    for line in proc_cgroup.lines() {
-        let mut it = line.splitn(3, ':');
-        let (_, ctrls, path) = (it.next(), it.next().unwrap_or(""), it.next().unwrap_or("/"));
+    for c in crate::procinfo::parse_cgroups(proc_cgroup) {
         let matches = if h.v2 {
-            ctrls.is_empty()
+            c.controllers.is_empty()
         } else {
-            let mut a: Vec<_> = ctrls.split(',').collect();
+            let mut a: Vec<_> = c.controllers.iter().map(String::as_str).collect();
             let mut b: Vec<_> = h.controllers.iter().map(String::as_str).collect();
             a.sort();
             b.sort();
             a == b
         };
         if matches {
-            return PathBuf::from(path);
+            return PathBuf::from(c.pathname);
         }
     }
     PathBuf::from("/")
