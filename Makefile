@@ -8,7 +8,7 @@ DEBIAN_PKGS := busybox-static runc crun hyperfine jq libseccomp-dev pkg-config t
 # dockerd and docker in docker.io; protoc builds the CRI client's bindings).
 INTEGRATION_PKGS := podman conmon containerd bsdutils tar docker.io protobuf-compiler
 
-.PHONY: all deps build release test unit integration-tests demo bench bench-systemd integration test-cgroupv2 test-systemd vm-deps lint clean criu
+.PHONY: soak all deps build release test unit integration-tests demo bench bench-systemd integration test-cgroupv2 test-systemd vm-deps lint clean criu
 
 all: build
 
@@ -48,6 +48,14 @@ criu:
 integration-tests: build
 	criu=$$($(CRIU_INSTALL)) && HAKO_CRIU=$$criu HAKO_BIN=$(CURDIR)/target/debug/hako \
 		$(CARGO) test -p hako-tests -- --test-threads=2
+	scripts/soak.sh 100
+
+# N lifecycles (exec, pause/resume, kill, delete), half of them with the runtime SIGKILLed at a
+# random moment of `run -d`, then a leak report (docs/reliability.md). RUNTIME=runc compares.
+N ?= 1000
+RUNTIME ?= $(CURDIR)/target/debug/hako
+soak: deps build
+	RUNTIME=$(RUNTIME) scripts/soak.sh $(N)
 
 # test-cgroupv2 boots the VM once (about 3 minutes here), test-systemd boots it once with systemd
 # (about 2 minutes of tests and up to 9 of podman/containerd scenarios, emulated, on a loaded
