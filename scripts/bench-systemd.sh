@@ -33,7 +33,8 @@ median() { jq -r ".results[] | select(.command==\"$1\") | .median * 1000" "$work
   echo "Produced by \`make bench-systemd\` (scripts/bench-systemd.sh) on $(date -u +%Y-%m-%d) in the"
   echo "QEMU guest of ../shared/vm booted with $(systemctl --version | head -1) as PID 1, cgroup v2,"
   echo "kernel $(uname -r). The guest is **emulated** (7-20x slower than the host): compare the"
-  echo "rows with each other, not with docs/benchmarks.md. $RUNS runs each after 2 warm-ups."
+  echo "rows with each other, not with docs/benchmarks.md. $RUNS runs each after 2 warm-ups; on the"
+  echo "loaded, emulated guest the spread is wide (σ up to half the mean): repeat before concluding."
   echo
   cat "$work/run.md"
   echo
