@@ -15,6 +15,7 @@ fi
 umount /sys/fs/cgroup/unified 2>/dev/null || true
 
 RUNS=${RUNS:-40}
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 HAKO=${HAKO:-$PWD/target/release/hako}
 work=$(mktemp -d /tmp/hako-bench.XXXXXX)
 bin() { case $1 in hako) echo "$HAKO" ;; *) command -v "$1" ;; esac; }
@@ -99,6 +100,8 @@ medians() { printf '%.1f / %.1f / %.1f' "$(median "$1" hako)" "$(median "$1" run
   echo "crun refuses this host's v1-hybrid layout), so all three runtimes see the same pure-v1"
   echo "cgroups. $RUNS runs each after 3 warm-ups; each table is one hyperfine invocation, the"
   echo "runtimes measured one after the other within a minute; on this shared VM medians still move by 10-15 % from one run to the next, so compare the ratios of several runs."
+  echo "Load average (1, 5, 15 min) at the start: $load_start; at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "($(nproc) cores: above that, other work competed for the CPUs and single runs are noise)."
   echo
   echo "## run /bin/true"
   echo
