@@ -599,3 +599,39 @@ fn network_namespace_by_path_is_rejoined() {
         "the restored init is not in the namespace given by path"
     );
 }
+
+/// Restore runs the prestart and createRuntime hooks (runc, at CRIU's setup-namespaces), with
+/// the restored init's pid in the state they read.
+#[test]
+fn restore_runs_prestart_and_create_runtime_hooks() {
+    let Some(h) = setup() else { return };
+    let (mut b, out) = counter_bundle();
+    let log = h.scratch().join("hooks.log");
+    let hook = |kind: &str| {
+        json!([{
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("echo \"{kind} $(cat)\" >> {}", log.display())]
+        }])
+    };
+    b.config["hooks"] = json!({
+        "prestart": hook("prestart"),
+        "createRuntime": hook("createRuntime"),
+    });
+    let (id, _) = start_counter(&h, &b, &out);
+    let img = image(&h, "img");
+    checkpoint(&h, &id, &img, &[]).assert_ok();
+    fs::remove_file(&log).unwrap();
+    let id2 = h.new_id();
+    restore(&h, &id2, &b, &img, &[]).assert_ok();
+    let pid = h.pid(&id2);
+    let text = read(&log);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    for (line, kind) in lines.iter().zip(["prestart", "createRuntime"]) {
+        let (k, state) = line.split_once(' ').unwrap();
+        assert_eq!(k, kind, "{text}");
+        let v: serde_json::Value = serde_json::from_str(state).unwrap();
+        assert_eq!(v["id"], id2.as_str(), "{state}");
+        assert_eq!(v["pid"], pid, "{state}");
+    }
+}
