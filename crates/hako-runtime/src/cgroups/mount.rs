@@ -37,7 +37,9 @@ pub fn mount_in_container(ctx: &MountCtx, m: &Mount, opts: &Options) -> Result<(
     let shown = ctx.root.host_path(dest);
     let info = crate::procinfo::mountinfo()?;
     let own = std::fs::read_to_string("/proc/self/cgroup").ctx("read", "/proc/self/cgroup")?;
-    let cgroupns = own.lines().all(|l| l.ends_with(":/"));
+    let cgroupns = crate::procinfo::parse_cgroups(&own)
+        .iter()
+        .all(|c| c.pathname == "/");
     // The host's hierarchies only: a /sys bound from the host (rootless, no private network
     // namespace) brings copies of them under the rootfs, which the tmpfs below covers.
     let rootfs = ctx.root.host_path(Path::new("/"));
