@@ -432,14 +432,17 @@ impl Bus {
         Ok(bus)
     }
 
-    /// One auth line, read byte by byte: nothing past its CRLF may be consumed.
+    /// One auth reply line. Read in chunks, not byte by byte (each read is a syscall, ~40 for
+    /// the OK line): the server sends nothing past it until the client's next command, so a
+    /// chunk that holds more than one line is a protocol error.
     fn read_line(&mut self) -> Result<String> {
         let mut line = Vec::new();
-        let mut b = [0u8; 1];
+        let mut buf = [0u8; 256];
         while !line.ends_with(b"\r\n") {
-            match self.sock.read(&mut b) {
+            match self.sock.read(&mut buf) {
                 Ok(0) => return Err(DbusError::Auth("connection closed".into())),
-                Ok(_) => line.push(b[0]),
+                Ok(n) => line.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(source) => {
                     return Err(DbusError::Io {
                         op: "read auth",
@@ -451,7 +454,13 @@ impl Bus {
                 return Err(DbusError::Auth("line too long".into()));
             }
         }
-        Ok(String::from_utf8_lossy(&line[..line.len() - 2]).into_owned())
+        let text = String::from_utf8_lossy(&line[..line.len() - 2]).into_owned();
+        if text.contains('\n') {
+            return Err(DbusError::Auth(format!(
+                "unexpected data after the reply: {text:?}"
+            )));
+        }
+        Ok(text)
     }
 
     /// Reads one whole message, waiting until `deadline`.
