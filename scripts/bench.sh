@@ -180,6 +180,18 @@ parsed by the crate (a map of options per mountinfo line instead of split slices
 "this build against a baseline build" above, when present, compares a build with both crates to
 one without them, as ratios to crun within the same rounds. `--debug` shows per phase where a
 `create` spends its time (`phase clone: …ms`, docs/architecture.md).
+
+Measured for issue 11 on 2026-11-30, with other builds loading the 2-core machine (load average
+5-15; the report above shows it): hako built with both crates against main at 7f01498 (the same
+tree without them) and crun, 10 rounds of 20 runs, order reversed every other round, two
+invocations. Median over rounds of hako / hako-base: 0.88 (first), 0.97 (second, quieter); hako /
+crun 1.22 against hako-base / crun 1.19 in the second. Single rounds ranged from 0.84 to
+1.21 (and 0.37 to 1.62 under more load): no cost of the crates is measurable above that noise, in
+either direction. Against main at bccf486 (before the crash-consistency commit as well, which added
+three state.json renames and a handshake to every create) the median was 1.17 in one invocation
+under load ~12: a comparison across those commits measures them, not the crates. The binary grew
+from 6,093,128 to 6,230,592 bytes (+2.3 %); peak RSS of create did not move (6428-6624 KiB
+without the crates, 6520 KiB with them, two samples each).
 NOTES
 } > docs/benchmarks.md
 cat docs/benchmarks.md
