@@ -46,6 +46,12 @@ fn mounts() -> Vec<(PathBuf, Vec<String>, bool)> {
             _ => {}
         }
     }
+    // a_second_mount_of_a_hierarchy_is_not_used mounts a copy of one while other tests run:
+    // read the host's own instances, as hako does.
+    let canonical = |m: &(PathBuf, Vec<String>, bool)| m.0.starts_with("/sys/fs/cgroup");
+    if out.iter().any(canonical) {
+        out.retain(canonical);
+    }
     out
 }
 
