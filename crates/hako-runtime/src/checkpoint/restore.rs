@@ -359,13 +359,17 @@ impl Handler for RestoreEvents<'_> {
         let p = format!("/proc/{pid}/cgroup");
         let own = std::fs::read_to_string(&p).ctx("read", &p)?;
         let opts = req.opts.as_mut().expect("restore has options");
-        for line in own.lines() {
-            let mut it = line.splitn(3, ':');
-            let (_, ctrls, path) = (it.next(), it.next().unwrap_or(""), it.next().unwrap_or("/"));
-            for c in ctrls.split(',') {
+        for cg in crate::procinfo::parse_cgroups(&own) {
+            // The cgroup2 line (`0::/path`) names no controller: CRIU's root for it is "".
+            let ctrls = if cg.controllers.is_empty() {
+                vec![String::new()]
+            } else {
+                cg.controllers
+            };
+            for c in ctrls {
                 opts.cg_root.push(CgroupRoot {
-                    ctrl: Some(c.to_string()),
-                    path: path.to_string(),
+                    ctrl: Some(c),
+                    path: cg.pathname.clone(),
                 });
             }
         }
