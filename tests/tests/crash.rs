@@ -308,3 +308,85 @@ fn run_killed_at_random_moments() {
         assert_clean(&h, &b, &place, &what);
     }
 }
+
+/// Many lifecycles at once in one `--root` and one cgroup parent: all succeed (the per-container
+/// lock, atomic records, and the shared parent created and removed by whichever container
+/// comes first and last).
+#[test]
+fn parallel_lifecycles_share_root_and_parent() {
+    require_root!();
+    let h = Hako::new();
+    let place = Place::new();
+    let b = bundle(&place, "sleep 1000");
+    b.save();
+    let root = h.root().to_path_buf();
+    let threads: Vec<_> = (0..6)
+        .map(|t| {
+            let root = root.clone();
+            let bundle = b.path().to_path_buf();
+            let parent = place.name.clone();
+            std::thread::spawn(move || {
+                for i in 0..4 {
+                    let id = format!("par-{t}-{i}");
+                    // Every container its own config (its own cgroup under the shared parent).
+                    let dir = bundle.with_file_name(format!("{}-{id}", bundle.display()));
+                    let _ = fs::create_dir(&dir);
+                    let mut cfg: serde_json::Value = serde_json::from_str(
+                        &fs::read_to_string(bundle.join("config.json")).unwrap(),
+                    )
+                    .unwrap();
+                    cfg["root"]["path"] = json!(bundle.join("rootfs"));
+                    cfg["linux"]["cgroupsPath"] = json!(format!("/{parent}/{id}"));
+                    fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
+                    // stderr to a file: a detached container keeps a pipe open forever.
+                    let err = dir.join("stderr");
+                    let run = |args: &[&str]| {
+                        let st = Command::new(hako_bin())
+                            .arg("--root")
+                            .arg(&root)
+                            .args(args)
+                            .stdin(Stdio::null())
+                            .stdout(Stdio::null())
+                            .stderr(fs::File::create(&err).unwrap())
+                            .status()
+                            .unwrap();
+                        assert!(
+                            st.success(),
+                            "{args:?}: {}",
+                            fs::read_to_string(&err).unwrap_or_default()
+                        );
+                    };
+                    run(&["run", "-d", "--bundle", &dir.to_string_lossy(), &id]);
+                    run(&["exec", &id, "true"]);
+                    run(&["state", &id]);
+                    run(&["delete", "-f", &id]);
+                    let _ = fs::remove_dir_all(&dir);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a lifecycle failed");
+    }
+    // The parent is the caller's (cgroupsPath), shared: whichever container made it cannot remove
+    // it while others are below it, and no other lists it. No container's own directory stays.
+    let leaves: Vec<PathBuf> = place
+        .leftovers()
+        .iter()
+        .flat_map(|d| fs::read_dir(d).unwrap().flatten())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(
+        leaves,
+        Vec::<PathBuf>::new(),
+        "parallel: container cgroups left"
+    );
+    assert!(wait_for(T, || processes_using(b.path()).is_empty()));
+    let files: Vec<_> = fs::read_dir(h.root())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(files.is_empty(), "parallel: left under --root: {files:?}");
+}
