@@ -296,8 +296,6 @@ fn create_locked(
         "create {}: container init cloned, pid {pid}",
         o.id
     ));
-    record_pid(lock, rec, pid)?;
-    crate::crash::point("create:cloned");
     if let Some(ns) = pid_ns {
         ns.leave()?;
     }
@@ -326,6 +324,10 @@ fn create_locked(
         std::fs::write(&p, adj.to_string()).ctx("write", p)?;
     }
     parent_ch.send(&Msg::Go)?;
+    // Recorded while the init works, not before Go: until `Keep` the init dies with us
+    // (parent-death signal, EOF on the channel), so the pid matters only from `created` on.
+    record_pid(lock, rec, pid)?;
+    crate::crash::point("create:cloned");
     if plan.fork_for_pid {
         let Msg::InitPid(real) = parent_ch.expect("container init")? else {
             return Err(Error::Init("container init sent no pid".into()));
@@ -354,11 +356,13 @@ fn create_locked(
         }
     }
     let cgroups = made.cgroups.as_ref().expect("cgroups are set up");
-    // What exists now (a systemd unit's name included) replaces what might.
+    parent_ch.send(&Msg::CgroupsJoined)?;
+    // What exists now (a systemd unit's name included) replaces what might; written after the
+    // init was released, off its critical path (the `creating` record already lists every
+    // directory this create may make).
     rec.cgroup = cgroups.rec.clone();
     lock.save(rec)?;
     crate::crash::point("create:cgroups");
-    parent_ch.send(&Msg::CgroupsJoined)?;
     match parent_ch.expect("container init")? {
         Msg::RunRuntimeHooks => {}
         m => return Err(Error::Init(format!("unexpected message {m:?}"))),
