@@ -324,9 +324,7 @@ fn create_locked(
         std::fs::write(&p, adj.to_string()).ctx("write", p)?;
     }
     parent_ch.send(&Msg::Go)?;
-    // Recorded while the init works, not before Go: until `Keep` the init dies with us
-    // (parent-death signal, EOF on the channel), so the pid matters only from `created` on.
-    record_pid(lock, rec, pid)?;
+    record_pid(rec, pid);
     crate::crash::point("create:cloned");
     if plan.fork_for_pid {
         let Msg::InitPid(real) = parent_ch.expect("container init")? else {
@@ -335,7 +333,7 @@ fn create_locked(
         let _ = waitpid(Pid::from_raw(pid), None);
         pid = real;
         made.child = Some(pid);
-        record_pid(lock, rec, pid)?;
+        record_pid(rec, pid);
     }
     if !bind_sources.is_empty() {
         crate::bind_sources::send(&parent_ch, pid, &bind_sources)?;
@@ -411,12 +409,13 @@ fn create_locked(
     Ok(Created { pid, console })
 }
 
-/// Records the init's pid and start time as soon as it exists, so `delete --force` after a
-/// runtime killed from here on finds it (and never a recycled pid).
-fn record_pid(lock: &Locked, rec: &mut ContainerRecord, pid: i32) -> Result<()> {
+/// Notes the init's pid and start time in the record, written with the cgroups right after the
+/// init was released to run: before that it runs nothing of the user's or the hooks', and until
+/// `Keep` it dies with the runtime (parent-death signal, EOF on the channel). One save instead
+/// of two: each rename of state.json costs `run` about 0.2 ms here.
+fn record_pid(rec: &mut ContainerRecord, pid: i32) {
     rec.pid = pid;
     rec.init_start_time = sys::proc_stat(pid).map(|s| s.1).unwrap_or(0);
-    lock.save(rec)
 }
 
 /// Creates the container's cgroups; true when it has them. A runtime that is root only inside a
