@@ -2,7 +2,9 @@
 # make soak: N lifecycles (run -d, exec, pause/resume, kill, delete) of one runtime, half of them
 # with an injected fault (the runtime SIGKILLed at a random moment of `run -d`, then
 # `delete --force`), then a leak report: mounts, cgroup directories, container processes and files
-# under --root that outlived their container. docs/reliability.md has the figures.
+# under --root that outlived their container, and the open fds of a foreground `run` that stays
+# alive through the whole soak (exec, pause and resume reach its container every 10 lifecycles).
+# docs/reliability.md has the figures.
 #
 #   scripts/soak.sh [N]            RUNTIME=/path/to/runtime (default target/debug/hako)
 set -u
@@ -25,6 +27,16 @@ jq --arg cg "/$parent/CG" --arg m "$mark" \
 	'.process.terminal=false | .process.args=["sleep",$m] | .linux.cgroupsPath=$cg' \
 	"$bundle/config.json" >"$bundle/c.json"
 
+# The long-lived runtime: a foreground `run` (as a shell or conmon-less caller keeps one).
+fg=soak-$$-fg
+sed "s|CG|fg|" "$bundle/c.json" >"$bundle/config.json"
+"$RUNTIME" --root "$root" run --bundle "$bundle" "$fg" >/dev/null 2>&1 </dev/null &
+fg_pid=$!
+for _ in $(seq 50); do [ -f "$root/$fg/state.json" ] && break; sleep 0.1; done
+sleep 0.2
+fds() { ls "/proc/$fg_pid/fd" 2>/dev/null | wc -l; }
+fds_before=$(fds)
+
 mounts_before=$(wc -l </proc/self/mountinfo)
 failures=0 faults=0 fault_left=0
 fail() { failures=$((failures + 1)); echo "soak: #$i: $*" >&2; }
@@ -44,6 +56,11 @@ for i in $(seq 1 "$N"); do
 		[ -e "$root/$id" ] && fault_left=$((fault_left + 1))
 		continue
 	fi
+	if [ $((i % 10)) = 1 ]; then
+		"$RUNTIME" --root "$root" exec "$fg" true </dev/null >/dev/null 2>&1 || fail "exec into the foreground container"
+		"$RUNTIME" --root "$root" pause "$fg" >/dev/null 2>&1 || fail "pause the foreground container"
+		"$RUNTIME" --root "$root" resume "$fg" >/dev/null 2>&1 || fail "resume the foreground container"
+	fi
 	"$RUNTIME" --root "$root" run -d --bundle "$bundle" "$id" >/dev/null 2>&1 </dev/null || { fail "run -d"; "$RUNTIME" --root "$root" delete -f "$id" >/dev/null 2>&1; continue; }
 	"$RUNTIME" --root "$root" exec "$id" true </dev/null >/dev/null 2>&1 || fail "exec"
 	"$RUNTIME" --root "$root" pause "$id" >/dev/null 2>&1 || fail "pause"
@@ -52,6 +69,10 @@ for i in $(seq 1 "$N"); do
 	"$RUNTIME" --root "$root" delete -f "$id" >/dev/null 2>&1 || fail "delete -f"
 done
 secs=$(($(date +%s) - start))
+fds_after=$(fds)
+"$RUNTIME" --root "$root" kill "$fg" KILL >/dev/null 2>&1
+wait "$fg_pid" 2>/dev/null
+[ -e "$root/$fg" ] && "$RUNTIME" --root "$root" delete -f "$fg" >/dev/null 2>&1
 sleep 1 # SIGKILLed inits are reaped by pid 1 asynchronously
 
 procs=$(pgrep -f "^sleep $mark\$" | wc -l)
@@ -68,6 +89,9 @@ echo "runtime: $RUNTIME ($("$RUNTIME" --version 2>/dev/null | head -1))"
 echo "lifecycles: $N ($faults with a fault), ${secs}s"
 echo "command failures: $failures (faulted containers still recorded after delete -f: $fault_left)"
 echo "leaks: processes $procs, cgroup dirs $cgdirs, files under --root $files, mounts $mounts"
+echo "foreground run's open fds: $fds_before at the start, $fds_after at the end"
+fdleak=$((fds_after > fds_before ? fds_after - fds_before : 0))
+[ "$fds_before" -gt 0 ] || { fdleak=1; echo "soak: the foreground run did not start" >&2; }
 
 # Clean what the runtime left, so the next run starts from nothing (only what this run made).
 pkill -KILL -f "^sleep $mark\$" 2>/dev/null
@@ -78,4 +102,4 @@ done
 # runc leaves a bind mount of its own binary in a state directory it did not finish.
 grep -F " $work/" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l
 rm -rf "$work"
-[ "$procs$cgdirs$files$mounts" = 0000 ] && [ "$failures" = 0 ]
+[ "$procs$cgdirs$files$mounts$fdleak" = 00000 ] && [ "$failures" = 0 ]
