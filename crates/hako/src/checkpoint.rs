@@ -4,24 +4,12 @@ use std::path::Path;
 
 use hako_runtime::checkpoint::{CheckpointOptions, CriuOptions, RestoreOptions};
 
-use crate::cli::{CheckpointArgs, RestoreArgs};
+use crate::cli::{CheckpointArgs, CriuArgs, RestoreArgs};
 
 pub fn checkpoint_options(criu: &Path, a: &CheckpointArgs) -> CheckpointOptions {
     CheckpointOptions {
         id: a.id.clone(),
-        criu: CriuOptions {
-            criu: criu.to_path_buf(),
-            image_path: a.image_path.clone(),
-            work_path: a.work_path.clone(),
-            tcp_established: a.tcp_established,
-            ext_unix_sk: a.ext_unix_sk,
-            shell_job: a.shell_job,
-            file_locks: a.file_locks,
-            manage_cgroups_mode: a.manage_cgroups_mode.clone(),
-            empty_ns: a.empty_ns.clone(),
-            auto_dedup: a.auto_dedup,
-            lazy_pages: a.lazy_pages,
-        },
+        criu: criu_options(criu, &a.criu),
         parent_path: a
             .parent_path
             .as_ref()
@@ -43,19 +31,7 @@ pub fn restore_options(
         id: a.id.clone(),
         // runc: the bundle defaults to the current directory.
         bundle: a.bundle.clone().unwrap_or_else(|| ".".into()),
-        criu: CriuOptions {
-            criu: criu.to_path_buf(),
-            image_path: a.image_path.clone(),
-            work_path: a.work_path.clone(),
-            tcp_established: a.tcp_established,
-            ext_unix_sk: a.ext_unix_sk,
-            shell_job: a.shell_job,
-            file_locks: a.file_locks,
-            manage_cgroups_mode: a.manage_cgroups_mode.clone(),
-            empty_ns: a.empty_ns.clone(),
-            auto_dedup: a.auto_dedup,
-            lazy_pages: a.lazy_pages,
-        },
+        criu: criu_options(criu, &a.criu),
         detach: a.detach,
         pid_file: a.pid_file.clone(),
         console_socket: a.console_socket.clone(),
@@ -65,6 +41,22 @@ pub fn restore_options(
         lsm_mount_context: a.lsm_mount_context.clone(),
         systemd_cgroup,
         rootless,
+    }
+}
+
+fn criu_options(criu: &Path, c: &CriuArgs) -> CriuOptions {
+    CriuOptions {
+        criu: criu.to_path_buf(),
+        image_path: c.image_path.clone(),
+        work_path: c.work_path.clone(),
+        tcp_established: c.tcp_established,
+        ext_unix_sk: c.ext_unix_sk,
+        shell_job: c.shell_job,
+        file_locks: c.file_locks,
+        manage_cgroups_mode: c.manage_cgroups_mode.clone(),
+        empty_ns: c.empty_ns.clone(),
+        auto_dedup: c.auto_dedup,
+        lazy_pages: c.lazy_pages,
     }
 }
 

@@ -262,21 +262,15 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
-/// runc's `checkpoint` flags.
+/// The CRIU flags `checkpoint` and `restore` share, as runc names them.
 #[derive(Args, Debug, Clone, Default)]
-pub struct CheckpointArgs {
-    /// Path for saving criu image files.
+pub struct CriuArgs {
+    /// Path for criu image files (written by checkpoint, read by restore).
     #[arg(long = "image-path")]
     pub image_path: Option<PathBuf>,
     /// Path for saving work files and logs.
     #[arg(long = "work-path")]
     pub work_path: Option<PathBuf>,
-    /// Path for previous criu image files in pre-dump.
-    #[arg(long = "parent-path")]
-    pub parent_path: Option<PathBuf>,
-    /// Leave the process running after checkpointing.
-    #[arg(long = "leave-running")]
-    pub leave_running: bool,
     /// Allow open tcp connections.
     #[arg(long = "tcp-established")]
     pub tcp_established: bool,
@@ -286,21 +280,9 @@ pub struct CheckpointArgs {
     /// Allow shell jobs.
     #[arg(long = "shell-job")]
     pub shell_job: bool,
-    /// Use userfaultfd to lazily restore memory pages.
-    #[arg(long = "lazy-pages")]
-    pub lazy_pages: bool,
-    /// criu writes \0 to this fd once lazy-pages is ready.
-    #[arg(long = "status-fd", allow_hyphen_values = true)]
-    pub status_fd: Option<i32>,
-    /// ADDRESS:PORT of the page server.
-    #[arg(long = "page-server")]
-    pub page_server: Option<String>,
     /// Handle file locks.
     #[arg(long = "file-locks")]
     pub file_locks: bool,
-    /// Dump the container's memory only, leave it running.
-    #[arg(long = "pre-dump")]
-    pub pre_dump: bool,
     /// cgroups mode: soft, full or strict.
     #[arg(long = "manage-cgroups-mode")]
     pub manage_cgroups_mode: Option<String>,
@@ -310,36 +292,42 @@ pub struct CheckpointArgs {
     /// Enable auto deduplication of memory images.
     #[arg(long = "auto-dedup")]
     pub auto_dedup: bool,
+    /// Use userfaultfd to lazily restore memory pages.
+    #[arg(long = "lazy-pages")]
+    pub lazy_pages: bool,
+}
+
+/// runc's `checkpoint` flags.
+#[derive(Args, Debug, Clone, Default)]
+pub struct CheckpointArgs {
+    #[command(flatten)]
+    pub criu: CriuArgs,
+    /// Path for previous criu image files in pre-dump.
+    #[arg(long = "parent-path")]
+    pub parent_path: Option<PathBuf>,
+    /// Leave the process running after checkpointing.
+    #[arg(long = "leave-running")]
+    pub leave_running: bool,
+    /// criu writes \0 to this fd once lazy-pages is ready.
+    #[arg(long = "status-fd", allow_hyphen_values = true)]
+    pub status_fd: Option<i32>,
+    /// ADDRESS:PORT of the page server.
+    #[arg(long = "page-server")]
+    pub page_server: Option<String>,
+    /// Dump the container's memory only, leave it running.
+    #[arg(long = "pre-dump")]
+    pub pre_dump: bool,
     pub id: String,
 }
 
 /// runc's `restore` flags (see [`CheckpointArgs`]).
 #[derive(Args, Debug, Clone, Default)]
 pub struct RestoreArgs {
+    #[command(flatten)]
+    pub criu: CriuArgs,
     /// AF_UNIX socket that receives the master end of the console's pseudoterminal.
     #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
-    /// Path to criu image files for restoring.
-    #[arg(long = "image-path")]
-    pub image_path: Option<PathBuf>,
-    /// Path for saving work files and logs.
-    #[arg(long = "work-path")]
-    pub work_path: Option<PathBuf>,
-    /// Allow open tcp connections.
-    #[arg(long = "tcp-established")]
-    pub tcp_established: bool,
-    /// Allow external unix sockets.
-    #[arg(long = "ext-unix-sk")]
-    pub ext_unix_sk: bool,
-    /// Allow shell jobs.
-    #[arg(long = "shell-job")]
-    pub shell_job: bool,
-    /// Handle file locks.
-    #[arg(long = "file-locks")]
-    pub file_locks: bool,
-    /// cgroups mode: soft, full or strict.
-    #[arg(long = "manage-cgroups-mode")]
-    pub manage_cgroups_mode: Option<String>,
     /// Path to the root of the bundle directory.
     #[arg(short = 'b', long)]
     pub bundle: Option<PathBuf>,
@@ -355,15 +343,6 @@ pub struct RestoreArgs {
     /// Do not use pivot_root to jail the process inside the rootfs.
     #[arg(long = "no-pivot")]
     pub no_pivot: bool,
-    /// Create a namespace, but do not restore its properties.
-    #[arg(long = "empty-ns")]
-    pub empty_ns: Vec<String>,
-    /// Enable auto deduplication of memory images.
-    #[arg(long = "auto-dedup")]
-    pub auto_dedup: bool,
-    /// Use userfaultfd to lazily restore memory pages.
-    #[arg(long = "lazy-pages")]
-    pub lazy_pages: bool,
     /// An LSM profile for the restore, TYPE:NAME.
     #[arg(long = "lsm-profile")]
     pub lsm_profile: Option<String>,
