@@ -27,13 +27,13 @@ fn check_config(text: &str, root: &Path) -> Result<(), String> {
     let (spec, _) =
         hako_spec::bundle::parse_spec_with(text, true).map_err(|(f, m)| format!("{f}: {m}"))?;
     hako_spec::validate::validate(&spec).map_err(|e| e.to_string())?;
-    hako_runtime::support::check(&spec).map_err(|e| e.to_string())?;
-    let _ = hako_runtime::namespaces::plan(&spec);
-    hako_runtime::rootless::check(&spec, 1000).map_err(|e| e.to_string())?;
+    hako_runtime::container::support::check(&spec).map_err(|e| e.to_string())?;
+    let _ = hako_runtime::init::namespaces::plan(&spec);
+    hako_runtime::init::rootless::check(&spec, 1000).map_err(|e| e.to_string())?;
     hako_runtime::cgroups::manager::Cgroups::plan(&spec, "fuzz", false)
         .map_err(|e| e.to_string())?;
     let _ = hako_runtime::cgroups::manager::Cgroups::resources(&spec);
-    hako_runtime::seccomp::for_spec(root, &spec, false).map_err(|e| e.to_string())?;
+    hako_runtime::security::seccomp::for_spec(root, &spec, false).map_err(|e| e.to_string())?;
     Ok(())
 }
 

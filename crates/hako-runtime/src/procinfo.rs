@@ -31,7 +31,9 @@ pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
 /// The mount point of `m` as a path: mountinfo escapes space, tab, newline and backslash as
 /// \ooo, which the parser leaves as they are.
 pub fn mount_point(m: &Mount) -> PathBuf {
-    PathBuf::from(crate::rootfs::unescape(&m.mount_point.to_string_lossy()))
+    PathBuf::from(crate::fs::rootfs::unescape(
+        &m.mount_point.to_string_lossy(),
+    ))
 }
 
 /// The super options of `m` as the kernel wrote them (`name=systemd`, `cpu`), sorted: the

@@ -10,9 +10,10 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use clap::Parser;
-use hako_runtime::container::{self, CreateOptions};
-use hako_runtime::exec::ExecOptions;
-use hako_runtime::{log, rootless};
+use hako_runtime::container::exec::ExecOptions;
+use hako_runtime::container::lifecycle::{self, CreateOptions};
+use hako_runtime::init::rootless;
+use hako_runtime::log;
 
 use cli::{Cli, Command, CreateArgs};
 
@@ -136,29 +137,29 @@ fn dispatch(cli: &Cli) -> Result<u8> {
     };
     match cmd {
         Command::Create(a) => {
-            container::create(root, &create_options(cli, a, false)?)?;
+            lifecycle::create(root, &create_options(cli, a, false)?)?;
         }
-        Command::Start { id } => container::start(root, id)?,
+        Command::Start { id } => lifecycle::start(root, id)?,
         Command::State { id } => {
-            let s = container::state(root, id)?;
+            let s = lifecycle::state(root, id)?;
             println!("{}", serde_json::to_string_pretty(&s)?);
         }
         Command::Kill { all, id, signal } => {
             let sig = output::parse_signal(signal)?;
-            container::kill(root, id, sig, *all)?;
+            lifecycle::kill(root, id, sig, *all)?;
         }
-        Command::Delete { force, id } => container::delete(root, id, *force)?,
+        Command::Delete { force, id } => lifecycle::delete(root, id, *force)?,
         Command::Run {
             detach,
             keep,
             create,
         } => {
             let code =
-                container::run(root, &create_options(cli, create, !detach)?, *detach, *keep)?;
+                lifecycle::run(root, &create_options(cli, create, !detach)?, *detach, *keep)?;
             return Ok(u8::try_from(code).unwrap_or(255));
         }
         Command::List { format, quiet } => {
-            let items = container::list(root)?;
+            let items = lifecycle::list(root)?;
             print!("{}", output::list(&items, *format, *quiet)?);
         }
         Command::Spec { bundle } => {
@@ -177,25 +178,26 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             std::fs::write(&path, text)
                 .map_err(|e| anyhow::anyhow!("write {}: {e}", path.display()))?;
         }
-        Command::Pause { id } => container::pause(root, id)?,
-        Command::Resume { id } => container::resume(root, id)?,
+        Command::Pause { id } => lifecycle::pause(root, id)?,
+        Command::Resume { id } => lifecycle::resume(root, id)?,
         Command::Ps {
             format,
             id,
             ps_args,
         } => {
-            let pids = container::pids(root, id)?;
+            let pids = lifecycle::pids(root, id)?;
             print!("{}", output::ps(&pids, *format, ps_args)?);
         }
         Command::Update(u) => {
             let r = update::resources(u)?;
-            container::update(root, &u.id, &r)?;
+            lifecycle::update(root, &u.id, &r)?;
         }
         Command::Exec(a) => {
-            let code = hako_runtime::exec::exec(root, &exec_options(a)).map_err(|e| Exit {
-                code: 255,
-                msg: format!("exec failed: {e}"),
-            })?;
+            let code =
+                hako_runtime::container::exec::exec(root, &exec_options(a)).map_err(|e| Exit {
+                    code: 255,
+                    msg: format!("exec failed: {e}"),
+                })?;
             return Ok(u8::try_from(code).unwrap_or(255));
         }
         Command::Events {
@@ -208,10 +210,16 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             if every.is_zero() {
                 bail!("duration interval must be greater than 0");
             }
-            hako_runtime::events::events(root, id, *stats, every, &mut std::io::stdout().lock())?;
+            hako_runtime::container::events::events(
+                root,
+                id,
+                *stats,
+                every,
+                &mut std::io::stdout().lock(),
+            )?;
         }
         Command::Features => {
-            let f = hako_runtime::features::features();
+            let f = hako_runtime::container::features::features();
             println!("{}", serde_json::to_string_pretty(&f)?);
         }
         Command::Checkpoint(a) => {

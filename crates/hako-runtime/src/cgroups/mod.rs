@@ -3,6 +3,7 @@
 //! Only directories hako created are ever removed.
 
 pub mod bpf;
+pub mod dbus;
 pub mod emulator;
 pub mod exec_cgroup;
 pub mod manager;

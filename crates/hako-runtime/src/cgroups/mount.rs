@@ -7,8 +7,8 @@ use nix::mount::MsFlags;
 
 use super::{hierarchies, Hierarchy};
 use crate::error::{Context, Result};
-use crate::mounts::{MountCtx, Options};
-use crate::paths::Kind;
+use crate::fs::mounts::{MountCtx, Options};
+use crate::fs::paths::Kind;
 
 /// This process's cgroup path in `h`, from /proc/self/cgroup.
 pub fn own_path(h: &Hierarchy, proc_cgroup: &str) -> PathBuf {
@@ -88,7 +88,7 @@ pub fn mount_in_container(ctx: &MountCtx, m: &Mount, opts: &Options) -> Result<(
                 flags: MsFlags::MS_BIND | MsFlags::MS_REC | flags,
                 ..Default::default()
             };
-            crate::mounts::bind(ctx, &src, target, &o, &shown)
+            crate::fs::mounts::bind(ctx, &src, target, &o, &shown)
         }
     };
     if pure_v2 {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use hako_spec::oci::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
 
-use crate::dbus::{Bus, DbusError, Value};
+use crate::cgroups::dbus::{Bus, DbusError, Value};
 use crate::error::{Error, Result};
 
 /// runc's wording, which callers match on.
@@ -127,7 +127,7 @@ impl Systemd {
         if !booted() {
             return Err(Error::Systemd(NOT_RUNNING.into()));
         }
-        let bus = Bus::connect(&crate::dbus::system_bus_path())
+        let bus = Bus::connect(&crate::cgroups::dbus::system_bus_path())
             .map_err(|e| Error::Systemd(format!("{NOT_RUNNING}: {e}")))?;
         Ok(Systemd {
             bus,

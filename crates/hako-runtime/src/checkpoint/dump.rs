@@ -12,7 +12,7 @@ use hako_spec::state::Status;
 use super::rpc::{CriuFeatures, CriuPageServerInfo, CriuReq, CriuReqType};
 use super::swrk::{self, Handler, Spawn};
 use super::{base_opts, checked_version, extmnt, open_dir, with_log, CriuOptions, DESCRIPTORS};
-use crate::container::{delete_locked, locked, status_of};
+use crate::container::lifecycle::{delete_locked, locked, status_of};
 use crate::error::{Context, Error, Result};
 
 #[derive(Debug, Clone)]

@@ -15,7 +15,7 @@ use hako_spec::oci::{LinuxNamespaceType, Mount, Spec};
 use super::rpc::ExtMountMap;
 use crate::cgroups::{hierarchies, mount::own_path, Hierarchy};
 use crate::error::{Error, Result};
-use crate::paths::clean;
+use crate::fs::paths::clean;
 
 fn map(key: impl Into<String>, val: impl Into<String>) -> ExtMountMap {
     ExtMountMap {
@@ -154,8 +154,8 @@ pub fn for_restore(spec: &Spec, bundle: &Path, criu_cgroup: &str) -> Result<Vec<
 /// Mount points of the config that are missing in the rootfs (a fresh rootfs, as podman's
 /// `--import` gives) are made as `create` would, except under a tmpfs, whose contents CRIU
 /// restores itself.
-pub fn make_mountpoints(spec: &Spec, root: &crate::paths::Root, bundle: &Path) -> Result<()> {
-    use crate::paths::Kind;
+pub fn make_mountpoints(spec: &Spec, root: &crate::fs::paths::Root, bundle: &Path) -> Result<()> {
+    use crate::fs::paths::Kind;
     let mounts = spec.mounts().as_deref().unwrap_or(&[]);
     let tmpfs: Vec<String> = mounts
         .iter()

@@ -22,9 +22,9 @@ use super::rpc::{CgroupRoot, CriuReq, CriuReqType, InheritFd, JoinNamespace};
 use super::swrk::{self, Handler, Spawn};
 use super::{base_opts, checked_version, extmnt, open_dir, with_log, CriuOptions, DESCRIPTORS};
 use crate::cgroups::Cgroups;
+use crate::container::hooks;
+use crate::container::store::{self, Locked, Store};
 use crate::error::{Context, Error, Result};
-use crate::hooks;
-use crate::store::{self, Locked, Store};
 
 #[derive(Debug, Default, Clone)]
 pub struct RestoreOptions {
@@ -52,14 +52,14 @@ const CRIU_ROOT: &str = "criu-root";
 pub fn restore(root: &Path, o: &RestoreOptions) -> Result<i32> {
     hako_spec::id::validate_id(&o.id)?;
     let bundle = Bundle::load_with(&o.bundle, crate::log::debug_enabled())?;
-    crate::support::check(&bundle.spec)?;
+    crate::container::support::check(&bundle.spec)?;
     let terminal = bundle
         .spec
         .process()
         .as_ref()
         .and_then(|p| p.terminal())
         .unwrap_or(false);
-    crate::console::check_flags(terminal, o.detach, o.console_socket.is_some())?;
+    crate::init::console::check_flags(terminal, o.detach, o.console_socket.is_some())?;
     let criu = swrk::resolve(&o.criu.criu)?;
     let version = checked_version(&criu)?;
     if o.lsm_profile.is_some() {
@@ -83,7 +83,7 @@ pub fn restore(root: &Path, o: &RestoreOptions) -> Result<i32> {
     let forwarded = if o.detach {
         None
     } else {
-        let f = crate::foreground::prepare()?;
+        let f = crate::container::foreground::prepare()?;
         if o.no_subreaper {
             nix::sys::prctl::set_child_subreaper(false).op("prctl(PR_SET_CHILD_SUBREAPER)")?;
         }
@@ -122,9 +122,9 @@ pub fn restore(root: &Path, o: &RestoreOptions) -> Result<i32> {
     };
     // `state`, `kill`, `exec` get through while we wait.
     drop(lock);
-    let code = crate::foreground::wait(rec.pid, &forwarded, console)?;
+    let code = crate::container::foreground::wait(rec.pid, &forwarded, console)?;
     if let Ok(lock) = Store::existing(root).lock(&o.id) {
-        let _ = crate::container::delete_locked(&o.id, lock, rec, true);
+        let _ = crate::container::lifecycle::delete_locked(&o.id, lock, rec, true);
     }
     Ok(code)
 }
@@ -162,10 +162,10 @@ fn restore_locked(
     made: &mut Made,
 ) -> Result<(ContainerRecord, Option<OwnedFd>)> {
     let spec = &bundle.spec;
-    let plan = crate::namespaces::plan(spec);
+    let plan = crate::init::namespaces::plan(spec);
     // Made (and limited) once CRIU runs, which is moved in: it restores the processes there.
     made.cgroups = Some(planned);
-    let rootfs = crate::paths::Root::open(&bundle.rootfs)?;
+    let rootfs = crate::fs::paths::Root::open(&bundle.rootfs)?;
     extmnt::make_mountpoints(spec, &rootfs, &bundle.dir)?;
     drop(rootfs);
     let criu_root = std::fs::canonicalize(&lock.dir)
@@ -405,8 +405,8 @@ impl Handler for RestoreEvents<'_> {
                 };
                 match self.console_socket {
                     Some(p) => {
-                        let sock = crate::console::connect(p)?;
-                        crate::console::send_master(&sock, &master, "orphan-pts-master")?;
+                        let sock = crate::init::console::connect(p)?;
+                        crate::init::console::send_master(&sock, &master, "orphan-pts-master")?;
                     }
                     None => self.master = Some(master),
                 }

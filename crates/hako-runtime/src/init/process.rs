@@ -408,7 +408,7 @@ fn enter_cwd(cwd: &Path, may_defer: bool) -> Result<bool> {
 /// lookup, umask, no_new_privs and the seccomp filter, in the order the kernel needs them
 /// (bounding before the uid switch, which needs CAP_SETPCAP; caps after it, through keepcaps).
 ///
-/// `seccomp` is loaded where its placement says (see [`crate::seccomp::Placement`]): always after
+/// `seccomp` is loaded where its placement says (see [`crate::security::seccomp::Placement`]): always after
 /// the cwd checks and before this returns; a notifying filter's listener fd is handed to `notify`
 /// before the process goes on.
 pub fn prepare(
@@ -416,12 +416,12 @@ pub fn prepare(
     setgroups_allowed: bool,
     extra_env: &[String],
     fds: &PassFds,
-    seccomp: Option<&crate::seccomp::Compiled>,
+    seccomp: Option<&crate::security::seccomp::Compiled>,
     notify: &mut dyn FnMut(std::os::fd::OwnedFd) -> Result<()>,
 ) -> Result<Ready> {
-    use crate::seccomp::Placement;
-    let mut load = |c: &crate::seccomp::Compiled| -> Result<()> {
-        if let Some(fd) = crate::seccomp::load(c)? {
+    use crate::security::seccomp::Placement;
+    let mut load = |c: &crate::security::seccomp::Compiled| -> Result<()> {
+        if let Some(fd) = crate::security::seccomp::load(c)? {
             notify(fd)?;
         }
         Ok(())
@@ -466,7 +466,7 @@ pub fn prepare(
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
         umask as libc::mode_t,
     ));
-    crate::lsm::set_exec_labels(p)?;
+    crate::security::lsm::set_exec_labels(p)?;
     if p.no_new_privileges() == Some(true) {
         set_no_new_privs()?;
     }

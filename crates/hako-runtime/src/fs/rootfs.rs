@@ -12,10 +12,10 @@ use nix::fcntl::OFlag;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{fstat, Mode, SFlag};
 
-use crate::devices;
 use crate::error::{Context, Error, Result};
-use crate::mounts::{self, MountCtx};
-use crate::paths::Root;
+use crate::fs::devices;
+use crate::fs::mounts::{self, MountCtx};
+use crate::fs::paths::Root;
 use crate::sys;
 
 /// Refuses to go on unless /proc is a real procfs: every fd-path mount relies on it.
@@ -109,7 +109,7 @@ pub fn mount_all(
     root: &Root,
     bundle: &Path,
     in_userns: bool,
-    bind_fds: &crate::bind_sources::Opened,
+    bind_fds: &crate::fs::bind_sources::Opened,
     before_cgroup: &mut dyn FnMut() -> Result<()>,
 ) -> Result<()> {
     let ctx = MountCtx {
@@ -126,7 +126,7 @@ pub fn mount_all(
         mounts::mount_one(&ctx, m)?;
     }
     let dev_from_host = spec_mounts.iter().any(|m| {
-        crate::paths::clean(m.destination()) == Path::new("dev")
+        crate::fs::paths::clean(m.destination()) == Path::new("dev")
             && (m.typ().as_deref() == Some("bind")
                 || m.options()
                     .iter()

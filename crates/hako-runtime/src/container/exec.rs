@@ -16,12 +16,12 @@ use nix::sched::CloneFlags;
 use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
 
 use crate::cgroups::Cgroups;
-use crate::channel::{self, Channel, Msg};
-use crate::container::{init_pidfd, status_of};
+use crate::container::lifecycle::{init_pidfd, status_of};
+use crate::container::store::{self, Store};
 use crate::error::{Context, Error, Result};
-use crate::paths::Root;
-use crate::process;
-use crate::store::{self, Store};
+use crate::fs::paths::Root;
+use crate::init::channel::{self, Channel, Msg};
+use crate::init::process;
 use crate::sys;
 
 #[derive(Debug, Default, Clone)]
@@ -162,7 +162,7 @@ fn namespaces_of(pid: i32) -> Result<(CloneFlags, bool)> {
         if t == LinuxNamespaceType::Pid {
             pidns = true;
         } else {
-            flags |= crate::namespaces::flag(t);
+            flags |= crate::init::namespaces::flag(t);
         }
     }
     Ok((flags, pidns))
@@ -191,10 +191,10 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
     }
     let process = build_process(o, &rec)?;
     let terminal = process.terminal().unwrap_or(false);
-    crate::console::check_flags(terminal, o.detach, o.console_socket.is_some())?;
-    crate::support::check_labels(&process)?;
+    crate::init::console::check_flags(terminal, o.detach, o.console_socket.is_some())?;
+    crate::container::support::check_labels(&process)?;
     // Compiled by the runtime with this process's no_new_privs: a bad profile fails here.
-    let seccomp = crate::seccomp::for_spec(
+    let seccomp = crate::security::seccomp::for_spec(
         root,
         &rec.config,
         process.no_new_privileges().unwrap_or(false),
@@ -210,16 +210,16 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
     let forwarded = if o.detach {
         None
     } else {
-        Some(crate::foreground::prepare()?)
+        Some(crate::container::foreground::prepare()?)
     };
-    let (own_console, console) = crate::console::ends(o.console_socket.as_deref(), terminal)?;
+    let (own_console, console) = crate::init::console::ends(o.console_socket.as_deref(), terminal)?;
     let (parent_ch, child_ch) = channel::pair()?;
     // An unprivileged runtime cannot enter a pid namespace that the container's user namespace
     // owns from outside it: the child joins the user and pid namespaces together and forks the
     // real process into the pid namespace (runc's nsexec does the same double fork).
     let fork_for_pid = join_pid && flags.contains(CloneFlags::CLONE_NEWUSER) && rec.rootless;
     let pid_ns = if join_pid && !fork_for_pid {
-        Some(crate::namespaces::PidNsForChildren::enter(
+        Some(crate::init::namespaces::PidNsForChildren::enter(
             pidfd.as_fd(),
             Path::new(&format!("/proc/{}/ns/pid", rec.pid)),
         )?)
@@ -273,9 +273,9 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
                 console,
                 preserve_fds: o.preserve_fds,
                 stdio: if o.detach || terminal {
-                    crate::stdio::Origin::Given
+                    crate::init::stdio::Origin::Given
                 } else {
-                    crate::stdio::Origin::Caller
+                    crate::init::stdio::Origin::Caller
                 },
                 close,
                 seccomp: seccomp.as_ref(),
@@ -297,12 +297,12 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
     }
     drop(child_ch);
     drop(console);
-    crate::crash::point("exec:cloned");
+    crate::container::crash::point("exec:cloned");
     let mut pid = pid;
     let r = (|| {
         if let Some(adj) = process
             .oom_score_adj()
-            .filter(|a| !rec.rootless || crate::rootless::oom_score_adj_allowed(*a))
+            .filter(|a| !rec.rootless || crate::init::rootless::oom_score_adj_allowed(*a))
         {
             let p = format!("/proc/{pid}/oom_score_adj");
             std::fs::write(&p, adj.to_string()).ctx("write", p)?;
@@ -329,13 +329,13 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
                 // A notifying filter: the agent gets the fd with the container's state, as
                 // for the init.
                 Some(Msg::ExecReady) => {
-                    crate::crash::point("exec:ready");
+                    crate::container::crash::point("exec:ready");
                     parent_ch.send(&Msg::Proceed)?;
                 }
                 Some(Msg::SeccompFd(fd)) => {
                     let state = serde_json::to_string(&rec.hook_state(status_of(&rec)))
                         .expect("serializes");
-                    crate::seccomp::give_to_agent(seccomp.as_ref(), pid, fd, &state)?;
+                    crate::security::seccomp::give_to_agent(seccomp.as_ref(), pid, fd, &state)?;
                     parent_ch.send(&Msg::SeccompDone)?;
                 }
                 Some(m) => return Err(Error::Init(format!("unexpected message {m:?}"))),
@@ -348,7 +348,7 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
         return Err(e);
     }
     let master = own_console
-        .map(|s| crate::console::recv_master(&s))
+        .map(|s| crate::init::console::recv_master(&s))
         .transpose()?;
     if let Some(pf) = &o.pid_file {
         store::write_atomic(pf, &pid.to_string())?;
@@ -360,7 +360,7 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
         }
         Some(f) => {
             crate::log::debug(&format!("exec {}: process {pid}, waiting", o.id));
-            let code = crate::foreground::wait(pid, &f, master)?;
+            let code = crate::container::foreground::wait(pid, &f, master)?;
             crate::log::debug(&format!(
                 "exec {}: process {pid} exited, status {code}",
                 o.id
@@ -380,9 +380,9 @@ struct Child<'a> {
     channel: Channel,
     console: Option<OwnedFd>,
     preserve_fds: u32,
-    stdio: crate::stdio::Origin,
+    stdio: crate::init::stdio::Origin,
     close: Vec<RawFd>,
-    seccomp: Option<&'a crate::seccomp::Compiled>,
+    seccomp: Option<&'a crate::security::seccomp::Compiled>,
     /// The init's root, when it is only a chroot in our own mount namespace.
     chroot: Option<OwnedFd>,
     /// Our parent, checked once the parent-death signal is armed.
@@ -480,14 +480,14 @@ fn setup(c: &Child) -> Result<process::Ready> {
         // The mount namespace's root is the container's root now: /dev/pts/ptmx is resolved in it
         // and verified to be devpts.
         let root = Root::open(Path::new("/"))?;
-        let (master, peer, name) = crate::console::open_pty(&root)?;
+        let (master, peer, name) = crate::init::console::open_pty(&root)?;
         if let Some(size) = c.process.console_size() {
-            crate::console::set_size(&master, size.height() as u16, size.width() as u16)?;
+            crate::init::console::set_size(&master, size.height() as u16, size.width() as u16)?;
         }
-        crate::console::send_master(sock, &master, &name)?;
-        crate::console::make_stdio(&peer)?;
+        crate::init::console::send_master(sock, &master, &name)?;
+        crate::init::console::make_stdio(&peer)?;
     }
-    crate::stdio::give_to_user(c.process.user().uid(), c.stdio)?;
+    crate::init::stdio::give_to_user(c.process.user().uid(), c.stdio)?;
     let mut notify = |fd: OwnedFd| c.channel.hand_over_seccomp_fd(fd);
     let fds = process::PassFds {
         preserve: c.preserve_fds,

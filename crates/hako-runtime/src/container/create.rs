@@ -12,14 +12,14 @@ use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
 use crate::cgroups::Cgroups;
-use crate::channel::{self, Msg};
-use crate::container::{delete_locked, sock_path, start_locked};
+use crate::container::hooks;
+use crate::container::lifecycle::{delete_locked, sock_path, start_locked};
+use crate::container::store::{self, Locked, Store};
 use crate::error::{Context, Error, Result};
-use crate::hooks;
-use crate::init::{self, InitArgs};
+use crate::init::channel::{self, Msg};
+use crate::init::entry::{self, InitArgs};
+use crate::init::namespaces;
 use crate::log;
-use crate::namespaces;
-use crate::store::{self, Locked, Store};
 use crate::sys;
 
 #[derive(Debug, Default, Clone)]
@@ -32,8 +32,8 @@ pub struct CreateOptions {
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
     pub systemd_cgroup: bool,
-    /// `--rootless`: how cgroups the caller cannot write are treated (crate::rootless).
-    pub rootless: crate::rootless::Mode,
+    /// `--rootless`: how cgroups the caller cannot write are treated (crate::init::rootless).
+    pub rootless: crate::init::rootless::Mode,
     /// `run` without `--detach`: the runtime stays the init's parent and may own the terminal.
     pub foreground: bool,
 }
@@ -64,17 +64,17 @@ fn create_inner(root: &Path, o: &CreateOptions) -> Result<(Created, Locked, Cont
     for f in &bundle.unknown_fields {
         log::debug(&format!("config.json: ignoring unknown property {f}"));
     }
-    crate::support::check(&bundle.spec)?;
+    crate::container::support::check(&bundle.spec)?;
     // Optional until `start` (runtime spec).
     let process = bundle.spec.process().as_ref();
     let terminal = process.and_then(|p| p.terminal()).unwrap_or(false);
-    crate::console::check_flags(terminal, !o.foreground, o.console_socket.is_some())?;
+    crate::init::console::check_flags(terminal, !o.foreground, o.console_socket.is_some())?;
     let plan = namespaces::plan(&bundle.spec);
-    crate::rootfs::verify_host_proc()?;
+    crate::fs::rootfs::verify_host_proc()?;
     let store = Store::open(root)?;
     // Compiled (or found in the cache under --root) before the container exists: a bad profile
     // fails here with the field named.
-    let seccomp = crate::seccomp::for_spec(
+    let seccomp = crate::security::seccomp::for_spec(
         root,
         &bundle.spec,
         process.and_then(|p| p.no_new_privileges()).unwrap_or(false),
@@ -84,13 +84,13 @@ fn create_inner(root: &Path, o: &CreateOptions) -> Result<(Created, Locked, Cont
     // refused now, naming the field. Root pays nothing for this.
     let caller = if euid != 0 {
         let egid = nix::unistd::getegid().as_raw();
-        crate::rootless::check(&bundle.spec, egid)?;
-        Some(crate::idmap::Caller { euid, egid })
+        crate::init::rootless::check(&bundle.spec, egid)?;
+        Some(crate::init::idmap::Caller { euid, egid })
     } else {
         None
     };
     // Decided (and the path validated) before anything exists.
-    let planned = if caller.is_some() && o.rootless != crate::rootless::Mode::Off {
+    let planned = if caller.is_some() && o.rootless != crate::init::rootless::Mode::Off {
         let p = crate::cgroups::rootless::plan(&bundle.spec, &o.id, euid)?;
         if p.rec.layout.is_empty() {
             crate::cgroups::rootless::warn_not_applied(
@@ -105,7 +105,7 @@ fn create_inner(root: &Path, o: &CreateOptions) -> Result<(Created, Locked, Cont
     planned.check_before_create(&bundle.spec)?;
     drop(config);
     let lock = store.create(&o.id)?;
-    crate::crash::point("create:claimed");
+    crate::container::crash::point("create:claimed");
     // The record comes before anything on the host: a runtime killed from here on leaves a
     // `creating` container that `list` shows and `delete --force` removes, cgroups listed as
     // they may exist, the init's pid as soon as there is one.
@@ -120,7 +120,7 @@ fn create_inner(root: &Path, o: &CreateOptions) -> Result<(Created, Locked, Cont
         owner: String::new(),
         private_pid_ns: plan.private_pid,
         systemd_cgroup: o.systemd_cgroup,
-        rootless: caller.is_some() || o.rootless == crate::rootless::Mode::On,
+        rootless: caller.is_some() || o.rootless == crate::init::rootless::Mode::On,
         cgroup: hako_spec::state::CgroupRecord {
             created: planned.may_create(),
             ..planned.rec.clone()
@@ -131,7 +131,7 @@ fn create_inner(root: &Path, o: &CreateOptions) -> Result<(Created, Locked, Cont
         let _ = lock.remove();
         return Err(e);
     }
-    crate::crash::point("create:recorded");
+    crate::container::crash::point("create:recorded");
     let mut made = Made::default();
     let r = create_locked(
         &lock,
@@ -164,12 +164,12 @@ fn create_inner(root: &Path, o: &CreateOptions) -> Result<(Created, Locked, Cont
 }
 
 /// Decided before anything exists: where the cgroups go, and who the runtime is (`None` for
-/// root; an unprivileged caller's ids otherwise, see crate::rootless).
+/// root; an unprivileged caller's ids otherwise, see crate::init::rootless).
 struct Decided<'a> {
     planned: Cgroups,
-    caller: Option<crate::idmap::Caller>,
+    caller: Option<crate::init::idmap::Caller>,
     /// `linux.seccomp`, compiled.
-    seccomp: Option<&'a crate::seccomp::Compiled>,
+    seccomp: Option<&'a crate::security::seccomp::Compiled>,
 }
 
 /// What a `create` has brought into existence so far: undone if it fails.
@@ -201,10 +201,10 @@ fn create_locked(
         .as_ref()
         .and_then(|p| p.terminal())
         .unwrap_or(false);
-    let (own_console, console) = crate::console::ends(o.console_socket.as_deref(), terminal)?;
+    let (own_console, console) = crate::init::console::ends(o.console_socket.as_deref(), terminal)?;
     let (parent_ch, child_ch) = channel::pair()?;
     let (preserve, extra_env) = preserved_fds(o.preserve_fds);
-    let bind_sources = crate::bind_sources::wanted(spec, plan, &bundle.dir);
+    let bind_sources = crate::fs::bind_sources::wanted(spec, plan, &bundle.dir);
 
     // Joining a pid namespace by path: entered for the clone only, so hooks run in the runtime's
     // own namespace.
@@ -252,7 +252,7 @@ fn create_locked(
     let mut pid = match forked.op("clone container init")? {
         sys::Forked::Child => {
             drop(parent_ch);
-            init::main(InitArgs {
+            entry::main(InitArgs {
                 spec,
                 rootfs: &bundle.rootfs,
                 bundle: &bundle.dir,
@@ -270,7 +270,7 @@ fn create_locked(
                 owner_uid: {
                     let euid = caller.map_or(0, |c| c.euid);
                     match spec.linux().as_ref().filter(|_| plan.new_user) {
-                        Some(l) => crate::idmap::uid_seen_inside(
+                        Some(l) => crate::init::idmap::uid_seen_inside(
                             l.uid_mappings().as_deref().unwrap_or(&[]),
                             euid,
                         ),
@@ -279,12 +279,13 @@ fn create_locked(
                 },
                 seccomp,
                 stdio: if o.foreground && !terminal {
-                    crate::stdio::Origin::Caller
+                    crate::init::stdio::Origin::Caller
                 } else {
-                    crate::stdio::Origin::Given
+                    crate::init::stdio::Origin::Given
                 },
-                setgroups_allowed: !caller
-                    .is_some_and(|c| plan.new_user && crate::idmap::denies_setgroups(spec, c.egid)),
+                setgroups_allowed: !caller.is_some_and(|c| {
+                    plan.new_user && crate::init::idmap::denies_setgroups(spec, c.egid)
+                }),
                 bind_sources: &bind_sources,
                 runtime_pid,
             })
@@ -307,7 +308,7 @@ fn create_locked(
     if plan.new_user {
         let _userns = tracing::debug_span!("userns").entered();
         let l = spec.linux().as_ref().expect("user ns implies linux");
-        crate::idmap::write(
+        crate::init::idmap::write(
             pid,
             l.uid_mappings().as_deref().unwrap_or(&[]),
             l.gid_mappings().as_deref().unwrap_or(&[]),
@@ -318,14 +319,14 @@ fn create_locked(
         .process()
         .as_ref()
         .and_then(|p| p.oom_score_adj())
-        .filter(|a| caller.is_none() || crate::rootless::oom_score_adj_allowed(*a))
+        .filter(|a| caller.is_none() || crate::init::rootless::oom_score_adj_allowed(*a))
     {
         let p = format!("/proc/{pid}/oom_score_adj");
         std::fs::write(&p, adj.to_string()).ctx("write", p)?;
     }
     parent_ch.send(&Msg::Go)?;
     record_pid(rec, pid);
-    crate::crash::point("create:cloned");
+    crate::container::crash::point("create:cloned");
     if plan.fork_for_pid {
         let Msg::InitPid(real) = parent_ch.expect("container init")? else {
             return Err(Error::Init("container init sent no pid".into()));
@@ -336,7 +337,7 @@ fn create_locked(
         record_pid(rec, pid);
     }
     if !bind_sources.is_empty() {
-        crate::bind_sources::send(&parent_ch, pid, &bind_sources)?;
+        crate::fs::bind_sources::send(&parent_ch, pid, &bind_sources)?;
     }
     // While the init builds its namespaces and mounts on the other CPU: its cgroups, limits set
     // before it joins, and it joined before it may unshare its cgroup namespace (rooted there) or
@@ -360,12 +361,12 @@ fn create_locked(
     // directory this create may make).
     rec.cgroup = cgroups.rec.clone();
     lock.save(rec)?;
-    crate::crash::point("create:cgroups");
+    crate::container::crash::point("create:cgroups");
     match parent_ch.expect("container init")? {
         Msg::RunRuntimeHooks => {}
         m => return Err(Error::Init(format!("unexpected message {m:?}"))),
     }
-    crate::crash::point("create:hooks");
+    crate::container::crash::point("create:hooks");
     let state = serde_json::to_string(&rec.hook_state(Status::Creating)).expect("serializes");
     // runc runs these in the bundle (`create` chdirs there).
     let dir = Some(bundle.dir.as_path());
@@ -387,19 +388,19 @@ fn create_locked(
         match parent_ch.expect("container init")? {
             Msg::Created => break,
             Msg::SeccompFd(fd) => {
-                crate::seccomp::give_to_agent(seccomp, pid, fd, &state)?;
+                crate::security::seccomp::give_to_agent(seccomp, pid, fd, &state)?;
                 parent_ch.send(&Msg::SeccompDone)?;
             }
             m => return Err(Error::Init(format!("unexpected message {m:?}"))),
         }
     }
-    crate::crash::point("create:init-ready");
+    crate::container::crash::point("create:init-ready");
     let console = own_console
-        .map(|s| crate::console::recv_master(&s))
+        .map(|s| crate::init::console::recv_master(&s))
         .transpose()?;
     rec.status = Status::Created;
     lock.save(rec)?;
-    crate::crash::point("create:saved");
+    crate::container::crash::point("create:saved");
     // Only now may the init outlive us: until it reads this it exits on EOF (see init::main).
     parent_ch.send(&Msg::Keep)?;
     log::debug(&format!("create {}: created, init pid {pid}", o.id));
@@ -462,7 +463,7 @@ pub fn run(root: &Path, o: &CreateOptions, detach: bool, keep: bool) -> Result<i
     let forwarded = if detach {
         None
     } else {
-        Some(crate::foreground::prepare()?)
+        Some(crate::container::foreground::prepare()?)
     };
     // The record stays in memory from create to delete: nothing is read back from disk.
     let (created, lock, mut rec) = create_inner(root, o)?;
@@ -476,7 +477,7 @@ pub fn run(root: &Path, o: &CreateOptions, detach: bool, keep: bool) -> Result<i
     let Some(forwarded) = forwarded else {
         return Ok(0);
     };
-    let code = crate::foreground::wait(created.pid, &forwarded, created.console)?;
+    let code = crate::container::foreground::wait(created.pid, &forwarded, created.console)?;
     if !keep {
         if let Ok(lock) = Store::existing(root).lock(&o.id) {
             let _ = delete_locked(&o.id, lock, rec, true);

@@ -20,9 +20,9 @@ use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 
-use crate::channel::{Channel, Msg};
 use crate::error::{Context, Error, Result};
-use crate::namespaces::Plan;
+use crate::init::channel::{Channel, Msg};
+use crate::init::namespaces::Plan;
 
 /// The absolute sources of the bind mounts in `mounts[]` that the runtime opens: only when the
 /// container gets a new mount namespace inside a user namespace, and only for a real-root runtime

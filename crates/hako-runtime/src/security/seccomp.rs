@@ -7,7 +7,7 @@
 //! kill-thread, ERRNO and TRACE default to EPERM, a rule whose action is the default action is
 //! skipped, a syscall name libseccomp does not know is skipped (logged at debug), and several
 //! conditions on the same argument index become one rule each (OR) instead of one rule with all
-//! of them (AND). The exported program gets runc's -ENOSYS stub in front ([`crate::enosys`]).
+//! of them (AND). The exported program gets runc's -ENOSYS stub in front ([`crate::security::enosys`]).
 //! Loading the program ourselves (as runc's patchbpf does) lets the init pass seccomp(2) flags
 //! libseccomp 2.5 does not know and get the notify fd.
 
@@ -361,9 +361,9 @@ pub fn compile(s: &LinuxSeccomp, no_new_privileges: bool) -> Result<Compiled> {
         );
         flags &= !FLAG_WAIT_KILLABLE_RECV;
     }
-    let stub = crate::enosys::stub(s, &archs)
+    let stub = crate::security::enosys::stub(s, &archs)
         .map_err(|e| bad("linux.seccomp".into(), format!("-ENOSYS stub: {e}")))?;
-    let mut program = crate::enosys::to_bytes(&stub);
+    let mut program = crate::security::enosys::to_bytes(&stub);
     program.extend(export(&f)?);
     Ok(Compiled {
         program,

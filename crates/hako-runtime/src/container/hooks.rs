@@ -127,9 +127,13 @@ pub fn run(hook: &Hook, state: &str, cwd: Option<&Path>) -> std::result::Result<
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::from(out_w))
         .stderr(Stdio::from(err_w));
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("{}: {}", hook.path().display(), crate::process::io_text(&e)))?;
+    let mut child = cmd.spawn().map_err(|e| {
+        format!(
+            "{}: {}",
+            hook.path().display(),
+            crate::init::process::io_text(&e)
+        )
+    })?;
     drop(cmd);
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that does not read its stdin is allowed: ignore EPIPE.

@@ -10,7 +10,7 @@ use nix::errno::Errno;
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 
 use crate::error::{Context, Error, Result};
-use crate::paths::{Kind, Root};
+use crate::fs::paths::{Kind, Root};
 
 const DEVPTS_SUPER_MAGIC: i64 = 0x1cd1;
 const TIOCGPTPEER: libc::c_ulong = 0x5441;

@@ -68,7 +68,7 @@ pub fn check(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-/// A process's security labels, which [`crate::lsm`] applies (a container's `process` and an
+/// A process's security labels, which [`crate::security::lsm`] applies (a container's `process` and an
 /// `exec` process alike). An AppArmor profile the host cannot apply is refused; an SELinux label
 /// on a host without SELinux is ignored, as crun does (there is no policy that could confine
 /// the process differently).

@@ -1,6 +1,6 @@
 //! The lifecycle after `create`, as the runtime process sees it: every command here works from
-//! the container's record in the state store (`create` and `run` are in [`crate::create`], the
-//! cgroup commands in [`crate::control`]).
+//! the container's record in the state store (`create` and `run` are in [`crate::container::create`], the
+//! cgroup commands in [`crate::container::control`]).
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -12,13 +12,13 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::cgroups::Cgroups;
+use crate::container::hooks;
+use crate::container::store::{self, Locked, Store};
 use crate::error::{Context, Error, Result};
-use crate::hooks;
-use crate::store::{self, Locked, Store};
 use crate::sys;
 
-pub use crate::control::{pause, pids, resume, update};
-pub use crate::create::{create, run, CreateOptions, Created};
+pub use crate::container::control::{pause, pids, resume, update};
+pub use crate::container::create::{create, run, CreateOptions, Created};
 
 /// Path through which a unix socket in the state dir is reached: via the locked dir fd, so a long
 /// `--root` cannot overflow sun_path (108 bytes).
@@ -126,7 +126,7 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
 pub(crate) fn start_locked(lock: Locked, rec: &mut ContainerRecord) -> Result<()> {
     if rec.config.process().is_none() {
         // The spec makes `process` optional until `start`; runc refuses the same way.
-        return Err(Error::Usage(crate::init::NO_PROCESS.into()));
+        return Err(Error::Usage(crate::init::entry::NO_PROCESS.into()));
     }
     let conn = release(&lock)?;
     let unlocked = lock.unlock();
@@ -135,7 +135,7 @@ pub(crate) fn start_locked(lock: Locked, rec: &mut ContainerRecord) -> Result<()
         "start {}: container init {} exec'd",
         unlocked.id, rec.pid
     ));
-    crate::crash::point("start:released");
+    crate::container::crash::point("start:released");
     let lock = unlocked.lock()?;
     rec.status = Status::Running;
     lock.save(rec)?;
@@ -351,12 +351,12 @@ pub(crate) fn delete_locked(
             )))
         }
     };
-    crate::crash::point("delete:killed");
+    crate::container::crash::point("delete:killed");
     let cg = Cgroups::from_record(rec.cgroup.clone());
     // Leftovers of a container that shared the host pid namespace (or forked daemons) die too.
     let _ = cg.kill_all();
     cg.destroy()?;
-    crate::crash::point("delete:cgroups");
+    crate::container::crash::point("delete:cgroups");
     lock.remove()?;
     crate::log::debug(&format!("delete {id}: state and cgroups removed"));
     // As runc: poststop hooks run once the state is gone (and without the lock, so a hook may

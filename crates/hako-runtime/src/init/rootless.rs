@@ -3,7 +3,7 @@
 //! runc's `--rootless auto|true|false` decides only how cgroups are treated (a hierarchy the
 //! caller cannot write is skipped, not an error); the rest follows from the runtime's euid, as in
 //! runc: an unprivileged runtime writes the id maps it may or calls newuidmap/newgidmap
-//! ([`crate::idmap`]), and what no unprivileged process can do is checked here, before anything
+//! ([`crate::init::idmap`]), and what no unprivileged process can do is checked here, before anything
 //! exists, with an error naming the config field. Nothing in this module runs when the runtime's
 //! euid is 0 and `--rootless` is not `true`, so root mode pays no extra syscall.
 
@@ -144,7 +144,7 @@ pub fn check(spec: &Spec, egid: u32) -> Result<()> {
             )));
         }
         let extra = u.additional_gids().as_deref().unwrap_or(&[]);
-        if crate::idmap::denies_setgroups(spec, egid) && !extra.is_empty() {
+        if crate::init::idmap::denies_setgroups(spec, egid) && !extra.is_empty() {
             return Err(Error::Usage(
                 "process.user.additionalGids: cannot set any additional groups in a rootless \
                  container that maps only the caller's own gid (map a subgid range instead)"
@@ -158,7 +158,7 @@ pub fn check(spec: &Spec, egid: u32) -> Result<()> {
         }
         // No mknod in a user namespace: each node is the host's, bind-mounted (devices.rs).
         for (i, d) in linux.devices().iter().flatten().enumerate() {
-            let want = crate::devices::from_spec(d);
+            let want = crate::fs::devices::from_spec(d);
             let ok = std::fs::metadata(&want.path).is_ok_and(|m| {
                 use std::os::unix::fs::{FileTypeExt, MetadataExt};
                 let t = m.file_type();
@@ -183,7 +183,7 @@ pub fn check(spec: &Spec, egid: u32) -> Result<()> {
         }
     }
     for (i, r) in process.rlimits().iter().flatten().enumerate() {
-        let Some(res) = crate::process::rlimit_resource(r.typ()) else {
+        let Some(res) = crate::init::process::rlimit_resource(r.typ()) else {
             continue;
         };
         let mut own = libc::rlimit {

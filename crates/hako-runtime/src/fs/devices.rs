@@ -11,7 +11,7 @@ use nix::sys::stat::{makedev, mknodat, Mode, SFlag};
 use nix::unistd::{fchownat, Gid, Uid};
 
 use crate::error::{Context, Error, Result};
-use crate::paths::{Kind, Root};
+use crate::fs::paths::{Kind, Root};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Device {

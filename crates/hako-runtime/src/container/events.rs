@@ -15,9 +15,9 @@ use serde::Serialize;
 
 use crate::cgroups::oom::OomWatch;
 use crate::cgroups::stats;
-use crate::container::{init_pidfd, status_of};
+use crate::container::lifecycle::{init_pidfd, status_of};
+use crate::container::store::Store;
 use crate::error::{Context, Error, Result};
-use crate::store::Store;
 
 #[derive(Serialize)]
 struct Event<'a, T: Serialize> {

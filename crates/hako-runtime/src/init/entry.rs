@@ -11,13 +11,13 @@ use hako_spec::oci::Spec;
 use nix::sched::CloneFlags;
 use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
 
-use crate::channel::{Channel, Msg};
+use crate::container::hooks;
 use crate::error::{Context, Error, Result};
-use crate::hooks;
-use crate::namespaces::{self, Plan};
-use crate::paths::Root;
-use crate::process;
-use crate::rootfs;
+use crate::fs::paths::Root;
+use crate::fs::rootfs;
+use crate::init::channel::{Channel, Msg};
+use crate::init::namespaces::{self, Plan};
+use crate::init::process;
 use crate::sys;
 
 /// Everything the init needs, prepared by the runtime before clone.
@@ -41,9 +41,9 @@ pub struct InitArgs<'a> {
     /// sees it (peer credentials are translated into the reader's namespace).
     pub owner_uid: u32,
     /// `linux.seccomp`, compiled by the runtime; loaded where its placement says.
-    pub seccomp: Option<&'a crate::seccomp::Compiled>,
+    pub seccomp: Option<&'a crate::security::seccomp::Compiled>,
     /// Whose fds the init's stdio are, for giving them to `process.user`.
-    pub stdio: crate::stdio::Origin,
+    pub stdio: crate::init::stdio::Origin,
     /// False when an unprivileged runtime wrote `deny` to the user namespace's setgroups.
     pub setgroups_allowed: bool,
     /// Bind sources the runtime opens for us in our mount namespace (`bind_sources::wanted`).
@@ -120,7 +120,7 @@ fn setup(a: &InitArgs) -> Result<Ready> {
     }
     // Our mount namespace exists now: the runtime opens the bind sources its root may reach and
     // ours may not.
-    let bind_fds = crate::bind_sources::receive(&a.channel, a.bind_sources)?;
+    let bind_fds = crate::fs::bind_sources::receive(&a.channel, a.bind_sources)?;
     let in_userns = a.plan.new_user
         || a.plan
             .join
@@ -193,7 +193,7 @@ fn setup(a: &InitArgs) -> Result<Ready> {
         )?;
         // runc creates a missing cwd (resolved inside the rootfs, before it may turn read-only).
         if let Some(p) = process {
-            root.ensure(p.cwd(), crate::paths::Kind::Dir)?;
+            root.ensure(p.cwd(), crate::fs::paths::Kind::Dir)?;
         }
         Some(root)
     } else {
@@ -233,16 +233,16 @@ fn setup(a: &InitArgs) -> Result<Ready> {
         let root = root
             .as_ref()
             .ok_or_else(|| Error::Usage("a terminal needs a mount namespace".into()))?;
-        let (master, peer, name) = crate::console::open_pty(root)?;
+        let (master, peer, name) = crate::init::console::open_pty(root)?;
         if let Some(size) = process.and_then(|p| p.console_size()) {
-            crate::console::set_size(&master, size.height() as u16, size.width() as u16)?;
+            crate::init::console::set_size(&master, size.height() as u16, size.width() as u16)?;
         }
-        crate::console::bind_console(root, &peer)?;
-        crate::console::send_master(sock, &master, &name)?;
+        crate::init::console::bind_console(root, &peer)?;
+        crate::init::console::send_master(sock, &master, &name)?;
         console_peer = Some(peer);
     }
     if let Some(root) = &root {
-        crate::mounts::readonly_dev(root, spec.mounts().as_deref().unwrap_or(&[]))?;
+        crate::fs::mounts::readonly_dev(root, spec.mounts().as_deref().unwrap_or(&[]))?;
     }
     drop(root);
     drop(paths);
@@ -269,16 +269,16 @@ fn setup(a: &InitArgs) -> Result<Ready> {
     // Everything up to execve but the wait for `start`: stdio, personality, capabilities,
     // seccomp, the user's credentials, fds.
     let exec = tracing::debug_span!("exec").entered();
-    crate::stdio::reopen_dev_null()?;
+    crate::init::stdio::reopen_dev_null()?;
     if let Some(peer) = &console_peer {
-        crate::console::make_stdio(peer)?;
+        crate::init::console::make_stdio(peer)?;
     }
     drop(console_peer);
     if let Some(p) = linux.personality() {
         process::set_personality(p)?;
     }
     if let Some(p) = process {
-        crate::stdio::give_to_user(p.user().uid(), a.stdio)?;
+        crate::init::stdio::give_to_user(p.user().uid(), a.stdio)?;
     }
     let mut notify = |fd: OwnedFd| a.channel.hand_over_seccomp_fd(fd);
     let fds = process::PassFds {

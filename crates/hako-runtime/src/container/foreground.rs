@@ -8,8 +8,8 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::console::Proxy;
 use crate::error::{Context, Result};
+use crate::init::console::Proxy;
 
 /// Becomes a child subreaper (orphaned grandchildren, or a process forked by an intermediate, are
 /// reaped here) and blocks every forwardable signal. Call it *before* the clone so no signal sent

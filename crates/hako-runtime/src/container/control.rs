@@ -5,7 +5,7 @@ use std::path::Path;
 use hako_spec::state::Status;
 
 use crate::cgroups::Cgroups;
-use crate::container::{container_pids, locked, status_of};
+use crate::container::lifecycle::{container_pids, locked, status_of};
 use crate::error::{Error, Result};
 
 /// `pause`: freeze every process of the container (v1 freezer.state, v2 cgroup.freeze).

@@ -69,7 +69,7 @@ pub fn features() -> Features {
     let mut caps: Vec<caps::Capability> =
         caps::runtime::thread_all_supported().into_iter().collect();
     caps.sort_by_key(|c| c.index());
-    let seccomp_enabled = crate::seccomp::kernel_enabled();
+    let seccomp_enabled = crate::security::seccomp::kernel_enabled();
     let mut annotations = BTreeMap::new();
     if let Ok(v) = libseccomp::ScmpVersion::current() {
         annotations.insert(
@@ -98,7 +98,7 @@ pub fn features() -> Features {
             "poststart",
             "poststop",
         ],
-        mount_options: crate::mounts::option_names(),
+        mount_options: crate::fs::mounts::option_names(),
         linux: Linux {
             namespaces: NAMESPACES.to_vec(),
             capabilities: caps.iter().map(|c| c.to_string()).collect(),
@@ -112,24 +112,24 @@ pub fn features() -> Features {
             },
             seccomp: Seccomp {
                 enabled: seccomp_enabled,
-                actions: crate::seccomp::ACTIONS.to_vec(),
-                operators: crate::seccomp::OPERATORS.to_vec(),
-                archs: crate::seccomp::supported_archs(),
-                known_flags: crate::seccomp::KNOWN_FLAGS
+                actions: crate::security::seccomp::ACTIONS.to_vec(),
+                operators: crate::security::seccomp::OPERATORS.to_vec(),
+                archs: crate::security::seccomp::supported_archs(),
+                known_flags: crate::security::seccomp::KNOWN_FLAGS
                     .iter()
                     .map(|(n, _)| *n)
                     .collect(),
                 supported_flags: if seccomp_enabled {
-                    crate::seccomp::supported_flags()
+                    crate::security::seccomp::supported_flags()
                 } else {
                     vec![]
                 },
             },
             apparmor: Enabled {
-                enabled: crate::support::apparmor_enabled(),
+                enabled: crate::container::support::apparmor_enabled(),
             },
             selinux: Enabled {
-                enabled: crate::support::selinux_enabled(),
+                enabled: crate::container::support::selinux_enabled(),
             },
             intel_rdt: Enabled { enabled: false },
             mount_extensions: MountExtensions {

@@ -57,7 +57,7 @@ pub fn set_exec_labels(p: &Process) -> Result<()> {
     if let Some(label) = p
         .selinux_label()
         .as_deref()
-        .filter(|s| !s.is_empty() && crate::support::selinux_enabled())
+        .filter(|s| !s.is_empty() && crate::container::support::selinux_enabled())
     {
         write_attr(&["/proc/thread-self/attr/exec"], label)?;
     }

@@ -9,7 +9,7 @@ use nix::errno::Errno;
 use nix::mount::{mount, MsFlags};
 
 use crate::error::{Context, Error, Result};
-use crate::paths::{Kind, Root};
+use crate::fs::paths::{Kind, Root};
 use crate::sys;
 
 /// A spec mount's options, sorted into what mount(2), the propagation call and mount_setattr(2)
@@ -280,7 +280,7 @@ pub struct MountCtx<'a> {
     /// In a new user namespace mounting sysfs/mqueue can be refused; runc falls back to binds.
     pub in_userns: bool,
     /// Bind sources the runtime opened for us (user namespaces): bound from the fd, not the path.
-    pub bind_fds: &'a crate::bind_sources::Opened,
+    pub bind_fds: &'a crate::fs::bind_sources::Opened,
 }
 
 /// Mounts one entry of `mounts[]`.
@@ -363,7 +363,7 @@ pub fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<()> {
 
 /// A mount of /dev itself that is not a bind (a bound /dev comes whole from elsewhere).
 fn is_dev(m: &Mount) -> bool {
-    crate::paths::clean(m.destination()) == Path::new("dev")
+    crate::fs::paths::clean(m.destination()) == Path::new("dev")
         && m.typ().as_deref() != Some("bind")
         && !m
             .options()
@@ -444,7 +444,7 @@ const PROC_MOUNTABLE: &[&str] = &[
 /// CVE-2025-52881 class). Decided on where the destination *resolves*, so a symlink into
 /// /proc does not get around it.
 fn check_proc(ctx: &MountCtx, m: &Mount, typ: &str, shown: &Path) -> Result<()> {
-    let rel = crate::paths::clean(m.destination());
+    let rel = crate::fs::paths::clean(m.destination());
     if PROC_MOUNTABLE.iter().any(|p| rel == Path::new(p)) {
         return Ok(());
     }

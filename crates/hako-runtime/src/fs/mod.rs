@@ -1,0 +1,8 @@
+//! The container's filesystem: the new root and its mounts, devices, and the resolution of every
+//! path inside the rootfs without following a symlink out of it ([`paths`]).
+
+pub mod bind_sources;
+pub mod devices;
+pub mod mounts;
+pub mod paths;
+pub mod rootfs;
