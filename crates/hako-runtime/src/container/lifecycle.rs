@@ -70,6 +70,7 @@ pub fn state(root: &Path, id: &str) -> Result<StateView> {
 pub fn list(root: &Path) -> Result<Vec<StateView>> {
     let store = Store::existing(root);
     let mut out = Vec::new();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     for id in store.ids() {
         let p = store.dir(&id).join(store::STATE_FILE);
         let Ok(text) = std::fs::read(&p) else {
@@ -83,15 +84,22 @@ pub fn list(root: &Path) -> Result<Vec<StateView>> {
         // `state` leaves it empty.
         if let Ok(m) = std::fs::metadata(store.dir(&id)) {
             use std::os::unix::fs::MetadataExt;
-            view.owner = nix::unistd::User::from_uid(m.uid().into())
-                .ok()
-                .flatten()
-                .map(|u| u.name)
-                .unwrap_or_else(|| format!("#{}", m.uid()));
+            view.owner = user_name(&passwd, m.uid()).unwrap_or_else(|| format!("#{}", m.uid()));
         }
         out.push(view);
     }
     Ok(out)
+}
+
+/// The name of `uid` in /etc/passwd, as runc's `list` finds it (libcontainer/user reads the file).
+/// Not getpwuid(3): the release binary is statically linked, and glibc's name-service switch
+/// would dlopen modules of whatever glibc the host has at run time.
+fn user_name(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        (f.nth(1)?.parse() == Ok(uid)).then(|| name.to_string())
+    })
 }
 
 pub fn start(root: &Path, id: &str) -> Result<()> {
@@ -364,4 +372,17 @@ pub(crate) fn delete_locked(
     let state = serde_json::to_string(&rec.hook_state(Status::Stopped)).expect("serializes");
     hooks::run_all_warn(rec.config.hooks().as_ref(), hooks::Kind::Poststop, &state);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::user_name;
+
+    #[test]
+    fn owner_names_come_from_etc_passwd() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n# comment\nbroken\nalice:x:1000:1000::/home/alice:/bin/sh\n";
+        assert_eq!(user_name(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(user_name(passwd, 1000).as_deref(), Some("alice"));
+        assert_eq!(user_name(passwd, 1001), None);
+    }
 }
