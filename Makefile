@@ -7,6 +7,9 @@ DEBIAN_PKGS := busybox-static runc crun hyperfine jq libseccomp-dev pkg-config t
 # `make integration` also needs the real callers (ctr ships with containerd; script(1) is in bsdutils;
 # dockerd and docker in docker.io; protoc builds the CRI client's bindings).
 INTEGRATION_PKGS := podman conmon containerd bsdutils tar docker.io protobuf-compiler
+# `make test-systemd` also runs hako rootless against the test user's own systemd instance, whose
+# user bus ($XDG_RUNTIME_DIR/bus) dbus-user-session provides.
+SYSTEMD_PKGS := systemd dbus dbus-user-session
 
 .PHONY: soak all deps build release test unit integration-tests demo bench bench-systemd integration test-cgroupv2 test-systemd vm-deps lint clean criu
 
@@ -155,7 +158,8 @@ test-cgroupv2: deps vm-deps
 		$$ck restore_same_id limits_hostname tty_container --test-threads=1'
 
 # The systemd cgroup driver (--systemd-cgroup) under a real systemd, in one boot of the v2 guest
-# with systemd 252 as PID 1 and D-Bus (VMRUN_INIT=systemd): tests/tests/systemd.rs, then
+# with systemd 252 as PID 1 and D-Bus (VMRUN_INIT=systemd): tests/tests/systemd.rs (root, and
+# rootless against the test user's own systemd instance, started by lingering), then
 # integration/systemd.sh (podman with cgroup_manager=systemd and containerd with SystemdCgroup drive
 # hako and runc; results into docs/integration.md). On a real systemd + cgroup v2 machine:
 # `cargo test -p hako-tests --test systemd -- --test-threads=1` and `integration/systemd.sh`.
@@ -163,7 +167,7 @@ SD_INT := $(TMP)/integration-systemd
 # docker.io's package enables docker.service and docker.socket: masked in the guest, whose systemd
 # would otherwise start a machine-wide dockerd (docker.sh runs its own, on the host).
 test-systemd: deps vm-deps
-	@$(MAKE) --no-print-directory deps EXTRA_PKGS="$(INTEGRATION_PKGS)"
+	@$(MAKE) --no-print-directory deps EXTRA_PKGS="$(INTEGRATION_PKGS) $(SYSTEMD_PKGS)"
 	$(CARGO) build -p hako
 	$(CARGO) build --release -p hako
 	@mkdir -p $(TMP)

@@ -8,6 +8,7 @@
 //! Set `HAKO_TEST_SLOW=1` (the VM does) to stretch every wait.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -375,5 +376,369 @@ fn without_the_flag_nothing_connects_to_the_bus() {
     match listener.accept() {
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
         r => panic!("the runtime connected to the bus without --systemd-cgroup: {r:?}"),
+    }
+}
+
+// ---- rootless: the user's own systemd instance, over the user bus ----
+
+/// The test user's own systemd instance (`user@UID.service`, with its user bus at
+/// `/run/user/UID/bus`), kept running by lingering while this lives: what a login session gives
+/// a real user. Lingering is switched off again at drop unless it was on before.
+struct UserManager {
+    uid: u32,
+    name: String,
+    lingered_before: bool,
+}
+
+impl UserManager {
+    fn start() -> UserManager {
+        let u = test_user();
+        let lingered_before = Path::new("/var/lib/systemd/linger").join(&u.name).exists();
+        let out = Command::new("loginctl")
+            .args(["enable-linger", &u.name])
+            .output()
+            .expect("loginctl runs");
+        assert!(out.status.success(), "enable-linger: {out:?}");
+        let m = UserManager {
+            uid: u.uid,
+            name: u.name.clone(),
+            lingered_before,
+        };
+        let bus = m.runtime_dir().join("bus");
+        assert!(
+            wait_for(t(20), || bus.exists()
+                && prop(&format!("user@{}.service", m.uid), "ActiveState")
+                    == "active"),
+            "the user manager of {} did not come up",
+            m.name
+        );
+        m
+    }
+
+    /// `/run/user/UID`: the user's $XDG_RUNTIME_DIR.
+    fn runtime_dir(&self) -> PathBuf {
+        PathBuf::from(format!("/run/user/{}", self.uid))
+    }
+
+    /// One property of a unit of the user's instance (`systemctl --user -M user@`).
+    fn prop(&self, unit: &str, name: &str) -> String {
+        let out = Command::new("systemctl")
+            .args(["--user", "-M", &format!("{}@", self.name)])
+            .args(["show", "--value", "-p", name, unit])
+            .output()
+            .expect("systemctl runs");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The instance's own cgroup, below which its units live.
+    fn cgroup(&self) -> String {
+        format!("/user.slice/user-{0}.slice/user@{0}.service", self.uid)
+    }
+}
+
+impl Drop for UserManager {
+    fn drop(&mut self) {
+        if !self.lingered_before {
+            let _ = Command::new("loginctl")
+                .args(["disable-linger", &self.name])
+                .status();
+        }
+    }
+}
+
+/// A bundle the test user can run: its own ids mapped to root in a user namespace (as
+/// `spec --rootless` writes), no network namespace, devpts without gid=5.
+fn rootless_bundle_in(cgroups_path: &str, resources: serde_json::Value) -> Bundle {
+    let u = test_user();
+    let mut b = bundle_in(cgroups_path, resources);
+    let c = &mut b.config;
+    c["linux"]["namespaces"] = json!([
+        {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "user"}
+    ]);
+    c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": u.uid, "size": 1}]);
+    c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": u.gid, "size": 1}]);
+    for m in c["mounts"].as_array_mut().unwrap() {
+        if m["type"] == "devpts" {
+            let opts: Vec<serde_json::Value> = m["options"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|o| *o != "gid=5")
+                .cloned()
+                .collect();
+            m["options"] = json!(opts);
+        }
+    }
+    b
+}
+
+/// One environment change: set (`Some`) or removed (`None`).
+type Env<'a> = (&'a str, Option<String>);
+
+/// `--systemd-cgroup create` as the test user with `env` changes.
+fn sd_create_env(h: &Hako, id: &str, b: &Bundle, env: &[Env]) -> Output {
+    h.track(id);
+    b.save();
+    h.cmd_opts(
+        &["create", "--bundle", &b.path().to_string_lossy(), id],
+        CmdOpts {
+            global: vec!["--systemd-cgroup".into()],
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            ..Default::default()
+        },
+    )
+}
+
+/// runc 1.1 with `--systemd-cgroup` run by an unprivileged user: the scope is the user's own
+/// systemd instance's (user bus, `user.slice` of that instance, `Delegate=yes`), its cgroup
+/// below `user@UID.service` with the limits that instance's delegation allows (systemd 252's
+/// user@.service delegates cpu, memory and pids), and every later command finds it there.
+#[test]
+fn rootless_scope_is_the_user_instance_s_with_its_limits_until_delete() {
+    require_systemd!();
+    let um = UserManager::start();
+    let h = Hako::rootless();
+    let id = h.new_id();
+    // The config's device rules stay: an unprivileged runtime cannot load a device program,
+    // and skips it as runc does (its nodes are the host's, bound).
+    let b = rootless_bundle_in(
+        &format!(":hakotest:{id}"),
+        json!({
+            "devices": [{"allow": false, "access": "rwm"}],
+            "memory": {"limit": 67108864},
+            "pids": {"limit": 50},
+            "cpu": {"quota": 50000, "period": 100000, "shares": 1024},
+        }),
+    );
+    // The bus found at $XDG_RUNTIME_DIR/bus (no DBUS_SESSION_BUS_ADDRESS).
+    let xdg = um.runtime_dir().to_string_lossy().to_string();
+    sd_create_env(
+        &h,
+        &id,
+        &b,
+        &[
+            ("XDG_RUNTIME_DIR", Some(xdg)),
+            ("DBUS_SESSION_BUS_ADDRESS", None),
+        ],
+    )
+    .assert_ok();
+    let unit = format!("hakotest-{id}.scope");
+    let cg = format!("{}/user.slice/{unit}", um.cgroup());
+    // Not PID 1's: the user's instance has it.
+    assert!(unit_gone(&unit), "a system unit {unit} exists");
+    assert_eq!(um.prop(&unit, "ActiveState"), "active");
+    assert_eq!(um.prop(&unit, "Delegate"), "yes");
+    assert_eq!(um.prop(&unit, "Slice"), "user.slice");
+    assert_eq!(um.prop(&unit, "ControlGroup"), cg);
+    assert_eq!(um.prop(&unit, "DefaultDependencies"), "no");
+    let pid = h.pid(&id);
+    assert_eq!(
+        read(format!("/proc/{pid}/cgroup")).trim(),
+        format!("0::{cg}")
+    );
+    assert_eq!(um.prop(&unit, "MemoryMax"), "67108864");
+    assert_eq!(um.prop(&unit, "TasksMax"), "50");
+    assert_eq!(um.prop(&unit, "CPUQuotaPerSecUSec"), "500ms");
+    assert_eq!(um.prop(&unit, "CPUWeight"), "39");
+    let dir = cgroup_dir(&cg);
+    assert_eq!(read(dir.join("memory.max")).trim(), "67108864");
+    assert_eq!(read(dir.join("pids.max")).trim(), "50");
+    assert_eq!(read(dir.join("cpu.max")).trim(), "50000 100000");
+    assert_eq!(read(dir.join("cpu.weight")).trim(), "39");
+
+    // features says the user's instance answers, for this user with this environment.
+    let f = h.cmd_opts(
+        &["features"],
+        CmdOpts {
+            env: vec![(
+                "XDG_RUNTIME_DIR".into(),
+                Some(um.runtime_dir().to_string_lossy().into()),
+            )],
+            ..Default::default()
+        },
+    );
+    let v: serde_json::Value = serde_json::from_str(&f.stdout).unwrap();
+    assert_eq!(v["linux"]["cgroup"]["systemdUser"], json!(true), "{f:?}");
+    // Later commands: no flag and no bus in their environment (the record names it).
+    h.start(&id).assert_ok();
+    let pidfile = h.scratch().join("exec.pid");
+    h.cmd(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        &pidfile.to_string_lossy(),
+        &id,
+        "sleep",
+        "1000",
+    ])
+    .assert_ok();
+    // Runtime started outside the user's subtree: systemd moved the exec'd process in.
+    let epid = read(&pidfile).trim().to_string();
+    assert_eq!(
+        read(format!("/proc/{epid}/cgroup")).trim(),
+        format!("0::{cg}")
+    );
+    let ps = h.cmd(&["ps", "--format", "json", &id]);
+    ps.assert_ok();
+    let pids: Vec<i32> = serde_json::from_str(ps.stdout.trim()).unwrap();
+    assert!(
+        pids.contains(&pid) && pids.contains(&epid.parse().unwrap()),
+        "{pids:?}"
+    );
+
+    h.cmd(&[
+        "update",
+        "--memory",
+        "134217728",
+        "--pids-limit",
+        "60",
+        "--cpu-quota",
+        "25000",
+        &id,
+    ])
+    .assert_ok();
+    assert_eq!(um.prop(&unit, "MemoryMax"), "134217728");
+    assert_eq!(um.prop(&unit, "TasksMax"), "60");
+    assert_eq!(um.prop(&unit, "CPUQuotaPerSecUSec"), "250ms");
+    assert_eq!(read(dir.join("memory.max")).trim(), "134217728");
+    assert_eq!(read(dir.join("pids.max")).trim(), "60");
+    assert_eq!(read(dir.join("cpu.max")).trim(), "25000 100000");
+
+    h.cmd(&["pause", &id]).assert_ok();
+    assert_eq!(h.status(&id), "paused");
+    assert_eq!(read(dir.join("cgroup.freeze")).trim(), "1");
+    h.cmd(&["resume", &id]).assert_ok();
+    assert_eq!(h.status(&id), "running");
+    assert_eq!(read(dir.join("cgroup.freeze")).trim(), "0");
+
+    let ev = h.cmd(&["events", "--stats", &id]);
+    ev.assert_ok();
+    let v: serde_json::Value = serde_json::from_str(ev.stdout.trim()).unwrap();
+    assert_eq!(v["data"]["pids"]["limit"], 60, "{}", ev.stdout);
+    assert!(
+        v["data"]["memory"]["usage"]["usage"].as_u64().unwrap_or(0) > 0,
+        "{}",
+        ev.stdout
+    );
+
+    h.delete_force(&id).assert_ok();
+    assert_eq!(um.prop(&unit, "LoadState"), "not-found");
+    assert!(!dir.exists(), "cgroup left: {}", dir.display());
+    assert!(!pid_alive(pid) && !pid_alive(epid.parse().unwrap()));
+
+    // The bus named by DBUS_SESSION_BUS_ADDRESS (whatever XDG_RUNTIME_DIR says), a slice of
+    // the user's own below user.slice, and a container that exits: its unit goes at delete.
+    let id = h.new_id();
+    let mut b = rootless_bundle_in(&format!("user-hako.slice:hakotest:{id}"), json!({}));
+    b.set_args(&["true"]);
+    let bus = format!("unix:path={}/bus", um.runtime_dir().display());
+    sd_create_env(&h, &id, &b, &[("DBUS_SESSION_BUS_ADDRESS", Some(bus))]).assert_ok();
+    let unit = format!("hakotest-{id}.scope");
+    assert_eq!(um.prop(&unit, "Slice"), "user-hako.slice");
+    let cg = format!("{}/user.slice/user-hako.slice/{unit}", um.cgroup());
+    assert_eq!(um.prop(&unit, "ControlGroup"), cg);
+    h.start(&id).assert_ok();
+    assert!(h.wait_status(&id, "stopped", t(10)));
+    h.delete(&id).assert_ok();
+    assert_eq!(um.prop(&unit, "LoadState"), "not-found");
+    assert!(!cgroup_dir(&cg).exists());
+}
+
+/// Every directory below `dir` whose name is `name`.
+fn find_dirs(dir: &Path, name: &str, out: &mut Vec<PathBuf>) {
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            if e.file_name().to_string_lossy() == name {
+                out.push(e.path());
+            }
+            find_dirs(&e.path(), name, out);
+        }
+    }
+}
+
+/// No user bus: runc's error (its hint, then what failed), exit 1, nothing left. Without
+/// systemd at all (these development hosts) it is the missing-systemd error instead.
+#[test]
+fn a_missing_user_bus_is_runc_s_one_error_and_leaves_nothing() {
+    require_root!();
+    let h = Hako::rootless();
+    let nobus = h.scratch().join("nobus");
+    let cases: Vec<(Vec<Env>, &str)> = vec![
+        (
+            vec![(
+                "DBUS_SESSION_BUS_ADDRESS",
+                Some(format!("unix:path={}", nobus.display())),
+            )],
+            "error while dialing",
+        ),
+        // $XDG_RUNTIME_DIR holds no bus: runc then asks systemctl, which cannot reach one.
+        (
+            vec![("DBUS_SESSION_BUS_ADDRESS", None)],
+            "could not execute `systemctl --user --no-pager show-environment`",
+        ),
+    ];
+    for (env, needle) in cases {
+        let id = h.new_id();
+        let b = rootless_bundle_in(&format!(":hakotest:{id}"), json!({"pids": {"limit": 10}}));
+        let o = sd_create_env(&h, &id, &b, &env);
+        if systemd_booted() {
+            failed(&h, &id, &o, "failed to connect to dbus (hint: for rootless containers, maybe you need to install dbus-user-session package");
+            assert!(o.stderr.contains(needle), "{o:?}");
+        } else {
+            failed(&h, &id, &o, "systemd not running on this host");
+        }
+        let mut left = Vec::new();
+        find_dirs(
+            Path::new("/sys/fs/cgroup"),
+            &format!("hakotest-{id}.scope"),
+            &mut left,
+        );
+        assert!(left.is_empty(), "cgroups left: {left:?}");
+        assert!(processes_using(b.path()).is_empty(), "processes left");
+    }
+    let f = h.cmd(&["features"]);
+    let v: serde_json::Value = serde_json::from_str(&f.stdout).unwrap();
+    assert_eq!(v["linux"]["cgroup"]["systemdUser"], json!(false), "{f:?}");
+}
+
+/// A rootless run without `--systemd-cgroup` never touches the user bus either.
+#[test]
+fn without_the_flag_a_rootless_run_never_connects_to_the_user_bus() {
+    require_root!();
+    let h = Hako::rootless();
+    let sock = h.scratch().join("bus");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    // Anyone may connect, so a connection attempt would show.
+    fs::set_permissions(&sock, fs::Permissions::from_mode(0o777)).unwrap();
+    let id = h.new_id();
+    let mut b = rootless_bundle_in("", json!({}));
+    b.config["linux"]
+        .as_object_mut()
+        .unwrap()
+        .remove("cgroupsPath");
+    b.config["linux"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resources");
+    b.set_args(&["true"]);
+    b.save();
+    h.cmd_opts(
+        &["run", "--bundle", &b.path().to_string_lossy(), &id],
+        CmdOpts {
+            env: vec![(
+                "DBUS_SESSION_BUS_ADDRESS".into(),
+                Some(format!("unix:path={}", sock.display())),
+            )],
+            ..Default::default()
+        },
+    )
+    .assert_ok();
+    match listener.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        r => panic!("the runtime connected to the user bus without --systemd-cgroup: {r:?}"),
     }
 }

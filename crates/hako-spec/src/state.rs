@@ -81,6 +81,11 @@ pub struct CgroupRecord {
     /// stopped at delete. Set once the unit exists, so a failed create stops only its own unit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub systemd_unit: Option<String>,
+    /// The bus socket of the user's own systemd instance that owns `systemd_unit` (rootless
+    /// `--systemd-cgroup`); absent for PID 1's units on the system bus. Later commands reach
+    /// the unit here whatever their environment says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd_user_bus: Option<PathBuf>,
 }
 
 /// Everything a later command (start, kill, delete, state) needs, since it gets no bundle argument.

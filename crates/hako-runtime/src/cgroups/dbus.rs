@@ -400,6 +400,13 @@ impl Bus {
     /// Connects to the unix socket `path`, authenticates as the effective uid (SASL EXTERNAL:
     /// the daemon checks it against the socket's peer credentials) and says Hello.
     pub fn connect(path: &Path) -> Result<Bus> {
+        Bus::connect_as(path, nix::unistd::geteuid().as_raw())
+    }
+
+    /// [`Bus::connect`], claiming `uid`: the caller's uid as the daemon sees it, which differs
+    /// from the effective uid inside a user namespace (the daemon reads the peer's credentials
+    /// in its own namespace).
+    pub fn connect_as(path: &Path, uid: u32) -> Result<Bus> {
         let sock = UnixStream::connect(path).map_err(|source| DbusError::Connect {
             path: path.to_path_buf(),
             source,
@@ -407,7 +414,7 @@ impl Bus {
         let io = |op| move |source| DbusError::Io { op, source };
         sock.set_read_timeout(Some(CALL_TIMEOUT))
             .map_err(io("set timeout"))?;
-        let uid = nix::unistd::geteuid().as_raw().to_string();
+        let uid = uid.to_string();
         let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
         let mut bus = Bus {
             sock,

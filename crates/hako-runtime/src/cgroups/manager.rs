@@ -115,7 +115,10 @@ impl Cgroups {
     fn systemd(&self) -> Result<std::cell::RefMut<'_, Systemd>> {
         let mut s = self.systemd.borrow_mut();
         if s.is_none() {
-            *s = Some(Systemd::connect()?);
+            *s = Some(match &self.rec.systemd_user_bus {
+                Some(p) => Systemd::connect_user_at(p, &format!("unix:path={}", p.display()))?,
+                None => Systemd::connect()?,
+            });
         }
         Ok(std::cell::RefMut::map(s, |s| {
             s.as_mut().expect("connected")
@@ -174,6 +177,54 @@ impl Cgroups {
             unit,
             systemd: RefCell::new(bus),
         })
+    }
+
+    /// `--systemd-cgroup` for a rootless caller (runc's rule, [`crate::init::rootless::systemd_user`]):
+    /// the unit is the user's own systemd instance's, reached over the user bus, in `user.slice`
+    /// by default, below that instance's cgroup
+    /// (`/user.slice/user-UID.slice/user@UID.service/user.slice/x.scope`). Pure cgroup v2 only,
+    /// as with runc. Connects now: a missing user bus is one error before anything exists.
+    pub fn plan_systemd_user(spec: &Spec, id: &str) -> Result<Cgroups> {
+        let raw = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().clone())
+            .unwrap_or_default();
+        let mut place = super::systemd::parse(&raw.to_string_lossy(), id, true)?;
+        if !super::systemd::booted() {
+            return Err(Error::Systemd(super::systemd::NOT_RUNNING.into()));
+        }
+        let info = crate::procinfo::mountinfo()?;
+        let hs = hierarchies(&info);
+        let mountpoint = match &hs[..] {
+            [h] if h.v2 => h.mountpoint.clone(),
+            _ => return Err(Error::Systemd(super::systemd::USER_ON_V1.into())),
+        };
+        let mut bus = Systemd::connect_user()?;
+        let manager = bus.manager_cgroup()?;
+        place.path = manager.join(place.path.strip_prefix("/").unwrap_or(&place.path));
+        let rec = CgroupRecord {
+            layout: "v2".into(),
+            unified: Some(mountpoint.join(place.path.strip_prefix("/").unwrap_or(&place.path))),
+            systemd_user_bus: bus.user_bus().map(Path::to_path_buf),
+            ..Default::default()
+        };
+        Ok(Cgroups {
+            rec,
+            unit: Some(place),
+            systemd: RefCell::new(Some(bus)),
+        })
+    }
+
+    /// Has systemd move `pid` into the container's unit (an `exec` that could not be born in
+    /// the unit's cgroup: an unprivileged runtime outside the user's delegated subtree).
+    pub fn attach_via_systemd(&self, pid: i32) -> Result<()> {
+        let unit = self
+            .rec
+            .systemd_unit
+            .as_deref()
+            .ok_or_else(|| Error::Usage("the container has no systemd unit".into()))?;
+        self.systemd()?.attach(unit, pid)
     }
 
     /// `--systemd-cgroup`: has systemd create the container's unit with `pid` in it and the
@@ -437,6 +488,18 @@ impl Cgroups {
     }
 
     pub fn set(&self, r: &LinuxResources) -> Result<()> {
+        let without_devices;
+        let r = if self.rec.systemd_user_bus.is_some() && r.devices().is_some() {
+            // An unprivileged runtime cannot load a device program (BPF needs privilege), and
+            // its device nodes are the host's, bound: runc ignores the device rules' errors when
+            // rootless. The unit's DevicePolicy/DeviceAllow are still systemd's.
+            let mut c = r.clone();
+            c.set_devices(None);
+            without_devices = c;
+            &without_devices
+        } else {
+            r
+        };
         match self.rec.layout.as_str() {
             "v2" => super::v2::set(
                 self.rec.unified.as_deref().expect("v2 has a unified dir"),

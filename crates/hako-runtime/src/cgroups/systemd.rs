@@ -4,7 +4,7 @@
 //! the runtime. Limits go to the unit as properties (what systemd re-applies on a reload) and then
 //! to the cgroup files directly (what systemd has no property for), as runc does.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hako_spec::oci::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
@@ -106,11 +106,21 @@ pub fn booted() -> bool {
     std::fs::symlink_metadata("/run/systemd/system").is_ok_and(|m| m.is_dir())
 }
 
-/// A connection to systemd's manager object.
+/// runc's wording for a user instance that cannot be reached (`--systemd-cgroup` rootless): the
+/// hint names the package that gives a user its bus, and the document runc points to.
+pub const USER_BUS_HINT: &str = "failed to connect to dbus (hint: for rootless containers, maybe you need to install dbus-user-session package, see https://github.com/opencontainers/runc/blob/master/docs/cgroup-v2.md)";
+
+/// runc's words for a rootless `--systemd-cgroup` on a host whose controllers are v1.
+pub const USER_ON_V1: &str = "cannot use rootless systemd cgroups manager on cgroup v1";
+
+/// A connection to systemd's manager object: PID 1's on the system bus, or a user's own systemd
+/// instance on that user's bus.
 pub struct Systemd {
     bus: Bus,
     version: Option<u32>,
     watching_jobs: bool,
+    /// The user instance's bus socket; None for the system instance.
+    user_bus: Option<PathBuf>,
 }
 
 fn remote_name(e: &DbusError) -> &str {
@@ -120,9 +130,100 @@ fn remote_name(e: &DbusError) -> &str {
     }
 }
 
+/// The user bus's address, as runc finds it (DetectUserDbusSessionBusAddress):
+/// `$DBUS_SESSION_BUS_ADDRESS`, else `$XDG_RUNTIME_DIR/bus` when it exists, else what the user's
+/// systemd says (`systemctl --user show-environment`; only run when the first two fail).
+pub fn user_bus_address() -> std::result::Result<String, String> {
+    if let Some(a) = std::env::var("DBUS_SESSION_BUS_ADDRESS")
+        .ok()
+        .filter(|a| !a.is_empty())
+    {
+        return Ok(a);
+    }
+    if let Some(xdg) = std::env::var_os("XDG_RUNTIME_DIR").filter(|x| !x.is_empty()) {
+        let bus = PathBuf::from(xdg).join("bus");
+        if bus.exists() {
+            return Ok(format!("unix:path={}", bus.display()));
+        }
+    }
+    let cmd = "systemctl --user --no-pager show-environment";
+    let out = std::process::Command::new("systemctl")
+        .args(["--user", "--no-pager", "show-environment"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| {
+            format!(
+                "could not execute `{cmd}`: {}",
+                hako_spec::error::io_text(&e)
+            )
+        })?;
+    if !out.status.success() {
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        let status = match out.status.code() {
+            Some(c) => format!("exit status {c}"),
+            None => "signal: killed".to_string(),
+        };
+        return Err(format!(
+            "could not execute `{cmd}` (output={text:?}): {status}"
+        ));
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("DBUS_SESSION_BUS_ADDRESS=")
+                .map(str::to_string)
+        })
+        .ok_or_else(|| {
+            format!(
+                "could not detect DBUS_SESSION_BUS_ADDRESS from `{cmd}`. Make sure you have \
+                 installed the dbus-user-session or dbus-daemon package and then run: \
+                 `systemctl --user start dbus`"
+            )
+        })
+}
+
+/// The user bus's socket from `$DBUS_SESSION_BUS_ADDRESS` or `$XDG_RUNTIME_DIR/bus` only (no
+/// `systemctl`): for `features`, which must stay quick.
+pub fn user_bus_path_quick() -> Option<PathBuf> {
+    match std::env::var("DBUS_SESSION_BUS_ADDRESS") {
+        Ok(a) if !a.is_empty() => crate::cgroups::dbus::unix_path(&a),
+        _ => std::env::var_os("XDG_RUNTIME_DIR")
+            .filter(|x| !x.is_empty())
+            .map(|x| PathBuf::from(x).join("bus"))
+            .filter(|p| p.exists()),
+    }
+}
+
+/// The caller's uid as the bus daemon sees it: the effective uid, through this process's user
+/// namespace's map when it has one (root in rootless podman's namespace is the user outside).
+/// runc asks `busctl --user status` for the same number (OwnerUID); the map needs no process.
+pub fn owner_uid() -> u32 {
+    let euid = nix::unistd::geteuid().as_raw();
+    std::fs::read_to_string("/proc/self/uid_map")
+        .ok()
+        .and_then(|m| host_uid(&m, euid))
+        .unwrap_or(euid)
+}
+
+/// `id` through a uid_map's lines (`inside outside count`).
+fn host_uid(map: &str, id: u32) -> Option<u32> {
+    map.lines().find_map(|l| {
+        let f: Vec<u64> = l
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        let [inside, outside, count] = f[..] else {
+            return None;
+        };
+        let off = (id as u64).checked_sub(inside)?;
+        (off < count).then(|| (outside + off) as u32)
+    })
+}
+
 impl Systemd {
-    /// Connects to the system bus (the rootless case would need the user instance's bus, which
-    /// hako does not drive yet). Fails with runc's wording when systemd is not there.
+    /// Connects to the system bus. Fails with runc's wording when systemd is not there.
     pub fn connect() -> Result<Systemd> {
         if !booted() {
             return Err(Error::Systemd(NOT_RUNNING.into()));
@@ -133,7 +234,92 @@ impl Systemd {
             bus,
             version: None,
             watching_jobs: false,
+            user_bus: None,
         })
+    }
+
+    /// Connects to the caller's own systemd instance over the user bus ([`user_bus_address`]),
+    /// authenticating as [`owner_uid`], as runc does for a rootless `--systemd-cgroup`. Every
+    /// failure to reach it is runc's one error with its hint.
+    pub fn connect_user() -> Result<Systemd> {
+        if !booted() {
+            return Err(Error::Systemd(NOT_RUNNING.into()));
+        }
+        let fail = |e: String| Error::Systemd(format!("{USER_BUS_HINT}: {e}"));
+        let addr = user_bus_address().map_err(fail)?;
+        let path = crate::cgroups::dbus::unix_path(&addr).ok_or_else(|| {
+            fail(format!(
+                "error while dialing {addr:?}: only unix:path= addresses are supported"
+            ))
+        })?;
+        Systemd::connect_user_at(&path, &addr)
+    }
+
+    /// The user instance whose bus socket is `path` (recorded at create: later commands find
+    /// the unit where it was made, whatever their environment). `addr` names it in errors.
+    pub fn connect_user_at(path: &Path, addr: &str) -> Result<Systemd> {
+        let uid = owner_uid();
+        let bus = Bus::connect_as(path, uid).map_err(|e| {
+            Error::Systemd(format!(
+                "{USER_BUS_HINT}: {}",
+                match e {
+                    DbusError::Connect { path, source } => format!(
+                        "error while dialing {addr:?}: dial unix {}: connect: {}",
+                        path.display(),
+                        hako_spec::error::io_text(&source)
+                    ),
+                    e => format!(
+                        "error while authenticating connection (address={addr:?}, UID={uid}): {e}"
+                    ),
+                }
+            ))
+        })?;
+        Ok(Systemd {
+            bus,
+            version: None,
+            watching_jobs: false,
+            user_bus: Some(path.to_path_buf()),
+        })
+    }
+
+    /// The user instance's bus socket, None for the system instance.
+    pub fn user_bus(&self) -> Option<&Path> {
+        self.user_bus.as_deref()
+    }
+
+    /// The manager's own cgroup (`/user.slice/user-1000.slice/user@1000.service` for a user
+    /// instance): a user instance's slices and units live below it.
+    pub fn manager_cgroup(&mut self) -> Result<PathBuf> {
+        self.bus
+            .call(
+                DEST,
+                PATH,
+                "org.freedesktop.DBus.Properties",
+                "Get",
+                &[Value::str(MANAGER), Value::str("ControlGroup")],
+            )
+            .ok()
+            .and_then(|b| b.first().and_then(Value::as_str).map(PathBuf::from))
+            .filter(|p| p.is_absolute())
+            .ok_or_else(|| {
+                Error::Systemd("unable to get the systemd manager's ControlGroup".into())
+            })
+    }
+
+    /// AttachProcessesToUnit(unit, "", [pid]): systemd moves `pid` into the unit's cgroup. A user
+    /// instance asks PID 1 to do it when it may not itself, so an unprivileged runtime gets a
+    /// process into a unit it could not write into from where it runs.
+    pub fn attach(&mut self, unit: &str, pid: i32) -> Result<()> {
+        self.call(
+            "AttachProcessesToUnit",
+            &[
+                Value::str(unit),
+                Value::str(""),
+                Value::Array("u".into(), vec![Value::U32(pid as u32)]),
+            ],
+        )
+        .map(drop)
+        .map_err(|e| Error::Systemd(format!("attach process {pid} to unit {unit:?}: {e}")))
     }
 
     fn call(&mut self, member: &str, args: &[Value]) -> std::result::Result<Vec<Value>, DbusError> {
@@ -685,6 +871,16 @@ mod tests {
             .to_string()
             .contains("slice:prefix:name"));
         assert!(parse("bad:p:n", "c1", false).is_err());
+    }
+
+    #[test]
+    fn the_owner_uid_comes_through_the_uid_map() {
+        assert_eq!(host_uid("0 0 4294967295\n", 1000), Some(1000));
+        // Root of rootless podman's namespace: the user outside, then its subordinate range.
+        let map = "         0       1000          1\n         1     100000      65536\n";
+        assert_eq!(host_uid(map, 0), Some(1000));
+        assert_eq!(host_uid(map, 1), Some(100000));
+        assert_eq!(host_uid(map, 65537), None);
     }
 
     #[test]

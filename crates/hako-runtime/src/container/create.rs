@@ -90,7 +90,9 @@ fn create_inner(root: &Path, o: &CreateOptions) -> Result<(Created, Locked, Cont
         None
     };
     // Decided (and the path validated) before anything exists.
-    let planned = if caller.is_some() && o.rootless != crate::init::rootless::Mode::Off {
+    let planned = if o.systemd_cgroup && crate::init::rootless::systemd_user(o.rootless, euid) {
+        Cgroups::plan_systemd_user(&bundle.spec, &o.id)?
+    } else if caller.is_some() && o.rootless != crate::init::rootless::Mode::Off {
         let p = crate::cgroups::rootless::plan(&bundle.spec, &o.id, euid)?;
         if p.rec.layout.is_empty() {
             crate::cgroups::rootless::warn_not_applied(

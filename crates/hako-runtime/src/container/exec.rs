@@ -250,6 +250,21 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
             forked = unsafe { sys::clone3(0, Some(fd.as_raw_fd())) };
         }
     }
+    // An unprivileged runtime may not be born in a user instance's unit from where it runs (the
+    // move needs write access to the common ancestor of both cgroups): then systemd moves the
+    // process before it may go on (below). runc leaves it in the caller's cgroup.
+    let mut via_systemd = false;
+    if forked
+        .as_ref()
+        .is_err_and(|e| matches!(e, nix::errno::Errno::EACCES | nix::errno::Errno::EPERM))
+        && into.is_some()
+        && o.sub_cgroups.is_empty()
+        && cg.rec.systemd_user_bus.is_some()
+    {
+        via_systemd = true;
+        // SAFETY: as above.
+        forked = unsafe { sys::clone3(0, None) };
+    }
     drop(into);
     let pid = match forked.op("clone exec process")? {
         sys::Forked::Child => {
@@ -309,6 +324,13 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
         }
         if cg.rec.layout != "v2" {
             cg.apply(pid)?;
+        }
+        if via_systemd {
+            if let Err(e) = cg.attach_via_systemd(pid) {
+                crate::log::warn(&format!(
+                    "exec: the process stays in the caller's cgroup: {e}"
+                ));
+            }
         }
         parent_ch.send(&Msg::Go)?;
         if fork_for_pid {

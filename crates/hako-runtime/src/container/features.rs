@@ -107,8 +107,16 @@ pub fn features() -> Features {
                 v2: true,
                 // Only when systemd answers on the system bus: --systemd-cgroup fails otherwise.
                 systemd: crate::cgroups::systemd::Systemd::connect().is_ok(),
-                // The user instance's bus (rootless) is not driven yet.
-                systemd_user: false,
+                // The caller's own systemd instance answers on the user bus (found as runc
+                // finds it, short of asking systemctl).
+                systemd_user: crate::cgroups::systemd::booted()
+                    && crate::cgroups::systemd::user_bus_path_quick().is_some_and(|p| {
+                        crate::cgroups::dbus::Bus::connect_as(
+                            &p,
+                            crate::cgroups::systemd::owner_uid(),
+                        )
+                        .is_ok()
+                    }),
             },
             seccomp: Seccomp {
                 enabled: seccomp_enabled,

@@ -50,6 +50,21 @@ impl Mode {
     }
 }
 
+/// With `--systemd-cgroup`: whether the unit is the caller's own systemd instance's, over the
+/// user bus, rather than PID 1's (runc's shouldUseRootlessCgroupManager with the systemd
+/// driver): `auto` is on for a non-root euid, and for root inside a user namespace whose root
+/// is an unprivileged user outside (rootless podman's; runc asks `busctl --user status` for
+/// that OwnerUID, hako reads its uid map).
+pub fn systemd_user(mode: Mode, euid: u32) -> bool {
+    match mode {
+        Mode::On => true,
+        Mode::Off => false,
+        Mode::Auto => {
+            euid != 0 || (in_user_namespace() && crate::cgroups::systemd::owner_uid() != 0)
+        }
+    }
+}
+
 /// True inside a user namespace other than the initial one (whose uid map is the full range).
 pub fn in_user_namespace() -> bool {
     std::fs::read_to_string("/proc/self/uid_map")
