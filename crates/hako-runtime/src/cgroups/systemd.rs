@@ -306,7 +306,7 @@ impl Systemd {
             })
     }
 
-    /// AttachProcessesToUnit(unit, "", [pid]): systemd moves `pid` into the unit's cgroup. A user
+    /// `AttachProcessesToUnit(unit, "", [pid])`: systemd moves `pid` into the unit's cgroup. A user
     /// instance asks PID 1 to do it when it may not itself, so an unprivileged runtime gets a
     /// process into a unit it could not write into from where it runs.
     pub fn attach(&mut self, unit: &str, pid: i32) -> Result<()> {
