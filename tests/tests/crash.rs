@@ -73,6 +73,17 @@ fn bundle(place: &Place, script: &str) -> Bundle {
     b
 }
 
+/// The bundle for a crash at `step`: `create:hooks` is reached only when the spec has a hook
+/// that needs the runtime between the init's mounts and `Created` (a spec without any skips
+/// that round trip), so that step gets a prestart hook that does nothing.
+fn bundle_for(place: &Place, script: &str, step: &str) -> Bundle {
+    let mut b = bundle(place, script);
+    if step == "create:hooks" {
+        b.config["hooks"] = json!({"prestart": [{"path": "/bin/true"}]});
+    }
+    b
+}
+
 fn crash_opts(step: &str) -> CmdOpts {
     CmdOpts {
         env: vec![("HAKO_TEST_CRASH_AT".into(), Some(step.into()))],
@@ -132,7 +143,7 @@ fn killed_during_create_leaves_nothing_after_delete_force() {
     for step in CREATE_STEPS {
         let h = Hako::new();
         let place = Place::new();
-        let b = bundle(&place, "sleep 1000");
+        let b = bundle_for(&place, "sleep 1000", step);
         let id = h.new_id();
         h.track(&id);
         b.save();
@@ -159,6 +170,71 @@ fn killed_during_create_leaves_nothing_after_delete_force() {
         }
         force_delete_twice(&h, &id, step);
         assert_clean(&h, &b, &place, step);
+    }
+}
+
+/// `run` shares create's steps up to the init's `Created`, then records `running` and releases
+/// the init over the channel (no `created` record, no start socket): `run:saved` is after that
+/// record and before `Start`, `run:released` after the init exec'd.
+const RUN_STEPS: &[&str] = &[
+    "create:claimed",
+    "create:recorded",
+    "create:cloned",
+    "create:cgroups",
+    "create:hooks",
+    "create:init-ready",
+    "run:saved",
+    "run:released",
+];
+
+#[test]
+fn killed_during_run_leaves_nothing_after_delete_force() {
+    require_root!();
+    for step in RUN_STEPS {
+        for detach in [true, false] {
+            let what = format!("{step} (detach: {detach})");
+            let h = Hako::new();
+            let place = Place::new();
+            let mut b = bundle_for(&place, "touch /out/ran; exec sleep 1000", step);
+            let out = b.out_dir();
+            let id = h.new_id();
+            h.track(&id);
+            b.save();
+            let mut args = vec!["run", "--bundle"];
+            let bundle = b.path().to_string_lossy().to_string();
+            args.push(&bundle);
+            if detach {
+                args.push("-d");
+            }
+            args.push(&id);
+            let o = h.cmd_opts(&args, crash_opts(step));
+            assert_eq!(o.code, KILLED, "{what}: run was not killed: {}", o.stderr);
+            match *step {
+                "create:claimed" => {}
+                // Recorded `running` but killed before `Start`: the init exits (EOF) and never
+                // ran the user's process.
+                "run:saved" => {
+                    assert!(
+                        h.wait_status(&id, "stopped", T),
+                        "{what}: init outlived its runtime"
+                    );
+                    assert!(!out.join("ran").exists(), "{what}: the process ran");
+                }
+                // Released: the container runs, recorded with its pid, and outlives the runtime.
+                "run:released" => {
+                    assert_eq!(h.status(&id), "running", "{what}");
+                    let pid = h.pid(&id);
+                    assert!(pid_alive(pid), "{what}: init {pid} died with `run`");
+                    assert!(wait_for(T, || out.join("ran").exists()), "{what}");
+                }
+                _ => {
+                    assert_eq!(h.state(&id)["status"], "creating", "{what}");
+                    assert!(!out.join("ran").exists(), "{what}: the process ran");
+                }
+            }
+            force_delete_twice(&h, &id, &what);
+            assert_clean(&h, &b, &place, &what);
+        }
     }
 }
 

@@ -137,6 +137,94 @@ fn run_runs_poststop_after_exit() {
     );
 }
 
+/// `run` meets the init between its mounts and `Created` only for hooks that need it: a spec
+/// with exactly one hook of each kind still runs it, with the state of its moment, before the
+/// process (poststart: once it runs), and a spec with none runs the process alone.
+#[test]
+fn run_with_one_hook_of_each_kind() {
+    require_root!();
+    let h = Hako::new();
+    for kind in [
+        "",
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+    ] {
+        let mut b = Bundle::new();
+        let out = b.out_dir();
+        let host = out.to_str().unwrap().to_string();
+        if !kind.is_empty() {
+            // startContainer runs inside the container, after pivot_root.
+            let dir = if kind == "startContainer" {
+                "/out"
+            } else {
+                &host
+            };
+            b.config["hooks"] = json!({ kind: [recording_hook(kind, dir)] });
+        }
+        b.set_sh("echo process >> /out/hooks.log");
+        let id = h.new_id();
+        h.run(&id, &b).assert_ok();
+        let log = read(out.join("hooks.log"));
+        if kind.is_empty() {
+            assert_eq!(log, "process\n");
+            continue;
+        }
+        if kind == "poststart" {
+            // Runs once the process runs: in either order with its output.
+            let mut lines: Vec<&str> = log.lines().collect();
+            lines.sort();
+            assert_eq!(lines, ["poststart", "process"], "{kind}: {log}");
+        } else {
+            assert_eq!(log, format!("{kind}\nprocess\n"), "{kind}");
+        }
+        let st = hook_state(&out, kind);
+        assert_eq!(st["id"], id.as_str(), "{kind}: {st}");
+        let want = if kind == "poststart" {
+            "running"
+        } else {
+            "creating"
+        };
+        if kind != "startContainer" {
+            assert_eq!(st["status"], want, "{kind}: {st}");
+        }
+        assert_nothing_left(&h, &id, &b);
+    }
+}
+
+/// A failing startContainer hook through `run`: the init reports it over its channel (no start
+/// socket), `run` fails with the hook's words, the process never ran and nothing is left.
+#[test]
+fn failing_start_container_hook_fails_run() {
+    require_root!();
+    let h = Hako::new();
+    for detach in [false, true] {
+        let mut b = Bundle::new();
+        let out = b.out_dir();
+        b.config["hooks"] = json!({ "startContainer": [sh_hook("echo no-start >&2; exit 4")] });
+        b.set_sh("echo ran > /out/ran");
+        let id = h.new_id();
+        let o = if detach {
+            h.run_with(&id, &b, &["-d"])
+        } else {
+            h.run(&id, &b)
+        };
+        if testing_runc() && o.code == 0 {
+            eprintln!("runc 1.1: run succeeds although the startContainer hook failed");
+            continue;
+        }
+        o.assert_err();
+        assert!(
+            o.stderr.contains("startContainer") && o.stderr.contains("no-start"),
+            "{o:?}"
+        );
+        assert!(!out.join("ran").exists(), "the process ran");
+        assert_nothing_left(&h, &id, &b);
+    }
+}
+
 #[test]
 fn hook_args_and_env() {
     require_root!();

@@ -374,6 +374,57 @@ fn run_detach() {
     h.delete(&id).assert_ok();
 }
 
+/// `run` releases the init over its channel: the container is `running` with the init's pid
+/// as soon as `run -d` returns (the pid file says the same), there is no start socket to connect
+/// to, and `start` refuses it as runc does a running container.
+#[test]
+fn run_detach_is_running_with_its_pid_and_no_start_socket() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::sh("echo $$ > /out/pid; exec sleep 100");
+    let out = b.out_dir();
+    let id = h.new_id();
+    // What the state directory holds while the init sets up (a createContainer hook runs on the
+    // host's side of the mounts): `create` makes the start socket there, `run` has no use for it.
+    b.config["hooks"] = json!({"createContainer": [{
+        "path": "/bin/sh",
+        "args": ["sh", "-c", format!("ls -A {} > {}/ls", h.state_dir(&id).display(), out.display())],
+    }]});
+    let pf = h.scratch().join("run.pid");
+    h.run_with(&id, &b, &["-d", "--pid-file", pf.to_str().unwrap()])
+        .assert_ok();
+    let st = h.state(&id);
+    assert_eq!(st["status"], "running", "{st}");
+    let pid = st["pid"].as_i64().unwrap() as i32;
+    assert_eq!(read(&pf), pid.to_string());
+    assert!(pid_alive(pid));
+    // The recorded pid is the container's init (pid 1 inside), and it runs the user's process.
+    assert!(wait_for(T, || read(out.join("pid")).trim() == "1"));
+    assert!(
+        wait_for(T, || {
+            fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.starts_with("sleep\0"))
+        }),
+        "pid {pid} is not the container's process"
+    );
+    let listed = read(out.join("ls"));
+    assert!(listed.contains("state.json"), "{listed:?}");
+    if !testing_runc() {
+        assert!(
+            !listed.contains("start.sock"),
+            "run made a start socket: {listed:?}"
+        );
+    }
+    let o = h.start(&id);
+    o.assert_err();
+    assert!(
+        o.stderr
+            .contains("cannot start an already running container"),
+        "{o:?}"
+    );
+    h.delete_force(&id).assert_ok();
+}
+
 #[test]
 fn run_keep_keeps_state() {
     require_root!();

@@ -13,7 +13,7 @@ use nix::unistd::Pid;
 
 use crate::cgroups::Cgroups;
 use crate::container::hooks;
-use crate::container::lifecycle::{delete_locked, sock_path, start_locked};
+use crate::container::lifecycle::{delete_locked, sock_path};
 use crate::container::store::{self, Locked, Store};
 use crate::error::{Context, Error, Result};
 use crate::init::channel::{self, Msg};
@@ -45,17 +45,34 @@ pub struct Created {
     pub console: Option<OwnedFd>,
 }
 
+/// Which command creates: `create` leaves the init waiting on the start socket for `start`;
+/// `run` releases it over the channel at once (no socket, no `created` record in between).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Create,
+    Run,
+}
+
+/// A `run`'s container, recorded `running` and released (`Start` sent), its exec not yet
+/// confirmed: the lock and the channel the init answers on.
+struct Released {
+    created: Created,
+    lock: Locked,
+    rec: ContainerRecord,
+    channel: channel::Channel,
+}
+
 fn now_rfc3339() -> String {
     humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
 }
 
 pub fn create(root: &Path, o: &CreateOptions) -> Result<Created> {
-    create_inner(root, o).map(|(created, _, _)| created)
+    create_inner(root, o, Mode::Create).map(|r| r.created)
 }
 
-/// `create`, also handing back the locked state directory and the record, so `run` goes on
-/// without reading back what it just wrote.
-fn create_inner(root: &Path, o: &CreateOptions) -> Result<(Created, Locked, ContainerRecord)> {
+/// `create` or the creating part of `run`, also handing back the locked state directory and the
+/// record (so `run` goes on without reading back what it just wrote) and the channel.
+fn create_inner(root: &Path, o: &CreateOptions, mode: Mode) -> Result<Released> {
     // With --debug, each phase's duration is one debug line when its span closes (log.rs).
     let _create = tracing::debug_span!("create").entered();
     let config = tracing::debug_span!("config").entered();
@@ -65,8 +82,11 @@ fn create_inner(root: &Path, o: &CreateOptions) -> Result<(Created, Locked, Cont
         log::debug(&format!("config.json: ignoring unknown property {f}"));
     }
     crate::container::support::check(&bundle.spec)?;
-    // Optional until `start` (runtime spec).
+    // Optional until `start` (runtime spec), which `run` is too: refused before anything exists.
     let process = bundle.spec.process().as_ref();
+    if mode == Mode::Run && process.is_none() {
+        return Err(Error::Usage(entry::NO_PROCESS.into()));
+    }
     let terminal = process.and_then(|p| p.terminal()).unwrap_or(false);
     crate::init::console::check_flags(terminal, !o.foreground, o.console_socket.is_some())?;
     let plan = namespaces::plan(&bundle.spec);
@@ -141,6 +161,7 @@ fn create_inner(root: &Path, o: &CreateOptions) -> Result<(Created, Locked, Cont
         &plan,
         o,
         Decided {
+            mode,
             planned,
             caller,
             seccomp: seccomp.as_ref(),
@@ -149,7 +170,12 @@ fn create_inner(root: &Path, o: &CreateOptions) -> Result<(Created, Locked, Cont
         &mut rec,
     );
     match r {
-        Ok(created) => Ok((created, lock, rec)),
+        Ok((created, channel)) => Ok(Released {
+            created,
+            lock,
+            rec,
+            channel,
+        }),
         Err(e) => {
             if let Some(pid) = made.child {
                 let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
@@ -165,9 +191,11 @@ fn create_inner(root: &Path, o: &CreateOptions) -> Result<(Created, Locked, Cont
     }
 }
 
-/// Decided before anything exists: where the cgroups go, and who the runtime is (`None` for
-/// root; an unprivileged caller's ids otherwise, see crate::init::rootless).
+/// Decided before anything exists: which command creates, where the cgroups go, and who the
+/// runtime is (`None` for root; an unprivileged caller's ids otherwise, see
+/// crate::init::rootless).
 struct Decided<'a> {
+    mode: Mode,
     planned: Cgroups,
     caller: Option<crate::init::idmap::Caller>,
     /// `linux.seccomp`, compiled.
@@ -189,15 +217,20 @@ fn create_locked(
     decided: Decided,
     made: &mut Made,
     rec: &mut ContainerRecord,
-) -> Result<Created> {
+) -> Result<(Created, channel::Channel)> {
     let Decided {
+        mode,
         planned,
         caller,
         seccomp,
     } = decided;
     let spec = &bundle.spec;
-    let listener =
-        UnixListener::bind(sock_path(lock)).ctx("listen", lock.path(store::START_SOCKET))?;
+    let listener = match mode {
+        Mode::Create => Some(
+            UnixListener::bind(sock_path(lock)).ctx("listen", lock.path(store::START_SOCKET))?,
+        ),
+        Mode::Run => None,
+    };
     let terminal = spec
         .process()
         .as_ref()
@@ -364,26 +397,29 @@ fn create_locked(
     rec.cgroup = cgroups.rec.clone();
     lock.save(rec)?;
     crate::container::crash::point("create:cgroups");
-    match parent_ch.expect("container init")? {
-        Msg::RunRuntimeHooks => {}
-        m => return Err(Error::Init(format!("unexpected message {m:?}"))),
-    }
-    crate::container::crash::point("create:hooks");
     let state = serde_json::to_string(&rec.hook_state(Status::Creating)).expect("serializes");
-    // runc runs these in the bundle (`create` chdirs there).
-    let dir = Some(bundle.dir.as_path());
-    let hooks_span = tracing::debug_span!("hooks prestart+createRuntime").entered();
-    hooks::run_all(spec.hooks().as_ref(), hooks::Kind::Prestart, &state, dir)?;
-    hooks::run_all(
-        spec.hooks().as_ref(),
-        hooks::Kind::CreateRuntime,
-        &state,
-        dir,
-    )?;
-    drop(hooks_span);
-    parent_ch.send(&Msg::HooksDone {
-        state: state.clone(),
-    })?;
+    // The init asks only when a hook needs us here (the same test on its side).
+    if hooks::need_create_round_trip(spec.hooks().as_ref()) {
+        match parent_ch.expect("container init")? {
+            Msg::RunRuntimeHooks => {}
+            m => return Err(Error::Init(format!("unexpected message {m:?}"))),
+        }
+        crate::container::crash::point("create:hooks");
+        // runc runs these in the bundle (`create` chdirs there).
+        let dir = Some(bundle.dir.as_path());
+        let hooks_span = tracing::debug_span!("hooks prestart+createRuntime").entered();
+        hooks::run_all(spec.hooks().as_ref(), hooks::Kind::Prestart, &state, dir)?;
+        hooks::run_all(
+            spec.hooks().as_ref(),
+            hooks::Kind::CreateRuntime,
+            &state,
+            dir,
+        )?;
+        drop(hooks_span);
+        parent_ch.send(&Msg::HooksDone {
+            state: state.clone(),
+        })?;
+    }
     // The init's remaining setup (its own phases are logged by the init).
     let _init = tracing::debug_span!("init").entered();
     loop {
@@ -400,6 +436,17 @@ fn create_locked(
     let console = own_console
         .map(|s| crate::init::console::recv_master(&s))
         .transpose()?;
+    if mode == Mode::Run {
+        // Straight from `creating` to `running`: no caller of `run` can start it, so a `created`
+        // record (and its rename) would only be a window for `state` to look through. Still
+        // recorded before the init may exec, which it does on `Start` and never on EOF.
+        rec.status = Status::Running;
+        lock.save(rec)?;
+        crate::container::crash::point("run:saved");
+        parent_ch.send(&Msg::Start)?;
+        log::debug(&format!("run {}: released, init pid {pid}", o.id));
+        return Ok((Created { pid, console }, parent_ch));
+    }
     rec.status = Status::Created;
     lock.save(rec)?;
     crate::container::crash::point("create:saved");
@@ -409,7 +456,17 @@ fn create_locked(
     if let Some(pf) = &o.pid_file {
         store::write_atomic(pf, &pid.to_string())?;
     }
-    Ok(Created { pid, console })
+    Ok((Created { pid, console }, parent_ch))
+}
+
+/// After `Start`: EOF means the init exec'd (the channel is close-on-exec), an `Error` is why it
+/// could not (a startContainer hook, execve).
+fn exec_verdict(ch: &channel::Channel) -> Result<()> {
+    match ch.recv_or_eof("container init")? {
+        None => Ok(()),
+        Some(Msg::Error(e)) => Err(Error::Init(e)),
+        Some(m) => Err(Error::Init(format!("unexpected message {m:?}"))),
+    }
 }
 
 /// Notes the init's pid and start time in the record, written with the cgroups right after the
@@ -468,14 +525,35 @@ pub fn run(root: &Path, o: &CreateOptions, detach: bool, keep: bool) -> Result<i
         Some(crate::container::foreground::prepare()?)
     };
     // The record stays in memory from create to delete: nothing is read back from disk.
-    let (created, lock, mut rec) = create_inner(root, o)?;
-    // The lock is let go inside: `state`, `kill`, `exec` … take it while the container runs.
-    if let Err(e) = start_locked(lock, &mut rec) {
+    let Released {
+        created,
+        lock,
+        rec,
+        channel,
+    } = create_inner(root, o, Mode::Run)?;
+    // `state`, `kill`, `exec` … take the lock while the container runs; let go before the wait
+    // for the exec (a container paused meanwhile would hold us until `resume`).
+    drop(lock.unlock());
+    if let Err(e) = exec_verdict(&channel).and_then(|()| {
+        crate::container::crash::point("run:released");
+        log::debug(&format!(
+            "run {}: container init {} exec'd",
+            o.id, created.pid
+        ));
+        match &o.pid_file {
+            Some(pf) => store::write_atomic(pf, &created.pid.to_string()),
+            None => Ok(()),
+        }
+    }) {
         if let Ok(lock) = Store::existing(root).lock(&o.id) {
             let _ = delete_locked(&o.id, lock, rec, true);
         }
         return Err(e);
     }
+    drop(channel);
+    let state = serde_json::to_string(&rec.hook_state(Status::Running)).expect("serializes");
+    // The spec: a failing poststart hook is a warning; the rest run and the container lives on.
+    hooks::run_all_warn(rec.config.hooks().as_ref(), hooks::Kind::Poststart, &state);
     let Some(forwarded) = forwarded else {
         return Ok(0);
     };

@@ -53,6 +53,22 @@ impl Kind {
     }
 }
 
+/// Whether the runtime and the init must meet between the init's mounts and its `Created`
+/// (RunRuntimeHooks/HooksDone): only for hooks that run there, or that need the state the
+/// runtime hands over then (createContainer and startContainer hooks get it on stdin).
+pub fn need_create_round_trip(hooks: Option<&Hooks>) -> bool {
+    hooks.is_some_and(|h| {
+        [
+            Kind::Prestart,
+            Kind::CreateRuntime,
+            Kind::CreateContainer,
+            Kind::StartContainer,
+        ]
+        .into_iter()
+        .any(|k| !k.of(h).is_empty())
+    })
+}
+
 /// Runs every hook of `kind` in order; the first failure stops the rest and is returned. `cwd`:
 /// the hooks' working directory (runc's: the bundle for the runtime's hooks at create, the
 /// container's root for createContainer); None keeps ours.
@@ -249,6 +265,24 @@ mod tests {
 
     fn hook(json: &str) -> Hook {
         serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn round_trip_only_for_hooks_of_create_and_start() {
+        let hooks = |json: &str| -> Hooks { serde_json::from_str(json).unwrap() };
+        assert!(!need_create_round_trip(None));
+        assert!(!need_create_round_trip(Some(&hooks("{}"))));
+        let none_there = r#"{"prestart":[],"poststart":[{"path":"/bin/true"}],"poststop":[{"path":"/bin/true"}]}"#;
+        assert!(!need_create_round_trip(Some(&hooks(none_there))));
+        for kind in [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+        ] {
+            let h = hooks(&format!(r#"{{"{kind}":[{{"path":"/bin/true"}}]}}"#));
+            assert!(need_create_round_trip(Some(&h)), "{kind}");
+        }
     }
 
     #[test]

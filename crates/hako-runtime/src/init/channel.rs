@@ -33,6 +33,10 @@ pub enum Msg {
     /// runtime → init: the record says `created`; the init may outlive the runtime now. Until
     /// this arrives an init whose runtime died exits (EOF), so nothing runs without a record.
     Keep,
+    /// runtime → init (`run` instead of `Keep`): the record says `running`; run the
+    /// startContainer hooks and exec now, with no start socket in between. From here the init
+    /// reports a failure as one `Error` (written with write(2)) and EOF means it exec'd.
+    Start,
     /// exec child → runtime: everything is applied, only execve is left.
     ExecReady,
     /// runtime → exec child: go on and exec; without it (EOF: the runtime died before the
@@ -139,19 +143,28 @@ impl Channel {
     /// for `want` with plain write(2)/read(2), which no usable profile denies (send/recv may be).
     /// False when the runtime went away (EOF or any other message).
     pub fn handshake_raw(&self, msg: Option<&Msg>, want: &Msg) -> bool {
+        self.reply_raw(msg).as_ref() == Some(want)
+    }
+
+    /// Like [`Channel::handshake_raw`], but returns the runtime's answer (one of several
+    /// allowed); `None` when the runtime went away or sent something unreadable.
+    pub fn reply_raw(&self, msg: Option<&Msg>) -> Option<Msg> {
         if let Some(m) = msg {
-            let buf = serde_json::to_vec(m).expect("messages serialize");
-            if crate::sys::retry(|| nix::unistd::write(&self.fd, &buf)).is_err() {
-                return false;
+            if !self.send_raw(m) {
+                return None;
             }
         }
+        // Only the short answers come this way (`Keep`, `Start`, `Proceed`).
         let mut buf = [0u8; 64];
-        let n = match crate::sys::retry(|| nix::unistd::read(&self.fd, &mut buf)) {
-            Ok(n) => n,
-            Err(_) => return false,
-        };
-        let want = serde_json::to_vec(want).expect("messages serialize");
-        n > 0 && buf[..n] == want[..]
+        let n = crate::sys::retry(|| nix::unistd::read(&self.fd, &mut buf)).ok()?;
+        serde_json::from_slice(&buf[..n]).ok()
+    }
+
+    /// Sends `msg` with plain write(2), for a process whose seccomp filter may deny send(2);
+    /// false when it could not.
+    pub fn send_raw(&self, msg: &Msg) -> bool {
+        let buf = serde_json::to_vec(msg).expect("messages serialize");
+        crate::sys::retry(|| nix::unistd::write(&self.fd, &buf)).is_ok()
     }
 
     /// Init or exec child: a seccomp listener fd for the agent. The runtime copies it

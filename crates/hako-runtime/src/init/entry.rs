@@ -27,7 +27,9 @@ pub struct InitArgs<'a> {
     pub bundle: &'a Path,
     pub plan: &'a Plan,
     pub channel: Channel,
-    pub listener: UnixListener,
+    /// `create`: the start socket `start` connects to. `run` has none: the runtime releases the
+    /// init with `Start` over the channel.
+    pub listener: Option<UnixListener>,
     pub console: Option<OwnedFd>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
@@ -83,6 +85,8 @@ struct Ready {
     /// None for a config without `process` (allowed until `start`, which refuses it).
     process: Option<process::Ready>,
     state: String,
+    /// `run`: the runtime sent `Start` (the record says `running`), no start socket to wait on.
+    started: bool,
 }
 
 fn setup(a: &InitArgs) -> Result<Ready> {
@@ -201,10 +205,16 @@ fn setup(a: &InitArgs) -> Result<Ready> {
     };
     drop(mounts);
     join_cgroups()?;
-    a.channel.send(&Msg::RunRuntimeHooks)?;
-    let state = match a.channel.expect("runtime")? {
-        Msg::HooksDone { state } => state,
-        m => return Err(Error::Init(format!("unexpected message {m:?}"))),
+    // Without hooks that run here or later at create/start, nothing needs the runtime between
+    // the mounts and `Created` (the state is only for those hooks' stdin): no round trip.
+    let state = if hooks::need_create_round_trip(spec.hooks().as_ref()) {
+        a.channel.send(&Msg::RunRuntimeHooks)?;
+        match a.channel.expect("runtime")? {
+            Msg::HooksDone { state } => state,
+            m => return Err(Error::Init(format!("unexpected message {m:?}"))),
+        }
+    } else {
+        String::new()
     };
     // runc's working directory for these: the container's root, with its mounts (before
     // pivot_root, seen from the host's side).
@@ -283,7 +293,10 @@ fn setup(a: &InitArgs) -> Result<Ready> {
     let mut notify = |fd: OwnedFd| a.channel.hand_over_seccomp_fd(fd);
     let fds = process::PassFds {
         preserve: a.preserve_fds,
-        skip: &[a.listener.as_raw_fd(), a.channel.raw()],
+        skip: &[
+            a.listener.as_ref().map_or(-1, |l| l.as_raw_fd()),
+            a.channel.raw(),
+        ],
     };
     // In a user namespace whose gid map was written without setgroups "deny" we may setgroups.
     // The seccomp filter is on when this returns: the start handshake and startContainer hooks
@@ -306,22 +319,41 @@ fn setup(a: &InitArgs) -> Result<Ready> {
         .transpose()?;
     drop(exec);
     a.channel.send(&Msg::Created)?;
-    if !a.channel.handshake_raw(None, &Msg::Keep) {
-        // The runtime died before it recorded `created`: nothing may run unrecorded.
+    // `Keep` (create: wait for `start` on the socket) or `Start` (run: exec now), each sent only
+    // once the record says `created` or `running`.
+    let started = match (a.channel.reply_raw(None), &a.listener) {
+        (Some(Msg::Keep), Some(_)) => false,
+        (Some(Msg::Start), None) => true,
+        // The runtime died before it recorded the container: nothing may run unrecorded.
         // SAFETY: leaves without running the runtime's destructors.
-        unsafe { libc::_exit(1) }
-    }
-    Ok(Ready { process, state })
+        _ => unsafe { libc::_exit(1) },
+    };
+    Ok(Ready {
+        process,
+        state,
+        started,
+    })
 }
 
 /// `start` of a container created from a config without `process`.
 pub const NO_PROCESS: &str =
     "process: not set in config.json: a container without a process cannot be started";
 
-/// Blocks until `start` connects to the start socket, then runs startContainer hooks and execs.
+/// Blocks until `start` connects to the start socket (`run`: goes on at once), then runs
+/// startContainer hooks and execs.
 fn wait_and_exec(a: &InitArgs, ready: Ready) -> i32 {
+    if ready.started {
+        // EOF on the channel (close-on-exec) tells `run` the exec happened; a failure is one
+        // `Error`, written with write(2), which no usable seccomp profile denies.
+        let e = start_and_exec(a, ready);
+        let _ = a.channel.send_raw(&Msg::Error(e));
+        return 1;
+    }
+    let Some(listener) = &a.listener else {
+        return 1;
+    };
     let conn = loop {
-        let conn = match a.listener.accept() {
+        let conn = match listener.accept() {
             Ok((c, _)) => c,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => return 1,
@@ -344,19 +376,23 @@ fn wait_and_exec(a: &InitArgs, ready: Ready) -> i32 {
     if std::io::Read::read(&mut &conn, &mut b).unwrap_or(0) != 1 {
         return 1;
     }
+    fail(start_and_exec(a, ready))
+}
+
+/// startContainer hooks, then execve; returns only on failure, with the error's text. Only
+/// stdio and the preserved fds cross execve (marked at create; the start connection is
+/// close-on-exec from accept4, the channel from socketpair).
+fn start_and_exec(a: &InitArgs, ready: Ready) -> String {
     if let Err(e) = hooks::run_all(
         a.spec.hooks().as_ref(),
         hooks::Kind::StartContainer,
         &ready.state,
         None,
     ) {
-        return fail(e.to_string());
+        return e.to_string();
     }
     let Some(process) = ready.process else {
-        return fail(NO_PROCESS.into());
+        return NO_PROCESS.into();
     };
-    // Only stdio and the preserved fds cross execve (marked at create; `conn` is close-on-exec
-    // from accept4). Returns only on failure.
-    let e = process.exec();
-    fail(e.to_string())
+    process.exec().to_string()
 }
