@@ -446,15 +446,23 @@ impl Drop for UserManager {
     }
 }
 
-/// A bundle the test user can run: its own ids mapped to root in a user namespace (as
-/// `spec --rootless` writes), no network namespace, devpts without gid=5.
+/// A bundle the test user can run, shaped as `runc spec --rootless` writes it: its own ids
+/// mapped to root in a user namespace, a cgroup namespace, no network namespace (so /sys is an
+/// rbind of the host's), devpts without gid=5.
 fn rootless_bundle_in(cgroups_path: &str, resources: serde_json::Value) -> Bundle {
     let u = test_user();
     let mut b = bundle_in(cgroups_path, resources);
     let c = &mut b.config;
     c["linux"]["namespaces"] = json!([
-        {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "user"}
+        {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "user"},
+        {"type": "cgroup"}
     ]);
+    for m in c["mounts"].as_array_mut().unwrap() {
+        if m["destination"] == "/sys" {
+            *m = json!({"destination": "/sys", "type": "none", "source": "/sys",
+                        "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
+        }
+    }
     c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": u.uid, "size": 1}]);
     c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": u.gid, "size": 1}]);
     for m in c["mounts"].as_array_mut().unwrap() {
@@ -580,6 +588,22 @@ fn rootless_scope_is_the_user_instance_s_with_its_limits_until_delete() {
     assert_eq!(
         read(format!("/proc/{epid}/cgroup")).trim(),
         format!("0::{cg}")
+    );
+    // Inside: the container's /sys/fs/cgroup is its own cgroup (a fresh cgroupfs cannot go on
+    // the host's /sys bound there: the bind of the scope's directory, as runc), at the root of
+    // its cgroup namespace.
+    let inside = h.cmd(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "cat /proc/self/cgroup /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max",
+    ]);
+    inside.assert_ok();
+    assert_eq!(
+        inside.stdout.split_whitespace().collect::<Vec<_>>(),
+        ["0::/", "67108864", "50"],
+        "{inside:?}"
     );
     let ps = h.cmd(&["ps", "--format", "json", &id]);
     ps.assert_ok();

@@ -29,6 +29,17 @@ pub fn own_path(h: &Hierarchy, proc_cgroup: &str) -> PathBuf {
     PathBuf::from("/")
 }
 
+/// /proc/self/cgroup as the init read it just before it unshared its cgroup namespace: the host
+/// paths of its cgroups, which inside the namespace all read `/`.
+static BEFORE_CGROUPNS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Called by the init right before it unshares its cgroup namespace (see [`BEFORE_CGROUPNS`]).
+pub fn remember_host_cgroups() {
+    if let Ok(t) = std::fs::read_to_string("/proc/self/cgroup") {
+        let _ = BEFORE_CGROUPNS.set(t);
+    }
+}
+
 /// A `cgroup`/`cgroup2` entry of `mounts[]`. With a private cgroup namespace a fresh mount shows
 /// only the namespace's subtree; without one we bind the container's own cgroup directories so the
 /// host hierarchy above them is not exposed.
@@ -74,13 +85,23 @@ pub fn mount_in_container(ctx: &MountCtx, m: &Mount, opts: &Options) -> Result<(
                 Ok(()) => return Ok(()),
                 // A user namespace that does not own the cgroup namespace (rootless, whose
                 // caller sits at the root of one it does not own) may not mount a fresh
-                // instance: bind the caller's own cgroup instead, as runc does.
-                Err(nix::errno::Errno::EPERM) => {}
+                // instance (EPERM); and a /sys bound from the host (rootless without a network
+                // namespace) already has this hierarchy's superblock at the target, where the
+                // kernel refuses the same one again (EBUSY). Either way: bind the container's
+                // own cgroup instead, as runc does.
+                Err(nix::errno::Errno::EPERM | nix::errno::Errno::EBUSY) => {}
                 Err(e) => return Err(crate::error::Error::path("mount cgroup", &shown, e)),
             }
         }
         {
-            let rel = own_path(h, &own);
+            // Inside a cgroup namespace every path reads `/`: the host path is the one read
+            // before the unshare, else the bind would show the whole hierarchy.
+            let host = if cgroupns {
+                BEFORE_CGROUPNS.get().unwrap_or(&own)
+            } else {
+                &own
+            };
+            let rel = own_path(h, host);
             let src = h
                 .mountpoint
                 .join(rel.strip_prefix("/").unwrap_or(Path::new("")));

@@ -163,6 +163,10 @@ fn setup(a: &InitArgs) -> Result<Ready> {
             m => return Err(Error::Init(format!("unexpected message {m:?}"))),
         }
         if a.plan.new_cgroup {
+            if in_userns {
+                // Only a user namespace may be refused a fresh cgroupfs (cgroups::mount).
+                crate::cgroups::mount::remember_host_cgroups();
+            }
             nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).op("unshare cgroup namespace")?;
         }
         in_cgroups = true;
