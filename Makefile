@@ -108,7 +108,7 @@ bench-systemd: deps vm-deps release
 # (docs/integration.md).
 integration:
 	@$(MAKE) --no-print-directory deps EXTRA_PKGS="$(INTEGRATION_PKGS)"
-	$(CARGO) build --release -p hako
+	@$(MAKE) --no-print-directory release
 	criu=$$($(CRIU_INSTALL)) && PATH=$$(dirname $$criu):$$PATH integration/run.sh
 
 # The cgroup v2 test set in one boot of a pure-v2 QEMU guest (../shared/vm): tests/tests/cgroups.rs
@@ -169,7 +169,7 @@ SD_INT := $(TMP)/integration-systemd
 test-systemd: deps vm-deps
 	@$(MAKE) --no-print-directory deps EXTRA_PKGS="$(INTEGRATION_PKGS) $(SYSTEMD_PKGS)"
 	$(CARGO) build -p hako
-	$(CARGO) build --release -p hako
+	@$(MAKE) --no-print-directory release
 	@mkdir -p $(TMP)
 	@rm -rf $(SD_INT)
 	$(CARGO) test -p hako-tests --test systemd --no-run --message-format=json | \
