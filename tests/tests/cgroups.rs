@@ -1603,3 +1603,81 @@ fn exec_joins_sub_cgroups() {
         h.delete_force(&id).assert_ok();
     }
 }
+
+/// The init is in each of the container's cgroups before anything of the user's runs, the same
+/// ones the runtime used to move it into: a createRuntime hook (before any user code) reads the
+/// init's /proc/PID/cgroup, and so does the container's process. On v1 the init moves itself
+/// into each hierarchy (it writes `0` into the `tasks` file the runtime opened), on the hybrid
+/// it is born in the v2 directory; in a user namespace the write must still be allowed, and the
+/// cgroup namespace must be rooted at the container's cgroup, so the move comes before it.
+fn in_every_cgroup_before_user_code(userns: bool, cgroupns: bool) {
+    let p = Parent::new();
+    let h = Hako::new();
+    let mut b = bundle_in(&p, "cat /proc/self/cgroup");
+    let out = h.scratch().join(format!("hook-{}", unique()));
+    b.config["hooks"] = json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", format!(
+        r#"pid=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p'); cat /proc/$pid/cgroup > {}"#,
+        out.display()
+    )]}]});
+    let ns = b.config["linux"]["namespaces"].as_array_mut().unwrap();
+    if cgroupns {
+        ns.push(json!({"type": "cgroup"}));
+    }
+    if userns {
+        ns.push(json!({"type": "user"}));
+        b.config["linux"]["uidMappings"] =
+            json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+        b.config["linux"]["gidMappings"] =
+            json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+        let st = std::process::Command::new("chown")
+            .args(["-R", "-h", "200000:200000", b.rootfs().to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let id = h.new_id();
+    let o = h.run(&id, &b);
+    o.assert_ok();
+    let hierarchies = |text: &str| -> Vec<String> {
+        let mut v: Vec<String> = text
+            .lines()
+            .map(|l| l.splitn(3, ':').take(2).collect::<Vec<_>>().join(":"))
+            .collect();
+        v.sort();
+        v
+    };
+    // Every hierarchy the host has, each at the container's directory.
+    let seen = read(&out);
+    assert_eq!(
+        hierarchies(&seen),
+        hierarchies(&read("/proc/self/cgroup")),
+        "{seen}"
+    );
+    for line in seen.lines() {
+        let path = line.splitn(3, ':').nth(2).unwrap_or("");
+        assert_eq!(path, p.path("c"), "hook saw the init at {line:?}:\n{seen}");
+    }
+    if cgroupns {
+        for line in o.stdout.lines() {
+            assert!(line.ends_with(":/"), "{line:?} in\n{}", o.stdout);
+        }
+        assert_eq!(hierarchies(&o.stdout), hierarchies(&seen));
+    } else {
+        assert_eq!(o.stdout, seen);
+    }
+    h.delete_force(&id);
+}
+
+#[test]
+fn init_is_in_every_cgroup_before_user_code() {
+    require_root!();
+    in_every_cgroup_before_user_code(false, false);
+    in_every_cgroup_before_user_code(false, true);
+}
+
+#[test]
+fn init_in_a_user_namespace_is_in_every_cgroup_before_user_code() {
+    require_root!();
+    in_every_cgroup_before_user_code(true, false);
+    in_every_cgroup_before_user_code(true, true);
+}

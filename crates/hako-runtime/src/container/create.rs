@@ -11,6 +11,7 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
+use crate::cgroups::manager::Part;
 use crate::cgroups::Cgroups;
 use crate::container::hooks;
 use crate::container::lifecycle::{delete_locked, sock_path};
@@ -252,27 +253,42 @@ fn create_locked(
     };
     // Pure cgroup v2: the cgroup is made and limited now and the init is *born* in it
     // (CLONE_INTO_CGROUP): no migration, so none of cgroup_threadgroup_rwsem's grace periods.
-    // v1 and the hybrid have no such flag: the runtime moves the init in after Go, in parallel
-    // with the init's own setup. Neither has systemd: it creates the unit's cgroup with the init
-    // in it (the PIDs property), so the init must exist first.
+    // The hybrid's v2 directory too (made now, limited with the v1 ones after Go: the init runs
+    // nothing before it may go on). The v1 hierarchies have no such flag: the runtime makes
+    // them after Go, in parallel with the init's own setup, and the init moves itself in
+    // (`JoinCgroups`). Neither has systemd: it creates the unit's cgroup with the init in it (the
+    // PIDs property), so the init must exist first.
     let mut planned = Some(planned);
-    let into = if planned
-        .as_ref()
-        .is_some_and(|c| c.rec.layout == "v2" && !o.systemd_cgroup)
-    {
-        let _cgroups = tracing::debug_span!("cgroups").entered();
-        let cg = made.cgroups.insert(planned.take().expect("planned"));
-        if made_or_skipped(cg, spec, o)? {
-            if let Some(r) = Cgroups::resources(spec) {
-                cg.set(&r)?;
+    let layout = planned.as_ref().map(|c| c.rec.layout.clone());
+    let into = match layout.as_deref() {
+        Some("v2") if !o.systemd_cgroup => {
+            let _cgroups = tracing::debug_span!("cgroups").entered();
+            let cg = made.cgroups.insert(planned.take().expect("planned"));
+            if made_or_skipped(cg, spec, o, Part::All)? {
+                if let Some(r) = Cgroups::resources(spec) {
+                    cg.set(&r)?;
+                }
+                Some(cg.open_unified()?)
+            } else {
+                None
             }
-            Some(cg.open_unified()?)
-        } else {
-            None
         }
-    } else {
-        None
+        // Not where a refused v1 directory would mean no cgroups at all (rootless cgroups): the
+        // init, born in the v2 one, could not be taken out again.
+        Some("hybrid")
+            if !o.systemd_cgroup && !o.rootless.cgroups(caller.map_or(0, |c| c.euid), false) =>
+        {
+            let _cgroups = tracing::debug_span!("cgroups v2").entered();
+            let cg = made.cgroups.insert(planned.take().expect("planned"));
+            if made_or_skipped(cg, spec, o, Part::Unified)? {
+                Some(cg.open_unified()?)
+            } else {
+                None
+            }
+        }
+        _ => None,
     };
+    let born_in_unified = into.is_some();
     let runtime_pid = std::process::id() as i32;
     let clone = tracing::debug_span!("clone").entered();
     // SAFETY: the runtime is single-threaded (no other thread can hold a lock the child would
@@ -376,21 +392,40 @@ fn create_locked(
     }
     // While the init builds its namespaces and mounts on the other CPU: its cgroups, limits set
     // before it joins, and it joined before it may unshare its cgroup namespace (rooted there) or
-    // run anything of the user's.
+    // run anything of the user's. The v1 hierarchies it joins itself (`Cgroups::open_tasks`).
+    let mut tasks = Vec::new();
+    let r = Cgroups::resources(spec);
     if let Some(planned) = planned.take() {
         let _cgroups = tracing::debug_span!("cgroups").entered();
         let cg = made.cgroups.insert(planned);
-        let r = Cgroups::resources(spec);
         cg.start_unit(pid, r.as_ref(), &o.id)?;
-        if made_or_skipped(cg, spec, o)? {
+        if made_or_skipped(cg, spec, o, Part::All)? {
             if let Some(r) = &r {
                 cg.set(r)?;
             }
-            cg.apply(pid)?;
+            if o.systemd_cgroup {
+                cg.apply(pid)?;
+            } else {
+                tasks = cg.open_tasks(pid, false)?;
+            }
+        }
+    } else if let Some(cg) = made.cgroups.as_mut().filter(|c| c.rec.layout == "hybrid") {
+        // The hybrid's v2 directory exists and the init was born in it: the v1 part now.
+        let _cgroups = tracing::debug_span!("cgroups").entered();
+        if made_or_skipped(cg, spec, o, Part::V1)? {
+            if let Some(r) = &r {
+                cg.set(r)?;
+            }
+            tasks = cg.open_tasks(pid, born_in_unified)?;
         }
     }
     let cgroups = made.cgroups.as_ref().expect("cgroups are set up");
-    parent_ch.send(&Msg::CgroupsJoined)?;
+    if tasks.is_empty() {
+        parent_ch.send(&Msg::CgroupsJoined)?;
+    } else {
+        let fds: Vec<_> = tasks.iter().map(|(_, f)| f.as_fd()).collect();
+        parent_ch.send_fds(&Msg::JoinCgroups, &fds)?;
+    }
     // What exists now (a systemd unit's name included) replaces what might; written after the
     // init was released, off its critical path (the `creating` record already lists every
     // directory this create may make).
@@ -400,7 +435,7 @@ fn create_locked(
     let state = serde_json::to_string(&rec.hook_state(Status::Creating)).expect("serializes");
     // The init asks only when a hook needs us here (the same test on its side).
     if hooks::need_create_round_trip(spec.hooks().as_ref()) {
-        match parent_ch.expect("container init")? {
+        match next_msg(&parent_ch, &mut tasks, pid)? {
             Msg::RunRuntimeHooks => {}
             m => return Err(Error::Init(format!("unexpected message {m:?}"))),
         }
@@ -423,7 +458,7 @@ fn create_locked(
     // The init's remaining setup (its own phases are logged by the init).
     let _init = tracing::debug_span!("init").entered();
     loop {
-        match parent_ch.expect("container init")? {
+        match next_msg(&parent_ch, &mut tasks, pid)? {
             Msg::Created => break,
             Msg::SeccompFd(fd) => {
                 crate::security::seccomp::give_to_agent(seccomp, pid, fd, &state)?;
@@ -478,6 +513,25 @@ fn record_pid(rec: &mut ContainerRecord, pid: i32) {
     rec.init_start_time = sys::proc_stat(pid).map(|s| s.1).unwrap_or(0);
 }
 
+/// The init's next message. Before it, the init may report the v1 hierarchies it could not move
+/// itself into (`CgroupsNotJoined`, indices into `tasks`): the runtime writes its pid into their
+/// `cgroup.procs` as it otherwise would (that error if it fails too) and answers
+/// `CgroupsJoined`. The `tasks` files are closed once the init is in.
+fn next_msg(ch: &channel::Channel, tasks: &mut Vec<(PathBuf, OwnedFd)>, pid: i32) -> Result<Msg> {
+    let msg = ch.expect("container init")?;
+    let Msg::CgroupsNotJoined(failed) = &msg else {
+        tasks.clear();
+        return Ok(msg);
+    };
+    Cgroups::join_dirs(
+        failed.iter().filter_map(|i| tasks.get(*i).map(|t| &t.0)),
+        pid,
+    )?;
+    tasks.clear();
+    ch.send(&Msg::CgroupsJoined)?;
+    ch.expect("container init")
+}
+
 /// Creates the container's cgroups; true when it has them. A runtime that is root only inside a
 /// user namespace (rootless podman runs it so) cannot write the host's hierarchy: when cgroups
 /// are rootless by runc's rule, that refusal means no cgroup and one warning, not an error. The
@@ -486,11 +540,12 @@ fn made_or_skipped(
     cg: &mut Cgroups,
     spec: &hako_spec::oci::Spec,
     o: &CreateOptions,
+    part: Part,
 ) -> Result<bool> {
     if cg.rec.layout.is_empty() {
         return Ok(false);
     }
-    match cg.create() {
+    match cg.create_part(part) {
         Ok(()) => Ok(true),
         Err(e) if e.is_permission() && o.rootless.cgroups(0, o.systemd_cgroup) => {
             crate::cgroups::rootless::warn_not_applied(spec, &e.to_string());

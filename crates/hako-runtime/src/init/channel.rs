@@ -16,6 +16,14 @@ pub enum Msg {
     /// namespace and mount cgroupfs. Sent after `Go` so the runtime's cgroup work overlaps the
     /// init's namespace and mount work.
     CgroupsJoined,
+    /// runtime → init (or exec child): the cgroups exist and are limited; the attached fds are the
+    /// `tasks` files of the v1 hierarchies it moves itself into by writing `0`
+    /// ([`crate::cgroups::Cgroups::open_tasks`]); it is already in every other one.
+    JoinCgroups,
+    /// init (or exec child) → runtime: writing `0` into these of the attached `tasks` files
+    /// (indices) failed; the runtime writes the pid into their `cgroup.procs` as it otherwise
+    /// would (its error is the one reported) and answers `CgroupsJoined`.
+    CgroupsNotJoined(Vec<usize>),
     /// intermediate → runtime: the real init's host pid (only when a pid namespace has to be
     /// entered after joining a user namespace by path, which needs one more fork).
     InitPid(i32),
@@ -50,6 +58,9 @@ pub enum Msg {
     /// either way: the operation failed; the text is the whole error.
     Error(String),
 }
+
+/// The most fds one message carries: more than the v1 hierarchies a kernel has (about 15).
+pub const MAX_FDS: usize = 32;
 
 pub struct Channel {
     fd: OwnedFd,
@@ -185,15 +196,22 @@ impl Channel {
 
     /// Sends `msg` with `fd` attached (SCM_RIGHTS); the peer takes both with `recv_fd`.
     pub fn send_fd(&self, msg: &Msg, fd: BorrowedFd) -> Result<()> {
+        self.send_fds(msg, &[fd])
+    }
+
+    /// Sends `msg` with `fds` attached (SCM_RIGHTS; none: a plain message); the peer takes them
+    /// with `recv_fds`.
+    pub fn send_fds(&self, msg: &Msg, fds: &[BorrowedFd]) -> Result<()> {
         let buf = serde_json::to_vec(msg).expect("messages serialize");
-        let fds = [fd.as_raw_fd()];
+        let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
         let iov = [std::io::IoSlice::new(&buf)];
-        let cmsg = [socket::ControlMessage::ScmRights(&fds)];
+        let rights = [socket::ControlMessage::ScmRights(&raw)];
+        let cmsg: &[socket::ControlMessage] = if raw.is_empty() { &[] } else { &rights };
         crate::sys::retry(|| {
             socket::sendmsg::<()>(
                 self.fd.as_raw_fd(),
                 &iov,
-                &cmsg,
+                cmsg,
                 MsgFlags::MSG_NOSIGNAL,
                 None,
             )
@@ -204,9 +222,20 @@ impl Channel {
 
     /// One message and the fd attached to it; an `Error` from the peer is `Err`.
     pub fn recv_fd(&self, peer: &str) -> Result<(Msg, OwnedFd)> {
+        match self.recv_fds(peer)? {
+            (m, fds) if fds.is_empty() => {
+                Err(Error::Init(format!("{peer} sent {m:?} without an fd")))
+            }
+            (m, fds) => Ok((m, fds.into_iter().next().expect("one fd"))),
+        }
+    }
+
+    /// One message and the fds attached to it (up to [`MAX_FDS`], received close-on-exec); an
+    /// `Error` from the peer is `Err`.
+    pub fn recv_fds(&self, peer: &str) -> Result<(Msg, Vec<OwnedFd>)> {
         let mut buf = vec![0u8; 4096];
-        let mut space = nix::cmsg_space!([RawFd; 1]);
-        let (n, fd) = {
+        let mut space = nix::cmsg_space!([RawFd; MAX_FDS]);
+        let (n, fds) = {
             let mut iov = [std::io::IoSliceMut::new(&mut buf)];
             let msg = loop {
                 match socket::recvmsg::<()>(
@@ -219,27 +248,25 @@ impl Channel {
                     r => break r.op(format!("receive from {peer}"))?,
                 }
             };
-            let mut fd = None;
+            let mut fds = Vec::new();
             for c in msg.cmsgs().op(format!("receive from {peer}"))? {
                 if let socket::ControlMessageOwned::ScmRights(v) = c {
                     for raw in v {
                         // SAFETY: SCM_RIGHTS just installed `raw` in our table; we own it now.
-                        let owned = unsafe { OwnedFd::from_raw_fd(raw) };
-                        fd.get_or_insert(owned);
+                        fds.push(unsafe { OwnedFd::from_raw_fd(raw) });
                     }
                 }
             }
-            (msg.bytes, fd)
+            (msg.bytes, fds)
         };
         if n == 0 {
             return Err(Error::Init(format!("{peer} exited unexpectedly")));
         }
         let msg: Msg = serde_json::from_slice(&buf[..n])
             .map_err(|e| Error::Init(format!("bad message from {peer}: {e}")))?;
-        match (msg, fd) {
-            (Msg::Error(e), _) => Err(Error::Init(e)),
-            (m, Some(fd)) => Ok((m, fd)),
-            (m, None) => Err(Error::Init(format!("{peer} sent {m:?} without an fd"))),
+        match msg {
+            Msg::Error(e) => Err(Error::Init(e)),
+            m => Ok((m, fds)),
         }
     }
 
@@ -262,6 +289,7 @@ fn past_reset<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsFd;
 
     #[test]
     fn roundtrip_and_eof() {
@@ -293,6 +321,32 @@ mod tests {
         assert_eq!(s, "payload");
         a.send(&Msg::Error("boom".into())).unwrap();
         assert!(matches!(b.recv_fd("peer"), Err(Error::Init(e)) if e == "boom"));
+    }
+
+    #[test]
+    fn several_fds_or_none() {
+        use std::io::Read;
+        let (a, b) = pair().unwrap();
+        let pipes: Vec<_> = (0..9).map(|_| nix::unistd::pipe().unwrap()).collect();
+        let ws: Vec<_> = pipes.iter().map(|(_, w)| w.as_fd()).collect();
+        a.send_fds(&Msg::JoinCgroups, &ws).unwrap();
+        let (m, fds) = b.recv_fds("peer").unwrap();
+        assert_eq!(m, Msg::JoinCgroups);
+        assert_eq!(fds.len(), 9);
+        for (i, fd) in fds.into_iter().enumerate() {
+            nix::unistd::write(&fd, format!("{i}").as_bytes()).unwrap();
+        }
+        for (i, (r, w)) in pipes.into_iter().enumerate() {
+            drop(w);
+            let mut s = String::new();
+            std::fs::File::from(r).read_to_string(&mut s).unwrap();
+            assert_eq!(s, i.to_string());
+        }
+        a.send_fds(&Msg::CgroupsJoined, &[]).unwrap();
+        let (m, fds) = b.recv_fds("peer").unwrap();
+        assert_eq!((m, fds.len()), (Msg::CgroupsJoined, 0));
+        a.send(&Msg::CgroupsJoined).unwrap();
+        assert!(b.recv_fd("peer").is_err());
     }
 
     /// The init failed before reading `CgroupsJoined`: it queued its error and exited with our

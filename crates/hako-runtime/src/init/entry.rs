@@ -151,17 +151,14 @@ fn setup(a: &InitArgs) -> Result<Ready> {
         }
     }
     nix::unistd::setsid().op("setsid")?;
-    // The runtime places us in our cgroups in parallel with what follows; we wait for that only
-    // where it matters (the cgroup namespace is rooted at the cgroup we are in when we unshare it).
+    // The runtime makes our cgroups in parallel with what follows; we wait for that only where it
+    // matters (the cgroup namespace is rooted at the cgroup we are in when we unshare it).
     let mut in_cgroups = false;
     let mut join_cgroups = || -> Result<()> {
         if in_cgroups {
             return Ok(());
         }
-        match a.channel.expect("runtime")? {
-            Msg::CgroupsJoined => {}
-            m => return Err(Error::Init(format!("unexpected message {m:?}"))),
-        }
+        join_own_cgroups(&a.channel)?;
         if a.plan.new_cgroup {
             if in_userns {
                 // Only a user namespace may be refused a fresh cgroupfs (cgroups::mount).
@@ -337,6 +334,30 @@ fn setup(a: &InitArgs) -> Result<Ready> {
         state,
         started,
     })
+}
+
+/// Waits for the runtime's `CgroupsJoined`, or for `JoinCgroups` and moves itself into the v1
+/// hierarchies whose `tasks` files came with it (this process is single-threaded: the kernel's
+/// fast path, see `Cgroups::open_tasks`). What it could not join the runtime joins it to.
+pub fn join_own_cgroups(ch: &Channel) -> Result<()> {
+    let failed: Vec<usize> = match ch.recv_fds("runtime")? {
+        (Msg::CgroupsJoined, _) => return Ok(()),
+        (Msg::JoinCgroups, tasks) => tasks
+            .iter()
+            .enumerate()
+            .filter(|(_, fd)| !crate::cgroups::manager::join_self(fd))
+            .map(|(i, _)| i)
+            .collect(),
+        (m, _) => return Err(Error::Init(format!("unexpected message {m:?}"))),
+    };
+    if failed.is_empty() {
+        return Ok(());
+    }
+    ch.send(&Msg::CgroupsNotJoined(failed))?;
+    match ch.expect("runtime")? {
+        Msg::CgroupsJoined => Ok(()),
+        m => Err(Error::Init(format!("unexpected message {m:?}"))),
+    }
 }
 
 /// `start` of a container created from a config without `process`.
