@@ -226,10 +226,12 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
     } else {
         None
     };
-    // Pure v2: born in the container's cgroup (CLONE_INTO_CGROUP); otherwise moved in below.
+    // Born in the container's v2 cgroup (CLONE_INTO_CGROUP: pure v2, and the hybrid's v2
+    // directory); the v1 hierarchies it moves itself into after `Go` (`JoinCgroups`).
     let cg = Cgroups::from_record(rec.cgroup.clone()).for_exec(&o.sub_cgroups)?;
-    let into = match cg.rec.layout.as_str() {
-        "v2" => Some(cg.open_unified()?),
+    let into = match (cg.rec.layout.as_str(), &cg.rec.unified) {
+        ("v2", _) => Some(cg.open_unified()?),
+        ("hybrid", Some(_)) => Some(cg.open_unified()?),
         _ => None,
     };
     let runtime_pid = std::process::id() as i32;
@@ -264,6 +266,14 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
         via_systemd = true;
         // SAFETY: as above.
         forked = unsafe { sys::clone3(0, None) };
+    }
+    let mut born_in_unified = into.is_some() && !via_systemd;
+    if forked.is_err() && cg.rec.layout == "hybrid" {
+        // Whatever the hybrid's v2 directory refused, the runtime's write below says it as
+        // before (it moved every exec'd process itself).
+        // SAFETY: as above.
+        forked = unsafe { sys::clone3(0, None) };
+        born_in_unified = false;
     }
     drop(into);
     let pid = match forked.op("clone exec process")? {
@@ -322,9 +332,11 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
             let p = format!("/proc/{pid}/oom_score_adj");
             std::fs::write(&p, adj.to_string()).ctx("write", p)?;
         }
-        if cg.rec.layout != "v2" {
-            cg.apply(pid)?;
-        }
+        let tasks = if cg.rec.layout != "v2" {
+            cg.open_tasks(pid, born_in_unified)?
+        } else {
+            Vec::new()
+        };
         if via_systemd {
             if let Err(e) = cg.attach_via_systemd(pid) {
                 crate::log::warn(&format!(
@@ -333,8 +345,35 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
             }
         }
         parent_ch.send(&Msg::Go)?;
+        let fds: Vec<_> = tasks.iter().map(|(_, f)| f.as_fd()).collect();
+        parent_ch.send_fds(
+            if fds.is_empty() {
+                &Msg::CgroupsJoined
+            } else {
+                &Msg::JoinCgroups
+            },
+            &fds,
+        )?;
+        drop(fds);
+        // What the child could not move itself into, the runtime moves it into (its own error
+        // if that fails too); the answer comes before anything else the child sends.
+        let mut first = parent_ch.recv_or_eof("exec process")?;
+        if let Some(Msg::CgroupsNotJoined(failed)) = &first {
+            Cgroups::join_dirs(
+                failed.iter().filter_map(|i| tasks.get(*i).map(|t| &t.0)),
+                pid,
+            )?;
+            parent_ch.send(&Msg::CgroupsJoined)?;
+            first = parent_ch.recv_or_eof("exec process")?;
+        }
+        drop(tasks);
+        let mut first = Some(first);
+        let mut next = || match first.take() {
+            Some(m) => Ok(m),
+            None => parent_ch.recv_or_eof("exec process"),
+        };
         if fork_for_pid {
-            match parent_ch.recv_or_eof("exec process")? {
+            match next()? {
                 Some(Msg::InitPid(real)) => {
                     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
                     pid = real;
@@ -345,7 +384,7 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
         }
         // Nothing comes back when execve succeeds: the channel is close-on-exec.
         loop {
-            match parent_ch.recv_or_eof("exec process")? {
+            match next()? {
                 None => return Ok(()),
                 Some(Msg::Error(e)) => return Err(Error::Init(e)),
                 // A notifying filter: the agent gets the fd with the container's state, as
@@ -474,6 +513,9 @@ fn setup(c: &Child) -> Result<process::Ready> {
         Msg::Go => {}
         m => return Err(Error::Init(format!("unexpected message {m:?}"))),
     }
+    // Into the container's v1 cgroups, before anything joins its namespaces or changes our
+    // credentials (single-threaded: the kernel's fast path).
+    crate::init::entry::join_own_cgroups(&c.channel)?;
     if !c.flags.is_empty() {
         nix::sched::setns(c.pidfd.as_fd(), c.flags).op("join the container's namespaces")?;
         // Joining a user namespace changes credentials, which clears the signal: arm it again
