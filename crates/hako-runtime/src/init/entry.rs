@@ -340,6 +340,8 @@ fn setup(a: &InitArgs) -> Result<Ready> {
 /// hierarchies whose `tasks` files came with it (this process is single-threaded: the kernel's
 /// fast path, see `Cgroups::open_tasks`). What it could not join the runtime joins it to.
 pub fn join_own_cgroups(ch: &Channel) -> Result<()> {
+    // With --debug: the wait for the runtime's cgroups and the moves, on the init's critical path.
+    let _span = tracing::debug_span!("cgroups wait+join").entered();
     let failed: Vec<usize> = match ch.recv_fds("runtime")? {
         (Msg::CgroupsJoined, _) => return Ok(()),
         (Msg::JoinCgroups, tasks) => tasks
