@@ -161,8 +161,10 @@ test-cgroupv2: deps vm-deps
 # with systemd 252 as PID 1 and D-Bus (VMRUN_INIT=systemd): tests/tests/systemd.rs (root, and
 # rootless against the test user's own systemd instance, started by lingering), then
 # integration/systemd.sh (podman with cgroup_manager=systemd and containerd with SystemdCgroup drive
-# hako and runc; results into docs/integration.md). On a real systemd + cgroup v2 machine:
-# `cargo test -p hako-tests --test systemd -- --test-threads=1` and `integration/systemd.sh`.
+# hako and runc) and integration/systemd-rootless.sh (rootless podman with cgroup_manager=systemd,
+# the test user's own systemd instance: about 3 more minutes); results into docs/integration.md.
+# On a real systemd + cgroup v2 machine: `cargo test -p hako-tests --test systemd --
+# --test-threads=1`, `integration/systemd.sh` and `integration/systemd-rootless.sh`.
 SD_INT := $(TMP)/integration-systemd
 # docker.io's package enables docker.service and docker.socket: masked in the guest, whose systemd
 # would otherwise start a machine-wide dockerd (docker.sh runs its own, on the host).
@@ -180,7 +182,8 @@ test-systemd: deps vm-deps
 		-e RESULTS=$(SD_INT)/results -e LOGS=$(SD_INT)/logs -e SCENARIO_TIMEOUT=600 \
 		"$(CURDIR)" -- sh -c 'set -e; \
 		test -d /run/systemd/system; grep -q "cgroup2 cgroup2" /proc/self/mountinfo; \
-		$$(sed -n 1p $(TMP)/systemd-tests) --test-threads=1; integration/systemd.sh'
+		$$(sed -n 1p $(TMP)/systemd-tests) --test-threads=1; \
+		s=0; integration/systemd.sh || s=1; integration/systemd-rootless.sh || s=1; exit $$s'
 	integration/report.sh $(SD_INT)/results docs/integration.md systemd-results
 
 clean:
