@@ -1681,3 +1681,99 @@ fn init_in_a_user_namespace_is_in_every_cgroup_before_user_code() {
     in_every_cgroup_before_user_code(true, false);
     in_every_cgroup_before_user_code(true, true);
 }
+
+/// The container's /sys/fs/cgroup, from its own /proc/self/mountinfo, with a cgroup namespace
+/// and without: exactly the host's hierarchies (one mount each, named as on the host), each
+/// read-only, nosuid, nodev, noexec and rooted at the container's own cgroup (`/` in its
+/// namespace, the cgroup's path without one), the v1 tmpfs holding them read-only down to its
+/// superblock; and the memory limit read inside is the one set.
+#[test]
+fn cgroup_mounts_inside_have_their_flags_and_root() {
+    require_root!();
+    let p = Parent::new();
+    let h = Hako::new();
+    let v2 = pure_v2();
+    let limit = if v2 {
+        "memory.max"
+    } else {
+        "memory/memory.limit_in_bytes"
+    };
+    let script = format!(
+        "cat /sys/fs/cgroup/{limit}; \
+         echo 1 > /sys/fs/cgroup/{limit} 2>/dev/null && echo WROTE-LIMIT; \
+         mkdir /sys/fs/cgroup/{}x 2>/dev/null && echo WROTE-DIR; \
+         grep ' /sys/fs/cgroup' /proc/self/mountinfo",
+        if v2 { "" } else { "memory/" }
+    );
+    let mut b = bundle_in(&p, "");
+    b.config["linux"]["resources"]["memory"] = json!({ "limit": 40 * MIB });
+    // runc's default spec has no cgroup namespace; the bundle's has one.
+    for cgroupns in [false, true] {
+        let nss = b.config["linux"]["namespaces"].as_array_mut().unwrap();
+        nss.retain(|n| n["type"] != "cgroup");
+        if cgroupns {
+            nss.push(json!({ "type": "cgroup" }));
+        }
+        let out = h.run_sh(&mut b, &script);
+        let mut lines = out.lines();
+        assert_eq!(
+            lines.next(),
+            Some((40 * MIB).to_string().as_str()),
+            "cgroupns {cgroupns}: {out}"
+        );
+        assert!(!out.contains("WROTE"), "cgroupns {cgroupns}: {out}");
+        let want_root = if cgroupns {
+            "/".to_string()
+        } else {
+            p.path("c")
+        };
+        let mut seen = Vec::new();
+        for l in lines {
+            let (left, right) = l.split_once(" - ").expect("mountinfo line");
+            let f: Vec<&str> = left.split(' ').collect();
+            let r: Vec<&str> = right.split(' ').collect();
+            let (root, point, opts, fstype, sopts) = (f[3], f[4], f[5], r[0], r[2]);
+            if fstype == "tmpfs" && testing_runc() {
+                // runc 1.1.5 leaves the tmpfs holding the hierarchies writable (the hierarchies
+                // themselves are read-only).
+                eprintln!("runc: {l}");
+                continue;
+            }
+            for o in ["ro", "nosuid", "nodev", "noexec", "relatime"] {
+                assert!(
+                    opts.split(',').any(|x| x == o),
+                    "cgroupns {cgroupns}: {point} lacks {o}: {l}"
+                );
+            }
+            if fstype == "tmpfs" {
+                assert!(!v2, "{l}");
+                assert_eq!(point, "/sys/fs/cgroup", "{l}");
+                assert_eq!(sopts, "ro,mode=755", "{l}");
+                continue;
+            }
+            assert!(fstype == "cgroup" || fstype == "cgroup2", "{l}");
+            assert_eq!(root, want_root, "cgroupns {cgroupns}: root of {point}: {l}");
+            seen.push(point.to_string());
+        }
+        let mut want: Vec<String> = mounts()
+            .iter()
+            .map(|(mp, _, _)| {
+                if v2 {
+                    "/sys/fs/cgroup".to_string()
+                } else {
+                    format!(
+                        "/sys/fs/cgroup/{}",
+                        mp.file_name().unwrap().to_string_lossy()
+                    )
+                }
+            })
+            .collect();
+        if testing_runc() {
+            // runc 1.1.5 does not mount the hybrid's cgroup2 hierarchy in the container.
+            want.retain(|p| p != "/sys/fs/cgroup/unified");
+        }
+        want.sort();
+        seen.sort();
+        assert_eq!(seen, want, "cgroupns {cgroupns}: {out}");
+    }
+}

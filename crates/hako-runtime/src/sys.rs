@@ -222,6 +222,100 @@ pub fn move_mount_fd(from: &OwnedFd, to: RawFd) -> Result<(), Errno> {
     Errno::result(r).map(drop)
 }
 
+/// Recursive variant of open_tree / mount_setattr (`AT_RECURSIVE`).
+pub const AT_RECURSIVE: u32 = 0x8000;
+
+/// Attaches the detached mount `from` on the entry `name` of directory `dir` (no symlink at
+/// `name` is followed: move_mount without MOVE_MOUNT_T_SYMLINKS).
+pub fn move_mount_at(from: &OwnedFd, dir: RawFd, name: &str) -> Result<(), Errno> {
+    let c = CString::new(name).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: the from-path is the static empty C string and `c` a NUL-terminated copy of `name`
+    // that outlives the call; the fds are borrowed and stay open across it.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            c"".as_ptr(),
+            dir,
+            c.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+const FSCONFIG_SET_STRING: u32 = 1;
+const FSCONFIG_CMD_CREATE: u32 = 6;
+const FSOPEN_CLOEXEC: u32 = 1;
+const FSMOUNT_CLOEXEC: u32 = 1;
+
+/// A new, still detached instance of filesystem `fstype` (fsopen, fsconfig, fsmount) with
+/// `source` as mountinfo shows it, the string options `opts` and the per-mount attributes `attr`
+/// (`MOUNT_ATTR_*`). The fd is the root of the new mount: directories made through it exist
+/// before anything can see the mount, and it is attached with [`move_mount_fd`].
+pub fn fs_mount(
+    fstype: &str,
+    source: &str,
+    opts: &[(&str, &str)],
+    attr: u64,
+) -> Result<OwnedFd, Errno> {
+    let t = CString::new(fstype).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: `t` is a NUL-terminated string that outlives the call; a returned fd is new.
+    let fs = unsafe { libc::syscall(libc::SYS_fsopen, t.as_ptr(), FSOPEN_CLOEXEC) };
+    if fs < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: fsopen returned a fresh fd (checked >= 0) that nothing else owns.
+    let fs = unsafe { OwnedFd::from_raw_fd(fs as RawFd) };
+    let set = |k: &str, v: &str| -> Result<(), Errno> {
+        let k = CString::new(k).map_err(|_| Errno::EINVAL)?;
+        let v = CString::new(v).map_err(|_| Errno::EINVAL)?;
+        // SAFETY: key and value are NUL-terminated strings that outlive the call; the fs context
+        // fd is borrowed.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                FSCONFIG_SET_STRING,
+                k.as_ptr(),
+                v.as_ptr(),
+                0,
+            )
+        };
+        Errno::result(r).map(drop)
+    };
+    set("source", source)?;
+    for (k, v) in opts {
+        set(k, v)?;
+    }
+    // SAFETY: CMD_CREATE takes no key or value (null pointers, aux 0); the fd is borrowed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    };
+    Errno::result(r)?;
+    // SAFETY: fsmount takes the context fd and two integer flag words; a returned fd is new.
+    let m = unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_raw_fd(),
+            FSMOUNT_CLOEXEC,
+            attr as libc::c_uint,
+        )
+    };
+    if m < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: fsmount returned a fresh fd (checked >= 0) that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(m as RawFd) })
+}
+
 /// Path through which the kernel reaches the object behind `fd` without re-resolving any name.
 /// Only used while the host's /proc (verified procfs) is this process's /proc.
 pub fn fd_path(fd: RawFd) -> String {

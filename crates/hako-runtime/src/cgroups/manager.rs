@@ -138,6 +138,17 @@ impl Cgroups {
 
     /// Decides the container's cgroup directories on this host. Creates nothing.
     pub fn plan(spec: &Spec, id: &str, systemd: bool) -> Result<Cgroups> {
+        Self::plan_with(spec, id, systemd, &crate::procinfo::mountinfo()?)
+    }
+
+    /// [`Cgroups::plan`] with this mount namespace's mountinfo already parsed (`create` hands the
+    /// same parse to the init).
+    pub fn plan_with(
+        spec: &Spec,
+        id: &str,
+        systemd: bool,
+        info: &[crate::procinfo::Mount],
+    ) -> Result<Cgroups> {
         let (inner, absolute) = inner_path(spec, id, systemd)?;
         let unit = if systemd {
             let raw = spec
@@ -155,9 +166,8 @@ impl Cgroups {
         } else {
             None
         };
-        let info = crate::procinfo::mountinfo()?;
         let own = std::fs::read_to_string("/proc/self/cgroup").ctx("read", "/proc/self/cgroup")?;
-        let hs = hierarchies(&info);
+        let hs = hierarchies(info);
         let mut rec = CgroupRecord {
             layout: layout_of(&hs).to_string(),
             ..Default::default()

@@ -1,12 +1,15 @@
 //! The container's own view of cgroups: the `cgroup`/`cgroup2` entries of `mounts[]`.
 
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use hako_spec::oci::Mount;
+use nix::errno::Errno;
 use nix::mount::MsFlags;
+use nix::sys::stat::Mode;
 
 use super::{hierarchies, Hierarchy};
-use crate::error::{Context, Result};
+use crate::error::{Context, Error, Result};
 use crate::fs::mounts::{MountCtx, Options};
 use crate::fs::paths::Kind;
 
@@ -43,10 +46,17 @@ pub fn remember_host_cgroups() {
 /// A `cgroup`/`cgroup2` entry of `mounts[]`. With a private cgroup namespace a fresh mount shows
 /// only the namespace's subtree; without one we bind the container's own cgroup directories so the
 /// host hierarchy above them is not exposed.
+///
+/// On v1 and the hybrid every hierarchy goes into one tmpfs made with fsopen/fsmount: its mount
+/// points are made with `mkdirat` on the fd of that fresh tmpfs (nothing else can reach it
+/// before it is attached, and nothing of the image is in it), and each hierarchy is attached
+/// there by name: no path inside the rootfs is resolved again per hierarchy.
 pub fn mount_in_container(ctx: &MountCtx, m: &Mount, opts: &Options) -> Result<()> {
     let dest = m.destination();
     let shown = ctx.root.host_path(dest);
-    let info = crate::procinfo::mountinfo()?;
+    // Read here, not taken from the runtime: the init's view differs from the runtime's. The
+    // runtime has just moved us into the container's cgroups, and with a cgroup namespace of our
+    // own every path reads as `/`.
     let own = std::fs::read_to_string("/proc/self/cgroup").ctx("read", "/proc/self/cgroup")?;
     let cgroupns = crate::procinfo::parse_cgroups(&own)
         .iter()
@@ -54,7 +64,7 @@ pub fn mount_in_container(ctx: &MountCtx, m: &Mount, opts: &Options) -> Result<(
     // The host's hierarchies only: a /sys bound from the host (rootless, no private network
     // namespace) brings copies of them under the rootfs, which the tmpfs below covers.
     let rootfs = ctx.root.host_path(Path::new("/"));
-    let hs: Vec<Hierarchy> = hierarchies(&info)
+    let hs: Vec<Hierarchy> = hierarchies(ctx.host_mounts)
         .into_iter()
         .filter(|h| !h.mountpoint.starts_with(&rootfs))
         .collect();
@@ -64,78 +74,42 @@ pub fn mount_in_container(ctx: &MountCtx, m: &Mount, opts: &Options) -> Result<(
             | MsFlags::MS_NOEXEC
             | MsFlags::MS_RELATIME
             | MsFlags::MS_RDONLY);
-    let pure_v2 = hs.len() == 1 && hs[0].v2;
-    let mount_at = |target: &Path, h: &Hierarchy| -> Result<()> {
-        let shown = ctx.root.host_path(target);
-        if cgroupns {
-            let fd = ctx.root.ensure(target, Kind::Dir)?;
-            let at = crate::sys::fd_path(std::os::fd::AsRawFd::as_raw_fd(&fd));
-            let (fstype, data) = if h.v2 {
-                ("cgroup2", String::new())
-            } else {
-                ("cgroup", h.controllers.join(","))
-            };
-            match nix::mount::mount(
-                Some(fstype),
-                at.as_str(),
-                Some(fstype),
-                flags,
-                Some(data.as_str()),
-            ) {
-                Ok(()) => return Ok(()),
-                // A user namespace that does not own the cgroup namespace (rootless, whose
-                // caller sits at the root of one it does not own) may not mount a fresh
-                // instance (EPERM); and a /sys bound from the host (rootless without a network
-                // namespace) already has this hierarchy's superblock at the target, where the
-                // kernel refuses the same one again (EBUSY). Either way: bind the container's
-                // own cgroup instead, as runc does.
-                Err(nix::errno::Errno::EPERM | nix::errno::Errno::EBUSY) => {}
-                Err(e) => return Err(crate::error::Error::path("mount cgroup", &shown, e)),
-            }
-        }
-        {
-            // Inside a cgroup namespace every path reads `/`: the host path is the one read
-            // before the unshare, else the bind would show the whole hierarchy.
-            let host = if cgroupns {
-                BEFORE_CGROUPNS.get().unwrap_or(&own)
-            } else {
-                &own
-            };
-            let rel = own_path(h, host);
-            let src = h
-                .mountpoint
-                .join(rel.strip_prefix("/").unwrap_or(Path::new("")));
-            let o = Options {
-                flags: MsFlags::MS_BIND | MsFlags::MS_REC | flags,
-                ..Default::default()
-            };
-            crate::fs::mounts::bind(ctx, &src, target, &o, &shown)
-        }
+    let one = One {
+        ctx,
+        own: &own,
+        cgroupns,
+        flags,
     };
-    if pure_v2 {
-        return mount_at(dest, &hs[0]);
+    if hs.len() == 1 && hs[0].v2 {
+        let fd = ctx.root.ensure(dest, Kind::Dir)?;
+        return one.mount(&fd, None, &hs[0], &shown);
     }
     // v1 or hybrid: a tmpfs holding one directory per hierarchy, like the host's /sys/fs/cgroup.
-    let fd = ctx.root.ensure(dest, Kind::Dir)?;
-    let at = crate::sys::fd_path(std::os::fd::AsRawFd::as_raw_fd(&fd));
+    let target = ctx.root.ensure(dest, Kind::Dir)?;
     let tmpfs_flags = flags & !MsFlags::MS_RDONLY;
-    nix::mount::mount(
-        Some("tmpfs"),
-        at.as_str(),
-        Some("tmpfs"),
-        tmpfs_flags,
-        Some("mode=755"),
+    let tmpfs = crate::sys::fs_mount(
+        "tmpfs",
+        "tmpfs",
+        &[("mode", "755")],
+        crate::fs::mounts::attrs_of(tmpfs_flags),
     )
     .ctx("mount cgroup tmpfs", &shown)?;
+    crate::sys::move_mount_fd(&tmpfs, target.as_raw_fd()).ctx("mount cgroup tmpfs", &shown)?;
     for h in &hs {
-        let Some(name) = h.mountpoint.file_name() else {
+        let Some(name) = h.mountpoint.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
-        mount_at(&dest.join(name), h)?;
+        let shown = shown.join(name);
+        match nix::sys::stat::mkdirat(&tmpfs, name, Mode::from_bits_truncate(0o755)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(Error::path("create mount point", &shown, e)),
+        }
+        one.mount(&tmpfs, Some(name), h, &shown)?;
     }
     if flags.contains(MsFlags::MS_RDONLY) {
-        let fd = ctx.root.open_path(dest).ctx("reopen", &shown)?;
-        let at = crate::sys::fd_path(std::os::fd::AsRawFd::as_raw_fd(&fd));
+        // A remount of the superblock too (mountinfo shows `tmpfs ro`), through the fd of the
+        // mount's root: mount_setattr alone would leave the superblock writable.
+        let at = crate::sys::fd_path(tmpfs.as_raw_fd());
         nix::mount::mount(
             None::<&str>,
             at.as_str(),
@@ -146,6 +120,99 @@ pub fn mount_in_container(ctx: &MountCtx, m: &Mount, opts: &Options) -> Result<(
         .ctx("remount cgroup tmpfs read-only", &shown)?;
     }
     Ok(())
+}
+
+/// What every hierarchy of one `mounts[]` entry shares.
+struct One<'a> {
+    ctx: &'a MountCtx<'a>,
+    /// /proc/self/cgroup as the init sees it.
+    own: &'a str,
+    cgroupns: bool,
+    /// ro, nosuid, nodev, noexec, relatime of the entry's options.
+    flags: MsFlags,
+}
+
+impl One<'_> {
+    /// Hierarchy `h` on entry `name` of directory `dir` (a fresh tmpfs's root), or on `dir`
+    /// itself when `name` is None (pure v2: the destination, resolved inside the rootfs).
+    fn mount(&self, dir: &OwnedFd, name: Option<&str>, h: &Hierarchy, shown: &Path) -> Result<()> {
+        if self.cgroupns {
+            let mut at = crate::sys::fd_path(dir.as_raw_fd());
+            if let Some(n) = name {
+                at = format!("{at}/{n}");
+            }
+            let (fstype, data) = if h.v2 {
+                ("cgroup2", String::new())
+            } else {
+                ("cgroup", h.controllers.join(","))
+            };
+            match nix::mount::mount(
+                Some(fstype),
+                at.as_str(),
+                Some(fstype),
+                self.flags,
+                Some(data.as_str()),
+            ) {
+                Ok(()) => return Ok(()),
+                // A user namespace that does not own the cgroup namespace (rootless, whose
+                // caller sits at the root of one it does not own) may not mount a fresh
+                // instance (EPERM); and a /sys bound from the host (rootless without a network
+                // namespace) already has this hierarchy's superblock at the target, where the
+                // kernel refuses the same one again (EBUSY). Either way: bind the container's
+                // own cgroup instead, as runc does.
+                Err(Errno::EPERM | Errno::EBUSY) => {}
+                Err(e) => return Err(Error::path("mount cgroup", shown, e)),
+            }
+        }
+        // The container's own cgroup directory, cloned (recursively, as an rbind) into a
+        // detached mount, given its flags there and attached: one lookup of the source, none of
+        // the target. mount_setattr only adds attributes, so whatever a user namespace locked
+        // stays; the access time mode becomes relatime, as the bind remount it replaces made it,
+        // unless the host's mount is noatime.
+        // Inside a cgroup namespace every path reads `/`: the host path is the one read before
+        // the unshare, else the bind would show the whole hierarchy.
+        let host = if self.cgroupns {
+            BEFORE_CGROUPNS.get().map_or(self.own, String::as_str)
+        } else {
+            self.own
+        };
+        let rel = own_path(h, host);
+        let src = h
+            .mountpoint
+            .join(rel.strip_prefix("/").unwrap_or(Path::new("")));
+        let tree = crate::sys::open_tree(
+            libc::AT_FDCWD,
+            &src,
+            crate::sys::OPEN_TREE_CLONE | crate::sys::AT_RECURSIVE,
+        )
+        .ctx("bind mount", shown)?;
+        let noatime = self
+            .ctx
+            .host_mounts
+            .iter()
+            .find(|m| crate::procinfo::mount_point(m) == h.mountpoint)
+            .is_some_and(|m| m.mount_options.contains_key("noatime"));
+        let clr = if noatime {
+            0
+        } else {
+            crate::fs::mounts::MOUNT_ATTR__ATIME
+        };
+        let set = crate::fs::mounts::attrs_of(self.flags)
+            | if noatime {
+                0
+            } else {
+                crate::fs::mounts::MOUNT_ATTR_RELATIME
+            };
+        // Without options the old bind kept the source's flags as they were: so does this.
+        if !self.flags.is_empty() {
+            crate::fs::mounts::setattr(&tree, set, clr, false).ctx("remount bind", shown)?;
+        }
+        match name {
+            Some(n) => crate::sys::move_mount_at(&tree, dir.as_raw_fd(), n),
+            None => crate::sys::move_mount_fd(&tree, dir.as_raw_fd()),
+        }
+        .ctx("bind mount", shown)
+    }
 }
 
 #[cfg(test)]

@@ -42,10 +42,9 @@ pub fn delegation_root(mountpoint: &Path, own: &Path, euid: u32) -> Option<PathB
 
 /// The plan for an unprivileged runtime (euid != 0): a v2 directory inside the delegated subtree,
 /// or no cgroup (layout "").
-pub fn plan(spec: &Spec, id: &str, euid: u32) -> Result<Cgroups> {
+pub fn plan(spec: &Spec, id: &str, euid: u32, info: &[crate::procinfo::Mount]) -> Result<Cgroups> {
     let (inner, _absolute) = inner_path(spec, id, false)?;
-    let info = crate::procinfo::mountinfo()?;
-    let hs = super::hierarchies(&info);
+    let hs = super::hierarchies(info);
     let none = Cgroups::from_record(CgroupRecord::default());
     // Pure v2 only (a hybrid's unified hierarchy has no controllers to limit with).
     if hs.iter().any(|h| !h.v2) {

@@ -110,11 +110,14 @@ fn create_inner(root: &Path, o: &CreateOptions, mode: Mode) -> Result<Released> 
     } else {
         None
     };
+    // Parsed once: the cgroup plan reads the host's hierarchies from it, and the init, whose
+    // mount namespace starts as a copy of ours, its rootfs's parent mount and cgroup mounts.
+    let host_mounts = crate::procinfo::mountinfo()?;
     // Decided (and the path validated) before anything exists.
     let planned = if o.systemd_cgroup && crate::init::rootless::systemd_user(o.rootless, euid) {
         Cgroups::plan_systemd_user(&bundle.spec, &o.id)?
     } else if caller.is_some() && o.rootless != crate::init::rootless::Mode::Off {
-        let p = crate::cgroups::rootless::plan(&bundle.spec, &o.id, euid)?;
+        let p = crate::cgroups::rootless::plan(&bundle.spec, &o.id, euid, &host_mounts)?;
         if p.rec.layout.is_empty() {
             crate::cgroups::rootless::warn_not_applied(
                 &bundle.spec,
@@ -123,7 +126,7 @@ fn create_inner(root: &Path, o: &CreateOptions, mode: Mode) -> Result<Released> 
         }
         p
     } else {
-        Cgroups::plan(&bundle.spec, &o.id, o.systemd_cgroup)?
+        Cgroups::plan_with(&bundle.spec, &o.id, o.systemd_cgroup, &host_mounts)?
     };
     planned.check_before_create(&bundle.spec)?;
     drop(config);
@@ -166,6 +169,7 @@ fn create_inner(root: &Path, o: &CreateOptions, mode: Mode) -> Result<Released> 
             planned,
             caller,
             seccomp: seccomp.as_ref(),
+            host_mounts: &host_mounts,
         },
         &mut made,
         &mut rec,
@@ -201,6 +205,8 @@ struct Decided<'a> {
     caller: Option<crate::init::idmap::Caller>,
     /// `linux.seccomp`, compiled.
     seccomp: Option<&'a crate::security::seccomp::Compiled>,
+    /// /proc/self/mountinfo, parsed once for the plan and the init.
+    host_mounts: &'a [crate::procinfo::Mount],
 }
 
 /// What a `create` has brought into existence so far: undone if it fails.
@@ -224,6 +230,7 @@ fn create_locked(
         planned,
         caller,
         seccomp,
+        host_mounts,
     } = decided;
     let spec = &bundle.spec;
     let listener = match mode {
@@ -339,6 +346,7 @@ fn create_locked(
                 }),
                 bind_sources: &bind_sources,
                 runtime_pid,
+                host_mounts,
             })
         }
         sys::Forked::Parent { pid } => pid,

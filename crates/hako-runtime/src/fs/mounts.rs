@@ -42,16 +42,30 @@ impl Default for Options {
     }
 }
 
-const MOUNT_ATTR_RDONLY: u64 = 0x01;
-const MOUNT_ATTR_NOSUID: u64 = 0x02;
-const MOUNT_ATTR_NODEV: u64 = 0x04;
-const MOUNT_ATTR_NOEXEC: u64 = 0x08;
-const MOUNT_ATTR__ATIME: u64 = 0x70;
-const MOUNT_ATTR_RELATIME: u64 = 0x00;
+pub const MOUNT_ATTR_RDONLY: u64 = 0x01;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x02;
+pub const MOUNT_ATTR_NODEV: u64 = 0x04;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x08;
+pub const MOUNT_ATTR__ATIME: u64 = 0x70;
+pub const MOUNT_ATTR_RELATIME: u64 = 0x00;
 const MOUNT_ATTR_NOATIME: u64 = 0x10;
 const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
 const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
 const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
+
+/// The per-mount attributes (`MOUNT_ATTR_*`, for fsmount and mount_setattr) of the MS_* flags
+/// ro, nosuid, nodev and noexec.
+pub fn attrs_of(flags: MsFlags) -> u64 {
+    [
+        (MsFlags::MS_RDONLY, MOUNT_ATTR_RDONLY),
+        (MsFlags::MS_NOSUID, MOUNT_ATTR_NOSUID),
+        (MsFlags::MS_NODEV, MOUNT_ATTR_NODEV),
+        (MsFlags::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
+    ]
+    .iter()
+    .filter(|(f, _)| flags.contains(*f))
+    .fold(0, |a, (_, m)| a | m)
+}
 
 /// The recursive (`r`-prefixed) options runc accepts, applied with mount_setattr(AT_RECURSIVE).
 /// `true` sets the attribute, `false` clears it.
@@ -281,6 +295,9 @@ pub struct MountCtx<'a> {
     pub in_userns: bool,
     /// Bind sources the runtime opened for us (user namespaces): bound from the fd, not the path.
     pub bind_fds: &'a crate::fs::bind_sources::Opened,
+    /// This mount namespace's mounts as the runtime parsed them before the clone (the init's
+    /// namespace is a copy of that one): where the host's cgroup hierarchies are.
+    pub host_mounts: &'a [crate::procinfo::Mount],
 }
 
 /// Mounts one entry of `mounts[]`.

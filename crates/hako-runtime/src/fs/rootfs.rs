@@ -30,7 +30,11 @@ pub fn verify_host_proc() -> Result<()> {
 /// Step 1: make the whole tree slave (or the configured propagation) so nothing the container
 /// mounts propagates back to the host, then make the rootfs's parent mount private, which
 /// pivot_root requires.
-pub fn prepare(rootfs: &Path, propagation: Option<&str>) -> Result<()> {
+pub fn prepare(
+    rootfs: &Path,
+    propagation: Option<&str>,
+    mounts: &[crate::procinfo::Mount],
+) -> Result<()> {
     let flag = propagation
         .filter(|p| !p.is_empty())
         .and_then(mounts::propagation_flag)
@@ -43,7 +47,7 @@ pub fn prepare(rootfs: &Path, propagation: Option<&str>) -> Result<()> {
         None::<&str>,
     )
     .ctx("make / propagation", "/")?;
-    if let Some(parent) = parent_mount(rootfs) {
+    if let Some(parent) = parent_mount(rootfs, mounts) {
         // Only needed when the parent is shared (rshared root propagation); harmless otherwise.
         mount(
             None::<&str>,
@@ -66,10 +70,9 @@ pub fn prepare(rootfs: &Path, propagation: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// The mount point (from mountinfo) that contains `path`.
-fn parent_mount(path: &Path) -> Option<String> {
-    crate::procinfo::mountinfo()
-        .ok()?
+/// The mount point (of `mounts`, this namespace's mountinfo) that contains `path`.
+fn parent_mount(path: &Path, mounts: &[crate::procinfo::Mount]) -> Option<String> {
+    mounts
         .iter()
         .map(|m| {
             crate::procinfo::mount_point(m)
@@ -110,6 +113,7 @@ pub fn mount_all(
     bundle: &Path,
     in_userns: bool,
     bind_fds: &crate::fs::bind_sources::Opened,
+    host_mounts: &[crate::procinfo::Mount],
     before_cgroup: &mut dyn FnMut() -> Result<()>,
 ) -> Result<()> {
     let ctx = MountCtx {
@@ -117,6 +121,7 @@ pub fn mount_all(
         bundle,
         in_userns,
         bind_fds,
+        host_mounts,
     };
     let spec_mounts = spec.mounts().as_deref().unwrap_or(&[]);
     for m in spec_mounts {

@@ -53,6 +53,9 @@ pub struct InitArgs<'a> {
     /// The runtime's pid, for checking that it is still our parent once the parent-death
     /// signal is armed.
     pub runtime_pid: i32,
+    /// The runtime's mount namespace as it parsed /proc/self/mountinfo before the clone: ours is
+    /// a copy of it (unless joined by path), so the init does not read and parse it again.
+    pub host_mounts: &'a [crate::procinfo::Mount],
 }
 
 /// Never returns: exits the child with 0 only through execve.
@@ -186,7 +189,20 @@ fn setup(a: &InitArgs) -> Result<Ready> {
     let mut console_peer = None;
     let mounts = tracing::debug_span!("mounts").entered();
     let root = if a.plan.private_mount {
-        rootfs::prepare(a.rootfs, propagation)?;
+        // A mount namespace joined by path is not the runtime's: only then read its mountinfo.
+        let joined;
+        let host_mounts = if a
+            .plan
+            .join
+            .iter()
+            .any(|(t, _)| *t == hako_spec::oci::LinuxNamespaceType::Mount)
+        {
+            joined = crate::procinfo::mountinfo()?;
+            &joined[..]
+        } else {
+            a.host_mounts
+        };
+        rootfs::prepare(a.rootfs, propagation, host_mounts)?;
         let root = Root::open(a.rootfs)?;
         rootfs::mount_all(
             spec,
@@ -194,6 +210,7 @@ fn setup(a: &InitArgs) -> Result<Ready> {
             a.bundle,
             in_userns,
             &bind_fds,
+            host_mounts,
             &mut join_cgroups,
         )?;
         // runc creates a missing cwd (resolved inside the rootfs, before it may turn read-only).
