@@ -1777,3 +1777,48 @@ fn cgroup_mounts_inside_have_their_flags_and_root() {
         assert_eq!(seen, want, "cgroupns {cgroupns}: {out}");
     }
 }
+
+/// A move into a cgroup the kernel refuses: with RT group scheduling, a SCHED_FIFO task may not
+/// enter a cpu cgroup without `cpu.rt_runtime_us` (EINVAL). The init's own move (its write to
+/// `tasks`) fails, the runtime falls back to writing the pid into `cgroup.procs` as it used to,
+/// and create and run fail with that write's error, exactly as before; nothing is left.
+#[test]
+fn a_refused_move_fails_with_the_runtimes_own_error() {
+    require_root!();
+    let Some((cpu, _, _)) = mounts().into_iter().find(|(mp, ctrls, _)| {
+        ctrls.iter().any(|c| c == "cpu") && mp.join("cpu.rt_runtime_us").exists()
+    }) else {
+        eprintln!("no v1 cpu hierarchy with RT group scheduling; skipped");
+        return;
+    };
+    let p = Parent::new();
+    let h = Hako::new();
+    let b = bundle_in(&p, "true");
+    /// SCHED_FIFO for this thread (and so for the runtime it spawns) while it lives.
+    struct Fifo;
+    impl Fifo {
+        fn set(policy: i32, prio: i32) -> bool {
+            let param = libc::sched_param {
+                sched_priority: prio,
+            };
+            // SAFETY: `param` is a valid sched_param; pid 0 is the calling thread.
+            unsafe { libc::sched_setscheduler(0, policy, &param) == 0 }
+        }
+    }
+    impl Drop for Fifo {
+        fn drop(&mut self) {
+            Fifo::set(libc::SCHED_OTHER, 0);
+        }
+    }
+    if !Fifo::set(libc::SCHED_FIFO, 1) {
+        eprintln!("cannot run SCHED_FIFO here; skipped");
+        return;
+    }
+    let fifo = Fifo;
+    let want = format!(
+        "join cgroup {}/cgroup.procs: invalid argument",
+        cpu.join(p.path("c").trim_start_matches('/')).display()
+    );
+    fails_cleanly(&h, &b, &p, &[&want]);
+    drop(fifo);
+}

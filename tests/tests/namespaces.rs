@@ -398,3 +398,44 @@ fn what_needs_a_private_namespace_is_refused_without_it() {
     assert!(o.stderr.contains("mounts[0]"), "{o:?}");
     assert!(mounts_under(b.path()).is_empty());
 }
+
+/// prestart and createRuntime hooks run in the runtime's own network namespace (runc's) and
+/// find the container's new one through /proc/PID/ns/net, as CNI-style hooks do; the container
+/// sees only its loopback in /sys (sysfs captures the namespace of the task that mounts it) and
+/// its net.* sysctls are its own. Whoever makes the namespace (the init now; the runtime was
+/// tried, docs/architecture.md), it must exist and be entered before all of these.
+#[test]
+fn hooks_run_in_the_host_network_namespace_and_see_the_containers() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    let out = h.scratch().join("hooks");
+    let hook = |kind: &str| {
+        json!({"path": "/bin/sh", "args": ["sh", "-c", format!(
+            r#"pid=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p'); echo {kind} $(readlink /proc/self/ns/net) $(readlink /proc/$pid/ns/net) >> {}"#,
+            out.display()
+        )]})
+    };
+    b.config["hooks"] =
+        json!({"prestart": [hook("prestart")], "createRuntime": [hook("createRuntime")]});
+    b.config["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+    let host = fs::read_link("/proc/self/ns/net").unwrap();
+    let host = host.to_str().unwrap();
+    let inside = h.run_sh(
+        &mut b,
+        "readlink /proc/self/ns/net; ls /sys/class/net; cat /proc/sys/net/ipv4/ip_forward",
+    );
+    let inside: Vec<&str> = inside.split_whitespace().collect();
+    assert_eq!(inside[1..], ["lo", "1"], "{inside:?}");
+    let container = inside[0];
+    assert_ne!(container, host);
+    let lines = read(&out);
+    let lines: Vec<Vec<&str>> = lines.lines().map(|l| l.split(' ').collect()).collect();
+    assert_eq!(
+        lines,
+        [
+            vec!["prestart", host, container],
+            vec!["createRuntime", host, container]
+        ]
+    );
+}
