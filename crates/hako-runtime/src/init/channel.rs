@@ -207,7 +207,7 @@ impl Channel {
         let iov = [std::io::IoSlice::new(&buf)];
         let rights = [socket::ControlMessage::ScmRights(&raw)];
         let cmsg: &[socket::ControlMessage] = if raw.is_empty() { &[] } else { &rights };
-        crate::sys::retry(|| {
+        match crate::sys::retry(|| {
             socket::sendmsg::<()>(
                 self.fd.as_raw_fd(),
                 &iov,
@@ -215,9 +215,15 @@ impl Channel {
                 MsgFlags::MSG_NOSIGNAL,
                 None,
             )
-        })
-        .op("send fd to container init")?;
-        Ok(())
+        }) {
+            Ok(_) => Ok(()),
+            // As in `send`: an init that failed (say, on a symlinked /proc) left its `Error`
+            // queued before it exited; that, not our EPIPE, is what the caller must see.
+            Err(e) => match self.recv_or_eof("container init") {
+                Ok(Some(Msg::Error(text))) => Err(Error::Init(text)),
+                _ => Err(Error::sys("send fd to container init", e)),
+            },
+        }
     }
 
     /// One message and the fd attached to it; an `Error` from the peer is `Err`.
@@ -347,6 +353,24 @@ mod tests {
         assert_eq!((m, fds.len()), (Msg::CgroupsJoined, 0));
         a.send(&Msg::CgroupsJoined).unwrap();
         assert!(b.recv_fd("peer").is_err());
+    }
+
+    /// The init failed (a symlinked /proc in the image) and exited before the runtime sent it its
+    /// cgroups' fds: the caller gets the init's error, not "send fd to container init: broken
+    /// pipe" (rootfs.rs's proc_or_sys_symlink_is_refused saw that about 1 run in 3).
+    #[test]
+    fn fds_to_a_peer_that_failed_give_its_error() {
+        let (runtime, init) = pair().unwrap();
+        init.send(&Msg::Error("mount /proc: boom".into())).unwrap();
+        drop(init);
+        let (_r, w) = nix::unistd::pipe().unwrap();
+        let e = runtime
+            .send_fds(&Msg::JoinCgroups, &[std::os::fd::AsFd::as_fd(&w)])
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::Init(t) if t == "mount /proc: boom"),
+            "{e}"
+        );
     }
 
     /// The init failed before reading `CgroupsJoined`: it queued its error and exited with our
