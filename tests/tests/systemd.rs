@@ -669,6 +669,18 @@ fn rootless_scope_is_the_user_instance_s_with_its_limits_until_delete() {
     h.delete(&id).assert_ok();
     assert_eq!(um.prop(&unit, "LoadState"), "not-found");
     assert!(!cgroup_dir(&cg).exists());
+
+    // A limit the user's delegation does not allow (user@.service gives no cpuset): the unit
+    // exists when its file is written, so the failed create stops it; one error names the field.
+    let id = h.new_id();
+    let b = rootless_bundle_in(&format!(":hakotest:{id}"), json!({"cpu": {"cpus": "0"}}));
+    let xdg = um.runtime_dir().to_string_lossy().to_string();
+    let o = sd_create_env(&h, &id, &b, &[("XDG_RUNTIME_DIR", Some(xdg))]);
+    failed(&h, &id, &o, "linux.resources.cpu.cpus");
+    let unit = format!("hakotest-{id}.scope");
+    assert_eq!(um.prop(&unit, "LoadState"), "not-found");
+    assert!(!cgroup_dir(&format!("{}/user.slice/{unit}", um.cgroup())).exists());
+    assert!(processes_using(b.path()).is_empty(), "processes left");
 }
 
 /// Every directory below `dir` whose name is `name`.
