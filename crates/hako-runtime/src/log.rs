@@ -80,7 +80,7 @@ pub fn init(path: Option<&Path>, format: Format, debug: bool) -> std::io::Result
 /// Lines for a `--log` file are unaffected.
 static TIMINGS_TO_STDERR: AtomicBool = AtomicBool::new(true);
 
-/// From here on, phase timings only go to a `--log` file (see [`TIMINGS_TO_STDERR`]).
+/// From here on, phase timings only go to a `--log` file (see `TIMINGS_TO_STDERR`).
 pub fn timings_to_file_only() {
     TIMINGS_TO_STDERR.store(false, Ordering::Relaxed);
 }

@@ -322,7 +322,7 @@ pub fn fd_path(fd: RawFd) -> String {
     format!("/proc/self/fd/{fd}")
 }
 
-/// Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), and the state letter.
+/// Field 22 of `/proc/<pid>/stat` (start time in clock ticks since boot), and the state letter.
 /// A pid whose start time differs from the one recorded at create is a recycled pid.
 pub fn proc_stat(pid: i32) -> Option<(char, u64)> {
     crate::procinfo::stat(pid)

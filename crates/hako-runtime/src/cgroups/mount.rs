@@ -36,7 +36,7 @@ pub fn own_path(h: &Hierarchy, proc_cgroup: &str) -> PathBuf {
 /// paths of its cgroups, which inside the namespace all read `/`.
 static BEFORE_CGROUPNS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
-/// Called by the init right before it unshares its cgroup namespace (see [`BEFORE_CGROUPNS`]).
+/// Called by the init right before it unshares its cgroup namespace (see `BEFORE_CGROUPNS`).
 pub fn remember_host_cgroups() {
     if let Ok(t) = std::fs::read_to_string("/proc/self/cgroup") {
         let _ = BEFORE_CGROUPNS.set(t);

@@ -111,7 +111,7 @@ pub fn for_dump(spec: &Spec, pid: i32) -> Result<Vec<ExtMountMap>> {
     Ok(out)
 }
 
-/// What `restore` tells CRIU: `criu_cgroup` is /proc/<criu>/cgroup once CRIU was moved into the
+/// What `restore` tells CRIU: `criu_cgroup` is `/proc/<criu>/cgroup` once CRIU was moved into the
 /// new container's cgroups, whose directories the cgroup binds now point at.
 pub fn for_restore(spec: &Spec, bundle: &Path, criu_cgroup: &str) -> Result<Vec<ExtMountMap>> {
     let mut out = Vec::new();
