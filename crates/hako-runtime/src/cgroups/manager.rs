@@ -362,9 +362,10 @@ impl Cgroups {
     }
 
     /// [`Cgroups::create`] for some of the directories; the ones it makes are added to
-    /// `rec.created`, and on failure everything made so far is removed.
+    /// `rec.created`, and on failure the ones it made are removed again.
     pub fn create_part(&mut self, part: Part) -> Result<()> {
         let mut created = std::mem::take(&mut self.rec.created);
+        let before = created.len();
         let v1 = self
             .rec
             .v1
@@ -414,9 +415,16 @@ impl Cgroups {
             }
             Ok(())
         })();
-        self.rec.created = created;
         if r.is_err() {
+            // Only what this call made: an earlier part may hold the init already (the hybrid's
+            // v2 directory), which the caller removes once it has killed it; a busy directory
+            // would have us retry for seconds.
+            let earlier = created.drain(..before).collect();
+            self.rec.created = created;
             let _ = self.destroy();
+            self.rec.created = earlier;
+        } else {
+            self.rec.created = created;
         }
         r
     }
