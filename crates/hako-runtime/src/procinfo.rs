@@ -1,7 +1,7 @@
 //! The one typed source for what hako reads from /proc: the `procfs` crate's parsers
 //! (mountinfo, stat) behind a few functions, so no module splits those lines by hand.
-//! The files are read with one `read` each (no directory fd, no extra syscalls on the hot path)
-//! and handed to the crate's parsers.
+//! The files are read with one `read` each plus the one that sees EOF ([`read`]: no directory
+//! fd, no size query, no extra syscalls on the hot path) and handed to the crate's parsers.
 
 use std::path::PathBuf;
 
@@ -13,10 +13,38 @@ use crate::error::{Context, Result};
 /// One line of /proc/self/mountinfo.
 pub type Mount = MountInfo;
 
+/// A /proc file, whole: open, reads into a 16 KiB buffer (grown if it fills) until EOF, close.
+/// std's `read_to_string` first asks for the size (procfs says 0) and then reads in
+/// 32-byte-and-doubling steps: ten syscalls for a mountinfo that fits in one read.
+pub fn read(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
+    String::from_utf8(read_bytes(path)?)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// [`read`] without the UTF-8 check: /proc/PID/stat holds the process's name, any bytes.
+pub fn read_bytes(path: impl AsRef<std::path::Path>) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 16 << 10];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
+        }
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    Ok(buf)
+}
+
 /// Every mount of this process's mount namespace, in the kernel's order.
 pub fn mountinfo() -> Result<Vec<Mount>> {
-    let text =
-        std::fs::read_to_string("/proc/self/mountinfo").ctx("read", "/proc/self/mountinfo")?;
+    let text = read("/proc/self/mountinfo").ctx("read", "/proc/self/mountinfo")?;
     Ok(parse_mountinfo(&text))
 }
 
@@ -63,7 +91,7 @@ pub fn parse_cgroups(text: &str) -> Vec<ProcessCGroup> {
 /// The state letter and start time (clock ticks since boot, field 22) of process `pid`. A pid
 /// whose start time differs from the one recorded at create is a recycled pid.
 pub fn stat(pid: i32) -> Option<(char, u64)> {
-    let bytes = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let bytes = read_bytes(format!("/proc/{pid}/stat")).ok()?;
     let s = Stat::from_read(&bytes[..]).ok()?;
     Some((s.state, s.starttime))
 }

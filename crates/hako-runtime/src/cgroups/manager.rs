@@ -166,7 +166,7 @@ impl Cgroups {
         } else {
             None
         };
-        let own = std::fs::read_to_string("/proc/self/cgroup").ctx("read", "/proc/self/cgroup")?;
+        let own = crate::procinfo::read("/proc/self/cgroup").ctx("read", "/proc/self/cgroup")?;
         let hs = hierarchies(info);
         let mut rec = CgroupRecord {
             layout: layout_of(&hs).to_string(),

@@ -38,7 +38,7 @@ static BEFORE_CGROUPNS: std::sync::OnceLock<String> = std::sync::OnceLock::new()
 
 /// Called by the init right before it unshares its cgroup namespace (see `BEFORE_CGROUPNS`).
 pub fn remember_host_cgroups() {
-    if let Ok(t) = std::fs::read_to_string("/proc/self/cgroup") {
+    if let Ok(t) = crate::procinfo::read("/proc/self/cgroup") {
         let _ = BEFORE_CGROUPNS.set(t);
     }
 }
@@ -57,7 +57,7 @@ pub fn mount_in_container(ctx: &MountCtx, m: &Mount, opts: &Options) -> Result<(
     // Read here, not taken from the runtime: the init's view differs from the runtime's. The
     // runtime has just moved us into the container's cgroups, and with a cgroup namespace of our
     // own every path reads as `/`.
-    let own = std::fs::read_to_string("/proc/self/cgroup").ctx("read", "/proc/self/cgroup")?;
+    let own = crate::procinfo::read("/proc/self/cgroup").ctx("read", "/proc/self/cgroup")?;
     let cgroupns = crate::procinfo::parse_cgroups(&own)
         .iter()
         .all(|c| c.pathname == "/");

@@ -53,7 +53,7 @@ pub fn plan(spec: &Spec, id: &str, euid: u32, info: &[crate::procinfo::Mount]) -
     let Some(h) = hs.first() else {
         return Ok(none);
     };
-    let own = std::fs::read_to_string("/proc/self/cgroup").ctx("read", "/proc/self/cgroup")?;
+    let own = crate::procinfo::read("/proc/self/cgroup").ctx("read", "/proc/self/cgroup")?;
     let own = super::mount::own_path(h, &own);
     let Some(base) = delegation_root(&h.mountpoint, &own, euid) else {
         return Ok(none);
