@@ -77,6 +77,8 @@ pub fn wanted(spec: &[LinuxDevice]) -> Vec<Device> {
 /// Creates the nodes. In a user namespace mknod is refused, so (like runc) the host's node is
 /// bind-mounted instead.
 pub fn create(root: &Root, devices: &[Device], in_userns: bool) -> Result<()> {
+    // The directory of the previous node: the defaults all go into /dev, resolved once.
+    let mut last: Option<(&Path, OwnedFd)> = None;
     for d in devices {
         let shown = root.host_path(&d.path);
         let parent = d.path.parent().unwrap_or(Path::new("/"));
@@ -84,7 +86,11 @@ pub fn create(root: &Root, devices: &[Device], in_userns: bool) -> Result<()> {
             .path
             .file_name()
             .ok_or_else(|| Error::path("create device", &shown, Errno::EINVAL))?;
-        let dir = root.ensure(parent, Kind::Dir)?;
+        let dir = match last.take() {
+            Some((p, fd)) if p == parent => fd,
+            _ => root.ensure(parent, Kind::Dir)?,
+        };
+        let dir = &last.insert((parent, dir)).1;
         let bind_host = || -> Result<()> {
             let target = root.ensure(&d.path, Kind::File)?;
             let host = d.path.to_string_lossy();
@@ -102,7 +108,7 @@ pub fn create(root: &Root, devices: &[Device], in_userns: bool) -> Result<()> {
             continue;
         }
         let dev = makedev(d.major, d.minor);
-        match mknodat(&dir, name, d.kind, Mode::from_bits_truncate(d.mode), dev) {
+        match mknodat(dir, name, d.kind, Mode::from_bits_truncate(d.mode), dev) {
             Ok(()) => {}
             // A node already in the image (e.g. a /dev that is not a tmpfs) is kept, as runc does.
             Err(Errno::EEXIST) => continue,
@@ -114,7 +120,7 @@ pub fn create(root: &Root, devices: &[Device], in_userns: bool) -> Result<()> {
             }
             Err(e) => return Err(Error::path("mknod", shown, e)),
         }
-        chown_at(&dir, name.as_ref(), d.uid, d.gid).ctx("chown device", &shown)?;
+        chown_at(dir, name.as_ref(), d.uid, d.gid).ctx("chown device", &shown)?;
     }
     Ok(())
 }

@@ -316,7 +316,8 @@ pub fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<()> {
         )));
     }
     let typ = m.typ().as_deref().unwrap_or("");
-    check_proc(ctx, m, typ, &shown)?;
+    // The destination, when it exists, opened once: checked, then mounted on.
+    let opened = check_proc(ctx, m, typ, &shown)?;
     let data = opts.data.join(",");
     let data = (!data.is_empty()).then_some(data.as_str());
     let is_bind = opts.flags.contains(MsFlags::MS_BIND) || typ == "bind";
@@ -327,15 +328,16 @@ pub fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<()> {
         } else {
             ctx.bundle.join(src)
         };
-        return bind(ctx, &src, dest, &opts, &shown);
+        return bind_onto(ctx, &src, dest, opened, &opts, &shown);
     }
     if typ == "cgroup" || typ == "cgroup2" {
         return crate::cgroups::mount_in_container(ctx, m, &opts);
     }
-    if typ == "proc" || typ == "sysfs" {
-        ordinary_directory(ctx.root, dest, typ)?;
-    }
-    let target = ctx.root.ensure(dest, Kind::Dir)?;
+    let opened = match ordinary_directory(ctx.root, dest, typ)? {
+        Some(fd) => Probed::Exists(fd),
+        None => opened,
+    };
+    let target = opened.ensure(ctx.root, dest, Kind::Dir)?;
     let src = m
         .source()
         .as_ref()
@@ -371,7 +373,14 @@ pub fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<()> {
                 ..Default::default()
             };
             o.propagation.clone_from(&opts.propagation);
-            bind(ctx, Path::new(host), dest, &o, &shown)
+            bind_onto(
+                ctx,
+                Path::new(host),
+                dest,
+                Probed::Exists(target),
+                &o,
+                &shown,
+            )
         }
         Err(e) => Err(Error::path("mount", shown, e)),
         Ok(()) => finish(ctx.root, dest, &opts, &shown),
@@ -416,11 +425,16 @@ pub fn readonly_dev(root: &Root, mounts: &[Mount]) -> Result<()> {
 /// procfs and sysfs go only onto a real directory (or where nothing is yet): an image whose
 /// /proc or /sys is a symlink would otherwise get them somewhere else, out from under the
 /// masked and read-only paths meant for them (CVE-2019-19921). runc's rule and words.
-fn ordinary_directory(root: &Root, dest: &Path, typ: &str) -> Result<()> {
+/// Returns the directory (opened without following a last symlink) when it exists; nothing for
+/// other types.
+fn ordinary_directory(root: &Root, dest: &Path, typ: &str) -> Result<Option<OwnedFd>> {
+    if typ != "proc" && typ != "sysfs" {
+        return Ok(None);
+    }
     let flags = libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC;
     let fd = match root.open_with(dest, flags) {
         Ok(fd) => fd,
-        Err(Errno::ENOENT) => return Ok(()),
+        Err(Errno::ENOENT) => return Ok(None),
         Err(e) => {
             return Err(Error::path(
                 "open mount destination",
@@ -438,7 +452,7 @@ fn ordinary_directory(root: &Root, dest: &Path, typ: &str) -> Result<()> {
             dest.display().to_string()
         )));
     }
-    Ok(())
+    Ok(Some(fd))
 }
 
 /// Files under /proc that may be mounted over (what lxcfs emulates), as runc allows.
@@ -460,14 +474,35 @@ const PROC_MOUNTABLE: &[&str] = &[
 /// /proc/self/attr would hide the kernel's file behind one the container controls (the
 /// CVE-2025-52881 class). Decided on where the destination *resolves*, so a symlink into
 /// /proc does not get around it.
-fn check_proc(ctx: &MountCtx, m: &Mount, typ: &str, shown: &Path) -> Result<()> {
+/// What [`check_proc`] found of the destination.
+enum Probed {
+    /// Not looked up.
+    Unknown,
+    /// It exists: its fd.
+    Exists(OwnedFd),
+    /// Missing (ENOENT all the way): its deepest existing ancestor and that one's fd.
+    Missing(PathBuf, OwnedFd),
+}
+
+impl Probed {
+    /// The destination, created (inside the root) when missing.
+    fn ensure(self, root: &Root, dest: &Path, kind: Kind) -> Result<OwnedFd> {
+        match self {
+            Probed::Exists(fd) => Ok(fd),
+            Probed::Missing(ancestor, fd) => root.ensure_below(dest, kind, &ancestor, fd),
+            Probed::Unknown => root.ensure(dest, kind),
+        }
+    }
+}
+
+fn check_proc(ctx: &MountCtx, m: &Mount, typ: &str, shown: &Path) -> Result<Probed> {
     let rel = crate::fs::paths::clean(m.destination());
     if PROC_MOUNTABLE.iter().any(|p| rel == Path::new(p)) {
-        return Ok(());
+        return Ok(Probed::Unknown);
     }
     if rel == Path::new("proc") {
         if typ == "proc" {
-            return Ok(());
+            return Ok(Probed::Unknown);
         }
         return Err(Error::Usage(format!(
             "{} cannot be mounted because it is not of type proc",
@@ -476,13 +511,17 @@ fn check_proc(ctx: &MountCtx, m: &Mount, typ: &str, shown: &Path) -> Result<()> 
     }
     // The destination, or its deepest existing ancestor: is it on a procfs?
     let mut probe = rel.as_path();
+    let mut all_enoent = true;
     let fd = loop {
         match ctx.root.open_path(probe) {
             Ok(fd) => break fd,
-            Err(_) => match probe.parent() {
-                Some(p) => probe = p,
-                None => return Ok(()),
-            },
+            Err(e) => {
+                all_enoent &= e == Errno::ENOENT;
+                match probe.parent() {
+                    Some(p) => probe = p,
+                    None => return Ok(Probed::Unknown),
+                }
+            }
         }
     };
     let fs = nix::sys::statfs::fstatfs(&fd).ctx("statfs", shown)?;
@@ -492,7 +531,13 @@ fn check_proc(ctx: &MountCtx, m: &Mount, typ: &str, shown: &Path) -> Result<()> 
             shown.display()
         )));
     }
-    Ok(())
+    Ok(if probe == rel.as_path() {
+        Probed::Exists(fd)
+    } else if all_enoent {
+        Probed::Missing(Path::new("/").join(probe), fd)
+    } else {
+        Probed::Unknown
+    })
 }
 
 /// A tmpfs with `tmpcopyup`. podman puts it on the tmpfs it mounts over /tmp, /run and /var/tmp for
@@ -602,7 +647,15 @@ fn copy_dir(from: &OwnedFd, to: &OwnedFd) -> std::result::Result<(), Errno> {
 
 /// A bind mount: the source (a host path, or relative to the bundle) onto the resolved target;
 /// mount(2) ignores MS_RDONLY and friends with MS_BIND, so they need a remount of the new mount.
-pub fn bind(ctx: &MountCtx, src: &Path, dest: &Path, o: &Options, shown: &Path) -> Result<()> {
+/// `opened` is the destination already resolved inside the root, when it exists.
+fn bind_onto(
+    ctx: &MountCtx,
+    src: &Path,
+    dest: &Path,
+    opened: Probed,
+    o: &Options,
+    shown: &Path,
+) -> Result<()> {
     let fd = ctx.bind_fds.get(src);
     let is_dir = match fd {
         Some(fd) => {
@@ -614,7 +667,7 @@ pub fn bind(ctx: &MountCtx, src: &Path, dest: &Path, o: &Options, shown: &Path) 
             .is_dir(),
     };
     let kind = if is_dir { Kind::Dir } else { Kind::File };
-    let target = ctx.root.ensure(dest, kind)?;
+    let target = opened.ensure(ctx.root, dest, kind)?;
     let rec = o.flags & MsFlags::MS_REC;
     let src_s = match fd {
         // The host's procfs (verified, not pivoted yet) resolves this to the opened source.

@@ -97,21 +97,66 @@ impl Root {
             return Err(err(Errno::ELOOP));
         }
         let comps: Vec<_> = rel.components().collect();
-        let mut prefix = PathBuf::new();
-        for (i, c) in comps.iter().enumerate() {
-            let last = i + 1 == comps.len();
-            let parent = self.open_path(&prefix).map_err(err)?;
-            let here = prefix.clone();
-            prefix.push(c);
+        // The deepest ancestor that resolves (usually the parent), found from the bottom up:
+        // every name below it is missing or a dangling symlink.
+        let mut have = comps.len().saturating_sub(1);
+        let parent = loop {
+            let prefix: PathBuf = comps[..have].iter().collect();
             match self.open_path(&prefix) {
-                Ok(_) => continue,
-                Err(Errno::ENOENT) => {}
+                Ok(fd) => break fd,
+                Err(Errno::ENOENT) if have > 0 => have -= 1,
                 Err(e) => return Err(err(e)),
             }
+        };
+        self.make_below(p, kind, depth, have, parent)
+    }
+
+    /// [`Root::ensure`] of `p`, known to be missing, whose deepest existing ancestor `ancestor`
+    /// (container-absolute, resolved inside the root like everything here) is open as `fd`:
+    /// what a caller that probed the path already knows is not looked up again.
+    pub fn ensure_below(
+        &self,
+        p: &Path,
+        kind: Kind,
+        ancestor: &Path,
+        fd: OwnedFd,
+    ) -> Result<OwnedFd> {
+        let have = clean(ancestor).components().count();
+        if !clean(p).starts_with(clean(ancestor)) || have >= clean(p).components().count() {
+            return self.ensure(p, kind);
+        }
+        self.make_below(p, kind, 0, have, fd)
+    }
+
+    /// Creates the components of `p` from index `have` on, `parent` being the directory of the
+    /// first of them.
+    fn make_below(
+        &self,
+        p: &Path,
+        kind: Kind,
+        depth: u32,
+        have: usize,
+        mut parent: OwnedFd,
+    ) -> Result<OwnedFd> {
+        let rel = clean(p);
+        let err = |e| crate::Error::path("create mount point", self.host_path(p), e);
+        let comps: Vec<_> = rel.components().collect();
+        let mut prefix: PathBuf = comps[..have].iter().collect();
+        // Set once we made a directory: nothing else is in it, so no name there is a symlink.
+        let mut fresh = false;
+        for (i, c) in comps.iter().enumerate().skip(have) {
+            let last = i + 1 == comps.len();
+            let here = prefix.clone();
+            prefix.push(c);
             let name = Path::new(c.as_os_str());
             // A dangling symlink (`/var/run -> /run` before /run exists): create its target,
             // itself resolved inside the root.
-            if let Ok(target) = nix::fcntl::readlinkat(&parent, name) {
+            let link = if fresh {
+                None
+            } else {
+                nix::fcntl::readlinkat(&parent, name).ok()
+            };
+            if let Some(target) = link {
                 let target = Path::new(&target);
                 let dest = if target.is_absolute() {
                     target.to_path_buf()
@@ -120,26 +165,32 @@ impl Root {
                 };
                 let k = if last { kind } else { Kind::Dir };
                 self.ensure_depth(&Path::new("/").join(dest), k, depth + 1)?;
-                continue;
-            }
-            let made = if last && kind == Kind::File {
-                nix::fcntl::openat(
-                    &parent,
-                    name,
-                    OFlag::O_CREAT
-                        | OFlag::O_EXCL
-                        | OFlag::O_WRONLY
-                        | OFlag::O_NOFOLLOW
-                        | OFlag::O_CLOEXEC,
-                    Mode::from_bits_truncate(0o644),
-                )
-                .map(drop)
             } else {
-                nix::sys::stat::mkdirat(&parent, name, Mode::from_bits_truncate(0o755))
-            };
-            match made {
-                Ok(()) | Err(Errno::EEXIST) => {}
-                Err(e) => return Err(err(e)),
+                let made = if last && kind == Kind::File {
+                    nix::fcntl::openat(
+                        &parent,
+                        name,
+                        OFlag::O_CREAT
+                            | OFlag::O_EXCL
+                            | OFlag::O_WRONLY
+                            | OFlag::O_NOFOLLOW
+                            | OFlag::O_CLOEXEC,
+                        Mode::from_bits_truncate(0o644),
+                    )
+                    .map(drop)
+                } else {
+                    nix::sys::stat::mkdirat(&parent, name, Mode::from_bits_truncate(0o755))
+                };
+                match made {
+                    Ok(()) => fresh = true,
+                    Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(err(e)),
+                }
+            }
+            if !last {
+                // Resolved from the root again, never from the name just made: a symlink swapped
+                // in meanwhile is followed inside the root like any other.
+                parent = self.open_path(&prefix).map_err(err)?;
             }
         }
         self.open_path(&rel).map_err(err)
@@ -180,6 +231,36 @@ mod tests {
             .join("x")
             .is_dir());
         assert!(root.join("y").is_file());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn ensure_makes_missing_levels_and_dangling_link_targets() {
+        let dir = std::env::temp_dir().join(format!("hako-paths-deep-{}", std::process::id()));
+        let root = dir.join("root");
+        std::fs::create_dir_all(root.join("var")).unwrap();
+        // A dangling absolute link, and a relative one whose target is two levels down.
+        std::os::unix::fs::symlink("/run", root.join("var/run")).unwrap();
+        std::os::unix::fs::symlink("deep/er", root.join("rel")).unwrap();
+        let r = Root::open(&root).unwrap();
+        r.ensure(Path::new("/a/b/c"), Kind::Dir).unwrap();
+        r.ensure(Path::new("/var/run/lock/f"), Kind::File).unwrap();
+        r.ensure(Path::new("/rel/x"), Kind::Dir).unwrap();
+        assert!(root.join("a/b/c").is_dir());
+        assert!(root.join("run/lock/f").is_file());
+        assert!(root.join("deep/er/x").is_dir());
+        // Existing: the same object, nothing new.
+        r.ensure(Path::new("/a/b"), Kind::File).unwrap();
+        assert!(root.join("a/b").is_dir());
+        // From an ancestor a probe already opened; one that is not an ancestor is ignored.
+        let a = r.open_path(Path::new("/a")).unwrap();
+        r.ensure_below(Path::new("/a/n/m"), Kind::Dir, Path::new("/a"), a)
+            .unwrap();
+        assert!(root.join("a/n/m").is_dir());
+        let a = r.open_path(Path::new("/a")).unwrap();
+        r.ensure_below(Path::new("/z/y"), Kind::File, Path::new("/a"), a)
+            .unwrap();
+        assert!(root.join("z/y").is_file() && !root.join("a/z").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
