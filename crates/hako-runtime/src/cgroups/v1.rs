@@ -398,13 +398,25 @@ fn set_devices(d: &Path, rules: &[LinuxDeviceCgroup]) -> Result<()> {
     let field = "linux.resources.devices";
     let target = Emulator::from_rules(rules)?;
     let current = Emulator::from_list(&read(d, "devices.list")?)?;
+    // Each file opened once and written once per rule (the kernel reads one rule per write):
+    // the default rules are a dozen writes, on the path the container init waits on.
+    let (mut allow_f, mut deny_f) = (None, None);
     for (allow, node, p) in current.transition(&target) {
-        let file = if allow {
-            "devices.allow"
+        let (file, slot) = if allow {
+            ("devices.allow", &mut allow_f)
         } else {
-            "devices.deny"
+            ("devices.deny", &mut deny_f)
         };
-        write(d, file, &emulator::rule_line(&node, p), field)?;
+        let line = emulator::rule_line(&node, p);
+        let f = match slot {
+            Some(f) => f,
+            None => match std::fs::File::create(d.join(file)) {
+                Ok(f) => slot.insert(f),
+                Err(e) => return write_error(d, file, &line, field, Err(e)),
+            },
+        };
+        let r = std::io::Write::write(f, line.as_bytes()).map(drop);
+        write_error(d, file, &line, field, r)?;
     }
     let after = Emulator::from_list(&read(d, "devices.list")?)?;
     if !after.matches(&target) {
