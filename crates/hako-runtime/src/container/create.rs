@@ -384,7 +384,6 @@ fn create_locked(
         std::fs::write(&p, adj.to_string()).ctx("write", p)?;
     }
     parent_ch.send(&Msg::Go)?;
-    record_pid(rec, pid);
     crate::container::crash::point("create:cloned");
     if plan.fork_for_pid {
         let Msg::InitPid(real) = parent_ch.expect("container init")? else {
@@ -393,7 +392,6 @@ fn create_locked(
         let _ = waitpid(Pid::from_raw(pid), None);
         pid = real;
         made.child = Some(pid);
-        record_pid(rec, pid);
     }
     if !bind_sources.is_empty() {
         crate::fs::bind_sources::send(&parent_ch, pid, &bind_sources)?;
@@ -437,6 +435,8 @@ fn create_locked(
     // What exists now (a systemd unit's name included) replaces what might; written after the
     // init was released, off its critical path (the `creating` record already lists every
     // directory this create may make).
+    // The pid (read from /proc) only now, too: the init waits for the message above.
+    record_pid(rec, pid);
     rec.cgroup = cgroups.rec.clone();
     lock.save(rec)?;
     crate::container::crash::point("create:cgroups");
