@@ -440,6 +440,16 @@ fn create_locked(
     rec.cgroup = cgroups.rec.clone();
     lock.save(rec)?;
     crate::container::crash::point("create:cgroups");
+    // The record as it will be once the init is ready (nothing else in it changes until then),
+    // written now while the init sets up: after its `Created` only a rename is left.
+    let next = match mode {
+        Mode::Create => Status::Created,
+        Mode::Run => Status::Running,
+    };
+    rec.status = next;
+    let staged = lock.stage(rec);
+    rec.status = Status::Creating;
+    let staged = staged?;
     let state = serde_json::to_string(&rec.hook_state(Status::Creating)).expect("serializes");
     // The init asks only when a hook needs us here (the same test on its side).
     if hooks::need_create_round_trip(spec.hooks().as_ref()) {
@@ -483,15 +493,16 @@ fn create_locked(
         // Straight from `creating` to `running`: no caller of `run` can start it, so a `created`
         // record (and its rename) would only be a window for `state` to look through. Still
         // recorded before the init may exec, which it does on `Start` and never on EOF.
-        rec.status = Status::Running;
-        lock.save(rec)?;
+        let _start = tracing::debug_span!("start").entered();
+        staged.commit()?;
+        rec.status = next;
         crate::container::crash::point("run:saved");
         parent_ch.send(&Msg::Start)?;
         log::debug(&format!("run {}: released, init pid {pid}", o.id));
         return Ok((Created { pid, console }, parent_ch));
     }
-    rec.status = Status::Created;
-    lock.save(rec)?;
+    staged.commit()?;
+    rec.status = next;
     crate::container::crash::point("create:saved");
     // Only now may the init outlive us: until it reads this it exits on EOF (see init::main).
     parent_ch.send(&Msg::Keep)?;
@@ -597,7 +608,10 @@ pub fn run(root: &Path, o: &CreateOptions, detach: bool, keep: bool) -> Result<i
     // `state`, `kill`, `exec` … take the lock while the container runs; let go before the wait
     // for the exec (a container paused meanwhile would hold us until `resume`).
     drop(lock.unlock());
-    if let Err(e) = exec_verdict(&channel).and_then(|()| {
+    let wait = tracing::debug_span!("start wait").entered();
+    let verdict = exec_verdict(&channel);
+    drop(wait);
+    if let Err(e) = verdict.and_then(|()| {
         crate::container::crash::point("run:released");
         log::debug(&format!(
             "run {}: container init {} exec'd",
