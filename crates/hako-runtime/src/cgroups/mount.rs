@@ -203,15 +203,35 @@ impl One<'_> {
             } else {
                 crate::fs::mounts::MOUNT_ATTR_RELATIME
             };
-        // Without options the old bind kept the source's flags as they were: so does this.
+        // Without options the bind keeps the source's flags as they are.
+        let mut remount = false;
         if !self.flags.is_empty() {
-            crate::fs::mounts::setattr(&tree, set, clr, false).ctx("remount bind", shown)?;
+            match crate::fs::mounts::setattr(&tree, set, clr, false) {
+                Ok(()) => {}
+                // A kernel before 5.12 has no mount_setattr: the bind remount, once attached.
+                Err(Errno::ENOSYS) => remount = true,
+                Err(e) => return Err(Error::path("remount bind", shown, e)),
+            }
         }
         match name {
             Some(n) => crate::sys::move_mount_at(&tree, dir.as_raw_fd(), n),
             None => crate::sys::move_mount_fd(&tree, dir.as_raw_fd()),
         }
-        .ctx("bind mount", shown)
+        .ctx("bind mount", shown)?;
+        if remount {
+            // `tree` is the attached mount now; its flags plus ours, as a user namespace locked
+            // them.
+            let flags = crate::fs::mounts::locked_flags(&tree) | self.flags;
+            nix::mount::mount(
+                None::<&str>,
+                crate::sys::fd_path(tree.as_raw_fd()).as_str(),
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
+                None::<&str>,
+            )
+            .ctx("remount bind", shown)?;
+        }
+        Ok(())
     }
 }
 
