@@ -869,3 +869,38 @@ fn help_for_every_command() {
         }
     }
 }
+
+/// `hako state ID | grep -q …`: a reader that is gone ends hako by SIGPIPE, as it ends runc,
+/// with nothing on stderr (it was a panic of println!, "failed printing to stdout").
+#[test]
+fn output_to_a_closed_pipe_ends_by_sigpipe_quietly() {
+    require_root!();
+    use std::os::unix::process::ExitStatusExt;
+    let h = Hako::new();
+    let b = Bundle::sh("sleep 100");
+    let id = h.new_id();
+    h.create(&id, &b).assert_ok();
+    for args in [vec!["state", id.as_str()], vec!["list"], vec!["--version"]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(hako_bin())
+            .arg("--root")
+            .arg(h.root())
+            .args(&args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGPIPE),
+            "{args:?}: {:?}",
+            out.status
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

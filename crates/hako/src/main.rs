@@ -118,10 +118,13 @@ fn create_options(cli: &Cli, a: &CreateArgs, foreground: bool) -> Result<CreateO
 
 fn dispatch(cli: &Cli) -> Result<u8> {
     if cli.version {
-        println!("hako version {}", env!("CARGO_PKG_VERSION"));
         // The runtime-spec version hako is written against (the `oci-spec` crate's), as in
         // `features`' ociVersionMax.
-        println!("spec: {}", hako_spec::oci::VERSION);
+        output::emit(&format!(
+            "hako version {}\nspec: {}\n",
+            env!("CARGO_PKG_VERSION"),
+            hako_spec::oci::VERSION
+        ))?;
         return Ok(0);
     }
     let Some(cmd) = &cli.command else {
@@ -142,7 +145,7 @@ fn dispatch(cli: &Cli) -> Result<u8> {
         Command::Start { id } => lifecycle::start(root, id)?,
         Command::State { id } => {
             let s = lifecycle::state(root, id)?;
-            println!("{}", serde_json::to_string_pretty(&s)?);
+            output::emit(&(serde_json::to_string_pretty(&s)? + "\n"))?;
         }
         Command::Kill { all, id, signal } => {
             let sig = output::parse_signal(signal)?;
@@ -160,7 +163,7 @@ fn dispatch(cli: &Cli) -> Result<u8> {
         }
         Command::List { format, quiet } => {
             let items = lifecycle::list(root)?;
-            print!("{}", output::list(&items, *format, *quiet)?);
+            output::emit(&output::list(&items, *format, *quiet)?)?;
         }
         Command::Spec { bundle } => {
             let rootless = (cli.rootless.as_deref() == Some("true")).then(|| {
@@ -186,7 +189,7 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             ps_args,
         } => {
             let pids = lifecycle::pids(root, id)?;
-            print!("{}", output::ps(&pids, *format, ps_args)?);
+            output::emit(&output::ps(&pids, *format, ps_args)?)?;
         }
         Command::Update(u) => {
             let r = update::resources(u)?;
@@ -220,7 +223,7 @@ fn dispatch(cli: &Cli) -> Result<u8> {
         }
         Command::Features => {
             let f = hako_runtime::container::features::features();
-            println!("{}", serde_json::to_string_pretty(&f)?);
+            output::emit(&(serde_json::to_string_pretty(&f)? + "\n"))?;
         }
         Command::Checkpoint(a) => {
             let o = checkpoint::checkpoint_options(&cli.criu, a);

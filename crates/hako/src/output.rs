@@ -9,6 +9,27 @@ use crate::cli::ListFormat;
 /// `9`, `KILL`, `SIGKILL`, `kill`: runc upper-cases and strips `SIG`. A number is taken as it
 /// is, as runc does: `0` checks that the init is alive, real-time signals pass, and one the
 /// kernel does not know fails when sent ("invalid argument").
+/// Writes a command's output to stdout. A reader that went away (`hako state ID | grep -q …`)
+/// ends the process by SIGPIPE, as it ends runc: not a panic of `println!`, and not an error
+/// line. SIGPIPE stays ignored everywhere else, so the runtime survives a hook that does not
+/// read the state on its stdin.
+pub fn emit(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            // SAFETY: signal(2) and raise(3) with a valid signal number; the process is
+            // single-threaded and ends here.
+            unsafe {
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                libc::raise(libc::SIGPIPE);
+            }
+            std::process::exit(141)
+        }
+        r => Ok(r?),
+    }
+}
+
 pub fn parse_signal(s: &str) -> Result<i32> {
     if let Ok(n) = s.parse::<i32>() {
         return Ok(n);
