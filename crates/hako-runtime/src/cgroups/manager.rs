@@ -716,9 +716,14 @@ impl Cgroups {
             }
             rmdir(&d, leaf, deadline)?;
         }
-        for p in &self.rec.shared_parents {
-            // Only ever an empty directory: rmdir fails (and is ignored) while any container,
-            // of this hako or another, is still below it.
+        // Only ever an empty directory: rmdir fails (and is ignored) while any container, of
+        // this hako or another, is still below it. One this create made was tried above.
+        for p in self
+            .rec
+            .shared_parents
+            .iter()
+            .filter(|p| !self.rec.created.contains(p))
+        {
             let _ = std::fs::remove_dir(p);
         }
         Ok(())
