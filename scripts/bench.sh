@@ -224,17 +224,54 @@ medians() { printf '%.1f / %.1f / %.1f' "$(median "$1" hako)" "$(median "$1" run
 
 ## Where the time goes
 
-Most of a `run /bin/true` is kernel work that every runtime pays: creating the network namespace
-(sysctl and loopback registration), a directory per v1 controller (about a dozen here) and moving
-the init into each, the mounts of the default spec, and exec of the container's program. hako's
-share is small: one `clone3`, no re-exec, the init unsharing its namespaces and building its
-mounts on one CPU while the runtime creates and joins the cgroups on the other, and no read-back
-of state on the `run` path. On this 2-vCPU VM an `exec` of any binary costs about 0.9 ms and a
-page fault 2–3 µs, so the floor is high. Deliberate costs: hako stays a position-independent
-executable (ASLR for a root process parsing untrusted input; a non-PIE build avoids about 70 page
-faults of relocation, ~0.15 ms) and links libseccomp dynamically (LGPL). The seccomp row is with
-hako's compiled-profile cache warm (`<root>/@seccomp`), the case every container after the first
-one sees.
+Most of a `run /bin/true` is kernel work every runtime pays: the network namespace (its sysctl
+tables and loopback device), a directory per v1 controller with its control files, the mounts of
+the default spec, pivot_root and the detach of the old root, and exec of the container's
+program. On this 2-vCPU VM an exec of any binary costs about 0.5 ms (`/bin/true`: 48 page
+faults) and hako's own start-up about 0.9 ms (static PIE: 176 faults, a third of them the heap
+clap's command tree needs, a third the relocation of .data.rel.ro, the rest text).
+
+What hako does about the rest (issue 14, docs/architecture.md has the choreography):
+
+- **Cold starts.** The first move of a task into a v1 cgroup after a quiet spell waits for an
+  RCU grace period (`cgroup_threadgroup_rwsem`, 8-17 ms here): that is the "cold" row, and why
+  runc and crun take 20-35 ms on an idle host. hako's init moves *itself*: the runtime opens
+  each hierarchy's `tasks` file and sends the descriptors, the single-threaded init writes `0`
+  into each (the kernel's path for one thread, without the threadgroup lock), and the hybrid's
+  cgroup2 directory is entered at birth (`CLONE_INTO_CGROUP`), as on pure v2. The runtime's
+  write stays as the fallback, with its error text. `exec` does the same.
+- **The `run` fast path.** No start socket, no `created` record (runc's `run` never reports
+  it either), the init released over the channel it already has, and no hooks round trip when
+  the spec has no hooks; each state.json replacement is one `renameat2(RENAME_EXCHANGE)` of a
+  record written ahead (about 20 µs, against 0.1-0.3 ms for a rename over the old file on this
+  ext4 /run).
+- **Mounts on directory fds.** The container's cgroupfs is built on the tmpfs's fd, with no
+  path walks around each mount, and mountinfo is parsed once per create (the init uses the
+  runtime's parse).
+- **The binary.** A static PIE (no dynamic loader), opt-level "s" with one fat-LTO unit: the
+  kernel maps .text in 64 KiB fault-around windows, so a smaller text is a smaller RSS.
+- **Not done, measured:** making the network namespace in the runtime while the init works
+  (0.55 ms moved off the init) only moved the wait: the init now waits for its cgroups instead
+  (docs/architecture.md has the numbers).
+
+## Targets (issue 14) and what limits them
+
+The ratios in "Medians and ratios" are from one invocation of this script; single rounds move
+by 10-15 % on this shared VM. The cold target is met by a wide margin (crun pays the grace
+period that hako no longer waits for). The back-to-back `run` is at the target within the noise:
+what is left of hako's 7 ms is the kernel's, above the ~3.2 ms floor of `unshare -fpmuin chroot`
+by the cgroup directories (about 0.8 ms for 10 hierarchies, on the runtime's side, which the
+init now waits for), the cgroup and masked-path mounts, and pivot_root's detach of the old root
+(an expedited RCU grace period: about 0.1 ms back to back, 2.5 ms on an idle host).
+The lifecycle is four or more execs of the runtime (create, start, a `state` per poll,
+delete): each hako exec costs about 0.9 ms of the VM's exec and page-fault floor before any
+work, so that ratio moves less than `run`'s. The 100 concurrent runs are bound by what the
+kernel serializes for every runtime alike (mount namespace lock, cgroup_mutex, network namespace
+set-up and the asynchronous cleanup of the namespaces), with two CPUs for 100 containers.
+Peak RSS of `create` is mostly file pages of hako's own text and .rodata (mapped by fault-around)
+plus the relocated .data.rel.ro of a position-independent binary; crun's 3.1-3.4 MiB are the
+shared libraries it maps. A non-PIE build would save about 0.7 MiB and 50 faults, and give up
+ASLR for a root process that parses untrusted input: not taken.
 
 ## The procfs and tracing crates (issue 11)
 
