@@ -11,7 +11,6 @@ use nix::sys::stat::Mode;
 use super::{hierarchies, Hierarchy};
 use crate::error::{Context, Error, Result};
 use crate::fs::mounts::{MountCtx, Options};
-use crate::fs::paths::Kind;
 
 /// This process's cgroup path in `h`, from /proc/self/cgroup.
 pub fn own_path(h: &Hierarchy, proc_cgroup: &str) -> PathBuf {
@@ -51,7 +50,14 @@ pub fn remember_host_cgroups() {
 /// points are made with `mkdirat` on the fd of that fresh tmpfs (nothing else can reach it
 /// before it is attached, and nothing of the image is in it), and each hierarchy is attached
 /// there by name: no path inside the rootfs is resolved again per hierarchy.
-pub fn mount_in_container(ctx: &MountCtx, m: &Mount, opts: &Options) -> Result<()> {
+///
+/// `target` is the destination, resolved (and made if missing) inside the rootfs.
+pub fn mount_in_container(
+    ctx: &MountCtx,
+    m: &Mount,
+    opts: &Options,
+    target: OwnedFd,
+) -> Result<()> {
     let dest = m.destination();
     let shown = ctx.root.host_path(dest);
     // Read here, not taken from the runtime: the init's view differs from the runtime's. The
@@ -81,11 +87,9 @@ pub fn mount_in_container(ctx: &MountCtx, m: &Mount, opts: &Options) -> Result<(
         flags,
     };
     if hs.len() == 1 && hs[0].v2 {
-        let fd = ctx.root.ensure(dest, Kind::Dir)?;
-        return one.mount(&fd, None, &hs[0], &shown);
+        return one.mount(&target, None, &hs[0], &shown);
     }
     // v1 or hybrid: a tmpfs holding one directory per hierarchy, like the host's /sys/fs/cgroup.
-    let target = ctx.root.ensure(dest, Kind::Dir)?;
     let tmpfs_flags = flags & !MsFlags::MS_RDONLY;
     let tmpfs = crate::sys::fs_mount(
         "tmpfs",

@@ -331,7 +331,8 @@ pub fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<()> {
         return bind_onto(ctx, &src, dest, opened, &opts, &shown);
     }
     if typ == "cgroup" || typ == "cgroup2" {
-        return crate::cgroups::mount_in_container(ctx, m, &opts);
+        let target = opened.ensure(ctx.root, dest, Kind::Dir)?;
+        return crate::cgroups::mount_in_container(ctx, m, &opts, target);
     }
     let opened = match ordinary_directory(ctx.root, dest, typ)? {
         Some(fd) => Probed::Exists(fd),
