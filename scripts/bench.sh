@@ -228,8 +228,11 @@ Most of a `run /bin/true` is kernel work every runtime pays: the network namespa
 tables and loopback device), a directory per v1 controller with its control files, the mounts of
 the default spec, pivot_root and the detach of the old root, and exec of the container's
 program. On this 2-vCPU VM an exec of any binary costs about 0.5 ms (`/bin/true`: 48 page
-faults) and hako's own start-up about 0.9 ms (static PIE: 176 faults, a third of them the heap
-clap's command tree needs, a third the relocation of .data.rel.ro, the rest text).
+faults; a static Rust hello-world 0.37 ms, 39 faults) and `hako state` about 0.7 ms (176 faults:
+a third the heap clap's command tree needs, a third the relocation of .data.rel.ro of a static
+PIE, the rest text). A quarter of hako's own CPU time per exec (perf, 400 runs) is glibc's start-up
+probing of CPU features and cache sizes (`init_cpu_features`, `handle_amd`): each CPUID traps to
+the hypervisor here, and every glibc program pays it, in ld.so for dynamic ones (crun too).
 
 What hako does about the rest (issue 14, docs/architecture.md has the choreography):
 
