@@ -744,7 +744,13 @@ fn root_in_the_users_own_user_namespace_as_rootless_podman_runs_it() {
     h.run_with(&id, &sleeper, &["--detach"]).assert_ok();
     // The container's pid 1 by its command line: `sleep 60` before and after its `sh -c exec`
     // (its comm is still `sh` for a moment after `run --detach` returns).
-    let ex = h.cmd(&["exec", &id, "sh", "-c", "id -u; tr '\\0' ' ' < /proc/1/cmdline"]);
+    let ex = h.cmd(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "id -u; tr '\\0' ' ' < /proc/1/cmdline",
+    ]);
     ex.assert_ok();
     assert!(ex.stdout.starts_with("0\n"), "{ex:?}");
     assert!(ex.stdout.contains("sleep 60"), "{ex:?}");

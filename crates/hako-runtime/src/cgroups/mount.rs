@@ -110,6 +110,7 @@ pub fn mount_in_container(
         }
         one.mount(&tmpfs, Some(name), h, &shown)?;
     }
+    co_mounted_links(&tmpfs, &hs, &shown)?;
     if flags.contains(MsFlags::MS_RDONLY) {
         // A remount of the superblock too (mountinfo shows `tmpfs ro`), through the fd of the
         // mount's root: mount_setattr alone would leave the superblock writable.
@@ -122,6 +123,24 @@ pub fn mount_in_container(
             Some("mode=755"),
         )
         .ctx("remount cgroup tmpfs read-only", &shown)?;
+    }
+    Ok(())
+}
+
+/// A hierarchy of several controllers (`cpu,cpuacct`, as systemd mounts them on v1 hosts) is
+/// also reachable inside by each controller's name, as on the host and as runc makes it:
+/// `cpu -> cpu,cpuacct`. A name that is already taken stays what it is.
+fn co_mounted_links(tmpfs: &OwnedFd, hs: &[Hierarchy], shown: &Path) -> Result<()> {
+    for h in hs {
+        let Some(name) = h.mountpoint.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        for part in name.split(',').filter(|p| !p.is_empty() && *p != name) {
+            match nix::unistd::symlinkat(name, tmpfs, part) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => return Err(Error::path("create symlink", shown.join(part), e)),
+            }
+        }
     }
     Ok(())
 }
