@@ -271,4 +271,44 @@ mod tests {
         assert_eq!(own_path(&hs[1], own), PathBuf::from("/s"));
         assert_eq!(own_path(&hs[2], own), PathBuf::from("/u"));
     }
+
+    /// runc's links for co-mounted controllers, made on a directory fd as on the container's
+    /// cgroup tmpfs. (A real co-mount cannot be made for a test on a host that mounts every
+    /// controller apart without changing every process's /proc/self/cgroup for seconds.)
+    #[test]
+    fn co_mounted_hierarchies_are_linked_by_each_controller() {
+        let dir = std::env::temp_dir().join(format!("hako-links-{}", std::process::id()));
+        std::fs::create_dir(&dir).unwrap();
+        let h = |name: &str| Hierarchy {
+            mountpoint: Path::new("/sys/fs/cgroup").join(name),
+            controllers: name.split(',').map(String::from).collect(),
+            v2: false,
+        };
+        let hs = [
+            h("cpu,cpuacct"),
+            h("memory"),
+            h("systemd"),
+            h("net_cls,net_prio"),
+        ];
+        for name in [
+            "cpu,cpuacct",
+            "memory",
+            "systemd",
+            "net_cls,net_prio",
+            "net_prio",
+        ] {
+            std::fs::create_dir(dir.join(name)).unwrap();
+        }
+        let fd: OwnedFd = std::fs::File::open(&dir).unwrap().into();
+        co_mounted_links(&fd, &hs, Path::new("/sys/fs/cgroup")).unwrap();
+        let link = |n: &str| std::fs::read_link(dir.join(n)).ok();
+        assert_eq!(link("cpu"), Some(PathBuf::from("cpu,cpuacct")));
+        assert_eq!(link("cpuacct"), Some(PathBuf::from("cpu,cpuacct")));
+        assert_eq!(link("net_cls"), Some(PathBuf::from("net_cls,net_prio")));
+        // A name already there (a hierarchy of its own) is left alone, as runc leaves it.
+        assert_eq!(link("net_prio"), None);
+        assert!(dir.join("net_prio").is_dir());
+        assert_eq!(link("memory"), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
