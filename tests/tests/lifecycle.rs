@@ -880,7 +880,12 @@ fn output_to_a_closed_pipe_ends_by_sigpipe_quietly() {
     let b = Bundle::sh("sleep 100");
     let id = h.new_id();
     h.create(&id, &b).assert_ok();
-    for args in [vec!["state", id.as_str()], vec!["list"], vec!["--version"]] {
+    for args in [
+        vec!["state", id.as_str()],
+        vec!["list"],
+        vec!["--version"],
+        vec!["events", "--interval", "100ms", id.as_str()],
+    ] {
         let (reader, writer) = std::io::pipe().unwrap();
         drop(reader);
         let out = std::process::Command::new(hako_bin())

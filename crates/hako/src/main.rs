@@ -213,13 +213,7 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             if every.is_zero() {
                 bail!("duration interval must be greater than 0");
             }
-            hako_runtime::container::events::events(
-                root,
-                id,
-                *stats,
-                every,
-                &mut std::io::stdout().lock(),
-            )?;
+            hako_runtime::container::events::events(root, id, *stats, every, &mut output::Stdout)?;
         }
         Command::Features => {
             let f = hako_runtime::container::features::features();

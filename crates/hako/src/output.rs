@@ -9,25 +9,41 @@ use crate::cli::ListFormat;
 /// `9`, `KILL`, `SIGKILL`, `kill`: runc upper-cases and strips `SIG`. A number is taken as it
 /// is, as runc does: `0` checks that the init is alive, real-time signals pass, and one the
 /// kernel does not know fails when sent ("invalid argument").
-/// Writes a command's output to stdout. A reader that went away (`hako state ID | grep -q …`)
-/// ends the process by SIGPIPE, as it ends runc: not a panic of `println!`, and not an error
-/// line. SIGPIPE stays ignored everywhere else, so the runtime survives a hook that does not
-/// read the state on its stdin.
+/// Writes a command's output to stdout (see [`Stdout`]).
 pub fn emit(text: &str) -> Result<()> {
     use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-            // SAFETY: signal(2) and raise(3) with a valid signal number; the process is
-            // single-threaded and ends here.
-            unsafe {
-                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-                libc::raise(libc::SIGPIPE);
-            }
-            std::process::exit(141)
-        }
-        r => Ok(r?),
+    Ok(Stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| Stdout.flush())?)
+}
+
+/// stdout for a command's output. A reader that went away (`hako state ID | grep -q …`, an
+/// `events` consumer that quit) ends the process by SIGPIPE, as it ends runc: not a panic of
+/// `println!`, and not an error line. SIGPIPE stays ignored everywhere else, so the runtime
+/// survives a hook that does not read the state on its stdin.
+pub struct Stdout;
+
+impl std::io::Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        died_of_sigpipe(std::io::stdout().lock().write(buf))
     }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        died_of_sigpipe(std::io::stdout().lock().flush())
+    }
+}
+
+fn died_of_sigpipe<T>(r: std::io::Result<T>) -> std::io::Result<T> {
+    if matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe) {
+        // SAFETY: signal(2) and raise(3) with a valid signal number; the process is
+        // single-threaded and ends here.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            libc::raise(libc::SIGPIPE);
+        }
+        std::process::exit(141)
+    }
+    r
 }
 
 pub fn parse_signal(s: &str) -> Result<i32> {
