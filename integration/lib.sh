@@ -62,6 +62,25 @@ remove_cgroups() {
   done
 }
 
+# podman's containers.conf in FILE: hako (the default) and runc as runtimes, cgroup manager
+# MANAGER (cgroupfs or systemd); CONTAINERS, if given, is the body of a [containers] section.
+write_containers_conf() { # FILE MANAGER [CONTAINERS]
+  {
+    [ -z "${3:-}" ] || printf '[containers]\n%s\n\n' "$3"
+    cat <<EOF
+[engine]
+cgroup_manager = "$2"
+events_logger = "file"
+runtime = "hako"
+runtime_supports_json = ["crun", "runc", "kata", "runsc", "youki", "krun", "hako"]
+
+[engine.runtimes]
+hako = ["$HAKO"]
+runc = ["$RUNC"]
+EOF
+  } >"$1"
+}
+
 # A busybox-static root filesystem in DIR (the one scripts/mkbundle.sh makes).
 make_rootfs() {
   local dir=$1

@@ -43,20 +43,8 @@ cpid() { p inspect --format '{{.State.Pid}}' "$1"; }
 
 write_conf() {
   mkdir -p "$P"
-  cat >"$CONTAINERS_CONF" <<EOF
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-runtime = "hako"
-runtime_supports_json = ["crun", "runc", "kata", "runsc", "youki", "krun", "hako"]
-
-[engine.runtimes]
-hako = ["$HAKO"]
-runc = ["$RUNC"]
-EOF
+  write_containers_conf "$CONTAINERS_CONF" cgroupfs \
+    'default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]'
 }
 
 setup() {

@@ -69,17 +69,7 @@ if [ "${INNER:-}" = 1 ]; then
   fi
   [ $# -eq 0 ] || SCENARIOS=("$@")
   mkdir -p "$W/tmp"
-  cat >"$CONTAINERS_CONF" <<EOF
-[engine]
-cgroup_manager = "systemd"
-events_logger = "file"
-runtime = "hako"
-runtime_supports_json = ["crun", "runc", "kata", "runsc", "youki", "krun", "hako"]
-
-[engine.runtimes]
-hako = ["$HAKO"]
-runc = ["$RUNC"]
-EOF
+  write_containers_conf "$CONTAINERS_CONF" systemd
   make_rootfs "$W/rootfs"
   tar -C "$W/rootfs" -c . | p import -q --change CMD=/bin/sh - "$IMG" >/dev/null
   run_scenarios systemd-rootless "$0" cleanup_containers "${SCENARIOS[@]}"

@@ -43,17 +43,7 @@ task_stopped() { [ "$(task_status "$1")" = STOPPED ]; }
 
 setup() {
   mkdir -p "$P" "$C"
-  cat >"$CONTAINERS_CONF" <<EOF
-[engine]
-cgroup_manager = "systemd"
-events_logger = "file"
-runtime = "hako"
-runtime_supports_json = ["crun", "runc", "kata", "runsc", "youki", "krun", "hako"]
-
-[engine.runtimes]
-hako = ["$HAKO"]
-runc = ["$RUNC"]
-EOF
+  write_containers_conf "$CONTAINERS_CONF" systemd
   make_rootfs "$W/rootfs"
   tar -C "$W/rootfs" -c . | p import -q --change CMD=/bin/sh - "$IMG" >/dev/null
   p save -q --format oci-archive -o "$W/busybox-oci.tar" "$IMG"
