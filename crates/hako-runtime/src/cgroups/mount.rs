@@ -245,14 +245,7 @@ impl One<'_> {
             // `tree` is the attached mount now; its flags plus ours, as a user namespace locked
             // them.
             let flags = crate::fs::mounts::locked_flags(&tree) | self.flags;
-            nix::mount::mount(
-                None::<&str>,
-                crate::sys::fd_path(tree.as_raw_fd()).as_str(),
-                None::<&str>,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
-                None::<&str>,
-            )
-            .ctx("remount bind", shown)?;
+            crate::fs::mounts::remount_bind(&tree, flags).ctx("remount bind", shown)?;
         }
         Ok(())
     }

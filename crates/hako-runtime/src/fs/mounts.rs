@@ -225,6 +225,18 @@ pub fn locked_flags(fd: &OwnedFd) -> MsFlags {
     m
 }
 
+/// Remounts the bind mount `fd` is on with `flags` (bind remounts replace the per-mount flags, so
+/// callers start from [`locked_flags`]).
+pub fn remount_bind(fd: &OwnedFd, flags: MsFlags) -> std::result::Result<(), Errno> {
+    mnt(
+        None,
+        fd,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
+        None,
+    )
+}
+
 fn mnt(
     src: Option<&str>,
     target_fd: &OwnedFd,
@@ -412,15 +424,7 @@ pub fn readonly_dev(root: &Root, mounts: &[Mount]) -> Result<()> {
     }
     let shown = root.host_path(Path::new("/dev"));
     let fd = root.open_path(Path::new("/dev")).ctx("open", &shown)?;
-    let flags = locked_flags(&fd) | MsFlags::MS_RDONLY;
-    mnt(
-        None,
-        &fd,
-        None,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
-        None,
-    )
-    .ctx("remount /dev read-only", &shown)
+    remount_bind(&fd, locked_flags(&fd) | MsFlags::MS_RDONLY).ctx("remount /dev read-only", &shown)
 }
 
 /// procfs and sysfs go only onto a real directory (or where nothing is yet): an image whose
@@ -679,15 +683,7 @@ fn bind_onto(
     let extra = o.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     if !extra.is_empty() || !o.cleared.is_empty() {
         let fd = ctx.root.open_path(dest).ctx("reopen mount", shown)?;
-        let flags = (locked_flags(&fd) & !o.cleared) | extra;
-        mnt(
-            None,
-            &fd,
-            None,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
-            None,
-        )
-        .ctx("remount bind", shown)?;
+        remount_bind(&fd, (locked_flags(&fd) & !o.cleared) | extra).ctx("remount bind", shown)?;
     }
     finish(ctx.root, dest, o, shown)
 }

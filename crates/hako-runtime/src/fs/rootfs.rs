@@ -228,15 +228,8 @@ pub fn readonly(root: &Root, paths: &[String]) -> Result<()> {
         let fd = root
             .open_path(Path::new(p))
             .ctx("reopen readonly path", &shown)?;
-        let flags = mounts::locked_flags(&fd) | MsFlags::MS_RDONLY;
-        mount(
-            None::<&str>,
-            sys::fd_path(fd.as_raw_fd()).as_str(),
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
-            None::<&str>,
-        )
-        .ctx("remount readonly path", &shown)?;
+        mounts::remount_bind(&fd, mounts::locked_flags(&fd) | MsFlags::MS_RDONLY)
+            .ctx("remount readonly path", &shown)?;
     }
     Ok(())
 }
