@@ -1003,6 +1003,27 @@ pub struct TestUser {
 /// Creates (once, under a lock, idempotently) the user `hakotest` with entries in /etc/subuid and
 /// /etc/subgid, as a fresh machine needs for rootless containers. Needs root and the `uidmap`
 /// package (newuidmap/newgidmap), which `make deps` installs.
+impl TestUser {
+    /// The user's own ids mapped to root in the config's user namespace, as `runc spec --rootless`
+    /// maps them; devpts loses `gid=5` (gid 5 is not mapped, and the mount would fail).
+    pub fn map_as_root(&self, config: &mut Value) {
+        config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": self.uid, "size": 1}]);
+        config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": self.gid, "size": 1}]);
+        for m in config["mounts"].as_array_mut().unwrap() {
+            if m["type"] == "devpts" {
+                let opts: Vec<Value> = m["options"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|o| *o != "gid=5")
+                    .cloned()
+                    .collect();
+                m["options"] = json!(opts);
+            }
+        }
+    }
+}
+
 pub fn test_user() -> &'static TestUser {
     static USER: OnceLock<TestUser> = OnceLock::new();
     USER.get_or_init(|| {

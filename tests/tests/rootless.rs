@@ -18,21 +18,8 @@ fn rootless_bundle(script: &str) -> Bundle {
     c["linux"]["namespaces"] = json!([
         {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "user"}
     ]);
-    c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": u.uid, "size": 1}]);
-    c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": u.gid, "size": 1}]);
+    u.map_as_root(c);
     c["linux"].as_object_mut().unwrap().remove("resources");
-    for m in c["mounts"].as_array_mut().unwrap() {
-        if m["type"] == "devpts" {
-            let opts: Vec<Value> = m["options"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|o| *o != "gid=5")
-                .cloned()
-                .collect();
-            m["options"] = json!(opts);
-        }
-    }
     b
 }
 

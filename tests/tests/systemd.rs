@@ -463,20 +463,7 @@ fn rootless_bundle_in(cgroups_path: &str, resources: serde_json::Value) -> Bundl
                         "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
         }
     }
-    c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": u.uid, "size": 1}]);
-    c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": u.gid, "size": 1}]);
-    for m in c["mounts"].as_array_mut().unwrap() {
-        if m["type"] == "devpts" {
-            let opts: Vec<serde_json::Value> = m["options"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|o| *o != "gid=5")
-                .cloned()
-                .collect();
-            m["options"] = json!(opts);
-        }
-    }
+    u.map_as_root(c);
     b
 }
 
