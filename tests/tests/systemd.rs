@@ -57,6 +57,25 @@ fn unit_gone(unit: &str) -> bool {
     prop(unit, "LoadState") == "not-found"
 }
 
+/// `exec -d ID sleep 1000` (no --systemd-cgroup: podman's exec does not pass it); the exec'd
+/// process's pid and its /proc/PID/cgroup.
+fn exec_cgroup(h: &Hako, id: &str) -> (String, String) {
+    let pidfile = h.scratch().join("exec.pid");
+    h.cmd(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        &pidfile.to_string_lossy(),
+        id,
+        "sleep",
+        "1000",
+    ])
+    .assert_ok();
+    let epid = read(&pidfile).trim().to_string();
+    let cg = read(format!("/proc/{epid}/cgroup")).trim().to_string();
+    (epid, cg)
+}
+
 fn cgroup_dir(rel: &str) -> PathBuf {
     Path::new("/sys/fs/cgroup").join(rel.trim_start_matches('/'))
 }
@@ -123,22 +142,8 @@ fn scope_unit_holds_the_init_with_its_limits_and_is_stopped_at_delete() {
 
     // Later commands get no --systemd-cgroup (podman's exec does not pass it).
     h.start(&id).assert_ok();
-    let pidfile = h.scratch().join("exec.pid");
-    h.cmd(&[
-        "exec",
-        "-d",
-        "--pid-file",
-        &pidfile.to_string_lossy(),
-        &id,
-        "sleep",
-        "1000",
-    ])
-    .assert_ok();
-    let epid = read(&pidfile).trim().to_string();
-    assert_eq!(
-        read(format!("/proc/{epid}/cgroup")).trim(),
-        format!("0::{cg}")
-    );
+    let (epid, exec_cg) = exec_cgroup(&h, &id);
+    assert_eq!(exec_cg, format!("0::{cg}"));
 
     h.cmd(&[
         "update",
@@ -559,23 +564,9 @@ fn rootless_scope_is_the_user_instance_s_with_its_limits_until_delete() {
     assert_eq!(v["linux"]["cgroup"]["systemdUser"], json!(true), "{f:?}");
     // Later commands: no flag and no bus in their environment (the record names it).
     h.start(&id).assert_ok();
-    let pidfile = h.scratch().join("exec.pid");
-    h.cmd(&[
-        "exec",
-        "-d",
-        "--pid-file",
-        &pidfile.to_string_lossy(),
-        &id,
-        "sleep",
-        "1000",
-    ])
-    .assert_ok();
     // Runtime started outside the user's subtree: systemd moved the exec'd process in.
-    let epid = read(&pidfile).trim().to_string();
-    assert_eq!(
-        read(format!("/proc/{epid}/cgroup")).trim(),
-        format!("0::{cg}")
-    );
+    let (epid, exec_cg) = exec_cgroup(&h, &id);
+    assert_eq!(exec_cg, format!("0::{cg}"));
     // Inside: the container's /sys/fs/cgroup is its own cgroup (a fresh cgroupfs cannot go on
     // the host's /sys bound there: the bind of the scope's directory, as runc), at the root of
     // its cgroup namespace.
