@@ -276,6 +276,22 @@ fn blkio_weight_file(cg: &Cg) -> Option<&'static str> {
         .find(|f| cg.dir("blkio").join(f).exists())
 }
 
+/// The weight file a new v1 blkio cgroup gets on this kernel, probed in a test-owned cgroup (BFQ
+/// shows its files only below the root): none when the block devices' schedulers are
+/// mq-deadline or none, as on CI machines without BFQ. None on pure v2 or without blkio.
+fn host_blkio_weight_file() -> Option<&'static str> {
+    let (mp, _, _) = mounts()
+        .into_iter()
+        .find(|(_, opts, v2)| !v2 && opts.iter().any(|o| o == "blkio"))?;
+    let probe = mp.join(format!("hako-test-probe-{}", unique()));
+    fs::create_dir(&probe).ok()?;
+    let found = ["blkio.weight", "blkio.bfq.weight"]
+        .into_iter()
+        .find(|f| probe.join(f).exists());
+    let _ = fs::remove_dir(&probe);
+    found
+}
+
 #[test]
 fn docker_zero_values_are_not_written() {
     require_root!();
@@ -311,18 +327,25 @@ fn docker_update_zero_values_keep_the_other_limits() {
     r["memory"]["limit"] = json!(64 * MIB);
     r["cpu"]["shares"] = json!(512);
     r["pids"]["limit"] = json!(50);
-    if !pure_v2() {
-        r["blockIO"]["weight"] = json!(300);
+    // A weight only where this kernel has one (BFQ/CFQ): without, create is refused
+    // (blkio_weight_without_bfq_is_refused_naming_the_field).
+    let weight = if pure_v2() {
+        None
+    } else {
+        host_blkio_weight_file()
+    };
+    match weight {
+        Some(_) => r["blockIO"]["weight"] = json!(300),
+        None if !pure_v2() => eprintln!(
+            "SKIP docker_update_zero_values_keep_the_other_limits (blkio weight part): \
+             this kernel has no blkio weight file (no BFQ/CFQ I/O scheduler)"
+        ),
+        None => {}
     }
     b.config["linux"]["resources"] = r;
     let id = h.new_id();
     let pid = started(&h, &id, &b);
     let cg = Cg::of(pid);
-    let weight = if pure_v2() {
-        None
-    } else {
-        blkio_weight_file(&cg)
-    };
     if let Some(f) = weight {
         assert_eq!(cg.file("blkio", f), "300", "{f}");
     }
@@ -907,6 +930,53 @@ fn fails_cleanly(h: &Hako, b: &Bundle, p: &Parent, needles: &[&str]) {
             .filter(|d| d.exists())
             .collect();
         assert!(hako.is_empty(), "cgroups left behind: {hako:?}");
+    }
+}
+
+/// A kernel without BFQ or CFQ (block devices on mq-deadline) has no blkio weight file: a
+/// weight is refused naming the field and saying why, not as the EACCES cgroupfs answers a
+/// write to a file it does not have ("permission denied"), and nothing is left.
+#[test]
+fn blkio_weight_without_bfq_is_refused_naming_the_field() {
+    require_root!();
+    if pure_v2() || host_blkio_weight_file().is_some() {
+        eprintln!(
+            "SKIP blkio_weight_without_bfq_is_refused_naming_the_field: \
+             this host has blkio weights (or no v1 blkio)"
+        );
+        return;
+    }
+    if !mounts()
+        .iter()
+        .any(|(_, o, _)| o.iter().any(|o| o == "blkio"))
+    {
+        eprintln!("SKIP blkio_weight_without_bfq_is_refused_naming_the_field: no v1 blkio");
+        return;
+    }
+    let p = Parent::new();
+    let h = Hako::new();
+    for (field, value) in [
+        ("weight", json!(300)),
+        (
+            "weightDevice",
+            json!([{"major": 1, "minor": 3, "weight": 300}]),
+        ),
+    ] {
+        let mut b = bundle_in(&p, "true");
+        b.config["linux"]["resources"]["blockIO"] = json!({ field: value });
+        let needle = format!("linux.resources.blockIO.{field}");
+        if testing_runc() {
+            // runc writes the missing file and reports cgroupfs's EACCES.
+            fails_cleanly(&h, &b, &p, &["permission denied", "no such file"]);
+            continue;
+        }
+        fails_cleanly(&h, &b, &p, &[&needle]);
+        let o = h.run(&h.new_id(), &b);
+        assert!(
+            o.stderr
+                .contains("blkio weight is not supported by this kernel"),
+            "{o:?}"
+        );
     }
 }
 

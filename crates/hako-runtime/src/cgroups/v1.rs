@@ -8,8 +8,16 @@ use hako_spec::oci::{LinuxDeviceCgroup, LinuxResources};
 use hako_spec::state::CgroupRecord;
 
 use super::emulator::{self, Emulator};
-use super::manager::{read, write, write_error};
+use super::manager::{pick_file, read, write, write_error};
 use crate::error::{Error, Result};
+
+/// Proportional blkio weights exist only with a scheduler that implements them: CFQ (removed in
+/// 5.0) names them blkio.weight, BFQ blkio.bfq.weight. Block devices on mq-deadline or none (our
+/// CI machines) have neither file, and the kernel has no weight to honour.
+const WEIGHT_FILES: [&str; 2] = ["blkio.weight", "blkio.bfq.weight"];
+const WEIGHT_DEVICE_FILES: [&str; 2] = ["blkio.weight_device", "blkio.bfq.weight_device"];
+const NO_WEIGHTS: &str =
+    "blkio weight is not supported by this kernel (it needs the BFQ or CFQ I/O scheduler)";
 
 /// A new cpuset cgroup starts with empty cpus and mems and refuses tasks (ENOSPC on join): copy
 /// the parent's. Levels above may be empty too: a shared parent (`/hako`) that a concurrent create
@@ -197,14 +205,10 @@ pub fn set(rec: &CgroupRecord, r: &LinuxResources) -> Result<()> {
     if let Some(b) = r.block_io() {
         let d = || dir(rec, "blkio", "linux.resources.blockIO");
         if let Some(w) = b.weight().filter(|w| *w != 0) {
-            // Kernels with BFQ expose only blkio.bfq.weight (as on our hosts); runc falls back too.
             let dd = d()?;
-            let f = if dd.join("blkio.weight").exists() {
-                "blkio.weight"
-            } else {
-                "blkio.bfq.weight"
-            };
-            write(dd, f, &w.to_string(), "linux.resources.blockIO.weight")?;
+            let field = "linux.resources.blockIO.weight";
+            let f = pick_file(dd, &WEIGHT_FILES, field, NO_WEIGHTS)?;
+            write(dd, f, &w.to_string(), field)?;
         }
         if let Some(w) = b.leaf_weight().filter(|w| *w != 0) {
             write(
@@ -217,17 +221,9 @@ pub fn set(rec: &CgroupRecord, r: &LinuxResources) -> Result<()> {
         for wd in b.weight_device().iter().flatten() {
             if let Some(w) = wd.weight().filter(|w| *w != 0) {
                 let dd = d()?;
-                let f = if dd.join("blkio.weight_device").exists() {
-                    "blkio.weight_device"
-                } else {
-                    "blkio.bfq.weight_device"
-                };
-                write(
-                    dd,
-                    f,
-                    &format!("{}:{} {w}", wd.major(), wd.minor()),
-                    "linux.resources.blockIO.weightDevice",
-                )?;
+                let field = "linux.resources.blockIO.weightDevice";
+                let f = pick_file(dd, &WEIGHT_DEVICE_FILES, field, NO_WEIGHTS)?;
+                write(dd, f, &format!("{}:{} {w}", wd.major(), wd.minor()), field)?;
             }
         }
         let throttles = [
