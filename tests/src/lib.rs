@@ -37,6 +37,23 @@ macro_rules! require_root {
     };
 }
 
+/// Says that the running test (its thread carries the test's name) does not run, or runs only
+/// in part, on this host, and why: `SKIP <test>: <reason>`, the line CI logs are searched for.
+pub fn skip(reason: &str) {
+    let t = std::thread::current();
+    let name = t.name().unwrap_or("?");
+    let name = name.rsplit("::").next().unwrap_or(name);
+    eprintln!("SKIP {name}: {reason}");
+}
+
+/// The first directory of `$PATH` holding an executable `tool`, as execvp finds it.
+pub fn in_path(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file() && nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok())
+}
+
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }

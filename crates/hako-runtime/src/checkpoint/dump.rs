@@ -71,6 +71,9 @@ pub fn checkpoint(root: &Path, o: &CheckpointOptions) -> Result<()> {
     };
     let images_fd = open_dir(&images)?;
     let mut opts = base_opts(&o.criu, &rec.config, &images_fd, work.as_ref(), LOG)?;
+    if !o.pre_dump {
+        super::netlock::require_tools(&rec.config, opts.config_file.as_deref(), "checkpoint")?;
+    }
     opts.root = Some(rec.rootfs.to_string_lossy().into_owned());
     opts.pid = Some(rec.pid);
     opts.leave_running = Some(o.leave_running);

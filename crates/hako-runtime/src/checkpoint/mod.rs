@@ -6,6 +6,7 @@
 
 pub mod dump;
 pub mod extmnt;
+mod netlock;
 pub mod restore;
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod rpc;
@@ -123,18 +124,22 @@ fn base_opts(
         ..Default::default()
     };
     opts.set_manage_cgroups_mode(mode);
-    // As runc: the `org.criu.config` annotation names a CRIU configuration file (empty: none);
-    // without it, runc's own file, so settings made for runc apply to hako too.
+    opts.config_file = criu_config(spec);
+    Ok(opts)
+}
+
+/// As runc: the `org.criu.config` annotation names a CRIU configuration file (empty: none);
+/// without it, runc's own file, so settings made for runc apply to hako too.
+fn criu_config(spec: &Spec) -> Option<String> {
     let annotated = spec
         .annotations()
         .as_ref()
         .and_then(|a| a.get("org.criu.config").cloned());
     match annotated {
-        Some(f) if f.is_empty() => {}
-        Some(f) => opts.config_file = Some(f),
-        None => opts.config_file = Some("/etc/criu/runc.conf".into()),
+        Some(f) if f.is_empty() => None,
+        Some(f) => Some(f),
+        None => Some("/etc/criu/runc.conf".into()),
     }
-    Ok(opts)
 }
 
 /// The log CRIU wrote, for the error line: where it is, and its first error.
