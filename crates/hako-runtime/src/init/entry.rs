@@ -69,6 +69,10 @@ pub fn main(args: InitArgs) -> ! {
     for fd in &args.close {
         let _ = nix::unistd::close(*fd);
     }
+    // `create`: this process waits for `start` and should not look like its runtime meanwhile.
+    if args.listener.is_some() {
+        super::title::set();
+    }
     // The runtime blocks signals it forwards (`run`); the container starts with none blocked.
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     let code = match setup(&args) {

@@ -11,3 +11,4 @@ pub mod namespaces;
 pub mod process;
 pub mod rootless;
 pub mod stdio;
+mod title;
