@@ -104,6 +104,7 @@ pub fn load_process(path: &Path) -> Result<oci_spec::runtime::Process> {
         obj.entry("user")
             .or_insert_with(|| serde_json::Value::Object(Default::default()));
     }
+    crate::attrs::crate_flag_names(&mut value);
     let p: oci_spec::runtime::Process = serde_path_to_error::deserialize(value).map_err(|e| {
         let field = e.path().to_string();
         let inner = e.into_inner();
@@ -178,6 +179,27 @@ pub fn parse_spec_with(
                 serde_json::from_str(text).map_err(|e| (String::new(), e.to_string()))?;
             if let Some(p) = value.get_mut("process").and_then(|p| p.as_object_mut()) {
                 p.insert("user".into(), serde_json::Value::Object(Default::default()));
+            }
+            parse_spec_with(&value.to_string(), true)
+        }
+        // The runtime-spec's names of scheduler flags that oci-spec spells otherwise
+        // (attrs::crate_flag_names), likewise only on this path.
+        Err((field, message)) if field.starts_with("process.scheduler.flags") => {
+            let mut value: serde_json::Value =
+                serde_json::from_str(text).map_err(|e| (String::new(), e.to_string()))?;
+            let flags = value
+                .get("process")
+                .and_then(|p| p.pointer("/scheduler/flags"))
+                .cloned();
+            if let Some(p) = value.get_mut("process") {
+                crate::attrs::crate_flag_names(p);
+            }
+            let renamed = value
+                .get("process")
+                .and_then(|p| p.pointer("/scheduler/flags"))
+                .cloned();
+            if renamed == flags {
+                return Err((field, message));
             }
             parse_spec_with(&value.to_string(), true)
         }

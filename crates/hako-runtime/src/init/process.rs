@@ -235,19 +235,6 @@ pub fn switch_user(p: &Process, setgroups_allowed: bool, keep_caps: bool) -> Res
     Ok(())
 }
 
-/// `linux.personality`: the execution domain (LINUX32 makes `uname -m` say i686).
-pub fn set_personality(p: &hako_spec::oci::LinuxPersonality) -> Result<()> {
-    use hako_spec::oci::LinuxPersonalityDomain;
-    let domain: libc::c_ulong = match p.domain() {
-        LinuxPersonalityDomain::PerLinux => 0x0000,
-        LinuxPersonalityDomain::PerLinux32 => 0x0008,
-    };
-    // SAFETY: personality takes one integer and touches no memory.
-    let r = unsafe { libc::personality(domain) };
-    nix::errno::Errno::result(r).op("personality")?;
-    Ok(())
-}
-
 pub fn set_no_new_privs() -> Result<()> {
     nix::sys::prctl::set_no_new_privs().op("prctl(PR_SET_NO_NEW_PRIVS)")
 }
@@ -404,15 +391,17 @@ fn enter_cwd(cwd: &Path, may_defer: bool) -> Result<bool> {
     Ok(true)
 }
 
-/// rlimits, cwd, fds, bounding set, user and groups, capabilities, environment, executable
-/// lookup, umask, no_new_privs and the seccomp filter, in the order the kernel needs them
-/// (bounding before the uid switch, which needs CAP_SETPCAP; caps after it, through keepcaps).
+/// rlimits, the attributes of [`crate::init::attrs`], cwd, fds, bounding set, user and groups,
+/// capabilities, environment, executable lookup, umask, no_new_privs and the seccomp filter, in
+/// the order the kernel needs them (attributes while privileged; bounding before the uid switch,
+/// which needs CAP_SETPCAP; caps after it, through keepcaps).
 ///
 /// `seccomp` is loaded where its placement says (see [`crate::security::seccomp::Placement`]): always after
 /// the cwd checks and before this returns; a notifying filter's listener fd is handed to `notify`
 /// before the process goes on.
 pub fn prepare(
     p: &Process,
+    attrs: &crate::init::attrs::Plan,
     setgroups_allowed: bool,
     extra_env: &[String],
     fds: &PassFds,
@@ -427,9 +416,11 @@ pub fn prepare(
         Ok(())
     };
     set_rlimits(p)?;
+    attrs.apply()?;
     let cwd = p.cwd();
     let in_cwd = enter_cwd(cwd, true)?;
     mark_cloexec(fds);
+    attrs.apply_final()?;
     if let Some(c) = seccomp.filter(|c| c.placement == Placement::BeforeCaps) {
         load(c)?;
     }
