@@ -194,8 +194,13 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
     let terminal = process.terminal().unwrap_or(false);
     crate::init::console::check_flags(terminal, o.detach, o.console_socket.is_some())?;
     crate::container::support::check_labels(&process)?;
-    // The exec's own process attributes, the container's personality and memory policy.
-    let attrs = crate::init::attrs::Plan::for_exec(Some(&process), rec.config.linux().as_ref())?;
+    // The exec's own process attributes (or the container's), the container's personality and
+    // memory policy.
+    let attrs = crate::init::attrs::Plan::for_exec(
+        &process,
+        rec.config.process().as_ref(),
+        rec.config.linux().as_ref(),
+    )?;
     // Compiled by the runtime with this process's no_new_privs: a bad profile fails here.
     let seccomp = crate::security::seccomp::for_spec(
         root,

@@ -79,14 +79,28 @@ pub struct Plan {
 impl Plan {
     /// The container's init: `process` and `linux` of config.json, no execCPUAffinity.
     pub fn for_init(p: Option<&Process>, linux: Option<&Linux>) -> Result<Plan> {
-        let mut plan = Plan::for_exec(p, linux)?;
+        let mut plan = Plan::with(p, None, linux)?;
         plan.initial = None;
         plan.final_ = None;
         Ok(plan)
     }
 
-    /// An `exec`: its own `process`, the container's `linux` (personality, memory policy).
-    pub fn for_exec(p: Option<&Process>, linux: Option<&Linux>) -> Result<Plan> {
+    /// An `exec`: its own `process`, whose missing scheduler, ioPriority and execCPUAffinity are
+    /// the container's `process`'s (runc 1.3 does the same for `exec --process`), and the
+    /// container's `linux` (personality, memory policy).
+    pub fn for_exec(
+        p: &Process,
+        container: Option<&Process>,
+        linux: Option<&Linux>,
+    ) -> Result<Plan> {
+        Plan::with(Some(p), container, linux)
+    }
+
+    fn with(
+        p: Option<&Process>,
+        container: Option<&Process>,
+        linux: Option<&Linux>,
+    ) -> Result<Plan> {
         let mut plan = Plan::default();
         if let Some(l) = linux {
             plan.personality = l.personality().as_ref().map(|p| match p.domain() {
@@ -100,8 +114,14 @@ impl Plan {
         }
         let Some(p) = p else { return Ok(plan) };
         hako_spec::attrs::validate_process(p)?;
-        plan.scheduler = p.scheduler().as_ref().map(sched_attr);
-        plan.ioprio = p.io_priority().as_ref().map(|io| {
+        let scheduler =
+            (p.scheduler().as_ref()).or_else(|| container.and_then(|c| c.scheduler().as_ref()));
+        let io_priority =
+            (p.io_priority().as_ref()).or_else(|| container.and_then(|c| c.io_priority().as_ref()));
+        let affinity = (p.exec_cpu_affinity().as_ref())
+            .or_else(|| container.and_then(|c| c.exec_cpu_affinity().as_ref()));
+        plan.scheduler = scheduler.map(sched_attr);
+        plan.ioprio = io_priority.map(|io| {
             let class = match io.class() {
                 IOPriorityClass::IoprioClassRt => 1,
                 IOPriorityClass::IoprioClassBe => 2,
@@ -109,7 +129,7 @@ impl Plan {
             };
             class << 13 | io.priority() as i32
         });
-        if let Some(a) = p.exec_cpu_affinity() {
+        if let Some(a) = affinity {
             let mask = |field, l: &Option<String>| -> Result<Option<Mask>> {
                 l.as_deref().map(|l| Mask::from_list(field, l)).transpose()
             };
@@ -292,7 +312,7 @@ mod tests {
         assert_eq!(init.ioprio, Some(3 << 13));
         let (name, attr) = init.scheduler.unwrap();
         assert_eq!((name, attr.policy, attr.priority), ("SCHED_FIFO", 1, 3));
-        let exec = Plan::for_exec(Some(&p), None).unwrap();
+        let exec = Plan::for_exec(&p, None, None).unwrap();
         assert_eq!(exec.final_, Some(Mask(vec![0b11])));
     }
 }
