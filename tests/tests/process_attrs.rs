@@ -463,3 +463,46 @@ fn personality_reaches_exec() {
     let o = exec(&h, &id, "uname -m");
     assert_eq!(o.stdout, "i686\n", "exec: {o:?}");
 }
+
+#[test]
+fn features_memory_policy_modes_and_flags_all_work() {
+    require_root!();
+    if runc_without_memory_policy("features_memory_policy_modes_and_flags_all_work") {
+        return;
+    }
+    if !numa() {
+        eprintln!("SKIP features_memory_policy_modes_and_flags_all_work: no NUMA");
+        return;
+    }
+    let h = Hako::new();
+    let o = h.cmd(&["features"]);
+    o.assert_ok();
+    let f: Value = serde_json::from_str(&o.stdout).unwrap();
+    let listed = |k: &str| -> Vec<String> {
+        serde_json::from_value(f["linux"]["memoryPolicy"][k].clone()).unwrap()
+    };
+    // What numa_maps says for each mode (node 0 where the mode takes nodes).
+    let seen = |mode: &str| match mode {
+        "MPOL_DEFAULT" => (None, " default "),
+        "MPOL_LOCAL" => (None, " local "),
+        "MPOL_BIND" => (Some("0"), " bind:0 "),
+        "MPOL_INTERLEAVE" => (Some("0"), " interleave:0 "),
+        "MPOL_WEIGHTED_INTERLEAVE" => (Some("0"), " weighted interleave:0 "),
+        "MPOL_PREFERRED" => (Some("0"), " prefer:0 "),
+        "MPOL_PREFERRED_MANY" => (Some("0"), " prefer (many):0 "),
+        m => panic!("features lists {m}, which this test does not know"),
+    };
+    let mut b = Bundle::new();
+    for mode in listed("modes") {
+        let (nodes, want) = seen(&mode);
+        b.config["linux"]["memoryPolicy"] = json!({"mode": mode, "nodes": nodes});
+        let out = h.run_sh(&mut b, "head -1 /proc/self/numa_maps");
+        assert!(out.contains(want), "{mode}: {out}");
+    }
+    for flag in listed("flags") {
+        b.config["linux"]["memoryPolicy"] =
+            json!({"mode": "MPOL_BIND", "nodes": "0", "flags": [flag]});
+        let out = h.run_sh(&mut b, "head -1 /proc/self/numa_maps");
+        assert!(out.contains(" bind"), "{flag}: {out}");
+    }
+}
