@@ -294,6 +294,41 @@ mod tests {
     }
 
     #[test]
+    fn scheduler_flags_by_the_specs_names() {
+        let text = r#"{"ociVersion":"1.1.0","process":{"cwd":"/","user":{},"scheduler":
+            {"policy":"SCHED_OTHER","flags":["SCHED_FLAG_RESET_ON_FORK","SCHED_FLAG_DL_OVERRUN",
+            "SCHED_FLAG_KEEP_ALL_NOT"]}}}"#;
+        // An unknown flag stays an error naming it.
+        let (field, _) = parse_spec(text).unwrap_err();
+        assert_eq!(field, "process.scheduler.flags[2]");
+        let text = text.replace(",\n            \"SCHED_FLAG_KEEP_ALL_NOT\"", "");
+        for unknown in [true, false] {
+            let (spec, _) = parse_spec_with(&text, unknown).unwrap();
+            let s = spec
+                .process()
+                .as_ref()
+                .unwrap()
+                .scheduler()
+                .clone()
+                .unwrap();
+            assert_eq!(s.flags().as_ref().map(|f| f.len()), Some(2));
+            // The record (written by the crate) reads back.
+            let again = serde_json::to_string(&spec).unwrap();
+            assert!(parse_spec_with(&again, false).is_ok(), "{again}");
+        }
+        let dir = std::env::temp_dir().join(format!("hako-spec-proc-{}", std::process::id()));
+        std::fs::write(
+            &dir,
+            r#"{"cwd":"/","args":["sh"],"scheduler":{"policy":"SCHED_BATCH",
+            "flags":["SCHED_FLAG_RESET_ON_FORK"]}}"#,
+        )
+        .unwrap();
+        let p = super::load_process(&dir);
+        let _ = std::fs::remove_file(&dir);
+        assert!(p.unwrap().scheduler().is_some());
+    }
+
+    #[test]
     fn malformed_json() {
         let (field, msg) = parse_spec("{\"ociVersion\": ").unwrap_err();
         assert_eq!(field, "");
