@@ -130,6 +130,33 @@ fn scheduler_reaches_init_and_exec() {
     );
 }
 
+#[test]
+fn scheduler_deadline_reaches_init_and_exec() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    // runc's scheduler.bats values. A SCHED_DEADLINE task may not fork (EAGAIN): the init is
+    // `sleep` itself, read from the host, and the exec is `grep` itself.
+    b.config["process"]["scheduler"] = json!({
+        "policy": "SCHED_DEADLINE", "nice": 19, "priority": 0,
+        "runtime": 42000, "deadline": 1000000, "period": 1000000
+    });
+    b.set_args(&["sleep", "1000"]);
+    let id = h.new_id();
+    h.run_with(&id, &b, &["--detach"]).assert_ok();
+    let policy = |sched: &str| {
+        sched
+            .lines()
+            .find(|l| l.starts_with("policy"))
+            .and_then(|l| l.split(':').nth(1))
+            .map(|v| v.trim().to_string())
+    };
+    let init = read(format!("/proc/{}/sched", h.pid(&id)));
+    assert_eq!(policy(&init).as_deref(), Some("6"), "init: {init}");
+    let o = h.cmd(&["exec", &id, "grep", "^policy", "/proc/self/sched"]);
+    assert_eq!(policy(&o.stdout).as_deref(), Some("6"), "exec: {o:?}");
+}
+
 /// With RT group scheduling (cgroup v1 `cpu.rt_runtime_us`) a cgroup gets no real-time budget
 /// unless asked: SCHED_FIFO in the container needs `realtimeRuntime` (runc's too), which its
 /// parent must have: a cgroup right below the root, whose budget is the host's.
