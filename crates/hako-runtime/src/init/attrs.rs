@@ -1,7 +1,8 @@
-//! A process's kernel attributes beyond credentials: personality, scheduler, I/O priority, NUMA
-//! memory policy and CPU affinity. One [`Plan`], made by the runtime from the config before
-//! anything exists (so bad values fail `create` or `exec` naming the field), applied by the
-//! container's init and by every `exec`'d process alike, in the same phases:
+//! A process's attributes: rlimits, capabilities and no_new_privs (applied by
+//! [`crate::init::process::prepare`] around the credential change), personality, scheduler, I/O
+//! priority, NUMA memory policy and CPU affinity. One [`Plan`], made by the runtime from the
+//! config before anything exists (so bad values fail `create` or `exec` naming the field),
+//! applied by the container's init and by every `exec`'d process alike, in the same phases:
 //!
 //! * [`Plan::apply_initial`]: `execCPUAffinity.initial`, as early as the process exists (exec only);
 //! * [`Plan::reset_affinity`]: once in the container's cgroups, without `initial`, the affinity
@@ -68,6 +69,9 @@ struct MemPolicy {
 
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
+    rlimits: Vec<crate::init::process::Rlimit>,
+    caps: crate::init::process::CapPlan,
+    no_new_privs: bool,
     personality: Option<libc::c_ulong>,
     scheduler: Option<(&'static str, SchedAttr)>,
     ioprio: Option<i32>,
@@ -114,6 +118,9 @@ impl Plan {
         }
         let Some(p) = p else { return Ok(plan) };
         hako_spec::attrs::validate_process(p)?;
+        plan.rlimits = crate::init::process::rlimit_plan(p)?;
+        plan.caps = crate::init::process::process_cap_plan(p);
+        plan.no_new_privs = p.no_new_privileges() == Some(true);
         let scheduler =
             (p.scheduler().as_ref()).or_else(|| container.and_then(|c| c.scheduler().as_ref()));
         let io_priority =
@@ -137,6 +144,19 @@ impl Plan {
             plan.final_ = mask("process.execCPUAffinity.final", a.cpu_affinity_final())?;
         }
         Ok(plan)
+    }
+
+    pub fn rlimits(&self) -> &[crate::init::process::Rlimit] {
+        &self.rlimits
+    }
+
+    /// Bounding, effective, permitted, inheritable and ambient sets, resolved for this kernel.
+    pub fn caps(&self) -> &crate::init::process::CapPlan {
+        &self.caps
+    }
+
+    pub fn no_new_privs(&self) -> bool {
+        self.no_new_privs
     }
 
     /// `execCPUAffinity.initial`, before the process joins the container's cgroups and sets
