@@ -348,18 +348,6 @@ fn exec_cpu_affinity_initial_final_and_reset() {
         json!({"execCPUAffinity": {"initial": "1", "final": "0"}}),
     );
     assert_eq!(o.stdout, "0\n", "exec, final 0: {o:?}");
-    // The container's own execCPUAffinity: not applicable to its init (runtime-spec, runc 1.3),
-    // the default of every exec, also of an `exec --process` that has none.
-    let mut b2 = Bundle::new();
-    b2.config["process"]["execCPUAffinity"] = json!({"initial": "0", "final": "1"});
-    let (id2, init) = running(&h, &mut b2, CPUS);
-    assert_eq!(
-        init.stdout_now().lines().next(),
-        Some("0-1"),
-        "init: {init:?}"
-    );
-    let o = exec_process(&h, &b2, &id2, CPUS, json!({"execCPUAffinity": null}));
-    assert_eq!(o.stdout, "1\n", "exec --process, the container's: {o:?}");
     drop(pinned);
     // A CPU that does not exist, and a list that is not one: the field named, nothing run.
     let o = exec_process(
@@ -395,6 +383,31 @@ fn exec_cpu_affinity_initial_final_and_reset() {
     let mut bad = Bundle::new();
     bad.config["process"]["execCPUAffinity"] = json!({"final": "0-"});
     fails_cleanly(&h, &bad, &["process.execCPUAffinity.final"]);
+}
+
+#[test]
+fn exec_cpu_affinity_of_the_container_is_every_execs_default() {
+    require_root!();
+    if online_cpus() < 2 {
+        eprintln!("SKIP exec_cpu_affinity_of_the_container_is_every_execs_default: needs 2 CPUs");
+        return;
+    }
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    b.config["process"]["execCPUAffinity"] = json!({"initial": "0", "final": "1"});
+    let _pinned = PinnedToCpu0::new();
+    // Not applicable to the init (runtime-spec, runc 1.3): it gets the cgroup's CPUs.
+    let (id, init) = running(&h, &mut b, CPUS);
+    assert_eq!(
+        init.stdout_now().lines().next(),
+        Some("0-1"),
+        "init: {init:?}"
+    );
+    // The default of every exec, also of an `exec --process` that has none (runc 1.3).
+    let o = exec(&h, &id, CPUS);
+    assert_eq!(o.stdout, "1\n", "exec: {o:?}");
+    let o = exec_process(&h, &b, &id, CPUS, json!({"execCPUAffinity": null}));
+    assert_eq!(o.stdout, "1\n", "exec --process, the container's: {o:?}");
 }
 
 /// runc 1.3 does not know `linux.memoryPolicy` (runc 1.4 does) and ignores it.
