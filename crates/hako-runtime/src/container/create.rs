@@ -85,6 +85,7 @@ fn create_inner(root: &Path, o: &CreateOptions, mode: Mode) -> Result<Released> 
     crate::container::support::check(&bundle.spec)?;
     // Optional until `start` (runtime spec), which `run` is too: refused before anything exists.
     let process = bundle.spec.process().as_ref();
+    let attrs = crate::init::attrs::Plan::for_init(process, bundle.spec.linux().as_ref())?;
     if mode == Mode::Run && process.is_none() {
         return Err(Error::Usage(entry::NO_PROCESS.into()));
     }
@@ -169,6 +170,7 @@ fn create_inner(root: &Path, o: &CreateOptions, mode: Mode) -> Result<Released> 
             planned,
             caller,
             seccomp: seccomp.as_ref(),
+            attrs: &attrs,
             host_mounts: &host_mounts,
         },
         &mut made,
@@ -205,6 +207,8 @@ struct Decided<'a> {
     caller: Option<crate::init::idmap::Caller>,
     /// `linux.seccomp`, compiled.
     seccomp: Option<&'a crate::security::seccomp::Compiled>,
+    /// The process attributes (crate::init::attrs), checked.
+    attrs: &'a crate::init::attrs::Plan,
     /// /proc/self/mountinfo, parsed once for the plan and the init.
     host_mounts: &'a [crate::procinfo::Mount],
 }
@@ -230,6 +234,7 @@ fn create_locked(
         planned,
         caller,
         seccomp,
+        attrs,
         host_mounts,
     } = decided;
     let spec = &bundle.spec;
@@ -336,6 +341,7 @@ fn create_locked(
                     }
                 },
                 seccomp,
+                attrs,
                 stdio: if o.foreground && !terminal {
                     crate::init::stdio::Origin::Caller
                 } else {

@@ -44,6 +44,8 @@ pub struct InitArgs<'a> {
     pub owner_uid: u32,
     /// `linux.seccomp`, compiled by the runtime; loaded where its placement says.
     pub seccomp: Option<&'a crate::security::seccomp::Compiled>,
+    /// Scheduler, I/O priority, memory policy, personality: checked by the runtime.
+    pub attrs: &'a crate::init::attrs::Plan,
     /// Whose fds the init's stdio are, for giving them to `process.user`.
     pub stdio: crate::init::stdio::Origin,
     /// False when an unprivileged runtime wrote `deny` to the user namespace's setgroups.
@@ -227,6 +229,8 @@ fn setup(a: &InitArgs) -> Result<Ready> {
     };
     drop(mounts);
     join_cgroups()?;
+    // In the container's cpuset now: not the runtime's affinity but the cgroup's (runc).
+    a.attrs.reset_affinity();
     // Without hooks that run here or later at create/start, nothing needs the runtime between
     // the mounts and `Created` (the state is only for those hooks' stdin): no round trip.
     let state = if hooks::need_create_round_trip(spec.hooks().as_ref()) {
@@ -298,17 +302,14 @@ fn setup(a: &InitArgs) -> Result<Ready> {
     drop(pivot);
     // Our stderr may become the container's terminal or /dev/null now.
     crate::log::timings_to_file_only();
-    // Everything up to execve but the wait for `start`: stdio, personality, capabilities,
-    // seccomp, the user's credentials, fds.
+    // Everything up to execve but the wait for `start`: stdio, the process attributes
+    // (personality, scheduler, ...), capabilities, seccomp, the user's credentials, fds.
     let exec = tracing::debug_span!("exec").entered();
     crate::init::stdio::reopen_dev_null()?;
     if let Some(peer) = &console_peer {
         crate::init::console::make_stdio(peer)?;
     }
     drop(console_peer);
-    if let Some(p) = linux.personality() {
-        process::set_personality(p)?;
-    }
     if let Some(p) = process {
         crate::init::stdio::give_to_user(p.user().uid(), a.stdio)?;
     }
@@ -331,6 +332,7 @@ fn setup(a: &InitArgs) -> Result<Ready> {
         .map(|p| {
             process::prepare(
                 p,
+                a.attrs,
                 a.setgroups_allowed,
                 &a.extra_env,
                 &fds,
