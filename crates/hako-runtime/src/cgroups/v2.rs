@@ -64,6 +64,16 @@ pub fn swap_max(limit: Option<i64>, swap: Option<i64>) -> Result<Option<String>>
     }
 }
 
+/// Without swap accounting (no memory.swap.max: swapaccount=0, no CONFIG_SWAP) "max" and "0"
+/// ask for what the kernel does anyway: ignored, as runc does (`update --memory -1` lifts swap
+/// too, and a swap equal to the memory limit is "0"). Any other value needs the file.
+fn set_swap_max(d: &Path, v: &str) -> Result<()> {
+    if (v == "max" || v == "0") && !d.join("memory.swap.max").exists() {
+        return Ok(());
+    }
+    write(d, "memory.swap.max", v, "linux.resources.memory.swap")
+}
+
 fn max_or(v: i64) -> String {
     if v < 0 {
         "max".into()
@@ -86,7 +96,7 @@ pub fn set(d: &Path, r: &LinuxResources) -> Result<()> {
             )?;
         }
         if let Some(v) = swap_max(set(m.limit()), set(m.swap()))? {
-            write(d, "memory.swap.max", &v, "linux.resources.memory.swap")?;
+            set_swap_max(d, &v)?;
         }
         if let Some(v) = set(m.limit()) {
             write(d, "memory.max", &max_or(v), "linux.resources.memory.limit")?;
@@ -293,5 +303,16 @@ mod tests {
         assert_eq!(swap_max(Some(100), Some(300)).unwrap(), Some("200".into()));
         assert_eq!(swap_max(Some(100), Some(-1)).unwrap(), Some("max".into()));
         assert!(swap_max(Some(300), Some(100)).is_err());
+    }
+
+    #[test]
+    fn no_swap_accounting_takes_max_and_zero() {
+        let d = std::env::temp_dir().join(format!("hako-v2-swap-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        for v in ["max", "0"] {
+            set_swap_max(&d, v).unwrap();
+            assert!(!d.join("memory.swap.max").exists(), "{v} written");
+        }
+        std::fs::remove_dir_all(&d).unwrap();
     }
 }
