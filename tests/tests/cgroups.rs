@@ -271,9 +271,10 @@ fn docker_zero_resources() -> Value {
 
 /// The blkio weight file of a v1 cgroup (BFQ kernels have only blkio.bfq.weight), if any.
 fn blkio_weight_file(cg: &Cg) -> Option<&'static str> {
+    let dir = cg.dirs.get("blkio")?;
     ["blkio.weight", "blkio.bfq.weight"]
         .into_iter()
-        .find(|f| cg.dir("blkio").join(f).exists())
+        .find(|f| dir.join(f).exists())
 }
 
 /// The weight file a new v1 blkio cgroup gets on this kernel, probed in a test-owned cgroup (BFQ
@@ -310,8 +311,12 @@ fn docker_zero_values_are_not_written() {
     } else {
         assert_eq!(cg.file("cpu", "cpu.shares"), "1024");
         assert_eq!(cg.file("cpu", "cpu.cfs_quota_us"), "-1");
-        if let Some(f) = blkio_weight_file(&cg) {
-            assert_eq!(cg.file("blkio", f), "100", "{f}");
+        match blkio_weight_file(&cg) {
+            Some(f) => assert_eq!(cg.file("blkio", f), "100", "{f}"),
+            None => skip_part(
+                "blkio weight",
+                "this kernel has no blkio weight file (no BFQ/CFQ I/O scheduler)",
+            ),
         }
     }
     assert_eq!(h.status(&id), "running");
@@ -336,9 +341,9 @@ fn docker_update_zero_values_keep_the_other_limits() {
     };
     match weight {
         Some(_) => r["blockIO"]["weight"] = json!(300),
-        None if !pure_v2() => eprintln!(
-            "SKIP docker_update_zero_values_keep_the_other_limits (blkio weight part): \
-             this kernel has no blkio weight file (no BFQ/CFQ I/O scheduler)"
+        None if !pure_v2() => skip_part(
+            "blkio weight",
+            "this kernel has no blkio weight file (no BFQ/CFQ I/O scheduler)",
         ),
         None => {}
     }
@@ -411,6 +416,22 @@ fn a_second_mount_of_a_hierarchy_is_not_used() {
     assert_eq!(cg.file("memory", mem), (48 * MIB).to_string());
 }
 
+/// The memory controller's swap file exists in a new cgroup: v1 memory.memsw.limit_in_bytes,
+/// v2 memory.swap.max (swap accounting; absent with swapaccount=0 or without CONFIG_SWAP).
+fn host_swap_accounting() -> bool {
+    let f = if pure_v2() {
+        "memory.swap.max"
+    } else {
+        "memory.memsw.limit_in_bytes"
+    };
+    host_cgroup_has("memory", f)
+}
+
+/// Some swap device or file is active (/proc/swaps lists more than its header).
+fn swap_in_use() -> bool {
+    read("/proc/swaps").lines().count() > 1
+}
+
 /// A shell holding 100 MB in a variable: reliably allocates (busybox sh keeps the string).
 const HOG: &str = "x=$(yes | head -c 100000000); echo survived ${#x}";
 
@@ -423,7 +444,18 @@ fn memory_hog_is_oom_killed() {
 
     // As the init, under `run`: killed by SIGKILL, 128+9.
     let mut b = bundle_in(&p, HOG);
-    b.config["linux"]["resources"]["memory"] = json!({ "limit": 16 * MIB, "swap": 16 * MIB });
+    b.config["linux"]["resources"]["memory"] = json!({ "limit": 16 * MIB });
+    // memory+swap = memory: the hog cannot escape to swap. Without swap accounting (no memsw /
+    // swap.max file: swapaccount=0, CONFIG_SWAP off) a swap limit is refused, and the memory
+    // limit alone stops the hog only when no swap is in use.
+    if host_swap_accounting() {
+        b.config["linux"]["resources"]["memory"]["swap"] = json!(16 * MIB);
+    } else if swap_in_use() {
+        skip("no swap accounting (memsw / memory.swap.max) and swap in use: the hog would swap");
+        return;
+    } else {
+        skip_part("swap limit", "no swap accounting (memsw / memory.swap.max)");
+    }
     let id = h.new_id();
     let o = h.run(&id, &b);
     assert_eq!(o.code, 137, "{o:?}");
@@ -940,17 +972,14 @@ fn fails_cleanly(h: &Hako, b: &Bundle, p: &Parent, needles: &[&str]) {
 fn blkio_weight_without_bfq_is_refused_naming_the_field() {
     require_root!();
     if pure_v2() || host_blkio_weight_file().is_some() {
-        eprintln!(
-            "SKIP blkio_weight_without_bfq_is_refused_naming_the_field: \
-             this host has blkio weights (or no v1 blkio)"
-        );
+        skip("this host has blkio weights (or no v1 blkio)");
         return;
     }
     if !mounts()
         .iter()
         .any(|(_, o, _)| o.iter().any(|o| o == "blkio"))
     {
-        eprintln!("SKIP blkio_weight_without_bfq_is_refused_naming_the_field: no v1 blkio");
+        skip("no v1 blkio");
         return;
     }
     let p = Parent::new();
@@ -1082,7 +1111,7 @@ fn bad_resource_values() {
 fn empty_cpuset_parents_are_filled() {
     require_root!();
     if pure_v2() {
-        eprintln!("v2 has no empty-cpuset trap; skipped");
+        skip("pure cgroup v2 has no empty-cpuset trap (a v1 test)");
         return;
     }
     let p = Parent::new();
@@ -1314,6 +1343,12 @@ fn update_cpu_memory_and_unlimited_like_runc() {
             .to_string()
     };
     let have_swap = cg.dir("memory").join(swap).exists();
+    if !have_swap {
+        skip_part(
+            "swap",
+            &format!("no {swap} (swap accounting off: swapaccount=0 or no CONFIG_SWAP)"),
+        );
+    }
     if have_swap {
         update(&h, &id, &["--memory-swap", "-1"]);
         assert_eq!(cg.file("memory", swap), unlimited);
@@ -1404,6 +1439,9 @@ fn update_inside_a_limited_pod_cgroup() {
         fs::write(pod.join("cpu.cfs_quota_us"), "50000").unwrap();
     }
     let rt = !pure_v2() && pod.join("cpu.rt_runtime_us").exists();
+    if !pure_v2() && !rt {
+        skip_part("rt", "no cpu.rt_runtime_us (CONFIG_RT_GROUP_SCHED off)");
+    }
     if rt {
         // A new cgroup gets no realtime budget: give the pod the root's, as update.bats does.
         for f in ["cpu.rt_period_us", "cpu.rt_runtime_us"] {
@@ -1858,7 +1896,7 @@ fn a_refused_move_fails_with_the_runtimes_own_error() {
     let Some((cpu, _, _)) = mounts().into_iter().find(|(mp, ctrls, _)| {
         ctrls.iter().any(|c| c == "cpu") && mp.join("cpu.rt_runtime_us").exists()
     }) else {
-        eprintln!("no v1 cpu hierarchy with RT group scheduling; skipped");
+        skip("no v1 cpu hierarchy with cpu.rt_runtime_us (CONFIG_RT_GROUP_SCHED off, or pure v2)");
         return;
     };
     let p = Parent::new();
@@ -1881,7 +1919,7 @@ fn a_refused_move_fails_with_the_runtimes_own_error() {
         }
     }
     if !Fifo::set(libc::SCHED_FIFO, 1) {
-        eprintln!("cannot run SCHED_FIFO here; skipped");
+        skip("cannot run SCHED_FIFO here (sched_setscheduler refused)");
         return;
     }
     let fifo = Fifo;
