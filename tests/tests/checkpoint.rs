@@ -47,7 +47,37 @@ fn setup() -> Option<Hako> {
         skip(&format!("CRIU's network lock needs {t} (install iptables)"));
         return None;
     }
+    if let Some(why) = lock_tool_refused() {
+        skip(&why);
+        return None;
+    }
     Some(h)
+}
+
+/// The lock tools installed but refused by this kernel (iptables-nft needs nf_tables, the legacy
+/// variant ip_tables): an empty filter table applied in a throw-away network namespace.
+fn lock_tool_refused() -> Option<String> {
+    use std::io::Write;
+    ["iptables-restore", "ip6tables-restore"]
+        .into_iter()
+        .find_map(|t| {
+            let mut c = std::process::Command::new("unshare")
+                .args(["--net", t])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .ok()?;
+            let _ = c.stdin.take()?.write_all(b"*filter\nCOMMIT\n");
+            let o = c.wait_with_output().ok()?;
+            (!o.status.success()).then(|| {
+                format!(
+                    "{t} does not work in a new network namespace (no nf_tables/ip_tables \
+                     in this kernel?): {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                )
+            })
+        })
 }
 
 /// `setup` without the network lock's tools.
