@@ -1933,3 +1933,178 @@ fn a_refused_move_fails_with_the_runtimes_own_error() {
     fails_cleanly(&h, &b, &p, &[&want]);
     drop(fifo);
 }
+
+/// Where this host's `ctrl` lives for a container: its v1 hierarchy, else the cgroup2 one when
+/// that offers it (pure v2, or a hybrid whose cgroup2 holds it: hugetlb here). None without.
+fn host_controller(ctrl: &str) -> Option<(PathBuf, bool)> {
+    let m = mounts();
+    if let Some((mp, _, _)) = m.iter().find(|(_, c, _)| c.iter().any(|c| c == ctrl)) {
+        return Some((mp.clone(), false));
+    }
+    let (mp, _, _) = m.iter().find(|(_, _, v2)| *v2)?;
+    let offered = read(mp.join("cgroup.controllers"));
+    offered
+        .split_whitespace()
+        .any(|c| c == ctrl)
+        .then(|| (mp.clone(), true))
+}
+
+/// The container's directory in a hierarchy mounted at `mp`.
+fn dir_in(cg: &Cg, mp: &Path) -> PathBuf {
+    cg.all()
+        .into_iter()
+        .find(|d| d.starts_with(mp))
+        .unwrap_or_else(|| panic!("no cgroup under {} in {:?}", mp.display(), cg.dirs))
+}
+
+/// hugepageLimits land in the host's hugetlb files (v1 `limit_in_bytes`, v2 `max`), also where
+/// the hybrid's cgroup2 holds the controller (runc 1.1 cannot set it there).
+#[test]
+fn hugepage_limit_is_in_the_hosts_hugetlb_files() {
+    require_root!();
+    if !Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists() {
+        skip("no 2MB huge pages in this kernel (CONFIG_HUGETLBFS off, or another page size)");
+        return;
+    }
+    let Some((mp, v2)) = host_controller("hugetlb") else {
+        skip("no hugetlb controller on this host (CONFIG_CGROUP_HUGETLB off, or not mounted)");
+        return;
+    };
+    if v2 && !pure_v2() && testing_runc() {
+        skip("runc 1.1 sets no controller of the hybrid's cgroup2");
+        return;
+    }
+    let p = Parent::new();
+    let h = Hako::new();
+    let mut b = bundle_in(&p, "sleep 100");
+    b.config["linux"]["resources"]["hugepageLimits"] =
+        json!([{ "pageSize": "2MB", "limit": 4 * MIB }]);
+    let id = h.new_id();
+    let pid = started(&h, &id, &b);
+    let file = if v2 {
+        "hugetlb.2MB.max"
+    } else {
+        "hugetlb.2MB.limit_in_bytes"
+    };
+    let d = dir_in(&Cg::of(pid), &mp);
+    assert_eq!(read(d.join(file)).trim(), (4 * MIB).to_string(), "{file}");
+    h.delete_force(&id).assert_ok();
+}
+
+/// A whole block device of this machine (`/sys/block`), loop devices last: `(major, minor)`.
+fn a_block_device() -> Option<(u64, u64)> {
+    let mut devs: Vec<(bool, u64, u64)> = fs::read_dir("/sys/block")
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let text = read(e.path().join("dev"));
+            let (a, b) = text.trim().split_once(':')?;
+            Some((name.starts_with("loop"), a.parse().ok()?, b.parse().ok()?))
+        })
+        .collect();
+    devs.sort();
+    devs.first().map(|&(_, a, b)| (a, b))
+}
+
+/// blockIO throttles land in the host's files: v1 `blkio.throttle.*`, v2 one `io.max` line.
+#[test]
+fn blkio_throttles_are_in_the_hosts_files() {
+    require_root!();
+    let Some((major, minor)) = a_block_device() else {
+        skip("no block device in /sys/block");
+        return;
+    };
+    let (ctrl, probe) = if pure_v2() {
+        ("io", "io.max")
+    } else {
+        ("blkio", "blkio.throttle.read_bps_device")
+    };
+    if !host_cgroup_has(ctrl, probe) {
+        skip(&format!(
+            "no {probe} in a new cgroup (CONFIG_BLK_DEV_THROTTLING off, or no {ctrl} controller)"
+        ));
+        return;
+    }
+    let p = Parent::new();
+    let h = Hako::new();
+    let mut b = bundle_in(&p, "sleep 100");
+    let dev = |rate: u64| json!([{ "major": major, "minor": minor, "rate": rate }]);
+    b.config["linux"]["resources"]["blockIO"] = json!({
+        "throttleReadBpsDevice": dev(MIB as u64),
+        "throttleWriteIOPSDevice": dev(100),
+    });
+    let id = h.new_id();
+    let pid = started(&h, &id, &b);
+    let cg = Cg::of(pid);
+    let d = format!("{major}:{minor}");
+    if pure_v2() {
+        let io = cg.file("io", "io.max");
+        assert!(
+            io.lines()
+                .any(|l| l == format!("{d} rbps={MIB} wbps=max riops=max wiops=100")),
+            "io.max: {io}"
+        );
+    } else {
+        assert_eq!(
+            cg.file("blkio", "blkio.throttle.read_bps_device"),
+            format!("{d} {MIB}")
+        );
+        assert_eq!(
+            cg.file("blkio", "blkio.throttle.write_iops_device"),
+            format!("{d} 100")
+        );
+    }
+    h.delete_force(&id).assert_ok();
+}
+
+/// network.classID and priorities: in net_cls.classid / net_prio.ifpriomap where the host
+/// mounts those v1 hierarchies; where it does not (a hybrid without them), refused naming the
+/// field and leaving nothing; ignored with a warning on pure v2 (as runc).
+#[test]
+fn net_cls_and_net_prio_where_the_host_has_them() {
+    require_root!();
+    if pure_v2() {
+        skip("pure cgroup v2 has no net_cls/net_prio (the runtime ignores them, as runc)");
+        return;
+    }
+    let p = Parent::new();
+    let h = Hako::new();
+    let cases = [
+        (
+            "net_cls",
+            json!({ "classID": 0x10_0001 }),
+            "net_cls.classid",
+            "classID",
+        ),
+        (
+            "net_prio",
+            json!({ "priorities": [{ "name": "lo", "priority": 5 }] }),
+            "net_prio.ifpriomap",
+            "priorities",
+        ),
+    ];
+    for (ctrl, network, file, field) in cases {
+        let mut b = bundle_in(&p, "sleep 100");
+        b.config["linux"]["resources"]["network"] = network;
+        if !mounts().iter().any(|(_, c, _)| c.iter().any(|c| c == ctrl)) {
+            skip_part(
+                ctrl,
+                &format!("no {ctrl} hierarchy on this host: checked the refusal instead"),
+            );
+            if !testing_runc() {
+                fails_cleanly(&h, &b, &p, &[&format!("linux.resources.network.{field}")]);
+            }
+            continue;
+        }
+        let id = h.new_id();
+        let pid = started(&h, &id, &b);
+        let text = Cg::of(pid).file(ctrl, file);
+        if ctrl == "net_cls" {
+            assert_eq!(text, "1048577");
+        } else {
+            assert!(text.lines().any(|l| l == "lo 5"), "{file}: {text}");
+        }
+        h.delete_force(&id).assert_ok();
+    }
+}
