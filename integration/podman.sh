@@ -231,16 +231,16 @@ sc_missing_executable() {
 # checkpoint/restore: CRIU on PATH (`make integration` puts ../shared/criu's build first). The token
 # lives only in the shell's memory: a restarted container would show another one.
 COUNTER='v=$(cat /proc/sys/kernel/random/uuid); i=0; while :; do i=$((i+1)); echo "$v $i" >/tmp/count; sleep 0.1; done'
-needs_criu() {
+needs_root_criu() {
   [ -z "$ROOTLESS" ] || skip "checkpoint/restore needs root (CRIU)"
-  command -v criu >/dev/null || skip "no criu on PATH"
+  needs_criu
 }
 token() { p exec "$1" cat /tmp/count | cut -d' ' -f1; }
 count_of() { p exec "$1" cat /tmp/count | cut -d' ' -f2; }
 count_above() { [ "$(count_of "$1")" -gt "$2" ]; }
 
 sc_checkpoint_restore() {
-  needs_criu
+  needs_root_criu
   local c t n; c=$(name ckpt)
   prun -d --name "$c" "$IMG" sh -c "$COUNTER" >/dev/null
   retry 50 count_above "$c" 2
@@ -259,7 +259,7 @@ sc_checkpoint_restore() {
 }
 
 sc_checkpoint_export_import() {
-  needs_criu
+  needs_root_criu
   local c t n f; c=$(name ckpt-exp); f=$P/checkpoint-$RT.tar.gz
   prun -d --name "$c" "$IMG" sh -c "$COUNTER" >/dev/null
   retry 50 count_above "$c" 2

@@ -20,13 +20,23 @@ pub(super) fn set(d: &Path, m: &LinuxMemory) -> Result<()> {
         )?;
     }
     if let Some(v) = swap_max(set(m.limit()), set(m.swap()))? {
-        write(d, "memory.swap.max", &v, "linux.resources.memory.swap")?;
+        set_swap_max(d, &v)?;
     }
     if let Some(v) = set(m.limit()) {
         write(d, "memory.max", &max_or(v), "linux.resources.memory.limit")?;
     }
     warn_v1_only(m);
     Ok(())
+}
+
+/// Without swap accounting (no memory.swap.max: swapaccount=0, no CONFIG_SWAP) "max" and "0"
+/// ask for what the kernel does anyway: ignored, as runc does (`update --memory -1` lifts swap
+/// too, and a swap equal to the memory limit is "0"). Any other value needs the file.
+fn set_swap_max(d: &Path, v: &str) -> Result<()> {
+    if (v == "max" || v == "0") && !d.join("memory.swap.max").exists() {
+        return Ok(());
+    }
+    write(d, "memory.swap.max", v, "linux.resources.memory.swap")
 }
 
 fn warn_v1_only(m: &LinuxMemory) {
@@ -63,6 +73,15 @@ mod tests {
         assert_eq!(s.get("memory.max").unwrap(), "100");
         assert_eq!(s.get("memory.swap.max").unwrap(), "200");
         assert_eq!(s.get("memory.low").unwrap(), "max");
+    }
+
+    #[test]
+    fn no_swap_accounting_takes_max_and_zero() {
+        let s = Scratch::with(&[]);
+        for v in ["max", "0"] {
+            set_swap_max(s.path(), v).unwrap();
+            assert_eq!(s.get("memory.swap.max"), None, "{v} written");
+        }
     }
 
     #[test]
