@@ -141,7 +141,7 @@ pub fn features() -> Features {
             },
             intel_rdt: Enabled { enabled: false },
             mount_extensions: MountExtensions {
-                idmap: Enabled { enabled: false },
+                idmap: Enabled { enabled: true },
             },
         },
         annotations,
