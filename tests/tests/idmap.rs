@@ -505,3 +505,45 @@ fn containerd_cri_host_users_false_pod() {
     assert!(out.stdout.contains("/vol/new:0=0\n"), "{out:#?}");
     assert_eq!(host_owner(&vol.join("new")), (0, 0));
 }
+
+/// CRIU would restore the mount as a plain bind: checkpoint and restore refuse before anything is
+/// dumped or created, naming the mount, and the container runs on.
+#[test]
+fn checkpoint_and_restore_refuse_idmapped_mounts() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = userns_bundle("sleep 60");
+    b.config["process"]["args"] = json!(["sleep", "60"]);
+    let src = source(&b, "src", &[(0, 0)]);
+    b.add_mount(json!({"destination": "/m", "type": "bind", "source": src,
+                       "options": ["bind", "idmap"]}));
+    let n = b.config["mounts"].as_array().unwrap().len() - 1;
+    let id = h.new_id();
+    h.run_with(&id, &b, &["-d"]).assert_ok();
+    let img = b.path().join("image");
+    let o = h.cmd(&["checkpoint", "--image-path", img.to_str().unwrap(), &id]);
+    o.assert_err();
+    assert!(
+        o.stderr
+            .contains(&format!("mounts[{n}] (/m) is an idmapped mount")),
+        "{o:#?}"
+    );
+    assert_eq!(h.status(&id), "running");
+    assert!(std::fs::read_dir(&img).map_or(true, |mut d| d.next().is_none()));
+    let rid = h.new_id();
+    h.track(&rid);
+    let bundle = b.path().to_str().unwrap();
+    std::fs::create_dir_all(&img).unwrap();
+    let o = h.cmd(&[
+        "restore",
+        "-d",
+        "--image-path",
+        img.to_str().unwrap(),
+        "--bundle",
+        bundle,
+        &rid,
+    ]);
+    o.assert_err();
+    assert!(o.stderr.contains("restore: mounts["), "{o:#?}");
+    assert!(!h.state_dir(&rid).exists());
+}
