@@ -616,3 +616,107 @@ fn checkpoint_and_restore_refuse_idmapped_mounts() {
     assert!(o.stderr.contains("restore: mounts["), "{o:#?}");
     assert!(!h.state_dir(&rid).exists());
 }
+
+/// A runtime that is root only in a user namespace of its own (rootless podman runs it so, with a
+/// mount namespace of that user namespace): it may idmap to ids its namespace has, on a
+/// filesystem mounted in it; a mapping to ids it lacks is refused before anything exists, and a
+/// host filesystem is the kernel's EPERM, explained. `unshare -U -r -m` makes such a runtime
+/// (only id 0 mapped, to the host's 0).
+#[test]
+fn root_in_a_user_namespace_idmaps_only_what_it_owns() {
+    require_root!();
+    let h = Hako::new();
+    if !hako_only("root_in_a_user_namespace_idmaps_only_what_it_owns")
+        || !supported(&h, "root_in_a_user_namespace_idmaps_only_what_it_owns")
+    {
+        return;
+    }
+    let mut b = Bundle::sh("stat -c '%n:%u:%g' /m/f /p/f; grep ' /m ' /proc/self/mountinfo");
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    b.config["linux"]["uidMappings"] = maps(0, 0, 1);
+    b.config["linux"]["gidMappings"] = maps(0, 0, 1);
+    // No cgroup limits (the device rules cannot be written from there), no devpts gid 5.
+    b.config["linux"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resources");
+    for m in b.config["mounts"].as_array_mut().unwrap() {
+        if m["type"] == "devpts" {
+            m["options"] = json!([
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620"
+            ]);
+        }
+    }
+    let src = b.path().join("own-tmpfs");
+    std::fs::create_dir(&src).unwrap();
+    let run = |b: &Bundle, mount_tmpfs: bool| {
+        b.save();
+        let hako = hako_bin();
+        let script = format!(
+            "{} exec {} --root {} run --bundle {} c-{}",
+            if mount_tmpfs {
+                format!(
+                    "mount -t tmpfs tmpfs {0} && echo x >{0}/f &&",
+                    src.display()
+                )
+            } else {
+                String::new()
+            },
+            hako.display(),
+            h.scratch().join("root").display(),
+            b.path().display(),
+            unique()
+        );
+        std::process::Command::new("unshare")
+            .args(["-U", "-r", "-m", "--", "sh", "-c", &script])
+            .output()
+            .unwrap()
+    };
+    // gid 0 of the tmpfs is mapped to nothing in the mount's mapping (5 -> 0): nobody there, 0
+    // through the plain bind.
+    b.add_mount(
+        json!({"destination": "/m", "type": "bind", "source": src, "options": ["bind"],
+                       "uidMappings": maps(0, 0, 1), "gidMappings": maps(5, 0, 1)}),
+    );
+    b.add_mount(json!({"destination": "/p", "type": "bind", "source": src, "options": ["bind"]}));
+    let o = run(&b, true);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{o:?}");
+    let nobody = overflow_uid();
+    assert!(out.contains(&format!("/m/f:0:{nobody}\n")), "{out}");
+    assert!(out.contains("/p/f:0:0\n"), "{out}");
+    assert!(out.contains("idmapped"), "{out}");
+    // The host's filesystem: EPERM, in words.
+    let o = run(&b, false);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("(/m)") && err.contains("has no CAP_SYS_ADMIN in"),
+        "{err}"
+    );
+    // Ids the runtime's namespace does not have.
+    let last = b.config["mounts"].as_array().unwrap().len() - 2;
+    b.config["mounts"][last]["uidMappings"] = maps(0, MAPPED, 10);
+    let o = run(&b, true);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains(&format!(
+            "mounts[{last}] (/m).uidMappings: host ids {MAPPED}-{} are not mapped in the runtime's user namespace",
+            MAPPED + 9
+        )),
+        "{err}"
+    );
+    assert!(
+        mounts_under(b.path()).is_empty(),
+        "{:?}",
+        mounts_under(b.path())
+    );
+}
