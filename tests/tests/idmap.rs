@@ -720,3 +720,103 @@ fn root_in_a_user_namespace_idmaps_only_what_it_owns() {
         mounts_under(b.path())
     );
 }
+
+/// A user namespace with `0 outer 65536` as both maps, from a child of `unshare -U` (killed on
+/// drop): what a caller passes to mount_setattr.
+struct HelperUserns(std::process::Child, std::fs::File);
+
+impl HelperUserns {
+    fn new(outer: u32) -> HelperUserns {
+        let child = std::process::Command::new("unshare")
+            .args(["-U", "--", "sleep", "60"])
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let mine = std::fs::read_link("/proc/self/ns/user").unwrap();
+        assert!(wait_for(std::time::Duration::from_secs(5), || {
+            std::fs::read_link(format!("/proc/{pid}/ns/user")).is_ok_and(|n| n != mine)
+        }));
+        for f in ["uid_map", "gid_map"] {
+            std::fs::write(format!("/proc/{pid}/{f}"), format!("0 {outer} 65536\n")).unwrap();
+        }
+        let ns = std::fs::File::open(format!("/proc/{pid}/ns/user")).unwrap();
+        HelperUserns(child, ns)
+    }
+}
+
+impl Drop for HelperUserns {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// What podman 5 does for `--rootfs PATH:idmap` (podman 4.3 has no such option): it mounts PATH
+/// idmapped itself and passes it as `root.path`. The rootfs bind keeps the mapping: the image's
+/// root-owned files are the container's root's, and what it writes is the host's root's.
+#[test]
+fn rootfs_idmapped_by_the_caller() {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    require_root!();
+    let h = Hako::new();
+    if !supported(&h, "rootfs_idmapped_by_the_caller") {
+        return;
+    }
+    let mut b =
+        userns_bundle("stat -c '%u:%g' /bin/busybox; touch /written && cat /proc/self/uid_map");
+    // The image as a caller stores it: owned by the host's root.
+    chown_r(&b.rootfs(), 0, 0);
+    let target = b.path().join("idmapped-rootfs");
+    std::fs::create_dir(&target).unwrap();
+    let userns = HelperUserns::new(MAPPED);
+    let src = std::ffi::CString::new(b.rootfs().to_str().unwrap()).unwrap();
+    // SAFETY: open_tree with a live NUL-terminated path; the fd returned is new.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            src.as_ptr(),
+            1 | libc::O_CLOEXEC as u32 | libc::AT_RECURSIVE as u32, // OPEN_TREE_CLONE
+        )
+    };
+    assert!(fd >= 0, "open_tree: {}", std::io::Error::last_os_error());
+    // SAFETY: a fresh fd from open_tree.
+    let tree = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let attr: [u64; 4] = [0x0010_0000, 0, 0, userns.1.as_raw_fd() as u64]; // MOUNT_ATTR_IDMAP
+                                                                           // SAFETY: a live mount_attr of the size passed, the static empty path.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            attr.as_ptr(),
+            std::mem::size_of_val(&attr),
+        )
+    };
+    assert_eq!(r, 0, "mount_setattr: {}", std::io::Error::last_os_error());
+    let to = std::ffi::CString::new(target.to_str().unwrap()).unwrap();
+    // SAFETY: live NUL-terminated paths, a borrowed fd.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            4, // MOVE_MOUNT_F_EMPTY_PATH
+        )
+    };
+    assert_eq!(r, 0, "move_mount: {}", std::io::Error::last_os_error());
+    let _mounted = HostMount(target.clone());
+    b.config["root"] = json!({"path": target, "readonly": false});
+    let out = h.run(&h.new_id(), &b);
+    out.assert_ok();
+    assert!(out.stdout.starts_with("0:0\n"), "{out:#?}");
+    assert!(
+        out.stdout.contains(&format!("0     {MAPPED}"))
+            || out.stdout.contains(&format!(" {MAPPED} ")),
+        "{out:#?}"
+    );
+    assert_eq!(host_owner(&b.rootfs().join("written")), (0, 0));
+}
