@@ -297,6 +297,18 @@ sc_idmap_volume_uidmap() {
   rm -rf "$d"
 }
 
+# `:idmap=uids=FS-HOST-SIZE;gids=…` (crun's syntax; podman 4.3 passes the option through): the
+# filesystem's 1000:2000 is the container's root.
+sc_idmap_volume_mapping() {
+  no_rootless
+  local d; d=$(idmap_dir)
+  chown -R 1000:2000 "$d"
+  assert_eq "$(prun --rm "${MAPS[@]}" -v "$d:/v:idmap=uids=1000-200000-1;gids=2000-200000-1" "$IMG" \
+    sh -c 'stat -c %u:%g /v/f; touch /v/new')" 0:0 "owner inside of the filesystem's 1000:2000"
+  assert_eq "$(stat -c %u:%g "$d/new")" 1000:2000 "host owner of a file the container's root wrote"
+  rm -rf "$d"
+}
+
 # --userns=auto takes its ranges from the subordinate ids of storage's `root-auto-userns-user`:
 # the test user's (ensure_test_user), named in a storage.conf of this scenario.
 sc_idmap_volume_userns_auto() {
@@ -328,7 +340,8 @@ sc_rootfs_idmap() {
 }
 # runc 1.1 passes `idmap` to nothing: the volume is a plain bind, the host's root is nobody
 # (runc 1.3, RUNC=…/runc-1.3/runc, passes both). Rootless, both runtimes skip them.
-[ -n "$ROOTLESS" ] || XFAIL_runc="idmap_volume_uidmap idmap_volume_userns_auto"
+[ -n "$ROOTLESS" ] || XFAIL_runc="idmap_volume_uidmap idmap_volume_mapping idmap_volume_userns_auto"
+XFAIL_NOTE_idmap_volume_mapping="runc has no idmap=uids=…;gids=… option (crun's)"
 XFAIL_NOTE_idmap_volume_uidmap="runc 1.1 has no idmapped mounts"
 XFAIL_MATCH_idmap_volume_uidmap="got '65534:65534"
 XFAIL_NOTE_idmap_volume_userns_auto="runc 1.1 has no idmapped mounts"
@@ -337,7 +350,7 @@ XFAIL_MATCH_idmap_volume_userns_auto="got '65534:65534"
 SCENARIOS=(run_echo exit_code detach_exec_ps_top_stop tty stdin kill_signal pause_unpause stats
   update_memory resource_limits cap_drop user read_only seccomp_unconfined seccomp_default
   rootfs_dir network_host missing_executable checkpoint_restore checkpoint_export_import
-  idmap_volume_uidmap idmap_volume_userns_auto rootfs_idmap)
+  idmap_volume_uidmap idmap_volume_mapping idmap_volume_userns_auto rootfs_idmap)
 
 if [ "${1:-}" = scenario ]; then
   set -x; "sc_$2"

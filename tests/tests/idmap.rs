@@ -228,6 +228,47 @@ fn mappings_other_than_the_containers() {
     }
 }
 
+/// podman 4.3 passes `-v SRC:DST:idmap=uids=…;gids=…` through as that mount option (crun's
+/// syntax: FS-HOST-SIZE triplets, `#` between them); a list left out is the container's own.
+#[test]
+fn podman_idmap_option_with_a_mapping() {
+    require_root!();
+    let h = Hako::new();
+    if !hako_only("podman_idmap_option_with_a_mapping")
+        || !supported(&h, "podman_idmap_option_with_a_mapping")
+    {
+        return;
+    }
+    let mut b = userns_bundle(&format!(
+        "{}; touch /m/new",
+        stat_script("/m/foo.txt /m/bar.txt /g/foo.txt")
+    ));
+    let src = source(&b, "src", &[(1000, 2000), (0, 0)]);
+    // The directory is the container root's through the mapping: it may write there.
+    std::os::unix::fs::chown(&src, Some(1000), Some(2000)).unwrap();
+    b.add_mount(json!({"destination": "/m", "type": "bind", "source": src,
+        "options": [format!("idmap=uids=1000-{MAPPED}-1#0-{}-1;gids=2000-{MAPPED}-1", MAPPED + 5),
+                    "rw", "rprivate", "rbind"]}));
+    b.add_mount(json!({"destination": "/g", "type": "bind", "source": src,
+        "options": [format!("idmap=uids=1000-{MAPPED}-1"), "rbind"]}));
+    let out = h.run(&h.new_id(), &b);
+    out.assert_ok();
+    let nobody = overflow_uid();
+    for want in [
+        "/m/foo.txt:0=0".to_string(),
+        format!("/m/bar.txt:5={nobody}"),
+        // gids left out: the container's (the filesystem's 2000 is its 2000).
+        "/g/foo.txt:0=2000".to_string(),
+    ] {
+        assert!(
+            out.stdout.contains(&format!("{want}\n")),
+            "{want}: {out:#?}"
+        );
+    }
+    // The container's root writes as the filesystem's 1000.
+    assert_eq!(host_owner(&src.join("new")), (1000, 2000));
+}
+
 /// runc's "[no userns]" cases: explicit mappings need no user namespace of the container; the
 /// host's ids are shown, and a file of an unmapped id cannot be created (EOVERFLOW).
 #[test]
@@ -656,7 +697,7 @@ fn root_in_a_user_namespace_idmaps_only_what_it_owns() {
     }
     let src = b.path().join("own-tmpfs");
     std::fs::create_dir(&src).unwrap();
-    let run = |b: &Bundle, mount_tmpfs: bool| {
+    let run_in = |b: &Bundle, mount_tmpfs: bool, mount_ns: bool| {
         b.save();
         let hako = hako_bin();
         let script = format!(
@@ -674,11 +715,13 @@ fn root_in_a_user_namespace_idmaps_only_what_it_owns() {
             b.path().display(),
             unique()
         );
+        let ns = if mount_ns { "-Urm" } else { "-Ur" };
         std::process::Command::new("unshare")
-            .args(["-U", "-r", "-m", "--", "sh", "-c", &script])
+            .args([ns, "--", "sh", "-c", &script])
             .output()
             .unwrap()
     };
+    let run = |b: &Bundle, mount_tmpfs: bool| run_in(b, mount_tmpfs, true);
     // gid 0 of the tmpfs is mapped to nothing in the mount's mapping (5 -> 0): nobody there, 0
     // through the plain bind.
     b.add_mount(
@@ -699,6 +742,15 @@ fn root_in_a_user_namespace_idmaps_only_what_it_owns() {
     assert!(!o.status.success());
     assert!(
         err.contains("(/m)") && err.contains("has no CAP_SYS_ADMIN in"),
+        "{err}"
+    );
+    // Without a mount namespace of its user namespace it could enter the container's but not
+    // come back: refused before it goes.
+    let o = run_in(&b, false, false);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("needs a mount namespace of that user namespace"),
         "{err}"
     );
     // Ids the runtime's namespace does not have.

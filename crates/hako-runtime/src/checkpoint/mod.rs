@@ -189,7 +189,7 @@ pub fn refuse_idmapped(spec: &Spec, what: &str) -> Result<()> {
             || m.options()
                 .iter()
                 .flatten()
-                .any(|o| o == "idmap" || o == "ridmap");
+                .any(|o| o == "idmap" || o == "ridmap" || o.starts_with("idmap="));
         if idmapped {
             return Err(Error::Usage(format!(
                 "{what}: mounts[{i}] ({}) is an idmapped mount, which CRIU cannot {what} (its \

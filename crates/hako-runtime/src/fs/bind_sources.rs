@@ -167,6 +167,17 @@ fn in_mount_ns_of<T>(pid: i32, f: impl FnOnce() -> Result<T>) -> Result<T> {
     .ctx("open", ".")?;
     let theirs_path = format!("/proc/{pid}/ns/mnt");
     let theirs = std::fs::File::open(&theirs_path).ctx("open", &theirs_path)?;
+    // Entering our own namespace is what coming back takes: a runtime that is root only in a user
+    // namespace but runs in a mount namespace of its parent's (`unshare -U` without `-m`) could
+    // go but not return. Refused here, with why, before it goes.
+    nix::sched::setns(own.as_fd(), CloneFlags::CLONE_NEWNS).map_err(|e| {
+        Error::Usage(format!(
+            "the runtime could not enter the container's mount namespace and return to its own: \
+             setns /proc/self/ns/mnt: {} (a runtime in a user namespace needs a mount namespace \
+             of that user namespace, as rootless podman gives it)",
+            crate::error::errno_text(e)
+        ))
+    })?;
     nix::sched::setns(theirs.as_fd(), CloneFlags::CLONE_NEWNS).ctx("setns", &theirs_path)?;
     let r = f();
     // Back home whatever happened: everything after this runs in the runtime's namespace.

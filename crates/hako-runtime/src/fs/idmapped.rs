@@ -72,10 +72,16 @@ fn is_bind(m: &Mount) -> bool {
 /// says why. `euid` is the runtime's.
 pub fn plan(spec: &Spec, ns: &Plan, bundle: &Path, euid: u32) -> Result<Vec<Wanted>> {
     let userns = ns.new_user || ns.join.iter().any(|(t, _)| *t == LinuxNamespaceType::User);
+    let own = spec.linux().as_ref().map(|l| {
+        (
+            l.uid_mappings().as_deref().unwrap_or(&[]),
+            l.gid_mappings().as_deref().unwrap_or(&[]),
+        )
+    });
     let mut out = vec![];
     for (index, m) in spec.mounts().iter().flatten().enumerate() {
         let shown = format!("mounts[{index}] ({})", m.destination().display());
-        let Some(w) = wanted(m, index, &shown, bundle)? else {
+        let Some(w) = wanted(m, index, &shown, bundle, own)? else {
             continue;
         };
         if !is_bind(m) {
@@ -106,8 +112,15 @@ pub fn plan(spec: &Spec, ns: &Plan, bundle: &Path, euid: u32) -> Result<Vec<Want
     Ok(out)
 }
 
-/// The mount's idmap request, if it has one.
-fn wanted(m: &Mount, index: usize, shown: &str, bundle: &Path) -> Result<Option<Wanted>> {
+/// The mount's idmap request, if it has one. `own` are the container's mappings (for a podman
+/// `idmap=` option that names only one of the two).
+fn wanted(
+    m: &Mount,
+    index: usize,
+    shown: &str,
+    bundle: &Path,
+    own: Option<Own>,
+) -> Result<Option<Wanted>> {
     let opts = m.options().as_deref().unwrap_or(&[]);
     // The last of `idmap`/`ridmap` wins, as for every other pair of options.
     let option = opts
@@ -115,14 +128,18 @@ fn wanted(m: &Mount, index: usize, shown: &str, bundle: &Path) -> Result<Option<
         .rev()
         .find(|o| *o == "idmap" || *o == "ridmap")
         .map(|o| o == "ridmap");
-    let uid = m.uid_mappings().clone().unwrap_or_default();
-    let gid = m.gid_mappings().clone().unwrap_or_default();
+    let podman = opts.iter().rev().find_map(|o| o.strip_prefix("idmap="));
+    let mut uid = m.uid_mappings().clone().unwrap_or_default();
+    let mut gid = m.gid_mappings().clone().unwrap_or_default();
     let listed = m.uid_mappings().is_some() || m.gid_mappings().is_some();
-    if option.is_none() && !listed {
+    if option.is_none() && !listed && podman.is_none() {
         return Ok(None);
     }
+    if let Some(spec) = podman.filter(|_| !listed) {
+        (uid, gid) = podman_option(spec, shown, own)?;
+    }
     let maps = match (uid.is_empty(), gid.is_empty()) {
-        (true, true) if option.is_some() => Maps::Own,
+        (true, true) if option.is_some() || podman.is_some() => Maps::Own,
         (false, false) => Maps::Given { uid, gid },
         _ => {
             return Err(Error::Usage(format!(
@@ -147,6 +164,51 @@ fn wanted(m: &Mount, index: usize, shown: &str, bundle: &Path) -> Result<Option<
         recursive: option == Some(true),
         maps,
     }))
+}
+
+/// The container's uid and gid mappings.
+type Own<'a> = (&'a [LinuxIdMapping], &'a [LinuxIdMapping]);
+
+/// podman's (and crun's) `idmap=uids=FS-HOST-SIZE#…;gids=FS-HOST-SIZE#…` mount option, which podman
+/// 4.3 passes through for `-v SRC:DST:idmap=…`: the first id of each triplet is the filesystem's
+/// (the mapping's container side), the second the host's. A list left out is the container's own.
+fn podman_option(
+    spec: &str,
+    shown: &str,
+    own: Option<Own>,
+) -> Result<(Vec<LinuxIdMapping>, Vec<LinuxIdMapping>)> {
+    let bad = |why: &str| {
+        Error::Usage(format!(
+            "{shown}: mount option \"idmap={spec}\": {why} (expected uids=FS-HOST-SIZE#...;gids=FS-HOST-SIZE#...)"
+        ))
+    };
+    let (mut uid, mut gid) = (None, None);
+    for part in spec.split(';').filter(|p| !p.is_empty()) {
+        let (which, list) = match part.split_once('=') {
+            Some(("uids", l)) => (&mut uid, l),
+            Some(("gids", l)) => (&mut gid, l),
+            _ => return Err(bad(&format!("unknown part {part:?}"))),
+        };
+        let maps = list
+            .split('#')
+            .map(|t| {
+                let v: Vec<u32> = t.split('-').filter_map(|x| x.parse().ok()).collect();
+                match v[..] {
+                    [c, h, n] if n > 0 => serde_json::from_value(serde_json::json!(
+                        {"containerID": c, "hostID": h, "size": n}
+                    ))
+                    .map_err(|e| bad(&e.to_string())),
+                    _ => Err(bad(&format!("{t:?} is not FS-HOST-SIZE"))),
+                }
+            })
+            .collect::<Result<Vec<LinuxIdMapping>>>()?;
+        *which = Some(maps);
+    }
+    let (own_uid, own_gid) = own.unwrap_or((&[], &[]));
+    Ok((
+        uid.unwrap_or_else(|| own_uid.to_vec()),
+        gid.unwrap_or_else(|| own_gid.to_vec()),
+    ))
 }
 
 /// A runtime that is root only inside a user namespace (rootless podman runs it so) can write a
@@ -481,6 +543,47 @@ mod tests {
         );
         let e = err(plan(&s, &p, Path::new("/b"), 1000));
         assert!(e.contains("root"), "{e}");
+    }
+
+    #[test]
+    fn podman_idmap_option() {
+        let (s, p) = spec(
+            serde_json::json!([
+                {"destination": "/a", "source": "/x",
+                 "options": ["idmap=uids=0-1-10#10-11-10;gids=0-100-10", "rw", "rbind"]},
+                {"destination": "/b", "source": "/x", "options": ["idmap=gids=5-6-7", "rbind"]}
+            ]),
+            true,
+        );
+        let w = plan(&s, &p, Path::new("/b"), 0).unwrap();
+        let Maps::Given { uid, gid } = &w[0].maps else {
+            panic!("{w:?}")
+        };
+        assert_eq!(
+            (uid.len(), uid[1].container_id(), uid[1].host_id()),
+            (2, 10, 11)
+        );
+        assert_eq!(
+            (gid[0].container_id(), gid[0].host_id(), gid[0].size()),
+            (0, 100, 10)
+        );
+        assert!(w[0].rbind && !w[0].recursive);
+        // uids left out: the container's own.
+        let Maps::Given { uid, gid } = &w[1].maps else {
+            panic!("{w:?}")
+        };
+        assert_eq!((uid[0].host_id(), uid[0].size()), (100000, 65536));
+        assert_eq!(gid[0].host_id(), 6);
+        let (s, p) = spec(
+            serde_json::json!([{"destination": "/a", "source": "/x",
+                                "options": ["idmap=uids=0-1", "bind"]}]),
+            true,
+        );
+        let e = err(plan(&s, &p, Path::new("/b"), 0));
+        assert!(
+            e.contains("(/a)") && e.contains("\"0-1\" is not FS-HOST-SIZE"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -190,7 +190,7 @@ pub fn parse_options(opts: &[String]) -> Options {
             }
         } else if opt == "tmpcopyup" {
             o.copy_up = true;
-        } else if opt == "idmap" || opt == "ridmap" {
+        } else if opt == "idmap" || opt == "ridmap" || opt.starts_with("idmap=") {
             // Not for mount(2): the runtime made the mount idmapped ([`crate::fs::idmapped`]).
         } else {
             o.data.push(opt.clone());
