@@ -183,13 +183,13 @@ fn explicit_mapping_equal_to_the_containers() {
 #[test]
 fn mappings_other_than_the_containers() {
     require_root!();
-    let h = Hako::new();
+    let mut h = Hako::new();
     if !supported(&h, "mappings_other_than_the_containers") {
         return;
     }
     let mut b = userns_bundle(&stat_script(
         "/m1/foo.txt /m1/bar.txt /m1/baz.txt /m1b/foo.txt /m2/foo.txt /m2/baz.txt /m3/foo.txt \
-         /m3/bar.txt",
+         /m3/bar.txt /own/foo.txt",
     ));
     let m1 = source(&b, "multi1", &[(100, 211), (101, 222), (102, 233)]);
     let m2 = source(&b, "multi2", &[(200, 211), (201, 222), (202, 233)]);
@@ -205,12 +205,23 @@ fn mappings_other_than_the_containers() {
             maps(5000000, 103000, 1000),
             maps(6000000, 103000, 500),
         ),
+        // The container's own mapping: its user namespace, no helper.
+        ("/own", &m1, maps(0, MAPPED, 65536), maps(0, MAPPED, 65536)),
     ] {
         b.add_mount(json!({"destination": dest, "type": "bind", "source": src,
                            "options": ["bind"], "uidMappings": u, "gidMappings": g}));
     }
+    let log = h.scratch().join("debug.log");
+    if !testing_runc() {
+        h.global = vec!["--debug".into(), "--log".into(), log.display().to_string()];
+    }
     let out = h.run(&h.new_id(), &b);
     out.assert_ok();
+    if !testing_runc() {
+        // One helper user namespace per distinct mapping: three for five mounts.
+        let helpers = read(&log).matches("helper user namespace").count();
+        assert_eq!(helpers, 3, "{}", read(&log));
+    }
     for want in [
         "/m1/foo.txt:1100=1911",
         "/m1/bar.txt:1101=1922",
@@ -220,6 +231,7 @@ fn mappings_other_than_the_containers() {
         "/m2/baz.txt:2202=2933",
         "/m3/foo.txt:3528=3491",
         "/m3/bar.txt:3133=3337",
+        "/own/foo.txt:100=211",
     ] {
         assert!(
             out.stdout.contains(&format!("{want}\n")),

@@ -347,6 +347,10 @@ fn helper(
         sys::Forked::Parent { pid } => pid,
     };
     let _reap = Helper(pid);
+    crate::log::debug(&format!(
+        "idmapped mounts: helper user namespace (pid {pid}) for {}",
+        key(uid, gid)
+    ));
     crate::init::idmap::write(pid, uid, gid, caller)?;
     let p = format!("/proc/{pid}/ns/user");
     std::fs::File::open(&p).map(OwnedFd::from).ctx("open", p)
