@@ -54,6 +54,7 @@ pub fn checkpoint(root: &Path, o: &CheckpointOptions) -> Result<()> {
             "Container cannot be checkpointed in {status} state"
         )));
     }
+    super::refuse_idmapped(&rec.config, "checkpoint")?;
     let criu = swrk::resolve(&o.criu.criu)?;
     let version = checked_version(&criu)?;
     let images = o.criu.image_dir();

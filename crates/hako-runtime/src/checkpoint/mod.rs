@@ -183,6 +183,29 @@ fn checked_version(criu: &Path) -> Result<u32> {
     Ok(v)
 }
 
+/// Containers with idmapped mounts are refused before CRIU is asked anything: CRIU dumps a bind
+/// mount of the host as an external mount and restore binds its source again, plainly, so the
+/// restored container would see every file of it owned by nobody (or, without a user namespace,
+/// by the host's ids). Nothing is dumped, and the container runs on.
+pub fn refuse_idmapped(spec: &Spec, what: &str) -> Result<()> {
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let idmapped = m.uid_mappings().is_some()
+            || m.gid_mappings().is_some()
+            || m.options()
+                .iter()
+                .flatten()
+                .any(|o| o == "idmap" || o == "ridmap" || o.starts_with("idmap="));
+        if idmapped {
+            return Err(Error::Usage(format!(
+                "{what}: mounts[{i}] ({}) is an idmapped mount, which CRIU cannot {what} (its \
+                 restore would bind the source without the id mapping)",
+                m.destination().display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -55,6 +55,7 @@ pub fn restore(root: &Path, o: &RestoreOptions) -> Result<i32> {
     hako_spec::id::validate_id(&o.id)?;
     let bundle = Bundle::load_with(&o.bundle, crate::log::debug_enabled())?;
     crate::container::support::check(&bundle.spec)?;
+    super::refuse_idmapped(&bundle.spec, "restore")?;
     let terminal = bundle
         .spec
         .process()

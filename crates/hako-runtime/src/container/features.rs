@@ -167,7 +167,7 @@ pub fn features() -> Features {
                 ],
             },
             mount_extensions: MountExtensions {
-                idmap: Enabled { enabled: false },
+                idmap: Enabled { enabled: true },
             },
         },
         annotations,

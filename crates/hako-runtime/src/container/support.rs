@@ -33,14 +33,7 @@ pub fn check(spec: &Spec) -> Result<()> {
     if let Some(p) = spec.process() {
         check_labels(p)?;
     }
-    for (i, m) in spec.mounts().iter().flatten().enumerate() {
-        if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-            return Err(unsupported(
-                &format!("mounts[{i}]"),
-                "idmapped mounts are not supported by this version of hako",
-            ));
-        }
-    }
+    // Idmapped mounts are checked with what they need (fs::idmapped::plan).
     Ok(())
 }
 

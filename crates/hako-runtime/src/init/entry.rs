@@ -52,6 +52,8 @@ pub struct InitArgs<'a> {
     pub setgroups_allowed: bool,
     /// Bind sources the runtime opens for us in our mount namespace (`bind_sources::wanted`).
     pub bind_sources: &'a [PathBuf],
+    /// The idmapped mounts the runtime makes for us (`fs::idmapped::plan`).
+    pub idmapped: &'a [crate::fs::idmapped::Wanted],
     /// The runtime's pid, for checking that it is still our parent once the parent-death
     /// signal is armed.
     pub runtime_pid: i32,
@@ -118,7 +120,10 @@ fn setup(a: &InitArgs) -> Result<Ready> {
     }
     if a.plan.fork_for_pid {
         // unshare(CLONE_NEWPID) only moves our children: fork the real init into it. This process
-        // reports the init's pid and leaves.
+        // reports the init's pid and leaves. The real init speaks on the channel only once that
+        // is sent (the runtime reads InitPid first): it waits for EOF on this pipe, which the
+        // intermediate's exit closes.
+        let (wait_r, wait_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).op("pipe")?;
         // SAFETY: this process is single-threaded (cloned from the single-threaded runtime); the
         // child continues in this function and execs or _exits.
         match unsafe { sys::clone3(0, None) }.op("fork into pid namespace")? {
@@ -128,12 +133,22 @@ fn setup(a: &InitArgs) -> Result<Ready> {
                 // init (its child) still relies on.
                 unsafe { libc::_exit(0) }
             }
-            sys::Forked::Child => {}
+            sys::Forked::Child => {
+                drop(wait_w);
+                let mut b = [0u8; 1];
+                let _ = sys::retry(|| nix::unistd::read(&wait_r, &mut b));
+            }
         }
     }
     // Our mount namespace exists now: the runtime opens the bind sources its root may reach and
-    // ours may not.
-    let bind_fds = crate::fs::bind_sources::receive(&a.channel, a.bind_sources)?;
+    // ours may not, and makes the idmapped mounts, which need its privilege over the sources.
+    let bind_fds = crate::fs::bind_sources::receive(
+        &a.channel,
+        &crate::fs::bind_sources::Asked {
+            sources: a.bind_sources,
+            idmapped: a.idmapped,
+        },
+    )?;
     let in_userns = a.plan.new_user
         || a.plan
             .join
