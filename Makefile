@@ -80,7 +80,7 @@ criu:
 
 integration-tests: build
 	criu=$$($(CRIU_INSTALL)) && HAKO_CRIU=$$criu HAKO_BIN=$(CURDIR)/target/debug/hako \
-		$(CARGO) test -p hako-tests -- --test-threads=2
+		$(CARGO) test -p hako-tests --no-fail-fast -- --test-threads=2
 	scripts/soak.sh 100
 
 # N lifecycles (exec, pause/resume, kill, delete), half of them with the runtime SIGKILLed at a
