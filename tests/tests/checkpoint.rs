@@ -510,6 +510,41 @@ fn checkpoint_without_iptables_names_the_tool() {
     wait_count(&out, Some(&token), n + 2);
 }
 
+/// `--link-remap` (runc 1.2+) reaches CRIU, and a file the container holds open after unlinking
+/// it survives checkpoint and restore behind the same descriptor.
+#[test]
+fn link_remap_keeps_an_unlinked_open_file() {
+    let Some(h) = setup() else { return };
+    let mut b = Bundle::new();
+    b.config["root"]["readonly"] = json!(false);
+    b.set_sh(
+        "exec </dev/null >/dev/null 2>&1; echo kept > /held; exec 3</held; rm /held; \
+         exec sleep 1000",
+    );
+    let id = h.new_id();
+    h.run_with(&id, &b, &["-d"]).assert_ok();
+    assert!(wait_for(WAIT, || !b.rootfs().join("held").exists()));
+    let img = image(&h, "img");
+    checkpoint(&h, &id, &img, &["--link-remap"]).assert_ok();
+    let log = read(img.join("dump.log"));
+    if !testing_runc() {
+        // CRIU's own line for the option (a file with no link left is still a ghost file in
+        // the image; link remap is for one whose name moved).
+        assert!(log.contains("Will allow link remaps"), "option not passed");
+    }
+    let id2 = h.new_id();
+    restore(&h, &id2, &b, &img, &[]).assert_ok();
+    assert_eq!(exec_out(&h, &id2, "cat /proc/1/fd/3"), "kept");
+    // Nothing CRIU made to restore it stays in the rootfs.
+    assert!(!b.rootfs().join("held").exists());
+    let left: Vec<_> = fs::read_dir(b.rootfs())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("link_remap"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
 /// Directories named `name` under the host's cgroup hierarchies (test ids are unique).
 fn cgroup_dirs_named(name: &str) -> Vec<PathBuf> {
     fn walk(d: &Path, name: &str, out: &mut Vec<PathBuf>, depth: u32) {
