@@ -318,6 +318,49 @@ fn limits_hostname_and_mounts_survive() {
     );
 }
 
+/// Bind mounts nested below another bind mount, and one whose destination is a symlink inside
+/// the rootfs, come back at their places (runc 1.3's checkpoint.bats "with nested bind mounts";
+/// CRIU failed with "Can't stat mountpoint .../for/nested" and "doesn't have a proper root
+/// mount").
+#[test]
+fn nested_and_symlinked_bind_mounts_survive() {
+    let Some(h) = setup() else { return };
+    let (mut b, out) = counter_bundle();
+    let host = TempDir::new("ckpt-binds");
+    // As checkpoint.bats has it: the nested destination is two levels below the outer bind's
+    // source, which has neither (create makes them in the source).
+    for d in ["outer", "inner", "linked"] {
+        fs::create_dir_all(host.path().join(d)).unwrap();
+    }
+    fs::write(host.path().join("inner/mark"), "inner\n").unwrap();
+    fs::write(host.path().join("linked/mark"), "linked\n").unwrap();
+    fs::create_dir_all(b.rootfs().join("real")).unwrap();
+    std::os::unix::fs::symlink("/real", b.rootfs().join("link")).unwrap();
+    let bind = |src: &str, dst: &str| {
+        json!({"source": host.path().join(src), "destination": dst, "type": "bind",
+               "options": ["rbind", "rw"]})
+    };
+    for m in [
+        bind("outer", "/test"),
+        bind("inner", "/test/for/nested"),
+        bind("linked", "/link"),
+    ] {
+        b.config["mounts"].as_array_mut().unwrap().push(m);
+    }
+    let (id, _) = start_counter(&h, &b, &out);
+    let script = "cat /test/for/nested/mark /real/mark";
+    assert_eq!(exec_out(&h, &id, script), "inner\nlinked");
+    let mounts = mount_points(&h, &id);
+    let img = image(&h, "img");
+    checkpoint(&h, &id, &img, &[]).assert_ok();
+    let (token, n) = count(&out).unwrap();
+    let id2 = h.new_id();
+    restore(&h, &id2, &b, &img, &[]).assert_ok();
+    wait_count(&out, Some(&token), n);
+    assert_eq!(exec_out(&h, &id2, script), "inner\nlinked");
+    assert_eq!(mount_points(&h, &id2), mounts);
+}
+
 /// Reads the pty until `needle` shows up.
 fn read_until(master: &OwnedFd, needle: &str) -> String {
     let deadline = Instant::now() + WAIT;

@@ -381,7 +381,8 @@ impl Handler for RestoreEvents<'_> {
                 });
             }
         }
-        opts.ext_mnt = extmnt::for_restore(&self.bundle.spec, &self.bundle.dir, &own)?;
+        let b = &self.bundle;
+        opts.ext_mnt = extmnt::for_restore(&b.spec, &b.dir, &b.rootfs, &own)?;
         Ok(())
     }
 
