@@ -28,7 +28,7 @@ impl std::fmt::Display for Status {
     }
 }
 
-/// What `hako state` prints: the same keys, order and omissions as runc 1.1.
+/// What `hako state` prints: the same keys, order and omissions as runc.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateView {
     #[serde(rename = "ociVersion")]
@@ -125,7 +125,7 @@ pub struct ContainerRecord {
 impl ContainerRecord {
     pub fn view(&self, status: Status) -> StateView {
         StateView {
-            oci_version: self.config.version().clone(),
+            oci_version: crate::SPEC_VERSION.to_string(),
             id: self.id.clone(),
             pid: if status == Status::Stopped {
                 0
@@ -143,7 +143,7 @@ impl ContainerRecord {
 
     pub fn hook_state(&self, status: Status) -> HookState<'_> {
         HookState {
-            oci_version: self.config.version(),
+            oci_version: crate::SPEC_VERSION,
             id: &self.id,
             status,
             pid: (self.pid > 0 && status != Status::Stopped).then_some(self.pid),
@@ -179,7 +179,8 @@ mod tests {
         let v = serde_json::to_value(rec.view(Status::Stopped)).unwrap();
         assert_eq!(v["pid"], 0);
         assert_eq!(v["status"], "stopped");
-        assert_eq!(v["ociVersion"], "1.0.2");
+        // runc 1.3 prints the spec version it implements, not the config's.
+        assert_eq!(v["ociVersion"], crate::SPEC_VERSION);
         assert_eq!(v["annotations"]["a"], "b");
         let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
         for k in [

@@ -628,9 +628,16 @@ pub fn run(root: &Path, o: &CreateOptions, detach: bool, keep: bool) -> Result<i
         return Err(e);
     }
     drop(channel);
-    let state = serde_json::to_string(&rec.hook_state(Status::Running)).expect("serializes");
-    // The spec: a failing poststart hook is a warning; the rest run and the container lives on.
-    hooks::run_all_warn(rec.config.hooks().as_ref(), hooks::Kind::Poststart, &state);
+    if let Err(e) = crate::container::lifecycle::poststart(&rec) {
+        // Stopped by now; `run` is the caller that would delete it, so it does (poststop hooks
+        // run), unless asked to keep the stopped container.
+        if !keep {
+            if let Ok(lock) = Store::existing(root).lock(&o.id) {
+                let _ = delete_locked(&o.id, lock, rec, true);
+            }
+        }
+        return Err(e);
+    }
     let Some(forwarded) = forwarded else {
         return Ok(0);
     };

@@ -89,7 +89,7 @@ pub fn features() -> Features {
     );
     Features {
         oci_version_min: "1.0.0".into(),
-        oci_version_max: hako_spec::oci::VERSION.to_string(),
+        oci_version_max: hako_spec::SPEC_VERSION.to_string(),
         hooks: vec![
             "prestart",
             "createRuntime",
