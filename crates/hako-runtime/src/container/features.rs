@@ -1,6 +1,7 @@
-//! `hako features`: the runtime-spec features document (runc 1.1's `runc features`), generated
-//! from what this build and this host really support rather than from a fixed list. Field order
-//! and shape are the spec's `specs-go/features` structs, as runc marshals them.
+//! `hako features`: the runtime-spec 1.3 features document (runc's `runc features`), generated
+//! from what this build supports rather than from a fixed list. Field order and shape are the
+//! spec's `specs-go/features` structs, as runc marshals them; the 1.3 additions runc 1.3.6 does
+//! not print yet (it is built against spec 1.2.1) follow the spec.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +16,10 @@ pub struct Features {
     pub mount_options: Vec<&'static str>,
     pub linux: Linux,
     pub annotations: BTreeMap<String, String>,
+    /// Annotations of config.json that change what hako does, for callers that filter the
+    /// annotations of untrusted workloads. runc lists `bundle` and `org.systemd.property.` too,
+    /// which it reads and hako does not.
+    pub potentially_unsafe_config_annotations: Vec<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -26,8 +31,9 @@ pub struct Linux {
     pub seccomp: Seccomp,
     pub apparmor: Enabled,
     pub selinux: Enabled,
-    pub intel_rdt: Enabled,
+    pub intel_rdt: IntelRdt,
     pub mount_extensions: MountExtensions,
+    pub net_devices: Enabled,
 }
 
 #[derive(Serialize)]
@@ -37,6 +43,7 @@ pub struct Cgroup {
     pub v2: bool,
     pub systemd: bool,
     pub systemd_user: bool,
+    pub rdma: bool,
 }
 
 #[derive(Serialize)]
@@ -53,6 +60,14 @@ pub struct Seccomp {
 #[derive(Serialize)]
 pub struct Enabled {
     pub enabled: bool,
+}
+
+/// `linux.intelRdt`: `schemata` (spec 1.2) and `enableMonitoring` (spec 1.3) are understood.
+#[derive(Serialize)]
+pub struct IntelRdt {
+    pub enabled: bool,
+    pub schemata: bool,
+    pub monitoring: bool,
 }
 
 #[derive(Serialize)]
@@ -117,6 +132,7 @@ pub fn features() -> Features {
                         )
                         .is_ok()
                     }),
+                rdma: true,
             },
             seccomp: Seccomp {
                 enabled: seccomp_enabled,
@@ -133,18 +149,24 @@ pub fn features() -> Features {
                     vec![]
                 },
             },
-            apparmor: Enabled {
-                enabled: crate::container::support::apparmor_enabled(),
+            // The spec: whether the runtime supports them, "irrelevant to the availability"
+            // on the host. This build applies both labels (security::lsm) where the host has
+            // the LSM; a host without it refuses a profile (AppArmor) or ignores a label
+            // (SELinux), at create.
+            apparmor: Enabled { enabled: true },
+            selinux: Enabled { enabled: true },
+            intel_rdt: IntelRdt {
+                enabled: false,
+                schemata: false,
+                monitoring: false,
             },
-            selinux: Enabled {
-                enabled: crate::container::support::selinux_enabled(),
-            },
-            intel_rdt: Enabled { enabled: false },
             mount_extensions: MountExtensions {
                 idmap: Enabled { enabled: false },
             },
+            net_devices: Enabled { enabled: false },
         },
         annotations,
+        potentially_unsafe_config_annotations: vec!["org.criu.config"],
     }
 }
 
@@ -169,7 +191,9 @@ mod tests {
             "\"selinux\"",
             "\"intelRdt\"",
             "\"mountExtensions\"",
+            "\"netDevices\"",
             "\"annotations\"",
+            "\"potentiallyUnsafeConfigAnnotations\"",
         ];
         let pos: Vec<usize> = keys
             .iter()
@@ -177,6 +201,6 @@ mod tests {
             .collect();
         assert!(pos.windows(2).all(|w| w[0] < w[1]), "{text}");
         assert!(text.contains("\"rro\""));
-        assert!(!text.contains("tmpcopyup"));
+        assert!(text.contains("\"tmpcopyup\""));
     }
 }

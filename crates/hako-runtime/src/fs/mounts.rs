@@ -140,13 +140,14 @@ pub const PROPAGATION: &[(&str, MsFlags)] = &[
 
 /// Every option name `mounts[].options` understands (flags, propagation, recursive attributes),
 /// sorted: what `hako features` reports as `mountOptions`. Anything else is passed to the
-/// filesystem as data; `tmpcopyup`, `idmap` and `ridmap` are refused.
+/// filesystem as data; `idmap` and `ridmap` are refused.
 pub fn option_names() -> Vec<&'static str> {
     let mut v: Vec<&'static str> = FLAGS
         .iter()
         .map(|(n, _, _)| *n)
         .chain(PROPAGATION.iter().map(|(n, _)| *n))
         .chain(RECURSIVE.iter().map(|(n, _, _)| *n))
+        .chain(["tmpcopyup"])
         .collect();
     v.sort_unstable();
     v.dedup();
