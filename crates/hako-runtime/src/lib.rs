@@ -12,6 +12,7 @@ pub mod error;
 pub mod fs;
 pub mod init;
 pub mod log;
+pub mod net;
 pub mod procinfo;
 pub mod security;
 pub mod sys;

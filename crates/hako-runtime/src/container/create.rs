@@ -451,12 +451,16 @@ fn create_locked(
     rec.status = Status::Creating;
     let staged = staged?;
     let state = serde_json::to_string(&rec.hook_state(Status::Creating)).expect("serializes");
-    // The init asks only when a hook needs us here (the same test on its side).
-    if hooks::need_create_round_trip(spec.hooks().as_ref()) {
+    // The init asks only when a hook or a network device needs us here (the same test on its
+    // side).
+    if hooks::need_create_round_trip(spec.hooks().as_ref()) || crate::net::devices::wanted(spec) {
         match next_msg(&parent_ch, &mut tasks, pid)? {
             Msg::RunRuntimeHooks => {}
             m => return Err(Error::Init(format!("unexpected message {m:?}"))),
         }
+        // The init has its network namespace by now; the devices are there before any hook
+        // (a prestart hook configuring the network sees them), as in runc.
+        crate::net::devices::move_into(spec, pid)?;
         crate::container::crash::point("create:hooks");
         // runc runs these in the bundle (`create` chdirs there).
         let dir = Some(bundle.dir.as_path());

@@ -163,7 +163,7 @@ pub fn features() -> Features {
             mount_extensions: MountExtensions {
                 idmap: Enabled { enabled: false },
             },
-            net_devices: Enabled { enabled: false },
+            net_devices: Enabled { enabled: true },
         },
         annotations,
         potentially_unsafe_config_annotations: vec!["org.criu.config"],

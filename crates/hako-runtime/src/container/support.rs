@@ -20,12 +20,6 @@ pub fn check(spec: &Spec) -> Result<()> {
                 "Intel RDT is not supported by hako",
             ));
         }
-        if l.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-            return Err(unsupported(
-                "linux.netDevices",
-                "moving network devices is not supported by hako",
-            ));
-        }
         if l.memory_policy().is_some() {
             return Err(unsupported(
                 "linux.memoryPolicy",
