@@ -96,8 +96,12 @@ fn shape_and_key_order() {
     assert_eq!(l["mountExtensions"]["idmap"]["enabled"], false);
     assert_eq!(l["seccomp"]["enabled"], true);
     assert_eq!(l["cgroup"]["rdma"], true);
-    // tests/net_devices.rs
+    // tests/net_devices.rs, tests/intel_rdt.rs
     assert_eq!(l["netDevices"]["enabled"], true);
+    assert_eq!(
+        l["intelRdt"],
+        json!({"enabled": true, "schemata": true, "monitoring": true})
+    );
     assert!(f["annotations"]["io.github.seccomp.libseccomp.version"].is_string());
     // The spec: whether the runtime supports them, whatever the host has (this one has
     // neither AppArmor nor SELinux).

@@ -14,6 +14,7 @@ pub mod init;
 pub mod log;
 pub mod net;
 pub mod procinfo;
+pub mod resctrl;
 pub mod security;
 pub mod sys;
 

@@ -88,6 +88,20 @@ pub struct CgroupRecord {
     pub systemd_user_bus: Option<PathBuf>,
 }
 
+/// `linux.intelRdt` as placed at create: the resctrl group the init joined, and what of it
+/// hako made (and removes at delete).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResctrlRecord {
+    /// The CTRL_MON group: `<resctrl>/<closID>`, or `<resctrl>/<id>` without one.
+    pub group: PathBuf,
+    /// hako made the group (it did not exist before): its schemata were written and it goes
+    /// at delete. A group named by `closID` that existed is joined only.
+    pub created: bool,
+    /// `enableMonitoring`: the MON group `<group>/mon_groups/<id>`, always hako's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mon_group: Option<PathBuf>,
+}
+
 /// Everything a later command (start, kill, delete, state) needs, since it gets no bundle argument.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerRecord {
@@ -117,6 +131,9 @@ pub struct ContainerRecord {
     /// Where the container's cgroups are, and which of those directories hako created.
     #[serde(default)]
     pub cgroup: CgroupRecord,
+    /// `linux.intelRdt`: listed before anything of it exists, like the cgroups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resctrl: Option<ResctrlRecord>,
     /// The config as it was at create: poststop hooks and annotations come from here, not from a
     /// bundle that may have changed since.
     pub config: Spec,
@@ -174,6 +191,7 @@ mod tests {
             systemd_cgroup: false,
             rootless: false,
             cgroup: CgroupRecord::default(),
+            resctrl: None,
             config: spec,
         };
         let v = serde_json::to_value(rec.view(Status::Stopped)).unwrap();

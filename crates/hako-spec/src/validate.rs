@@ -25,6 +25,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
     mounts(spec)?;
     linux(spec)?;
     net_devices(spec)?;
+    intel_rdt(spec)?;
     hooks(spec)?;
     Ok(())
 }
@@ -495,6 +496,31 @@ fn net_devices(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
+/// `linux.intelRdt.closID` names a directory right under the resctrl root (runc's rule: one
+/// path component, not `.` or `..`); a `schemata` line is one line of the `schemata` file.
+fn intel_rdt(spec: &Spec) -> Result<()> {
+    let Some(r) = spec.linux().as_ref().and_then(|l| l.intel_rdt().as_ref()) else {
+        return Ok(());
+    };
+    if let Some(id) = r.clos_id() {
+        if id.is_empty() || id == "." || id == ".." || id.contains('/') || id.contains('\0') {
+            return Err(SpecError::invalid(
+                "linux.intelRdt.closID",
+                format!("{id:?} is not a valid resctrl group name"),
+            ));
+        }
+    }
+    for (i, line) in r.schemata().iter().flatten().enumerate() {
+        if line.contains('\n') {
+            return Err(SpecError::invalid(
+                format!("linux.intelRdt.schemata[{i}]"),
+                "must be a single line",
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -554,6 +580,22 @@ mod tests {
                 "{devs}"
             );
         }
+    }
+
+    #[test]
+    fn intel_rdt_clos_id_is_one_component() {
+        let ok = r#","linux":{"intelRdt":{"closID":"guaranteed","schemata":["L3:0=f"]}}"#;
+        assert!(check(&with(ok, "")).is_ok());
+        for bad in ["..", "a/b", ""] {
+            let j = format!(r#","linux":{{"intelRdt":{{"closID":"{bad}"}}}}"#);
+            assert_eq!(
+                field(check(&with(&j, ""))),
+                "linux.intelRdt.closID",
+                "{bad}"
+            );
+        }
+        let j = r#","linux":{"intelRdt":{"schemata":["L3:0=f\nMB:0=1"]}}"#;
+        assert_eq!(field(check(&with(j, ""))), "linux.intelRdt.schemata[0]");
     }
 
     #[test]

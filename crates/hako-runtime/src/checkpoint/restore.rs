@@ -53,6 +53,17 @@ pub fn restore(root: &Path, o: &RestoreOptions) -> Result<i32> {
     hako_spec::id::validate_id(&o.id)?;
     let bundle = Bundle::load_with(&o.bundle, crate::log::debug_enabled())?;
     crate::container::support::check(&bundle.spec)?;
+    if bundle
+        .spec
+        .linux()
+        .as_ref()
+        .is_some_and(|l| l.intel_rdt().is_some())
+    {
+        // create places the init in its resctrl group (crate::resctrl); restore does not yet.
+        return Err(Error::Usage(
+            "linux.intelRdt: not applied by restore in this version of hako".into(),
+        ));
+    }
     let terminal = bundle
         .spec
         .process()
@@ -334,6 +345,7 @@ impl RestoreEvents<'_> {
             systemd_cgroup: self.o.systemd_cgroup,
             rootless: self.o.rootless,
             cgroup: self.cgroups.rec.clone(),
+            resctrl: None,
             config: self.bundle.spec.clone(),
         }
     }

@@ -129,6 +129,11 @@ fn create_inner(root: &Path, o: &CreateOptions, mode: Mode) -> Result<Released> 
         Cgroups::plan_with(&bundle.spec, &o.id, o.systemd_cgroup, &host_mounts)?
     };
     planned.check_before_create(&bundle.spec)?;
+    let resctrl = crate::resctrl::plan(
+        &bundle.spec,
+        &o.id,
+        crate::resctrl::root(&host_mounts).as_deref(),
+    )?;
     drop(config);
     let lock = store.create(&o.id)?;
     crate::container::crash::point("create:claimed");
@@ -151,6 +156,7 @@ fn create_inner(root: &Path, o: &CreateOptions, mode: Mode) -> Result<Released> 
             created: planned.may_create(),
             ..planned.rec.clone()
         },
+        resctrl,
         config: bundle.spec.clone(),
     };
     if let Err(e) = lock.save(&rec) {
@@ -190,6 +196,7 @@ fn create_inner(root: &Path, o: &CreateOptions, mode: Mode) -> Result<Released> 
                 let _ = cg.kill_all();
                 let _ = cg.destroy();
             }
+            let _ = crate::resctrl::remove(rec.resctrl.as_ref());
             let _ = lock.remove();
             Err(e)
         }
@@ -440,6 +447,11 @@ fn create_locked(
     rec.cgroup = cgroups.rec.clone();
     lock.save(rec)?;
     crate::container::crash::point("create:cgroups");
+    // Before any user code (the init waits for us before `Created`), as runc joins it with the
+    // cgroups; the record has listed the group since before it existed.
+    if let Some(r) = &rec.resctrl {
+        crate::resctrl::apply(spec, r, pid)?;
+    }
     // The record as it will be once the init is ready (nothing else in it changes until then),
     // written now while the init sets up: after its `Created` only a rename is left.
     let next = match mode {

@@ -155,10 +155,12 @@ pub fn features() -> Features {
             // (SELinux), at create.
             apparmor: Enabled { enabled: true },
             selinux: Enabled { enabled: true },
+            // Applied through resctrl where it is mounted (crate::resctrl), refused naming the
+            // field where it is not.
             intel_rdt: IntelRdt {
-                enabled: false,
-                schemata: false,
-                monitoring: false,
+                enabled: true,
+                schemata: true,
+                monitoring: true,
             },
             mount_extensions: MountExtensions {
                 idmap: Enabled { enabled: false },

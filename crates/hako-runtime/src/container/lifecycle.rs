@@ -384,6 +384,7 @@ pub(crate) fn delete_locked(
     // Leftovers of a container that shared the host pid namespace (or forked daemons) die too.
     let _ = cg.kill_all();
     cg.destroy()?;
+    crate::resctrl::remove(rec.resctrl.as_ref())?;
     crate::container::crash::point("delete:cgroups");
     lock.remove()?;
     crate::log::debug(&format!("delete {id}: state and cgroups removed"));

@@ -14,12 +14,6 @@ fn unsupported(field: &str, why: &str) -> Error {
 
 pub fn check(spec: &Spec) -> Result<()> {
     if let Some(l) = spec.linux() {
-        if l.intel_rdt().is_some() {
-            return Err(unsupported(
-                "linux.intelRdt",
-                "Intel RDT is not supported by hako",
-            ));
-        }
         if l.memory_policy().is_some() {
             return Err(unsupported(
                 "linux.memoryPolicy",
