@@ -170,3 +170,38 @@ fn devices_need_a_new_network_namespace() {
         assert!(on_host(&v.a));
     }
 }
+
+/// The spec: a `name` with `%d` is a template the kernel completes with a free number, and
+/// several devices may share it (both ends of a pair here: `net0` and `net1`, up).
+#[test]
+fn template_names_are_completed_by_the_kernel() {
+    require_root!();
+    let Some(v) = Veth::new("t") else {
+        eprintln!("SKIP template_names_are_completed_by_the_kernel: no veth support");
+        return;
+    };
+    let h = Hako::new();
+    let mut b = Bundle::sh("for n in /sys/class/net/net*; do echo ${n##*/} $(cat $n/flags); done");
+    b.config["linux"]["netDevices"] = json!({ &v.a: {"name": "net%d"}, &v.b: {"name": "net%d"} });
+    let o = h.run(&h.new_id(), &b);
+    if testing_runc() && o.ok() && o.stdout.is_empty() {
+        eprintln!("runc 1.3 ignores linux.netDevices");
+        return;
+    }
+    o.assert_ok();
+    let devs: Vec<(&str, u32)> = o
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(n, f)| {
+            (
+                n,
+                u32::from_str_radix(f.trim_start_matches("0x"), 16).unwrap(),
+            )
+        })
+        .collect();
+    let names: Vec<&str> = devs.iter().map(|d| d.0).collect();
+    assert_eq!(names, ["net0", "net1"], "{o:?}");
+    // IFF_UP
+    assert!(devs.iter().all(|d| d.1 & 1 == 1), "{o:?}");
+}

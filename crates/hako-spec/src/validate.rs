@@ -486,7 +486,9 @@ fn net_devices(spec: &Spec) -> Result<()> {
                 format!("{name:?} is not a valid interface name"),
             ));
         }
-        if !inside.insert(name) {
+        // `%d` is a template the kernel completes with a free number (spec 1.3): several
+        // devices may share one.
+        if !name.contains("%d") && !inside.insert(name) {
             return Err(SpecError::invalid(
                 format!("{field}.name"),
                 format!("{name:?} is the name of another device in the container"),
@@ -551,6 +553,9 @@ mod tests {
             ""
         ))
         .is_ok());
+        // A `%d` template may be shared.
+        let shared = format!(r#"{ns}{{"eth1":{{"name":"net%d"}},"eth2":{{"name":"net%d"}}}}}}"#);
+        assert!(check(&with(&shared, "")).is_ok());
         let none = r#","linux":{"netDevices":{"eth1":{}}}"#;
         assert_eq!(field(check(&with(none, ""))), "linux.netDevices");
         let joined = r#","linux":{"namespaces":[{"type":"network","path":"/proc/1/ns/net"}],"netDevices":{"eth1":{}}}"#;

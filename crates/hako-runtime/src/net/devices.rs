@@ -1,8 +1,9 @@
 //! `linux.netDevices` (runtime-spec 1.3): each named host interface is moved into the
 //! container's new network namespace, renamed when `name` says so, with its permanent global
-//! addresses, and set up, as runc does (libcontainer/network_linux.go). Nothing moves them back:
-//! when the namespace goes (its last process exited), the kernel returns physical devices to
-//! the host's namespace and destroys virtual ones (veth, macvlan, dummy), with runc as with hako.
+//! addresses, and set up, as runc does (libcontainer/network_linux.go). Nothing moves them back
+//! (the spec: the runtime MUST NOT; their lifecycle is the namespace owner's): when the
+//! namespace goes, the kernel returns physical devices to the host's namespace and destroys
+//! virtual ones (veth, macvlan, dummy).
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -89,6 +90,14 @@ fn move_one(
         .into_iter()
         .filter(Addr::movable)
         .collect();
+    // The spec: a name with `%d` is a template the kernel completes; the device is then found
+    // as the one link that was not there before.
+    let template = name.contains("%d");
+    let before = if template {
+        in_netns(target, own, links_inside)?
+    } else {
+        vec![]
+    };
     host.move_to(index, name, target.as_raw_fd()).map_err(|e| {
         failed(
             &format!("move it into the container's network namespace as {name:?}"),
@@ -97,7 +106,15 @@ fn move_one(
     })?;
     in_netns(target, own, || {
         let mut inside = Rtnl::open().map_err(|e| failed("open a netlink socket", e))?;
-        let index = index_of(name)?;
+        let (index, name) = if template {
+            let after = inside.links().map_err(|e| failed("list the links", e))?;
+            after
+                .into_iter()
+                .find(|l| !before.contains(l))
+                .ok_or_else(|| format!("moved as {name:?}, then not found"))?
+        } else {
+            (index_of(name)?, name.to_string())
+        };
         for a in &addrs {
             inside
                 .add_address(index, a)
@@ -107,6 +124,12 @@ fn move_one(
             .set_up(index, true)
             .map_err(|e| failed(&format!("set {name:?} up"), e))
     })
+}
+
+fn links_inside() -> std::result::Result<Vec<(i32, String)>, String> {
+    Rtnl::open()
+        .and_then(|mut r| r.links())
+        .map_err(|e| failed("list the container's links", e))
 }
 
 /// Runs `f` in the network namespace `target` and comes back to `own`: the runtime is

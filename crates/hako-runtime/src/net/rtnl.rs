@@ -177,6 +177,25 @@ impl Rtnl {
             .map(drop)
     }
 
+    /// Every link of this socket's namespace: (index, name).
+    pub fn links(&mut self) -> Result<Vec<(i32, String)>, Errno> {
+        let body = ifinfo(0, 0, 0);
+        let msgs = self.request(libc::RTM_GETLINK, libc::NLM_F_DUMP as u16, &body)?;
+        Ok(msgs
+            .iter()
+            .filter(|m| m.len() >= IFINFO_LEN)
+            .filter_map(|m| {
+                let index = u32_at(m, 4) as i32;
+                let name = attrs(m, IFINFO_LEN)
+                    .into_iter()
+                    .find(|(t, _)| *t == libc::IFLA_IFNAME)?
+                    .1;
+                let name = name.split(|b| *b == 0).next().unwrap_or_default();
+                Some((index, String::from_utf8_lossy(name).into_owned()))
+            })
+            .collect())
+    }
+
     /// The addresses of the link `index`, every family.
     pub fn addresses(&mut self, index: i32) -> Result<Vec<Addr>, Errno> {
         let mut body = vec![0u8; IFADDR_LEN];
@@ -259,5 +278,7 @@ mod tests {
             // Host scope: not one a device would take along.
             assert!(!a.movable());
         }
+        let links = r.links().unwrap();
+        assert!(links.contains(&(lo, "lo".to_string())), "{links:?}");
     }
 }
