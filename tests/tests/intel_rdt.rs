@@ -72,6 +72,10 @@ fn placed_in_its_group_and_removed_at_delete() {
     if monitoring {
         assert!(tasks(&mon).lines().any(|l| l == pid), "{}", tasks(&mon));
     }
+    // An exec'd process joins the group too.
+    let o = h.cmd(&["exec", "-d", &id, "sleep", "100"]);
+    o.assert_ok();
+    assert!(tasks(&group).lines().count() >= 2, "{}", tasks(&group));
     h.delete_force(&id).assert_ok();
     assert!(!group.exists(), "resctrl group left behind");
 }

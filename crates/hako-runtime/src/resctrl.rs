@@ -135,6 +135,16 @@ pub fn apply(spec: &Spec, rec: &ResctrlRecord, pid: i32) -> Result<()> {
     }
 }
 
+/// An `exec`'d process into the container's groups (it is the runtime's clone, not a child of
+/// the init, so it inherits nothing of the init's; runc's exec joins them too).
+pub fn join(rec: &ResctrlRecord, pid: i32) -> Result<()> {
+    write(&rec.group, "tasks", &pid.to_string(), FIELD)?;
+    match &rec.mon_group {
+        Some(mon) => write(mon, "tasks", &pid.to_string(), FIELD),
+        None => Ok(()),
+    }
+}
+
 /// `enableMonitoring`: a MON group of the container's own under `mon_groups/` (which the
 /// kernel makes in every CTRL_MON group), the pid in its `tasks`.
 fn join_mon(mon: &Path, pid: i32) -> Result<()> {
@@ -285,6 +295,8 @@ mod tests {
         apply(&s, &rec, 7).unwrap();
         assert_eq!(read(&root.join("shared/schemata")), "L3:0=3\n");
         assert_eq!(read(&root.join("shared/tasks")), "7\n");
+        join(&rec, 8).unwrap();
+        assert_eq!(read(&root.join("shared/tasks")), "8\n");
         remove(Some(&rec)).unwrap();
         assert!(root.join("shared").is_dir());
         let fresh = plan(&spec(r#"{"closID":"new"}"#), "c3", Some(&root))
