@@ -323,7 +323,7 @@ fn failing_start_container_hook_fails_start() {
 }
 
 #[test]
-fn failing_poststart_and_poststop_hooks() {
+fn failing_poststop_hook_is_a_warning() {
     require_root!();
     let h = Hako::new();
     // The spec: a failing poststop hook is a warning, and the hooks after it still run.
@@ -343,29 +343,81 @@ fn failing_poststart_and_poststop_hooks() {
     assert!(!h.state_dir(&id).exists());
     assert_eq!(read(out.join("poststop2")), "second\n", "{o:?}");
     assert!(o.stderr.contains("first-poststop-failing"), "{o:?}");
+}
 
-    // The spec: a failing poststart hook is a warning; start succeeds, the container keeps
-    // running and the next poststart hook runs too.
+/// runtime-spec 1.3: a failing poststart hook is an error. `start` fails with the hook's words,
+/// the later poststart hooks do not run, the container is stopped (its init killed, not left
+/// running) and stays until `delete`, whose poststop hooks run.
+#[test]
+fn failing_poststart_hook_stops_the_container() {
+    require_root!();
+    let h = Hako::new();
     let mut b = Bundle::sh("sleep 100");
     let out = b.out_dir();
     let host = out.to_str().unwrap().to_string();
-    b.config["hooks"] = json!({ "poststart": [
-        sh_hook("exit 1"),
-        sh_hook(&format!("echo second > {host}/poststart2"))
-    ] });
+    b.config["hooks"] = json!({
+        "poststart": [
+            sh_hook("echo poststart-says-no >&2; exit 1"),
+            sh_hook(&format!("echo second > {host}/poststart2"))
+        ],
+        "poststop": [sh_hook(&format!("echo ran > {host}/poststop"))]
+    });
     let id = h.new_id();
     let o = h.create(&id, &b);
-    if testing_runc() && o.code == 1 {
-        eprintln!("runc 1.1 runs poststart during create: create failed");
+    if testing_runc() && o.code != 0 {
+        // runc (1.1 to 1.3) runs poststart hooks during create.
+        eprintln!(
+            "runc runs poststart during create: create failed: {}",
+            o.stderr
+        );
         return;
     }
     o.assert_ok();
+    let pid = h.pid(&id);
     let o = h.start(&id);
-    o.assert_ok();
-    assert!(o.stderr.contains("poststart"), "a warning: {o:?}");
-    assert_eq!(read(out.join("poststart2")), "second\n");
-    assert_eq!(h.status(&id), "running");
-    h.kill(&id, "KILL").assert_ok();
+    o.assert_err();
+    assert!(
+        o.stderr.contains("poststart hook #0") && o.stderr.contains("poststart-says-no"),
+        "{o:?}"
+    );
+    assert!(
+        !out.join("poststart2").exists(),
+        "a later poststart hook ran"
+    );
+    assert!(!pid_alive(pid), "the container's init {pid} still runs");
+    assert_eq!(h.status(&id), "stopped");
+    assert!(!out.join("poststop").exists(), "poststop before delete");
+    h.delete(&id).assert_ok();
+    assert_eq!(read(out.join("poststop")), "ran\n");
+    assert_nothing_left(&h, &id, &b);
+}
+
+/// The same through `run` (foreground and `-d`): `run` fails, and as the caller that deletes
+/// its container it does so, poststop hooks included; with `--keep` the stopped container stays.
+#[test]
+fn failing_poststart_hook_fails_run() {
+    require_root!();
+    let h = Hako::new();
+    for extra in [&[][..], &["-d"][..], &["--keep"][..]] {
+        let mut b = Bundle::sh("sleep 100");
+        let out = b.out_dir();
+        let host = out.to_str().unwrap().to_string();
+        b.config["hooks"] = json!({
+            "poststart": [sh_hook("echo poststart-says-no >&2; exit 1")],
+            "poststop": [sh_hook(&format!("echo ran > {host}/poststop"))]
+        });
+        let id = h.new_id();
+        let o = h.run_with(&id, &b, extra);
+        o.assert_err();
+        assert!(o.stderr.contains("poststart-says-no"), "{extra:?}: {o:?}");
+        if extra == ["--keep"] {
+            assert_eq!(h.status(&id), "stopped");
+            assert!(processes_using(b.path()).is_empty());
+            h.delete(&id).assert_ok();
+        }
+        assert_eq!(read(out.join("poststop")), "ran\n", "{extra:?}");
+        assert_nothing_left(&h, &id, &b);
+    }
 }
 
 #[test]

@@ -21,7 +21,11 @@ fn create_start_stopped_delete() {
     let st = h.state(&id);
     assert_eq!(st["status"], "created", "{st}");
     assert_eq!(st["id"], id.as_str());
-    assert_eq!(st["ociVersion"].as_str().map(|s| !s.is_empty()), Some(true));
+    // The runtime-spec version the runtime implements (runc 1.3 prints its 1.2.1), not the
+    // config's (the bundle says 1.0.2-dev).
+    if !testing_runc() {
+        assert_eq!(st["ociVersion"], "1.3.0", "{st}");
+    }
     let pid = st["pid"].as_i64().unwrap() as i32;
     assert!(pid > 0, "{st}");
     assert!(

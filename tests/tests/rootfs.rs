@@ -606,3 +606,25 @@ fn proc_is_the_containers() {
     let n: u32 = out.trim().parse().unwrap();
     assert!(n <= 3, "{n} processes visible");
 }
+
+/// runtime-spec 1.2: a relative `destination` is taken relative to the container's root, as if
+/// it started with `/` (runc does the same), whatever the runtime's or the process's cwd.
+#[test]
+fn relative_mount_destination() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    b.config["process"]["cwd"] = json!("/etc");
+    b.add_mount(json!({
+        "destination": "rel/scratch", "type": "tmpfs", "source": "tmpfs",
+        "options": ["size=1m"]
+    }));
+    b.host_dir("bound", "bound");
+    let out = h.run_sh(
+        &mut b,
+        "grep -cE ' /rel/scratch | /bound ' /proc/self/mountinfo",
+    );
+    assert_eq!(out, "2\n");
+    assert!(!b.rootfs().join("etc/rel").exists());
+    assert!(b.rootfs().join("rel/scratch").is_dir());
+}

@@ -12,7 +12,9 @@ pub mod error;
 pub mod fs;
 pub mod init;
 pub mod log;
+pub mod net;
 pub mod procinfo;
+pub mod resctrl;
 pub mod security;
 pub mod sys;
 

@@ -1,12 +1,14 @@
-//! The config.json `hako spec` writes: byte for byte what `runc spec` of runc 1.1.5 writes (tab
-//! indents, runc's key order, `hostname: runc`, no trailing newline), so scripts that patch it
-//! (sed, jq, adding a namespace) behave the same with either tool.
+//! The config.json `hako spec` writes: byte for byte what `runc spec` of runc 1.3.6 writes (tab
+//! indents, runc's key order, `hostname: runc`, no trailing newline, no ambient capabilities),
+//! so scripts that patch it (sed, jq, adding a namespace) behave the same with either tool.
+//! Only `ociVersion` differs: runc writes the runtime-spec version it implements (1.2.1 for
+//! runc 1.3), hako writes its own, [`crate::SPEC_VERSION`].
 
 use serde_json::Value;
 
-/// `runc spec` (1.1.5), captured verbatim.
+/// `runc spec` (1.3.6), captured verbatim; `@OCI_VERSION@` is [`crate::SPEC_VERSION`].
 const DEFAULT: &str = include_str!("runc-spec.json");
-/// `runc spec --rootless` (1.1.5), captured verbatim; `@UID@`/`@GID@` are the caller's euid and
+/// `runc spec --rootless` (1.3.6), captured verbatim; `@UID@`/`@GID@` are the caller's euid and
 /// egid, as runc fills them in.
 const ROOTLESS: &str = include_str!("runc-spec-rootless.json");
 
@@ -19,6 +21,7 @@ pub fn default_spec_text(rootless: Option<(u32, u32)>) -> String {
             .replace("@UID@", &uid.to_string())
             .replace("@GID@", &gid.to_string()),
     }
+    .replacen("@OCI_VERSION@", crate::SPEC_VERSION, 1)
 }
 
 /// [`default_spec_text`] as a JSON value.

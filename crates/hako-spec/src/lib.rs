@@ -19,4 +19,9 @@ pub mod validate;
 pub use error::SpecError;
 pub use oci_spec::runtime as oci;
 
+/// The runtime-spec version hako implements: `ociVersion` of `spec`, `state`, the hooks' state
+/// and `features`' `ociVersionMax` (runc likewise writes the version it was built against, not
+/// the one of the container's config.json).
+pub const SPEC_VERSION: &str = "1.3.0";
+
 pub type Result<T> = std::result::Result<T, SpecError>;

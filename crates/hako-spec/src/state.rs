@@ -28,7 +28,7 @@ impl std::fmt::Display for Status {
     }
 }
 
-/// What `hako state` prints: the same keys, order and omissions as runc 1.1.
+/// What `hako state` prints: the same keys, order and omissions as runc.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateView {
     #[serde(rename = "ociVersion")]
@@ -88,6 +88,20 @@ pub struct CgroupRecord {
     pub systemd_user_bus: Option<PathBuf>,
 }
 
+/// `linux.intelRdt` as placed at create: the resctrl group the init joined, and what of it
+/// hako made (and removes at delete).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResctrlRecord {
+    /// The CTRL_MON group: `<resctrl>/<closID>`, or `<resctrl>/<id>` without one.
+    pub group: PathBuf,
+    /// hako made the group (it did not exist before): its schemata were written and it goes
+    /// at delete. A group named by `closID` that existed is joined only.
+    pub created: bool,
+    /// `enableMonitoring`: the MON group `<group>/mon_groups/<id>`, always hako's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mon_group: Option<PathBuf>,
+}
+
 /// Everything a later command (start, kill, delete, state) needs, since it gets no bundle argument.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerRecord {
@@ -117,6 +131,9 @@ pub struct ContainerRecord {
     /// Where the container's cgroups are, and which of those directories hako created.
     #[serde(default)]
     pub cgroup: CgroupRecord,
+    /// `linux.intelRdt`: listed before anything of it exists, like the cgroups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resctrl: Option<ResctrlRecord>,
     /// The config as it was at create: poststop hooks and annotations come from here, not from a
     /// bundle that may have changed since.
     pub config: Spec,
@@ -125,7 +142,7 @@ pub struct ContainerRecord {
 impl ContainerRecord {
     pub fn view(&self, status: Status) -> StateView {
         StateView {
-            oci_version: self.config.version().clone(),
+            oci_version: crate::SPEC_VERSION.to_string(),
             id: self.id.clone(),
             pid: if status == Status::Stopped {
                 0
@@ -143,7 +160,7 @@ impl ContainerRecord {
 
     pub fn hook_state(&self, status: Status) -> HookState<'_> {
         HookState {
-            oci_version: self.config.version(),
+            oci_version: crate::SPEC_VERSION,
             id: &self.id,
             status,
             pid: (self.pid > 0 && status != Status::Stopped).then_some(self.pid),
@@ -174,12 +191,14 @@ mod tests {
             systemd_cgroup: false,
             rootless: false,
             cgroup: CgroupRecord::default(),
+            resctrl: None,
             config: spec,
         };
         let v = serde_json::to_value(rec.view(Status::Stopped)).unwrap();
         assert_eq!(v["pid"], 0);
         assert_eq!(v["status"], "stopped");
-        assert_eq!(v["ociVersion"], "1.0.2");
+        // runc 1.3 prints the spec version it implements, not the config's.
+        assert_eq!(v["ociVersion"], crate::SPEC_VERSION);
         assert_eq!(v["annotations"]["a"], "b");
         let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
         for k in [

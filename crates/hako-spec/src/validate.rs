@@ -24,6 +24,8 @@ pub fn validate(spec: &Spec) -> Result<()> {
     process(spec)?;
     mounts(spec)?;
     linux(spec)?;
+    net_devices(spec)?;
+    intel_rdt(spec)?;
     hooks(spec)?;
     Ok(())
 }
@@ -439,6 +441,95 @@ fn hooks(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
+/// An interface name the kernel accepts (`dev_valid_name`): 1 to 15 bytes, not `.` or `..`, no
+/// `/`, `:` or whitespace.
+fn valid_ifname(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() < 16
+        && n != "."
+        && n != ".."
+        && !n.chars().any(|c| c == '/' || c == ':' || c.is_whitespace())
+}
+
+/// `linux.netDevices` (spec 1.3): the devices go into the container's own network namespace, so
+/// there must be a new one (moving them into a namespace joined by path, or the host's, is not
+/// what the field means); names must be ones the kernel takes, and no two devices may end up
+/// with the same name inside.
+fn net_devices(spec: &Spec) -> Result<()> {
+    let Some(devs) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.net_devices().as_ref())
+        .filter(|d| !d.is_empty())
+    else {
+        return Ok(());
+    };
+    let new_netns = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == LinuxNamespaceType::Network && n.path().is_none())
+        });
+    if !new_netns {
+        return Err(SpecError::invalid(
+            "linux.netDevices",
+            "requires a new network namespace (a \"network\" entry without a path in linux.namespaces)",
+        ));
+    }
+    let mut inside = HashSet::new();
+    let mut names: Vec<_> = devs.iter().collect();
+    names.sort_by(|a, b| a.0.cmp(b.0));
+    for (host, dev) in names {
+        let field = format!("linux.netDevices[{host:?}]");
+        if !valid_ifname(host) {
+            return Err(SpecError::invalid(field, "is not a valid interface name"));
+        }
+        let name = dev.name().as_deref().unwrap_or(host);
+        if !valid_ifname(name) {
+            return Err(SpecError::invalid(
+                format!("{field}.name"),
+                format!("{name:?} is not a valid interface name"),
+            ));
+        }
+        // `%d` is a template the kernel completes with a free number (spec 1.3): several
+        // devices may share one.
+        if !name.contains("%d") && !inside.insert(name) {
+            return Err(SpecError::invalid(
+                format!("{field}.name"),
+                format!("{name:?} is the name of another device in the container"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `linux.intelRdt.closID` names a directory right under the resctrl root (runc's rule: one
+/// path component, not `.` or `..`); a `schemata` line is one line of the `schemata` file.
+fn intel_rdt(spec: &Spec) -> Result<()> {
+    let Some(r) = spec.linux().as_ref().and_then(|l| l.intel_rdt().as_ref()) else {
+        return Ok(());
+    };
+    if let Some(id) = r.clos_id() {
+        if id.is_empty() || id == "." || id == ".." || id.contains('/') || id.contains('\0') {
+            return Err(SpecError::invalid(
+                "linux.intelRdt.closID",
+                format!("{id:?} is not a valid resctrl group name"),
+            ));
+        }
+    }
+    for (i, line) in r.schemata().iter().flatten().enumerate() {
+        if line.contains('\n') {
+            return Err(SpecError::invalid(
+                format!("linux.intelRdt.schemata[{i}]"),
+                "must be a single line",
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -459,6 +550,64 @@ mod tests {
             Err(SpecError::Invalid { field, .. }) => field,
             other => panic!("expected Invalid, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn net_devices_need_a_new_netns_and_valid_names() {
+        let ns = r#","linux":{"namespaces":[{"type":"network"}],"netDevices":"#;
+        assert!(check(&with(
+            &format!(r#"{ns}{{"eth1":{{"name":"ctr0"}},"eth2":{{}}}}}}"#),
+            ""
+        ))
+        .is_ok());
+        // A `%d` template may be shared.
+        let shared = format!(r#"{ns}{{"eth1":{{"name":"net%d"}},"eth2":{{"name":"net%d"}}}}}}"#);
+        assert!(check(&with(&shared, "")).is_ok());
+        let none = r#","linux":{"netDevices":{"eth1":{}}}"#;
+        assert_eq!(field(check(&with(none, ""))), "linux.netDevices");
+        let joined = r#","linux":{"namespaces":[{"type":"network","path":"/proc/1/ns/net"}],"netDevices":{"eth1":{}}}"#;
+        assert_eq!(field(check(&with(joined, ""))), "linux.netDevices");
+        for (devs, f) in [
+            (
+                r#"{"eth1":{"name":"a/b"}}"#,
+                r#"linux.netDevices["eth1"].name"#,
+            ),
+            (
+                r#"{"eth1":{"name":"0123456789abcdef"}}"#,
+                r#"linux.netDevices["eth1"].name"#,
+            ),
+            (r#"{"e th":{}}"#, r#"linux.netDevices["e th"]"#),
+            (
+                r#"{"eth1":{"name":"x"},"eth2":{"name":"x"}}"#,
+                r#"linux.netDevices["eth2"].name"#,
+            ),
+            (
+                r#"{"eth1":{},"eth2":{"name":"eth1"}}"#,
+                r#"linux.netDevices["eth2"].name"#,
+            ),
+        ] {
+            assert_eq!(
+                field(check(&with(&format!("{ns}{devs}}}"), ""))),
+                f,
+                "{devs}"
+            );
+        }
+    }
+
+    #[test]
+    fn intel_rdt_clos_id_is_one_component() {
+        let ok = r#","linux":{"intelRdt":{"closID":"guaranteed","schemata":["L3:0=f"]}}"#;
+        assert!(check(&with(ok, "")).is_ok());
+        for bad in ["..", "a/b", ""] {
+            let j = format!(r#","linux":{{"intelRdt":{{"closID":"{bad}"}}}}"#);
+            assert_eq!(
+                field(check(&with(&j, ""))),
+                "linux.intelRdt.closID",
+                "{bad}"
+            );
+        }
+        let j = r#","linux":{"intelRdt":{"schemata":["L3:0=f\nMB:0=1"]}}"#;
+        assert_eq!(field(check(&with(j, ""))), "linux.intelRdt.schemata[0]");
     }
 
     #[test]

@@ -118,12 +118,12 @@ fn create_options(cli: &Cli, a: &CreateArgs, foreground: bool) -> Result<CreateO
 
 fn dispatch(cli: &Cli) -> Result<u8> {
     if cli.version {
-        // The runtime-spec version hako is written against (the `oci-spec` crate's), as in
-        // `features`' ociVersionMax.
+        // The runtime-spec version hako implements, as in `features`' ociVersionMax and
+        // `state`'s ociVersion (runc prints the one it is built against).
         output::emit(&format!(
             "hako version {}\nspec: {}\n",
             env!("CARGO_PKG_VERSION"),
-            hako_spec::oci::VERSION
+            hako_spec::SPEC_VERSION
         ))?;
         return Ok(0);
     }

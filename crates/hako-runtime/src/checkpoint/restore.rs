@@ -56,6 +56,17 @@ pub fn restore(root: &Path, o: &RestoreOptions) -> Result<i32> {
     let bundle = Bundle::load_with(&o.bundle, crate::log::debug_enabled())?;
     crate::container::support::check(&bundle.spec)?;
     super::refuse_idmapped(&bundle.spec, "restore")?;
+    if bundle
+        .spec
+        .linux()
+        .as_ref()
+        .is_some_and(|l| l.intel_rdt().is_some())
+    {
+        // create places the init in its resctrl group (crate::resctrl); restore does not yet.
+        return Err(Error::Usage(
+            "linux.intelRdt: not applied by restore in this version of hako".into(),
+        ));
+    }
     let terminal = bundle
         .spec
         .process()
@@ -342,6 +353,7 @@ impl RestoreEvents<'_> {
             systemd_cgroup: self.o.systemd_cgroup,
             rootless: self.o.rootless,
             cgroup: self.cgroups.rec.clone(),
+            resctrl: None,
             config: self.bundle.spec.clone(),
         }
     }

@@ -136,6 +136,11 @@ fn create_inner(root: &Path, o: &CreateOptions, mode: Mode) -> Result<Released> 
         Cgroups::plan_with(&bundle.spec, &o.id, o.systemd_cgroup, &host_mounts)?
     };
     planned.check_before_create(&bundle.spec)?;
+    let resctrl = crate::resctrl::plan(
+        &bundle.spec,
+        &o.id,
+        crate::resctrl::root(&host_mounts).as_deref(),
+    )?;
     drop(config);
     let lock = store.create(&o.id)?;
     crate::container::crash::point("create:claimed");
@@ -158,6 +163,7 @@ fn create_inner(root: &Path, o: &CreateOptions, mode: Mode) -> Result<Released> 
             created: planned.may_create(),
             ..planned.rec.clone()
         },
+        resctrl,
         config: bundle.spec.clone(),
     };
     if let Err(e) = lock.save(&rec) {
@@ -199,6 +205,7 @@ fn create_inner(root: &Path, o: &CreateOptions, mode: Mode) -> Result<Released> 
                 let _ = cg.kill_all();
                 let _ = cg.destroy();
             }
+            let _ = crate::resctrl::remove(rec.resctrl.as_ref());
             let _ = lock.remove();
             Err(e)
         }
@@ -469,6 +476,11 @@ fn create_locked(
     rec.cgroup = cgroups.rec.clone();
     lock.save(rec)?;
     crate::container::crash::point("create:cgroups");
+    // Before any user code (the init waits for us before `Created`), as runc joins it with the
+    // cgroups; the record has listed the group since before it existed.
+    if let Some(r) = &rec.resctrl {
+        crate::resctrl::apply(spec, r, pid)?;
+    }
     // The record as it will be once the init is ready (nothing else in it changes until then),
     // written now while the init sets up: after its `Created` only a rename is left.
     let next = match mode {
@@ -480,12 +492,16 @@ fn create_locked(
     rec.status = Status::Creating;
     let staged = staged?;
     let state = serde_json::to_string(&rec.hook_state(Status::Creating)).expect("serializes");
-    // The init asks only when a hook needs us here (the same test on its side).
-    if hooks::need_create_round_trip(spec.hooks().as_ref()) {
+    // The init asks only when a hook or a network device needs us here (the same test on its
+    // side).
+    if hooks::need_create_round_trip(spec.hooks().as_ref()) || crate::net::devices::wanted(spec) {
         match next_msg(&parent_ch, &mut tasks, pid)? {
             Msg::RunRuntimeHooks => {}
             m => return Err(Error::Init(format!("unexpected message {m:?}"))),
         }
+        // The init has its network namespace by now; the devices are there before any hook
+        // (a prestart hook configuring the network sees them), as in runc.
+        crate::net::devices::move_into(spec, pid)?;
         crate::container::crash::point("create:hooks");
         // runc runs these in the bundle (`create` chdirs there).
         let dir = Some(bundle.dir.as_path());
@@ -657,9 +673,16 @@ pub fn run(root: &Path, o: &CreateOptions, detach: bool, keep: bool) -> Result<i
         return Err(e);
     }
     drop(channel);
-    let state = serde_json::to_string(&rec.hook_state(Status::Running)).expect("serializes");
-    // The spec: a failing poststart hook is a warning; the rest run and the container lives on.
-    hooks::run_all_warn(rec.config.hooks().as_ref(), hooks::Kind::Poststart, &state);
+    if let Err(e) = crate::container::lifecycle::poststart(&rec) {
+        // Stopped by now; `run` is the caller that would delete it, so it does (poststop hooks
+        // run), unless asked to keep the stopped container.
+        if !keep {
+            if let Ok(lock) = Store::existing(root).lock(&o.id) {
+                let _ = delete_locked(&o.id, lock, rec, true);
+            }
+        }
+        return Err(e);
+    }
     let Some(forwarded) = forwarded else {
         return Ok(0);
     };

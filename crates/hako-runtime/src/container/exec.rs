@@ -353,6 +353,9 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
                 ));
             }
         }
+        if let Some(r) = &rec.resctrl {
+            crate::resctrl::join(r, pid)?;
+        }
         parent_ch.send(&Msg::Go)?;
         let fds: Vec<_> = tasks.iter().map(|(_, f)| f.as_fd()).collect();
         parent_ch.send_fds(

@@ -1,6 +1,7 @@
-//! `hako features`: the runtime-spec features document (runc 1.1's `runc features`), generated
-//! from what this build and this host really support rather than from a fixed list. Field order
-//! and shape are the spec's `specs-go/features` structs, as runc marshals them.
+//! `hako features`: the runtime-spec 1.3 features document (runc's `runc features`), generated
+//! from what this build supports rather than from a fixed list. Field order and shape are the
+//! spec's `specs-go/features` structs, as runc marshals them; the 1.3 additions runc 1.3.6 does
+//! not print yet (it is built against spec 1.2.1) follow the spec.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +16,10 @@ pub struct Features {
     pub mount_options: Vec<&'static str>,
     pub linux: Linux,
     pub annotations: BTreeMap<String, String>,
+    /// Annotations of config.json that change what hako does, for callers that filter the
+    /// annotations of untrusted workloads. runc lists `bundle` and `org.systemd.property.` too,
+    /// which it reads and hako does not.
+    pub potentially_unsafe_config_annotations: Vec<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -26,9 +31,10 @@ pub struct Linux {
     pub seccomp: Seccomp,
     pub apparmor: Enabled,
     pub selinux: Enabled,
-    pub intel_rdt: Enabled,
+    pub intel_rdt: IntelRdt,
     pub memory_policy: MemoryPolicy,
     pub mount_extensions: MountExtensions,
+    pub net_devices: Enabled,
 }
 
 /// `linux.memoryPolicy` (runtime-spec 1.3): every mode and flag hako passes to set_mempolicy,
@@ -47,6 +53,7 @@ pub struct Cgroup {
     pub v2: bool,
     pub systemd: bool,
     pub systemd_user: bool,
+    pub rdma: bool,
 }
 
 #[derive(Serialize)]
@@ -63,6 +70,14 @@ pub struct Seccomp {
 #[derive(Serialize)]
 pub struct Enabled {
     pub enabled: bool,
+}
+
+/// `linux.intelRdt`: `schemata` (spec 1.2) and `enableMonitoring` (spec 1.3) are understood.
+#[derive(Serialize)]
+pub struct IntelRdt {
+    pub enabled: bool,
+    pub schemata: bool,
+    pub monitoring: bool,
 }
 
 #[derive(Serialize)]
@@ -99,7 +114,7 @@ pub fn features() -> Features {
     );
     Features {
         oci_version_min: "1.0.0".into(),
-        oci_version_max: hako_spec::oci::VERSION.to_string(),
+        oci_version_max: hako_spec::SPEC_VERSION.to_string(),
         hooks: vec![
             "prestart",
             "createRuntime",
@@ -127,6 +142,7 @@ pub fn features() -> Features {
                         )
                         .is_ok()
                     }),
+                rdma: true,
             },
             seccomp: Seccomp {
                 enabled: seccomp_enabled,
@@ -143,13 +159,19 @@ pub fn features() -> Features {
                     vec![]
                 },
             },
-            apparmor: Enabled {
-                enabled: crate::container::support::apparmor_enabled(),
+            // The spec: whether the runtime supports them, "irrelevant to the availability"
+            // on the host. This build applies both labels (security::lsm) where the host has
+            // the LSM; a host without it refuses a profile (AppArmor) or ignores a label
+            // (SELinux), at create.
+            apparmor: Enabled { enabled: true },
+            selinux: Enabled { enabled: true },
+            // Applied through resctrl where it is mounted (crate::resctrl), refused naming the
+            // field where it is not.
+            intel_rdt: IntelRdt {
+                enabled: true,
+                schemata: true,
+                monitoring: true,
             },
-            selinux: Enabled {
-                enabled: crate::container::support::selinux_enabled(),
-            },
-            intel_rdt: Enabled { enabled: false },
             memory_policy: MemoryPolicy {
                 modes: vec![
                     "MPOL_BIND",
@@ -169,8 +191,10 @@ pub fn features() -> Features {
             mount_extensions: MountExtensions {
                 idmap: Enabled { enabled: true },
             },
+            net_devices: Enabled { enabled: true },
         },
         annotations,
+        potentially_unsafe_config_annotations: vec!["org.criu.config"],
     }
 }
 
@@ -195,7 +219,9 @@ mod tests {
             "\"selinux\"",
             "\"intelRdt\"",
             "\"mountExtensions\"",
+            "\"netDevices\"",
             "\"annotations\"",
+            "\"potentiallyUnsafeConfigAnnotations\"",
         ];
         let pos: Vec<usize> = keys
             .iter()
@@ -203,6 +229,6 @@ mod tests {
             .collect();
         assert!(pos.windows(2).all(|w| w[0] < w[1]), "{text}");
         assert!(text.contains("\"rro\""));
-        assert!(!text.contains("tmpcopyup"));
+        assert!(text.contains("\"tmpcopyup\""));
     }
 }

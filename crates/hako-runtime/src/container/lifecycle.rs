@@ -148,10 +148,30 @@ pub(crate) fn start_locked(lock: Locked, rec: &mut ContainerRecord) -> Result<()
     rec.status = Status::Running;
     lock.save(rec)?;
     drop(lock);
+    poststart(rec)
+}
+
+/// Runs the poststart hooks of a container whose process was just exec'd. runtime-spec 1.3: a
+/// failing one is an error, the container is stopped (its init killed) and the lifecycle goes
+/// on to delete, whose poststop hooks still run; the later poststart hooks do not (runc 1.3 stops
+/// at the first failure and kills the init the same way, only it runs them at `create`).
+pub(crate) fn poststart(rec: &ContainerRecord) -> Result<()> {
     let state = serde_json::to_string(&rec.hook_state(Status::Running)).expect("serializes");
-    // The spec: a failing poststart hook is a warning; the rest run and the container lives on.
-    hooks::run_all_warn(rec.config.hooks().as_ref(), hooks::Kind::Poststart, &state);
-    Ok(())
+    let failed = match hooks::run_all(
+        rec.config.hooks().as_ref(),
+        hooks::Kind::Poststart,
+        &state,
+        None,
+    ) {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    if let Err(e) = kill_and_wait(rec) {
+        crate::log::warn(&format!(
+            "stop container after a failed poststart hook: {e}"
+        ));
+    }
+    Err(failed)
 }
 
 /// Tells the waiting init to exec. Only one `start` gets through: the socket is removed.
@@ -364,6 +384,7 @@ pub(crate) fn delete_locked(
     // Leftovers of a container that shared the host pid namespace (or forked daemons) die too.
     let _ = cg.kill_all();
     cg.destroy()?;
+    crate::resctrl::remove(rec.resctrl.as_ref())?;
     crate::container::crash::point("delete:cgroups");
     lock.remove()?;
     crate::log::debug(&format!("delete {id}: state and cgroups removed"));

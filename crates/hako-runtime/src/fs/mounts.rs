@@ -147,6 +147,7 @@ pub fn option_names() -> Vec<&'static str> {
         .map(|(n, _, _)| *n)
         .chain(PROPAGATION.iter().map(|(n, _)| *n))
         .chain(RECURSIVE.iter().map(|(n, _, _)| *n))
+        .chain(["tmpcopyup"])
         .collect();
     v.sort_unstable();
     v.dedup();

@@ -246,9 +246,12 @@ fn setup(a: &InitArgs) -> Result<Ready> {
     join_cgroups()?;
     // In the container's cpuset now: not the runtime's affinity but the cgroup's (runc).
     a.attrs.reset_affinity();
-    // Without hooks that run here or later at create/start, nothing needs the runtime between
-    // the mounts and `Created` (the state is only for those hooks' stdin): no round trip.
-    let state = if hooks::need_create_round_trip(spec.hooks().as_ref()) {
+    // Without hooks that run here or later at create/start, or network devices for the runtime
+    // to move into our namespace, nothing needs the runtime between the mounts and `Created`
+    // (the state is only for those hooks' stdin): no round trip.
+    let state = if hooks::need_create_round_trip(spec.hooks().as_ref())
+        || crate::net::devices::wanted(spec)
+    {
         a.channel.send(&Msg::RunRuntimeHooks)?;
         match a.channel.expect("runtime")? {
             Msg::HooksDone { state } => state,
