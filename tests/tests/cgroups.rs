@@ -1908,3 +1908,72 @@ fn a_refused_move_fails_with_the_runtimes_own_error() {
     fails_cleanly(&h, &b, &p, &[&want]);
     drop(fifo);
 }
+
+/// `exec --cgroup SUB` on the hybrid where SUB was made only in the v1 hierarchies (as a caller
+/// that knows only v1 does): runc 1.3, like 1.1, puts the process into SUB in every hierarchy,
+/// the hybrid's v2 one included, so the exec fails with ENOENT naming the unified path; nothing
+/// of the exec is left in the container. The controller form (`CTRL,...:SUB`) is the way to
+/// reach v1-only sub-cgroups, and the exec then stays in the container's own v2 directory.
+#[test]
+fn exec_cgroup_sub_only_in_v1_hierarchies() {
+    require_root!();
+    if pure_v2() || !mounts().iter().any(|m| m.2) {
+        skip("exec_cgroup_sub_only_in_v1_hierarchies: needs a v1 hybrid host");
+        return;
+    }
+    let p = Parent::new();
+    let h = Hako::new();
+    let b = bundle_in(&p, "sleep 100000");
+    let id = h.new_id();
+    let pid = started(&h, &id, &b);
+    let top = p.path("c");
+    let sub = format!("{top}/sub");
+    let cg = Cg::of(pid);
+    let mut ctrls = Vec::new();
+    for (c, d) in &cg.dirs {
+        if c.is_empty() || c.starts_with("name=") {
+            continue;
+        }
+        ctrls.push(c.clone());
+        if d.join("sub").exists() {
+            continue;
+        }
+        fs::create_dir(d.join("sub")).unwrap();
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            if d.join(f).exists() {
+                fs::write(d.join("sub").join(f), read(d.join(f)).trim()).unwrap();
+            }
+        }
+    }
+    let o = exec_cgroup_lines(&h, &id, &["--cgroup", "sub"]).unwrap_err();
+    assert_eq!(o.code, 255, "{o:?}");
+    assert!(
+        o.stderr.contains(&format!("unified{sub}"))
+            && o.stderr.contains("no such file or directory"),
+        "{o:?}"
+    );
+    for (c, d) in &cg.dirs {
+        let procs = read(d.join("cgroup.procs"));
+        assert_eq!(
+            procs.trim(),
+            pid.to_string(),
+            "{c:?} holds more than the init"
+        );
+        if let Ok(s) = fs::read_to_string(d.join("sub/cgroup.procs")) {
+            assert!(s.trim().is_empty(), "{c:?}/sub holds {s}");
+        }
+    }
+    let arg = format!("{}:sub", ctrls.join(","));
+    let lines = exec_cgroup_lines(&h, &id, &["--cgroup", &arg]).unwrap_or_else(|o| panic!("{o:?}"));
+    for l in lines.lines() {
+        let mut it = l.splitn(3, ':');
+        let (_, c, path) = (it.next(), it.next().unwrap_or(""), it.next().unwrap_or(""));
+        let want = if c.is_empty() || c.starts_with("name=") {
+            &top
+        } else {
+            &sub
+        };
+        assert_eq!(path, want, "{c:?}: {lines}");
+    }
+    h.delete_force(&id).assert_ok();
+}
