@@ -1977,3 +1977,48 @@ fn exec_cgroup_sub_only_in_v1_hierarchies() {
     }
     h.delete_force(&id).assert_ok();
 }
+
+/// runc 1.2+'s `update --cpu-burst USECS` and `--cpu-idle 0|1`: the CFS burst
+/// (cpu.cfs_burst_us on v1, cpu.max.burst on v2) and SCHED_IDLE for the cgroup (cpu.idle);
+/// a value that is not a number is refused naming the flag. runc 1.1 has neither flag.
+#[test]
+fn update_cpu_burst_and_idle() {
+    require_root!();
+    let p = Parent::new();
+    let h = Hako::new();
+    let mut b = bundle_in(&p, "sleep 100");
+    b.config["linux"]["resources"]["cpu"] = json!({ "quota": 50000, "period": 100000 });
+    let id = h.new_id();
+    let pid = started(&h, &id, &b);
+    let cg = Cg::of(pid);
+    let burst = if pure_v2() {
+        "cpu.max.burst"
+    } else {
+        "cpu.cfs_burst_us"
+    };
+    if !cg.dir("cpu").join(burst).exists() || !cg.dir("cpu").join("cpu.idle").exists() {
+        skip("update_cpu_burst_and_idle: the kernel has no CFS burst or cpu.idle");
+        return;
+    }
+    assert_eq!(cg.file("cpu", burst), "0");
+    assert_eq!(cg.file("cpu", "cpu.idle"), "0");
+    update(&h, &id, &["--cpu-burst", "20000"]);
+    assert_eq!(cg.file("cpu", burst), "20000");
+    assert_eq!(cg.file("cpu", "cpu.idle"), "0");
+    update(&h, &id, &["--cpu-idle", "1"]);
+    assert_eq!(cg.file("cpu", "cpu.idle"), "1");
+    assert_eq!(
+        cg.file("cpu", burst),
+        "20000",
+        "an update without it kept the burst"
+    );
+    update(&h, &id, &["--cpu-idle", "0", "--cpu-burst", "0"]);
+    assert_eq!(cg.file("cpu", "cpu.idle"), "0");
+    assert_eq!(cg.file("cpu", burst), "0");
+    for flag in ["--cpu-burst", "--cpu-idle"] {
+        let o = h.cmd(&["update", flag, "lots", &id]);
+        assert_ne!(o.code, 0, "{o:?}");
+        assert!(o.stderr.contains(flag.trim_start_matches('-')), "{o:?}");
+    }
+    assert_eq!(h.status(&id), "running");
+}

@@ -175,8 +175,14 @@ pub struct UpdateArgs {
     pub cpu_period: Option<u64>,
     #[arg(long = "cpu-quota", allow_negative_numbers = true)]
     pub cpu_quota: Option<i64>,
+    /// runc 1.2+: CFS burst (usecs), cpu.cfs_burst_us / cpu.max.burst.
+    #[arg(long = "cpu-burst")]
+    pub cpu_burst: Option<u64>,
     #[arg(long = "cpu-share")]
     pub cpu_share: Option<u64>,
+    /// runc 1.2+: 1 makes the cgroup SCHED_IDLE (cpu.idle), 0 the default.
+    #[arg(long = "cpu-idle", allow_negative_numbers = true)]
+    pub cpu_idle: Option<i64>,
     #[arg(long = "cpu-rt-period")]
     pub cpu_rt_period: Option<u64>,
     #[arg(long = "cpu-rt-runtime", allow_negative_numbers = true)]
