@@ -58,6 +58,9 @@ pub struct CreateArgs {
     /// AF_UNIX socket that receives the master end of the console's pseudoterminal.
     #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
+    /// AF_UNIX socket that receives a pidfd of the init (runc 1.2+).
+    #[arg(long = "pidfd-socket")]
+    pub pidfd_socket: Option<PathBuf>,
     /// Do not use pivot_root to jail the process inside the rootfs (rootfs on a ramdisk).
     #[arg(long = "no-pivot")]
     pub no_pivot: bool,
@@ -216,6 +219,9 @@ pub struct ExecArgs {
     /// AF_UNIX socket that receives the master end of the console's pseudoterminal.
     #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
+    /// AF_UNIX socket that receives a pidfd of the exec'd process (runc 1.2+).
+    #[arg(long = "pidfd-socket")]
+    pub pidfd_socket: Option<PathBuf>,
     /// Working directory in the container.
     #[arg(long)]
     pub cwd: Option<PathBuf>,
