@@ -2022,3 +2022,31 @@ fn update_cpu_burst_and_idle() {
     }
     assert_eq!(h.status(&id), "running");
 }
+
+/// The OCI runtime-tools validation program linux_cgroups_devices: a deny-all rule, then
+/// `c 10:229 rwm`, `b 8:20 rw`, `b 10:200 r`; it reads the container's v1 devices.list and
+/// wants the config's allow rules as its first entries, in order, each with exactly the
+/// config's access (the default device list comes after them, as runc 1.3 writes it).
+#[test]
+fn v1_device_rules_read_back_as_runtime_tools_checks() {
+    require_root!();
+    if pure_v2() {
+        skip("v1_device_rules_read_back_as_runtime_tools_checks: no v1 devices.list");
+        return;
+    }
+    let p = Parent::new();
+    let h = Hako::new();
+    let mut b = bundle_in(&p, "sleep 100");
+    b.config["linux"]["resources"]["devices"] = json!([
+        { "allow": false, "access": "rwm" },
+        { "allow": true, "type": "c", "major": 10, "minor": 229, "access": "rwm" },
+        { "allow": true, "type": "b", "major": 8, "minor": 20, "access": "rw" },
+        { "allow": true, "type": "b", "major": 10, "minor": 200, "access": "r" }
+    ]);
+    let id = h.new_id();
+    let pid = started(&h, &id, &b);
+    let list = Cg::of(pid).file("devices", "devices.list");
+    let first: Vec<&str> = list.lines().take(3).collect();
+    assert_eq!(first, ["c 10:229 rwm", "b 8:20 rw", "b 10:200 r"], "{list}");
+    h.delete_force(&id).assert_ok();
+}
