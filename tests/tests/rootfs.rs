@@ -606,3 +606,61 @@ fn proc_is_the_containers() {
     let n: u32 = out.trim().parse().unwrap();
     assert!(n <= 3, "{n} processes visible");
 }
+
+/// runtime-tools' linux_rootfs_propagation, inside a privileged container with a writable root:
+/// `shared`: a recursive bind of / (a peer of /) receives a mount made afterwards elsewhere
+/// under /; `slave` and `private`: it does not; `unbindable`: binding / fails with EINVAL,
+/// while the container itself (its maskedPaths bound from /dev/null, its /sys/fs/cgroup)
+/// still starts, as in runc 1.3. Also in a user namespace (rootless podman's root).
+#[test]
+fn rootfs_propagation_as_runtime_tools_checks() {
+    require_root!();
+    let h = Hako::new();
+    let script = "mkdir /target /mnt1 /test && touch /test/example && \
+        if mount --rbind / /target 2>/tmp/err; then echo bind=ok; else echo bind=failed; cat /tmp/err; fi; \
+        mount --rbind /test /mnt1 && if test -e /target/mnt1/example; then echo seen; else echo unseen; fi";
+    for userns in [false, true] {
+        for (prop, want) in [
+            ("shared", "\nseen"),
+            ("slave", "unseen"),
+            ("private", "unseen"),
+            ("unbindable", "Invalid argument"),
+        ] {
+            let mut b = Bundle::new();
+            b.config["root"]["readonly"] = json!(false);
+            b.config["linux"]["rootfsPropagation"] = json!(prop);
+            for set in ["bounding", "effective", "permitted"] {
+                b.config["process"]["capabilities"][set]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!("CAP_SYS_ADMIN"));
+            }
+            if userns {
+                b.config["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"type": "user"}));
+                test_user().map_as_root(&mut b.config);
+                let _ = std::process::Command::new("chmod")
+                    .args(["-R", "a+rwX", b.rootfs().to_str().unwrap()])
+                    .status();
+            }
+            let id = h.new_id();
+            b.set_sh(script);
+            let o = h.run(&id, &b);
+            let all = format!("{}{}", o.stdout, o.stderr);
+            assert!(all.contains(want), "{prop} (userns {userns}): {o:?}");
+            if prop != "unbindable" {
+                assert!(
+                    o.stdout.contains("bind=ok"),
+                    "{prop} (userns {userns}): {o:?}"
+                );
+            } else {
+                assert!(
+                    o.stdout.contains("bind=failed"),
+                    "{prop} (userns {userns}): {o:?}"
+                );
+            }
+        }
+    }
+}

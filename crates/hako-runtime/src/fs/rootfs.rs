@@ -35,9 +35,13 @@ pub fn prepare(
     propagation: Option<&str>,
     mounts: &[crate::procinfo::Mount],
 ) -> Result<()> {
+    // An unbindable tree could not give the container anything by bind (its /dev/null for
+    // maskedPaths, cgroup hierarchies, the user's binds): EINVAL. The new root gets it in
+    // `finish`, as runc (which makes only the old `/` unbindable here).
     let flag = propagation
         .filter(|p| !p.is_empty())
         .and_then(mounts::propagation_flag)
+        .filter(|f| !f.contains(MsFlags::MS_UNBINDABLE))
         .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     mount(
         None::<&str>,
