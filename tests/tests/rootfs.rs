@@ -664,3 +664,63 @@ fn rootfs_propagation_as_runtime_tools_checks() {
         }
     }
 }
+
+/// Masked directories share one read-only tmpfs (runc 1.3.6: Kubernetes masks a sysfs
+/// directory per CPU, and a superblock each is costly): every masked directory's mountinfo
+/// line names the same device (major:minor); each lists empty and refuses writes; a masked
+/// file is still /dev/null.
+#[test]
+fn masked_directories_share_one_tmpfs() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    let dirs = [
+        "/proc/acpi",
+        "/sys/firmware",
+        "/sys/devices/system/cpu/cpu0",
+        "/sys/kernel",
+    ];
+    let mut masked: Vec<Value> = dirs.iter().map(|d| json!(d)).collect();
+    masked.push(json!("/proc/version"));
+    b.config["linux"]["maskedPaths"] = json!(masked);
+    let out = h.run_sh(
+        &mut b,
+        "cat /proc/self/mountinfo; for d in /sys/kernel /sys/firmware; do \
+         echo \"ls $d: $(ls -A $d | wc -l)\"; touch $d/x 2>/dev/null || echo \"$d: refused\"; done; \
+         stat -c 'version %t:%T' /proc/version",
+    );
+    // (mount point, major:minor, fstype, options) of the last mount at each point.
+    let line_of = |point: &str| {
+        out.lines().rev().find_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let f: Vec<&str> = left.split(' ').collect();
+            (f.get(4) == Some(&point)).then(|| {
+                (
+                    f[2].to_string(),
+                    right.split(' ').next().unwrap_or("").to_string(),
+                    f[5].to_string(),
+                )
+            })
+        })
+    };
+    let mut devs = Vec::new();
+    for d in dirs {
+        if !std::path::Path::new(d).exists() {
+            continue;
+        }
+        let (dev, fstype, opts) = line_of(d).unwrap_or_else(|| panic!("{d} not masked: {out}"));
+        assert_eq!(fstype, "tmpfs", "{d}: {out}");
+        assert!(has_opt(&opts, "ro"), "{d}: {out}");
+        devs.push((d, dev));
+    }
+    assert!(devs.len() >= 3, "{devs:?}\n{out}");
+    assert!(
+        devs.iter().all(|(_, dev)| *dev == devs[0].1),
+        "masked directories on different superblocks: {devs:?}"
+    );
+    for d in ["/sys/kernel", "/sys/firmware"] {
+        assert!(out.contains(&format!("ls {d}: 0")), "{out}");
+        assert!(out.contains(&format!("{d}: refused")), "{out}");
+    }
+    assert!(out.contains("version 1:3"), "{out}");
+}
