@@ -724,3 +724,88 @@ fn masked_directories_share_one_tmpfs() {
     }
     assert!(out.contains("version 1:3"), "{out}");
 }
+
+/// Bind targets reached through dangling symlinks in the image are created inside the rootfs,
+/// where the links lead when resolved with the rootfs as `/` (runc 1.3's MkdirAllInRoot), and
+/// never on the host: an absolute link to a missing directory, a relative one climbing above
+/// `/`, a link as a middle component, a trailing link to a missing file for a file bind.
+#[test]
+fn bind_targets_through_dangling_symlinks_stay_inside() {
+    require_root!();
+    dangling_symlink_targets(false);
+    dangling_symlink_targets(true);
+}
+
+fn dangling_symlink_targets(userns: bool) {
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    if userns {
+        b.config["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        test_user().map_as_root(&mut b.config);
+    }
+    let u = unique().replace('-', "_");
+    let rootfs = b.rootfs();
+    let link = |name: &str, to: &str| {
+        std::os::unix::fs::symlink(to, rootfs.join(name)).unwrap();
+    };
+    let (m1, m2, m3, m4) = (
+        format!("m1-{u}"),
+        format!("m2-{u}"),
+        format!("m3-{u}"),
+        format!("m4-{u}"),
+    );
+    link("l1", &format!("/{m1}/a/b"));
+    link("l2", &format!("../../../../../{m2}"));
+    link("l3", &format!("/{m3}"));
+    link("l4", &format!("/{m4}/file"));
+    let (m5, m6) = (format!("m5-{u}"), format!("m6-{u}"));
+    link("l5", &m5);
+    std::fs::create_dir(rootfs.join("deep")).unwrap();
+    link("deep/l6", &format!("../../../{m6}/x"));
+    let dir = b.path().join("src");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("seen"), "bound\n").unwrap();
+    let file = b.path().join("single");
+    std::fs::write(&file, "a file\n").unwrap();
+    for dest in ["/l1", "/l2", "/l3/sub/dir", "/l5", "/deep/l6"] {
+        b.add_mount(
+            json!({"destination": dest, "type": "bind", "source": dir, "options": ["rbind"]}),
+        );
+    }
+    b.add_mount(json!({"destination": "/l4", "type": "bind", "source": file, "options": ["bind"]}));
+    if userns {
+        let _ = std::process::Command::new("chmod")
+            .args(["-R", "a+rwX", b.path().to_str().unwrap()])
+            .status();
+    }
+    let out = h.run_sh(
+        &mut b,
+        &format!(
+            "cat /{m1}/a/b/seen /{m2}/seen /{m3}/sub/dir/seen /{m4}/file /{m5}/seen /{m6}/x/seen"
+        ),
+    );
+    assert_eq!(out, "bound\nbound\nbound\na file\nbound\nbound\n");
+    assert!(rootfs.join(&m5).is_dir() && rootfs.join(&m6).join("x").is_dir());
+    assert!(rootfs.join(&m1).join("a/b").is_dir());
+    assert!(rootfs.join(&m2).is_dir());
+    assert!(rootfs.join(&m3).join("sub/dir").is_dir());
+    assert!(rootfs.join(&m4).join("file").is_file());
+    let outside: Vec<_> = [&m1, &m2, &m3, &m4, &m5, &m6]
+        .iter()
+        .flat_map(|m| {
+            [
+                std::path::PathBuf::from("/").join(m),
+                b.path().join(m),
+                std::path::PathBuf::from("/tmp").join(m),
+            ]
+        })
+        .filter(|p| p.exists())
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "created outside the rootfs: {outside:?}"
+    );
+}
