@@ -2124,3 +2124,145 @@ fn net_cls_and_net_prio_where_the_host_has_them() {
         h.delete_force(&id).assert_ok();
     }
 }
+
+/// `exec --cgroup SUB` on the hybrid where SUB was made only in the v1 hierarchies (as a caller
+/// that knows only v1 does): runc 1.3, like 1.1, puts the process into SUB in every hierarchy,
+/// the hybrid's v2 one included, so the exec fails with ENOENT naming the unified path; nothing
+/// of the exec is left in the container. The controller form (`CTRL,...:SUB`) is the way to
+/// reach v1-only sub-cgroups, and the exec then stays in the container's own v2 directory.
+#[test]
+fn exec_cgroup_sub_only_in_v1_hierarchies() {
+    require_root!();
+    if pure_v2() || !mounts().iter().any(|m| m.2) {
+        skip("exec_cgroup_sub_only_in_v1_hierarchies: needs a v1 hybrid host");
+        return;
+    }
+    let p = Parent::new();
+    let h = Hako::new();
+    let b = bundle_in(&p, "sleep 100000");
+    let id = h.new_id();
+    let pid = started(&h, &id, &b);
+    let top = p.path("c");
+    let sub = format!("{top}/sub");
+    let cg = Cg::of(pid);
+    let mut ctrls = Vec::new();
+    for (c, d) in &cg.dirs {
+        if c.is_empty() || c.starts_with("name=") {
+            continue;
+        }
+        ctrls.push(c.clone());
+        if d.join("sub").exists() {
+            continue;
+        }
+        fs::create_dir(d.join("sub")).unwrap();
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            if d.join(f).exists() {
+                fs::write(d.join("sub").join(f), read(d.join(f)).trim()).unwrap();
+            }
+        }
+    }
+    let o = exec_cgroup_lines(&h, &id, &["--cgroup", "sub"]).unwrap_err();
+    assert_eq!(o.code, 255, "{o:?}");
+    assert!(
+        o.stderr.contains(&format!("unified{sub}"))
+            && o.stderr.contains("no such file or directory"),
+        "{o:?}"
+    );
+    for (c, d) in &cg.dirs {
+        let procs = read(d.join("cgroup.procs"));
+        assert_eq!(
+            procs.trim(),
+            pid.to_string(),
+            "{c:?} holds more than the init"
+        );
+        if let Ok(s) = fs::read_to_string(d.join("sub/cgroup.procs")) {
+            assert!(s.trim().is_empty(), "{c:?}/sub holds {s}");
+        }
+    }
+    let arg = format!("{}:sub", ctrls.join(","));
+    let lines = exec_cgroup_lines(&h, &id, &["--cgroup", &arg]).unwrap_or_else(|o| panic!("{o:?}"));
+    for l in lines.lines() {
+        let mut it = l.splitn(3, ':');
+        let (_, c, path) = (it.next(), it.next().unwrap_or(""), it.next().unwrap_or(""));
+        let want = if c.is_empty() || c.starts_with("name=") {
+            &top
+        } else {
+            &sub
+        };
+        assert_eq!(path, want, "{c:?}: {lines}");
+    }
+    h.delete_force(&id).assert_ok();
+}
+
+/// runc 1.2+'s `update --cpu-burst USECS` and `--cpu-idle 0|1`: the CFS burst
+/// (cpu.cfs_burst_us on v1, cpu.max.burst on v2) and SCHED_IDLE for the cgroup (cpu.idle);
+/// a value that is not a number is refused naming the flag. runc 1.1 has neither flag.
+#[test]
+fn update_cpu_burst_and_idle() {
+    require_root!();
+    let p = Parent::new();
+    let h = Hako::new();
+    let mut b = bundle_in(&p, "sleep 100");
+    b.config["linux"]["resources"]["cpu"] = json!({ "quota": 50000, "period": 100000 });
+    let id = h.new_id();
+    let pid = started(&h, &id, &b);
+    let cg = Cg::of(pid);
+    let burst = if pure_v2() {
+        "cpu.max.burst"
+    } else {
+        "cpu.cfs_burst_us"
+    };
+    if !cg.dir("cpu").join(burst).exists() || !cg.dir("cpu").join("cpu.idle").exists() {
+        skip("update_cpu_burst_and_idle: the kernel has no CFS burst or cpu.idle");
+        return;
+    }
+    assert_eq!(cg.file("cpu", burst), "0");
+    assert_eq!(cg.file("cpu", "cpu.idle"), "0");
+    update(&h, &id, &["--cpu-burst", "20000"]);
+    assert_eq!(cg.file("cpu", burst), "20000");
+    assert_eq!(cg.file("cpu", "cpu.idle"), "0");
+    update(&h, &id, &["--cpu-idle", "1"]);
+    assert_eq!(cg.file("cpu", "cpu.idle"), "1");
+    assert_eq!(
+        cg.file("cpu", burst),
+        "20000",
+        "an update without it kept the burst"
+    );
+    update(&h, &id, &["--cpu-idle", "0", "--cpu-burst", "0"]);
+    assert_eq!(cg.file("cpu", "cpu.idle"), "0");
+    assert_eq!(cg.file("cpu", burst), "0");
+    for flag in ["--cpu-burst", "--cpu-idle"] {
+        let o = h.cmd(&["update", flag, "lots", &id]);
+        assert_ne!(o.code, 0, "{o:?}");
+        assert!(o.stderr.contains(flag.trim_start_matches('-')), "{o:?}");
+    }
+    assert_eq!(h.status(&id), "running");
+}
+
+/// The OCI runtime-tools validation program linux_cgroups_devices: a deny-all rule, then
+/// `c 10:229 rwm`, `b 8:20 rw`, `b 10:200 r`; it reads the container's v1 devices.list and
+/// wants the config's allow rules as its first entries, in order, each with exactly the
+/// config's access (the default device list comes after them, as runc 1.3 writes it).
+#[test]
+fn v1_device_rules_read_back_as_runtime_tools_checks() {
+    require_root!();
+    if pure_v2() {
+        skip("v1_device_rules_read_back_as_runtime_tools_checks: no v1 devices.list");
+        return;
+    }
+    let p = Parent::new();
+    let h = Hako::new();
+    let mut b = bundle_in(&p, "sleep 100");
+    b.config["linux"]["resources"]["devices"] = json!([
+        { "allow": false, "access": "rwm" },
+        { "allow": true, "type": "c", "major": 10, "minor": 229, "access": "rwm" },
+        { "allow": true, "type": "b", "major": 8, "minor": 20, "access": "rw" },
+        { "allow": true, "type": "b", "major": 10, "minor": 200, "access": "r" }
+    ]);
+    let id = h.new_id();
+    let pid = started(&h, &id, &b);
+    let list = Cg::of(pid).file("devices", "devices.list");
+    let first: Vec<&str> = list.lines().take(3).collect();
+    assert_eq!(first, ["c 10:229 rwm", "b 8:20 rw", "b 10:200 r"], "{list}");
+    h.delete_force(&id).assert_ok();
+}

@@ -628,3 +628,206 @@ fn relative_mount_destination() {
     assert!(!b.rootfs().join("etc/rel").exists());
     assert!(b.rootfs().join("rel/scratch").is_dir());
 }
+
+/// runtime-tools' linux_rootfs_propagation, inside a privileged container with a writable root:
+/// `shared`: a recursive bind of / (a peer of /) receives a mount made afterwards elsewhere
+/// under /; `slave` and `private`: it does not; `unbindable`: binding / fails with EINVAL,
+/// while the container itself (its maskedPaths bound from /dev/null, its /sys/fs/cgroup)
+/// still starts, as in runc 1.3. Also in a user namespace (rootless podman's root).
+#[test]
+fn rootfs_propagation_as_runtime_tools_checks() {
+    require_root!();
+    let h = Hako::new();
+    let script = "mkdir /target /mnt1 /test && touch /test/example && \
+        if mount --rbind / /target 2>/tmp/err; then echo bind=ok; else echo bind=failed; cat /tmp/err; fi; \
+        mount --rbind /test /mnt1 && if test -e /target/mnt1/example; then echo seen; else echo unseen; fi";
+    for userns in [false, true] {
+        for (prop, want) in [
+            ("shared", "\nseen"),
+            ("slave", "unseen"),
+            ("private", "unseen"),
+            ("unbindable", "Invalid argument"),
+        ] {
+            let mut b = Bundle::new();
+            b.config["root"]["readonly"] = json!(false);
+            b.config["linux"]["rootfsPropagation"] = json!(prop);
+            for set in ["bounding", "effective", "permitted"] {
+                b.config["process"]["capabilities"][set]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!("CAP_SYS_ADMIN"));
+            }
+            if userns {
+                b.config["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"type": "user"}));
+                test_user().map_as_root(&mut b.config);
+                let _ = std::process::Command::new("chmod")
+                    .args(["-R", "a+rwX", b.rootfs().to_str().unwrap()])
+                    .status();
+            }
+            let id = h.new_id();
+            b.set_sh(script);
+            let o = h.run(&id, &b);
+            let all = format!("{}{}", o.stdout, o.stderr);
+            assert!(all.contains(want), "{prop} (userns {userns}): {o:?}");
+            if prop != "unbindable" {
+                assert!(
+                    o.stdout.contains("bind=ok"),
+                    "{prop} (userns {userns}): {o:?}"
+                );
+            } else {
+                assert!(
+                    o.stdout.contains("bind=failed"),
+                    "{prop} (userns {userns}): {o:?}"
+                );
+            }
+        }
+    }
+}
+
+/// Masked directories share one read-only tmpfs (runc 1.3.6: Kubernetes masks a sysfs
+/// directory per CPU, and a superblock each is costly): every masked directory's mountinfo
+/// line names the same device (major:minor); each lists empty and refuses writes; a masked
+/// file is still /dev/null.
+#[test]
+fn masked_directories_share_one_tmpfs() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    let dirs = [
+        "/proc/acpi",
+        "/sys/firmware",
+        "/sys/devices/system/cpu/cpu0",
+        "/sys/kernel",
+    ];
+    let mut masked: Vec<Value> = dirs.iter().map(|d| json!(d)).collect();
+    masked.push(json!("/proc/version"));
+    b.config["linux"]["maskedPaths"] = json!(masked);
+    let out = h.run_sh(
+        &mut b,
+        "cat /proc/self/mountinfo; for d in /sys/kernel /sys/firmware; do \
+         echo \"ls $d: $(ls -A $d | wc -l)\"; touch $d/x 2>/dev/null || echo \"$d: refused\"; done; \
+         stat -c 'version %t:%T' /proc/version",
+    );
+    // (mount point, major:minor, fstype, options) of the last mount at each point.
+    let line_of = |point: &str| {
+        out.lines().rev().find_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let f: Vec<&str> = left.split(' ').collect();
+            (f.get(4) == Some(&point)).then(|| {
+                (
+                    f[2].to_string(),
+                    right.split(' ').next().unwrap_or("").to_string(),
+                    f[5].to_string(),
+                )
+            })
+        })
+    };
+    let mut devs = Vec::new();
+    for d in dirs {
+        if !std::path::Path::new(d).exists() {
+            continue;
+        }
+        let (dev, fstype, opts) = line_of(d).unwrap_or_else(|| panic!("{d} not masked: {out}"));
+        assert_eq!(fstype, "tmpfs", "{d}: {out}");
+        assert!(has_opt(&opts, "ro"), "{d}: {out}");
+        devs.push((d, dev));
+    }
+    assert!(devs.len() >= 3, "{devs:?}\n{out}");
+    assert!(
+        devs.iter().all(|(_, dev)| *dev == devs[0].1),
+        "masked directories on different superblocks: {devs:?}"
+    );
+    for d in ["/sys/kernel", "/sys/firmware"] {
+        assert!(out.contains(&format!("ls {d}: 0")), "{out}");
+        assert!(out.contains(&format!("{d}: refused")), "{out}");
+    }
+    assert!(out.contains("version 1:3"), "{out}");
+}
+
+/// Bind targets reached through dangling symlinks in the image are created inside the rootfs,
+/// where the links lead when resolved with the rootfs as `/` (runc 1.3's MkdirAllInRoot), and
+/// never on the host: an absolute link to a missing directory, a relative one climbing above
+/// `/`, a link as a middle component, a trailing link to a missing file for a file bind.
+#[test]
+fn bind_targets_through_dangling_symlinks_stay_inside() {
+    require_root!();
+    dangling_symlink_targets(false);
+    dangling_symlink_targets(true);
+}
+
+fn dangling_symlink_targets(userns: bool) {
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    if userns {
+        b.config["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        test_user().map_as_root(&mut b.config);
+    }
+    let u = unique().replace('-', "_");
+    let rootfs = b.rootfs();
+    let link = |name: &str, to: &str| {
+        std::os::unix::fs::symlink(to, rootfs.join(name)).unwrap();
+    };
+    let (m1, m2, m3, m4) = (
+        format!("m1-{u}"),
+        format!("m2-{u}"),
+        format!("m3-{u}"),
+        format!("m4-{u}"),
+    );
+    link("l1", &format!("/{m1}/a/b"));
+    link("l2", &format!("../../../../../{m2}"));
+    link("l3", &format!("/{m3}"));
+    link("l4", &format!("/{m4}/file"));
+    let (m5, m6) = (format!("m5-{u}"), format!("m6-{u}"));
+    link("l5", &m5);
+    std::fs::create_dir(rootfs.join("deep")).unwrap();
+    link("deep/l6", &format!("../../../{m6}/x"));
+    let dir = b.path().join("src");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("seen"), "bound\n").unwrap();
+    let file = b.path().join("single");
+    std::fs::write(&file, "a file\n").unwrap();
+    for dest in ["/l1", "/l2", "/l3/sub/dir", "/l5", "/deep/l6"] {
+        b.add_mount(
+            json!({"destination": dest, "type": "bind", "source": dir, "options": ["rbind"]}),
+        );
+    }
+    b.add_mount(json!({"destination": "/l4", "type": "bind", "source": file, "options": ["bind"]}));
+    if userns {
+        let _ = std::process::Command::new("chmod")
+            .args(["-R", "a+rwX", b.path().to_str().unwrap()])
+            .status();
+    }
+    let out = h.run_sh(
+        &mut b,
+        &format!(
+            "cat /{m1}/a/b/seen /{m2}/seen /{m3}/sub/dir/seen /{m4}/file /{m5}/seen /{m6}/x/seen"
+        ),
+    );
+    assert_eq!(out, "bound\nbound\nbound\na file\nbound\nbound\n");
+    assert!(rootfs.join(&m5).is_dir() && rootfs.join(&m6).join("x").is_dir());
+    assert!(rootfs.join(&m1).join("a/b").is_dir());
+    assert!(rootfs.join(&m2).is_dir());
+    assert!(rootfs.join(&m3).join("sub/dir").is_dir());
+    assert!(rootfs.join(&m4).join("file").is_file());
+    let outside: Vec<_> = [&m1, &m2, &m3, &m4, &m5, &m6]
+        .iter()
+        .flat_map(|m| {
+            [
+                std::path::PathBuf::from("/").join(m),
+                b.path().join(m),
+                std::path::PathBuf::from("/tmp").join(m),
+            ]
+        })
+        .filter(|p| p.exists())
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "created outside the rootfs: {outside:?}"
+    );
+}

@@ -166,3 +166,66 @@ fn bind_of_a_read_only_host_mount_stays_locked_read_only() {
     assert_eq!(out.stdout, "locked\nread-only\n", "{out:#?}");
     assert!(!ro.join("new").exists());
 }
+
+/// Mounts are made in order, each seeing the ones before it (runc 1.2+): a bind whose source
+/// lies inside an earlier mount of the same container — its own tmpfs, its own bind of a host
+/// directory, both reached through the bundle's rootfs path — binds what that mount shows,
+/// not the directory underneath; with and without a user namespace.
+#[test]
+fn bind_sources_see_earlier_mounts_of_the_container() {
+    require_root!();
+    let h = Hako::new();
+    for userns in [false, true] {
+        let script = "echo fresh > /a/f && cat /b/f; cat /d/g; ls /c/under 2>&1; ls /b/under 2>&1";
+        let mut b = if userns {
+            userns_bundle(script)
+        } else {
+            Bundle::sh(script)
+        };
+        let rootfs = b.rootfs();
+        // Underneath the mounts, in the image: what a bind that ignored them would show.
+        for d in ["a", "b", "c", "d"] {
+            std::fs::create_dir_all(rootfs.join(d)).unwrap();
+        }
+        std::fs::write(rootfs.join("a/under"), "image\n").unwrap();
+        std::fs::write(rootfs.join("c/under"), "image\n").unwrap();
+        let host = b.path().join("host");
+        std::fs::create_dir(&host).unwrap();
+        std::fs::write(host.join("g"), "from-host\n").unwrap();
+        b.add_mount(
+            json!({"destination": "/a", "type": "tmpfs", "source": "tmpfs",
+                           "options": ["mode=1777"]}),
+        );
+        b.add_mount(
+            json!({"destination": "/b", "type": "bind", "source": rootfs.join("a"),
+                           "options": ["rbind"]}),
+        );
+        b.add_mount(json!({"destination": "/c", "type": "bind", "source": host,
+                           "options": ["rbind"]}));
+        b.add_mount(
+            json!({"destination": "/d", "type": "bind", "source": rootfs.join("c"),
+                           "options": ["rbind"]}),
+        );
+        if userns {
+            let _ = std::process::Command::new("chown")
+                .args(["-R", &format!("{MAPPED}:{MAPPED}")])
+                .arg(b.path().join("host"))
+                .status();
+        }
+        let id = h.new_id();
+        let o = h.run(&id, &b);
+        assert!(
+            o.stdout.contains("fresh\n"),
+            "userns {userns}: the tmpfs not seen: {o:?}"
+        );
+        assert!(
+            o.stdout.contains("from-host\n"),
+            "userns {userns}: the bind not seen: {o:?}"
+        );
+        assert!(
+            !o.stdout.contains("\n/c/under") && !o.stdout.contains("\n/b/under"),
+            "userns {userns}: {o:?}"
+        );
+        assert!(!o.stdout.contains("image"), "userns {userns}: {o:?}");
+    }
+}

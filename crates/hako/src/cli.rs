@@ -58,6 +58,9 @@ pub struct CreateArgs {
     /// AF_UNIX socket that receives the master end of the console's pseudoterminal.
     #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
+    /// AF_UNIX socket that receives a pidfd of the init (runc 1.2+).
+    #[arg(long = "pidfd-socket")]
+    pub pidfd_socket: Option<PathBuf>,
     /// Do not use pivot_root to jail the process inside the rootfs (rootfs on a ramdisk).
     #[arg(long = "no-pivot")]
     pub no_pivot: bool,
@@ -175,8 +178,14 @@ pub struct UpdateArgs {
     pub cpu_period: Option<u64>,
     #[arg(long = "cpu-quota", allow_negative_numbers = true)]
     pub cpu_quota: Option<i64>,
+    /// runc 1.2+: CFS burst (usecs), cpu.cfs_burst_us / cpu.max.burst.
+    #[arg(long = "cpu-burst")]
+    pub cpu_burst: Option<u64>,
     #[arg(long = "cpu-share")]
     pub cpu_share: Option<u64>,
+    /// runc 1.2+: 1 makes the cgroup SCHED_IDLE (cpu.idle), 0 the default.
+    #[arg(long = "cpu-idle", allow_negative_numbers = true)]
+    pub cpu_idle: Option<i64>,
     #[arg(long = "cpu-rt-period")]
     pub cpu_rt_period: Option<u64>,
     #[arg(long = "cpu-rt-runtime", allow_negative_numbers = true)]
@@ -210,6 +219,9 @@ pub struct ExecArgs {
     /// AF_UNIX socket that receives the master end of the console's pseudoterminal.
     #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
+    /// AF_UNIX socket that receives a pidfd of the exec'd process (runc 1.2+).
+    #[arg(long = "pidfd-socket")]
+    pub pidfd_socket: Option<PathBuf>,
     /// Working directory in the container.
     #[arg(long)]
     pub cwd: Option<PathBuf>,

@@ -78,6 +78,12 @@ pub fn resources(u: &UpdateArgs) -> Result<LinuxResources> {
     if let Some(x) = u.cpu_period {
         set(&["cpu", "period"], json!(x));
     }
+    if let Some(x) = u.cpu_burst {
+        set(&["cpu", "burst"], json!(x));
+    }
+    if let Some(x) = u.cpu_idle {
+        set(&["cpu", "idle"], json!(x));
+    }
     if let Some(x) = u.cpu_rt_period {
         set(&["cpu", "realtimePeriod"], json!(x));
     }

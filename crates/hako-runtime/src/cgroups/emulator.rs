@@ -97,11 +97,22 @@ pub fn from_spec(d: &LinuxDeviceCgroup) -> Result<(bool, Node, u8)> {
 }
 
 /// A devices cgroup's state: its default, and the exceptions to it.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Emulator {
     /// true: everything is allowed but the exceptions (a "black list"); false: nothing is.
     default_allow: bool,
     rules: BTreeMap<Node, u8>,
+    /// The exceptions in the order the rules first named them. Not part of the state (the
+    /// kernel's exceptions are a set), but the kernel lists them in the order they were added,
+    /// and the runtime-tools validation (linux_cgroups_devices) reads `devices.list` back
+    /// expecting the config's rules first, in the config's order.
+    order: Vec<Node>,
+}
+
+impl PartialEq for Emulator {
+    fn eq(&self, other: &Emulator) -> bool {
+        self.default_allow == other.default_allow && self.rules == other.rules
+    }
 }
 
 impl Emulator {
@@ -157,12 +168,15 @@ impl Emulator {
         if node.typ == 'a' {
             *self = Emulator {
                 default_allow: allow,
-                rules: BTreeMap::new(),
+                ..Emulator::default()
             };
             return Ok(());
         }
         if allow != self.default_allow {
             if p != 0 {
+                if !self.order.contains(&node) {
+                    self.order.push(node);
+                }
                 *self.rules.entry(node).or_insert(0) |= p;
             }
             return Ok(());
@@ -207,7 +221,8 @@ impl Emulator {
 
     /// The writes that take the cgroup from `self` to `target`, as (allow, node, bits): a reset
     /// only when the default must change (or when `self` allows everything, since its deny
-    /// exceptions cannot be read back), then the exceptions that go, then the ones that come.
+    /// exceptions cannot be read back), then the exceptions that go, then the ones that come, in
+    /// the order the target's rules named them.
     pub fn transition(&self, target: &Emulator) -> Vec<(bool, Node, u8)> {
         let mut out = Vec::new();
         let empty = BTreeMap::new();
@@ -231,7 +246,10 @@ impl Emulator {
                 out.push((target.default_allow, *node, dropped));
             }
         }
-        for (node, want) in &target.rules {
+        for node in &target.order {
+            let Some(want) = target.rules.get(node) else {
+                continue;
+            };
             let gained = want & !old.get(node).copied().unwrap_or(0);
             if gained != 0 {
                 out.push((!target.default_allow, *node, gained));
@@ -303,6 +321,31 @@ mod tests {
         );
         // Nothing to do when nothing changes.
         assert!(want.transition(&want).is_empty());
+    }
+
+    /// runtime-tools' linux_cgroups_devices reads the exceptions back by position.
+    #[test]
+    fn allows_are_written_in_the_rules_order() {
+        let cur = Emulator::from_list("a *:* rwm\n").unwrap();
+        let want = Emulator::from_rules(&rules(serde_json::json!([
+            { "allow": false, "access": "rwm" },
+            { "allow": true, "type": "c", "major": 10, "minor": 229, "access": "rwm" },
+            { "allow": true, "type": "b", "major": 8, "minor": 20, "access": "rw" },
+            { "allow": true, "type": "b", "major": 10, "minor": 200, "access": "r" },
+            { "allow": true, "type": "b", "access": "m" },
+            { "allow": true, "type": "c", "major": 10, "minor": 229, "access": "r" }
+        ])))
+        .unwrap();
+        assert_eq!(
+            lines(&cur.transition(&want)),
+            [
+                "deny a *:* rwm",
+                "allow c 10:229 rwm",
+                "allow b 8:20 rw",
+                "allow b 10:200 r",
+                "allow b *:* m"
+            ]
+        );
     }
 
     #[test]

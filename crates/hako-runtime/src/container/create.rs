@@ -29,6 +29,8 @@ pub struct CreateOptions {
     pub bundle: PathBuf,
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
+    /// `--pidfd-socket`: receives a pidfd of the init (container::pidfd_socket).
+    pub pidfd_socket: Option<PathBuf>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
@@ -267,6 +269,11 @@ fn create_locked(
         .and_then(|p| p.terminal())
         .unwrap_or(false);
     let (own_console, console) = crate::init::console::ends(o.console_socket.as_deref(), terminal)?;
+    let pidfd_socket = o
+        .pidfd_socket
+        .as_deref()
+        .map(crate::container::pidfd_socket::connect)
+        .transpose()?;
     let (parent_ch, child_ch) = channel::pair()?;
     let (preserve, extra_env) = preserved_fds(o.preserve_fds);
     let bind_sources = crate::fs::bind_sources::wanted(spec, plan, &bundle.dir);
@@ -531,6 +538,9 @@ fn create_locked(
         }
     }
     crate::container::crash::point("create:init-ready");
+    if let Some(s) = &pidfd_socket {
+        crate::container::pidfd_socket::send(s, pid, crate::container::pidfd_socket::INIT)?;
+    }
     let console = own_console
         .map(|s| crate::init::console::recv_master(&s))
         .transpose()?;

@@ -33,6 +33,8 @@ pub struct ExecOptions {
     pub args: Vec<String>,
     pub tty: Option<bool>,
     pub console_socket: Option<PathBuf>,
+    /// `--pidfd-socket`: receives a pidfd of the exec'd process (container::pidfd_socket).
+    pub pidfd_socket: Option<PathBuf>,
     pub detach: bool,
     pub pid_file: Option<PathBuf>,
     pub cwd: Option<PathBuf>,
@@ -221,6 +223,11 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
         Some(crate::container::foreground::prepare()?)
     };
     let (own_console, console) = crate::init::console::ends(o.console_socket.as_deref(), terminal)?;
+    let pidfd_socket = o
+        .pidfd_socket
+        .as_deref()
+        .map(crate::container::pidfd_socket::connect)
+        .transpose()?;
     let (parent_ch, child_ch) = channel::pair()?;
     // An unprivileged runtime cannot enter a pid namespace that the container's user namespace
     // owns from outside it: the child joins the user and pid namespaces together and forks the
@@ -393,6 +400,9 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
                 Some(Msg::Error(e)) => return Err(Error::Init(e)),
                 m => return Err(Error::Init(format!("unexpected message {m:?}"))),
             }
+        }
+        if let Some(s) = &pidfd_socket {
+            crate::container::pidfd_socket::send(s, pid, crate::container::pidfd_socket::EXEC)?;
         }
         // Nothing comes back when execve succeeds: the channel is close-on-exec.
         loop {

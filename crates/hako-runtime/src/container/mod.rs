@@ -13,5 +13,6 @@ pub mod features;
 pub mod foreground;
 pub mod hooks;
 pub mod lifecycle;
+pub mod pidfd_socket;
 pub mod store;
 pub mod support;

@@ -11,6 +11,10 @@
 //! copied the host's mounts for a less privileged user namespace (read-only, nosuid, ... flags the
 //! container's root may not clear; mounts it may not lift to look underneath). A detached copy
 //! made in the runtime's namespace (`open_tree`) would carry no such locks.
+//!
+//! The fds are only a fallback: a source the init can reach itself is bound by path when its turn
+//! comes (runc 1.2+ asks its parent only for what it cannot stat), so it sees the container's
+//! earlier mounts, which the fds, opened before any of them, do not.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};

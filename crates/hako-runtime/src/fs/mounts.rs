@@ -654,7 +654,14 @@ fn bind_onto(
     o: &Options,
     shown: &Path,
 ) -> Result<()> {
-    let fd = ctx.bind_fds.get(src);
+    // By path whenever the init can reach it, as runc 1.2+ asks its parent only for a source it
+    // cannot stat: the path resolves now, through the mounts made before this one (a bind of
+    // something inside the container's own tmpfs or bind shows that mount), while the fd was
+    // opened before any of them.
+    let fd = ctx
+        .bind_fds
+        .get(src)
+        .filter(|_| std::fs::metadata(src).is_err());
     let is_dir = match fd {
         Some(fd) => {
             let st = nix::sys::stat::fstat(fd).ctx("stat bind source", src)?;

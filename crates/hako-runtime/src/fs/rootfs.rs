@@ -35,9 +35,13 @@ pub fn prepare(
     propagation: Option<&str>,
     mounts: &[crate::procinfo::Mount],
 ) -> Result<()> {
+    // An unbindable tree could not give the container anything by bind (its /dev/null for
+    // maskedPaths, cgroup hierarchies, the user's binds): EINVAL. The new root gets it in
+    // `finish`, as runc (which makes only the old `/` unbindable here).
     let flag = propagation
         .filter(|p| !p.is_empty())
         .and_then(mounts::propagation_flag)
+        .filter(|f| !f.contains(MsFlags::MS_UNBINDABLE))
         .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     mount(
         None::<&str>,
@@ -172,8 +176,11 @@ pub fn host_dev_null() -> Result<OwnedFd> {
 
 /// Step 3: maskedPaths. A file is covered by the verified /dev/null, a directory by an empty
 /// read-only tmpfs (runc's: it lists as empty, writes fail with EROFS); a path that does not
-/// exist is skipped (runc's behaviour).
+/// exist is skipped (runc's behaviour). Every masked directory shows the same tmpfs instance
+/// (the first one mounted, cloned onto the others), as runc 1.3.6 does: Kubernetes masks a
+/// directory per CPU in sysfs, and a superblock each is costly.
 pub fn mask(root: &Root, paths: &[String], dev_null: &OwnedFd) -> Result<()> {
+    let mut empty_dir: Option<OwnedFd> = None;
     for p in paths {
         let shown = root.host_path(Path::new(p));
         let fd = match root.open_path(Path::new(p)) {
@@ -182,18 +189,7 @@ pub fn mask(root: &Root, paths: &[String], dev_null: &OwnedFd) -> Result<()> {
             Err(e) => return Err(Error::path("open masked path", shown, e)),
         };
         let st = fstat(&fd).ctx("stat masked path", &shown)?;
-        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
-            mount(
-                Some("tmpfs"),
-                sys::fd_path(fd.as_raw_fd()).as_str(),
-                Some("tmpfs"),
-                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                // tmpfs's default root mode (1777), as runc: `ls` of a masked directory shows it
-                // empty instead of failing, and read-only keeps anything from being put there.
-                Some("size=0k"),
-            )
-            .ctx("mask", &shown)?;
-        } else {
+        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFDIR {
             let tree = sys::open_tree(
                 dev_null.as_raw_fd(),
                 Path::new(""),
@@ -201,8 +197,42 @@ pub fn mask(root: &Root, paths: &[String], dev_null: &OwnedFd) -> Result<()> {
             )
             .ctx("clone /dev/null mount", "/dev/null")?;
             sys::move_mount_fd(&tree, fd.as_raw_fd()).ctx("mask", &shown)?;
+            continue;
+        }
+        match &empty_dir {
+            Some(first) => {
+                let tree = sys::open_tree(
+                    first.as_raw_fd(),
+                    Path::new(""),
+                    sys::OPEN_TREE_CLONE | libc::AT_EMPTY_PATH as u32,
+                )
+                .ctx("clone masked directory mount", &shown)?;
+                sys::move_mount_fd(&tree, fd.as_raw_fd()).ctx("mask", &shown)?;
+            }
+            None => {
+                mask_dir_tmpfs(&fd, &shown)?;
+                // The tmpfs now on top of the path, for the next directories to clone.
+                let mounted = root
+                    .open_path(Path::new(p))
+                    .ctx("reopen masked path", &shown)?;
+                empty_dir = Some(mounted);
+            }
         }
     }
+    Ok(())
+}
+
+/// The one read-only tmpfs of the masked directories: mode 1777 (tmpfs's default, as runc: `ls`
+/// shows it empty instead of failing) and room for nothing (one inode, its root).
+fn mask_dir_tmpfs(fd: &OwnedFd, shown: &Path) -> Result<()> {
+    mount(
+        Some("tmpfs"),
+        sys::fd_path(fd.as_raw_fd()).as_str(),
+        Some("tmpfs"),
+        MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("size=4k,nr_inodes=1"),
+    )
+    .ctx("mask", shown)?;
     Ok(())
 }
 
