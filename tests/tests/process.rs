@@ -243,6 +243,48 @@ fn env_home_of_user() {
     assert_eq!(h.run_sh(&mut b, "echo $HOME"), "/custom\n");
 }
 
+/// The env lines of `env` run as the process, in order (the shell's own PWD and SHLVL left out).
+fn env_lines(h: &Hako, b: &mut Bundle) -> Vec<String> {
+    b.set_args(&["env"]);
+    let o = h.run(&h.new_id(), b);
+    o.assert_ok();
+    o.stdout.lines().map(str::to_string).collect()
+}
+
+/// runc 1.3 (prepareEnv): a name given twice is set once, with its last value, where it last
+/// appeared; runc 1.1 passed both (and the first won in the process).
+#[test]
+fn env_duplicates_keep_the_last() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    b.config["process"]["env"] = json!(["A=1", "PATH=/bin", "B=b", "A=2", "HOME=/h"]);
+    assert_eq!(
+        env_lines(&h, &mut b),
+        ["PATH=/bin", "B=b", "A=2", "HOME=/h"]
+    );
+}
+
+/// runc 1.3: an empty HOME (the last of several too) is the user's home from the container's
+/// /etc/passwd, moved to the end; a non-empty one is kept.
+#[test]
+fn env_empty_home_is_the_users() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    b.config["process"]["env"] = json!(["HOME=", "PATH=/bin", "Z=1"]);
+    assert_eq!(env_lines(&h, &mut b), ["PATH=/bin", "Z=1", "HOME=/root"]);
+    b.config["process"]["env"] = json!(["HOME=/x", "PATH=/bin", "HOME="]);
+    b.config["process"]["user"] = json!({"uid": 65534, "gid": 65534});
+    assert_eq!(env_lines(&h, &mut b), ["PATH=/bin", "HOME=/nonexistent"]);
+    b.config["process"]["env"] = json!(["HOME=", "PATH=/bin", "HOME=/y"]);
+    assert_eq!(env_lines(&h, &mut b), ["PATH=/bin", "HOME=/y"]);
+    // A user without an entry: `/`.
+    b.config["process"]["env"] = json!(["PATH=/bin", "HOME="]);
+    b.config["process"]["user"] = json!({"uid": 4242, "gid": 4242});
+    assert_eq!(env_lines(&h, &mut b), ["PATH=/bin", "HOME=/"]);
+}
+
 #[test]
 fn args_via_path_lookup() {
     require_root!();

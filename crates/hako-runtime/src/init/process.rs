@@ -252,15 +252,30 @@ pub fn set_no_new_privs() -> Result<()> {
     nix::sys::prctl::set_no_new_privs().op("prctl(PR_SET_NO_NEW_PRIVS)")
 }
 
-/// The environment as configured, plus HOME from the container's /etc/passwd when it is missing
-/// (runc does the same; many images rely on it).
-pub fn environment(p: &Process) -> Vec<String> {
-    let mut env: Vec<String> = p.env().clone().unwrap_or_default();
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        let home = home_of(p.user().uid()).unwrap_or_else(|| "/".into());
-        env.push(format!("HOME={home}"));
+/// The process's environment as runc 1.3's prepareEnv makes it: `env` (the config's, then
+/// `exec --env`'s and LISTEN_FDS, in that order) with each name once, at the place of its last
+/// occurrence and with its last value (glibc's getenv takes the first, so a duplicate left in
+/// would let the config's value beat `exec --env`), and HOME from the container's /etc/passwd
+/// (`/` without an entry) when it is missing or empty: many images rely on it.
+pub fn environment(env: impl IntoIterator<Item = String>, uid: u32) -> Vec<String> {
+    let env: Vec<String> = env.into_iter().collect();
+    let name = |kv: &str| kv.split_once('=').map_or(kv, |(k, _)| k).to_string();
+    let mut seen = HashSet::new();
+    let mut out: Vec<String> = env
+        .into_iter()
+        .rev()
+        .filter(|kv| seen.insert(name(kv)))
+        .collect();
+    out.reverse();
+    if !out
+        .iter()
+        .any(|e| e.len() > "HOME=".len() && e.starts_with("HOME="))
+    {
+        out.retain(|e| e != "HOME=");
+        let home = home_of(uid).unwrap_or_else(|| "/".into());
+        out.push(format!("HOME={home}"));
     }
-    env
+    out
 }
 
 fn home_of(uid: u32) -> Option<String> {
@@ -457,8 +472,8 @@ pub fn prepare(
         enter_cwd(cwd, false)?;
     }
     apply_caps(&plan)?;
-    let mut env = environment(p);
-    env.extend(extra_env.iter().cloned());
+    let configured = p.env().iter().flatten().chain(extra_env);
+    let env = environment(configured.cloned(), p.user().uid());
     let argv = p.args().clone().unwrap_or_default();
     let exe = lookup(&argv[0], &env)
         .map_err(|e| Error::Init(format!("unable to start container process: {e}")))?;
@@ -514,6 +529,18 @@ mod tests {
             e,
             "exec: \"/no/such\": stat /no/such: no such file or directory"
         );
+    }
+
+    #[test]
+    fn environment_keeps_the_last_of_each_name() {
+        let v = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let env = environment(v(&["A=1", "HOME=/h", "B=b", "A=2"]), 0);
+        assert_eq!(env, v(&["HOME=/h", "B=b", "A=2"]));
+        // An empty HOME, last of several, is replaced (uid 4242 has no entry here: `/`).
+        let env = environment(v(&["HOME=/x", "P=1", "HOME=", "Z=1"]), 4242);
+        assert_eq!(env, v(&["P=1", "Z=1", "HOME=/"]));
+        let env = environment(v(&["HOME=", "HOME=/y"]), 4242);
+        assert_eq!(env, v(&["HOME=/y"]));
     }
 
     #[test]
