@@ -884,6 +884,12 @@ pub fn write_script(dir: &Path, name: &str, body: &str) -> PathBuf {
     p
 }
 
+/// An executable file whose `#!` interpreter does not exist: execve of it fails with ENOENT.
+pub fn bad_interpreter_script(path: &Path) {
+    fs::write(path, "#!/no/such/interpreter\n").unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 /// What a console socket receives: the message payload and the passed fds.
 pub type ConsoleMessage = (Vec<u8>, Vec<OwnedFd>);
 

@@ -177,6 +177,23 @@ fn exec_without_home_gets_the_users() {
     h.kill(&id, "KILL").assert_ok();
 }
 
+/// runc 1.3's words for a failing execve in `exec` too (see process.rs).
+#[test]
+fn exec_failing_execve_words_like_runc_13() {
+    require_root!();
+    let h = Hako::new();
+    let b = sleeper();
+    bad_interpreter_script(&b.rootfs().join("run.sh"));
+    let id = running(&h, &b);
+    let o = exec(&h, &[&id, "/run.sh"]);
+    assert_eq!(o.code, 255, "{o:#?}");
+    assert!(
+        o.stderr.contains("exec /run.sh: no such file or directory"),
+        "{o:#?}"
+    );
+    h.kill(&id, "KILL").assert_ok();
+}
+
 #[test]
 fn exec_caps_and_no_new_privs() {
     require_root!();

@@ -285,6 +285,31 @@ fn env_empty_home_is_the_users() {
     assert_eq!(env_lines(&h, &mut b), ["PATH=/bin", "HOME=/"]);
 }
 
+/// An executable whose interpreter is missing: execve fails with ENOENT after the lookup found
+/// the file, and the error is runc 1.3's `exec PATH: ERRNO` (runc 1.1: `exec: "PATH": ...`);
+/// "no such file or directory" is what podman maps to 127.
+#[test]
+fn failing_execve_words_like_runc_13() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    bad_interpreter_script(&b.rootfs().join("run.sh"));
+    b.set_args(&["/run.sh"]);
+    let o = h.run(&h.new_id(), &b);
+    assert!(!o.ok(), "{o:#?}");
+    assert!(
+        o.stderr.contains("exec /run.sh: no such file or directory"),
+        "{o:#?}"
+    );
+    b.set_args(&["run.sh"]);
+    b.config["process"]["env"] = json!(["PATH=/"]);
+    let o = h.run(&h.new_id(), &b);
+    assert!(
+        o.stderr.contains("exec /run.sh: no such file or directory"),
+        "{o:#?}"
+    );
+}
+
 #[test]
 fn args_via_path_lookup() {
     require_root!();

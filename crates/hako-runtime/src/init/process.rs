@@ -502,13 +502,16 @@ impl Ready {
             return Error::Usage("argument contains a NUL byte".into());
         };
         let err = nix::unistd::execve(&exe, &argv, &env).unwrap_err();
-        let e = std::io::Error::from_raw_os_error(err as i32);
-        Error::Init(format!(
-            "unable to start container process: exec: {:?}: {}",
-            self.argv[0],
-            io_text(&e)
-        ))
+        exec_failed(&self.exe, err)
     }
+}
+
+/// A failed execve in runc 1.3's words (Go's `*os.PathError` of op "exec" on the looked-up
+/// path: `exec /run.sh: no such file or directory` for a missing interpreter); podman maps the
+/// errno text to 126/127.
+fn exec_failed(exe: &Path, err: nix::errno::Errno) -> Error {
+    let e = std::io::Error::from_raw_os_error(err as i32);
+    Error::Init(format!("exec {}: {}", exe.display(), io_text(&e)))
 }
 
 #[cfg(test)]
@@ -529,6 +532,12 @@ mod tests {
             e,
             "exec: \"/no/such\": stat /no/such: no such file or directory"
         );
+    }
+
+    #[test]
+    fn exec_failure_words_like_runc_13() {
+        let e = exec_failed(Path::new("/run.sh"), nix::errno::Errno::ENOENT);
+        assert_eq!(e.to_string(), "exec /run.sh: no such file or directory");
     }
 
     #[test]
