@@ -216,7 +216,9 @@ fn busybox_applets() -> &'static Vec<String> {
     })
 }
 
-/// The config.json `runc spec` generates (runc 1.1), with `process.terminal` false.
+/// The config.json `runc spec` generates (runc 1.1), with `process.terminal` false and, as runc
+/// 1.3's, no ambient set (ambient without inheritable gets one warning per capability since
+/// runc 1.2).
 pub fn default_config() -> Value {
     json!({
         "ociVersion": "1.0.2-dev",
@@ -232,8 +234,7 @@ pub fn default_config() -> Value {
             "capabilities": {
                 "bounding": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
                 "effective": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
-                "permitted": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
-                "ambient": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+                "permitted": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
             },
             "rlimits": [
                 { "type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024 }

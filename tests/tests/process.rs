@@ -88,6 +88,42 @@ fn non_root_capabilities_and_ambient() {
     }
 }
 
+/// runc 1.2+: a capability name nobody knows is left out with one warning naming it (runc 1.1
+/// refused the config), and an ambient capability that is not inheritable is a warning in
+/// runc's words; the container runs with the rest.
+#[test]
+fn unknown_capability_and_ambient_without_inheritable_warn() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::sh("grep Cap /proc/self/status");
+    b.config["process"]["capabilities"] = json!({
+        "bounding": ["CAP_KILL", "CAP_BOGUS", "CAP_CHOWN"],
+        "effective": ["CAP_KILL", "CAP_BOGUS"],
+        "permitted": ["CAP_KILL", "CAP_BOGUS", "CAP_CHOWN"],
+        "inheritable": ["CAP_KILL"],
+        "ambient": ["CAP_KILL", "CAP_CHOWN"]
+    });
+    let o = h.run(&h.new_id(), &b);
+    o.assert_ok();
+    assert!(
+        o.stderr
+            .contains("ignoring unknown or unavailable capabilities: [CAP_BOGUS]"),
+        "{o:#?}"
+    );
+    assert!(
+        o.stderr
+            .contains("can't raise ambient capability CAP_CHOWN: operation not permitted"),
+        "{o:#?}"
+    );
+    let both = Some(vec![CAP_CHOWN, CAP_KILL]);
+    assert_eq!(status_field(&o.stdout, "CapBnd").map(cap_set), both);
+    assert_eq!(status_field(&o.stdout, "CapPrm").map(cap_set), both);
+    assert_eq!(
+        status_field(&o.stdout, "CapAmb").map(cap_set),
+        Some(vec![CAP_KILL])
+    );
+}
+
 #[test]
 fn no_capabilities_object_means_none() {
     require_root!();

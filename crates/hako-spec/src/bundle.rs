@@ -16,6 +16,9 @@ pub struct Bundle {
     pub spec: Spec,
     /// JSON paths of properties hako does not know; the spec says to ignore them, we log them.
     pub unknown_fields: Vec<String>,
+    /// Capability names in `process.capabilities` that are no capability hako knows: left out,
+    /// with a warning (runc 1.2+; runc 1.1 refused the config).
+    pub unknown_capabilities: Vec<String>,
 }
 
 impl Bundle {
@@ -45,8 +48,8 @@ impl Bundle {
             path: config.clone(),
             source,
         })?;
-        let (spec, unknown_fields) =
-            parse_spec_with(&text, unknown).map_err(|(field, message)| match field.is_empty() {
+        let (spec, unknown_fields, unknown_capabilities) =
+            parse_config(&text, unknown).map_err(|(field, message)| match field.is_empty() {
                 true => SpecError::Malformed {
                     path: config.clone(),
                     message,
@@ -79,8 +82,68 @@ impl Bundle {
             rootfs,
             spec,
             unknown_fields,
+            unknown_capabilities,
         })
     }
+}
+
+type Parsed = (Spec, Vec<String>, Vec<String>);
+
+/// [`parse_spec_with`], and on a capability name oci-spec does not know, again without the
+/// unknown names, which are returned third. Only that rare error pays for the second parse.
+fn parse_config(text: &str, unknown: bool) -> std::result::Result<Parsed, (String, String)> {
+    match parse_spec_with(text, unknown) {
+        Err((field, message)) if field.starts_with("process.capabilities.") => {
+            let mut value: serde_json::Value =
+                serde_json::from_str(text).map_err(|e| (String::new(), e.to_string()))?;
+            let names = value
+                .get_mut("process")
+                .map(strip_unknown_capabilities)
+                .unwrap_or_default();
+            if names.is_empty() {
+                return Err((field, message));
+            }
+            let (spec, fields) = parse_spec_with(&value.to_string(), unknown)?;
+            Ok((spec, fields, names))
+        }
+        r => r.map(|(spec, fields)| (spec, fields, vec![])),
+    }
+}
+
+/// Removes from a `process` object's capability sets every string that is not a capability name
+/// oci-spec knows, and returns those names, sorted and once each (runc 1.2+ ignores them with a
+/// warning, so a config written for a newer kernel still runs).
+pub fn strip_unknown_capabilities(process: &mut serde_json::Value) -> Vec<String> {
+    let mut names = Vec::new();
+    let Some(caps) = process
+        .get_mut("capabilities")
+        .and_then(|c| c.as_object_mut())
+    else {
+        return names;
+    };
+    for set in [
+        "bounding",
+        "effective",
+        "permitted",
+        "inheritable",
+        "ambient",
+    ] {
+        if let Some(list) = caps.get_mut(set).and_then(|l| l.as_array_mut()) {
+            list.retain(|c| {
+                let known = c.is_string()
+                    && serde_json::from_value::<oci_spec::runtime::Capability>(c.clone()).is_ok();
+                if !known {
+                    if let Some(name) = c.as_str() {
+                        names.push(name.to_string());
+                    }
+                }
+                known || !c.is_string()
+            });
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
 }
 
 const fn libc_enotdir() -> i32 {
@@ -90,7 +153,7 @@ const fn libc_enotdir() -> i32 {
 /// Loads and validates an `exec --process` file: one OCI `process` object. Errors name the field
 /// as `process.<path>`, like config.json's. A missing `user` is uid 0, gid 0, as in runc (whose
 /// `User` is a plain struct): callers such as runc's own tests leave it out.
-pub fn load_process(path: &Path) -> Result<oci_spec::runtime::Process> {
+pub fn load_process(path: &Path) -> Result<(oci_spec::runtime::Process, Vec<String>)> {
     let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
         path: path.to_path_buf(),
         source,
@@ -104,6 +167,7 @@ pub fn load_process(path: &Path) -> Result<oci_spec::runtime::Process> {
         obj.entry("user")
             .or_insert_with(|| serde_json::Value::Object(Default::default()));
     }
+    let unknown_capabilities = strip_unknown_capabilities(&mut value);
     let p: oci_spec::runtime::Process = serde_path_to_error::deserialize(value).map_err(|e| {
         let field = e.path().to_string();
         let inner = e.into_inner();
@@ -125,7 +189,7 @@ pub fn load_process(path: &Path) -> Result<oci_spec::runtime::Process> {
         }
     })?;
     crate::validate::validate_process(&p)?;
-    Ok(p)
+    Ok((p, unknown_capabilities))
 }
 
 /// Parses config.json text. On error returns `(json path, message)`, e.g.
@@ -236,6 +300,32 @@ mod tests {
             msg.starts_with("string SCMP_ARCH_VAX is not a valid arch for seccomp"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn unknown_capabilities_are_left_out() {
+        let (spec, _, names) = super::parse_config(
+            r#"{"ociVersion":"1.0.2","process":{"cwd":"/","user":{"uid":0,"gid":0},"capabilities":{"bounding":["CAP_KILL","CAP_NEW"],"ambient":["CAP_NEW","CAP_OLD"]}}}"#,
+            false,
+        )
+        .unwrap();
+        assert_eq!(names, ["CAP_NEW", "CAP_OLD"]);
+        let caps = spec
+            .process()
+            .as_ref()
+            .unwrap()
+            .capabilities()
+            .clone()
+            .unwrap();
+        assert_eq!(caps.bounding().as_ref().unwrap().len(), 1);
+        assert!(caps.ambient().as_ref().unwrap().is_empty());
+        // Anything but a name is still the error it was.
+        let (field, _) = super::parse_config(
+            r#"{"ociVersion":"1.0.2","process":{"cwd":"/","user":{},"capabilities":{"bounding":[1]}}}"#,
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(field, "process.capabilities.bounding[0]");
     }
 
     #[test]

@@ -82,6 +82,7 @@ fn create_inner(root: &Path, o: &CreateOptions, mode: Mode) -> Result<Released> 
     for f in &bundle.unknown_fields {
         log::debug(&format!("config.json: ignoring unknown property {f}"));
     }
+    crate::init::process::warn_unknown_capabilities(&bundle.unknown_capabilities);
     crate::container::support::check(&bundle.spec)?;
     // Optional until `start` (runtime spec), which `run` is too: refused before anything exists.
     let process = bundle.spec.process().as_ref();

@@ -125,6 +125,17 @@ pub fn cap_plan(c: &LinuxCapabilities) -> CapPlan {
     CapPlan { unknown, ..plan }
 }
 
+/// runc's warning for capabilities it leaves out (unknown to it or to this kernel), the names as
+/// Go prints a slice: `[CAP_A CAP_B]`.
+pub fn warn_unknown_capabilities(names: &[String]) {
+    if !names.is_empty() {
+        crate::log::warn(&format!(
+            "ignoring unknown or unavailable capabilities: [{}]",
+            names.join(" ")
+        ));
+    }
+}
+
 /// Drops the bounding set. Must run before the uid switch: dropping needs CAP_SETPCAP.
 pub fn apply_bounding(plan: &CapPlan) -> Result<()> {
     for cap in caps::all().into_iter().filter(|c| c.index() <= last_cap()) {
@@ -189,11 +200,23 @@ pub fn apply_caps(plan: &CapPlan) -> Result<()> {
     caps::clear(None, CapSet::Ambient)
         .map_err(|x| Error::Init(format!("clear ambient capabilities: {x}")))?;
     for cap in &plan.ambient {
-        // The kernel refuses an ambient cap that is not both permitted and inheritable; runc skips
-        // those silently, and so do we.
-        if plan.permitted.contains(cap) && plan.inheritable.contains(cap) {
-            caps::raise(None, CapSet::Ambient, *cap)
-                .map_err(|x| Error::Init(format!("raise ambient {cap}: {x}")))?;
+        // The kernel refuses an ambient cap that is not both permitted and inheritable (EPERM);
+        // runc 1.2+ tries each one and warns about a refusal, the container still runs.
+        // SAFETY: PR_CAP_AMBIENT takes integer arguments only.
+        let r = unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                cap.index() as libc::c_ulong,
+                0,
+                0,
+            )
+        };
+        if let Err(e) = nix::errno::Errno::result(r) {
+            crate::log::warn(&format!(
+                "can't raise ambient capability {cap}: {}",
+                crate::error::errno_text(e)
+            ));
         }
     }
     Ok(())
@@ -460,12 +483,7 @@ pub fn prepare(
             unknown: vec![],
         },
     };
-    if !plan.unknown.is_empty() {
-        crate::log::warn(&format!(
-            "ignoring unknown or unavailable capabilities: {:?}",
-            plan.unknown
-        ));
-    }
+    warn_unknown_capabilities(&plan.unknown);
     apply_bounding(&plan)?;
     switch_user(p, setgroups_allowed, true)?;
     if !in_cwd {
