@@ -60,6 +60,8 @@ impl Bundle {
                     message,
                 },
             })?;
+        let mut spec = spec;
+        normalize(&mut spec);
         crate::validate::validate(&spec)?;
         let root = spec.root().as_ref().expect("validated").path();
         let rootfs = if root.is_absolute() {
@@ -84,6 +86,21 @@ impl Bundle {
             unknown_fields,
             unknown_capabilities,
         })
+    }
+}
+
+/// Spellings runc 1.3 accepts for what the rest of hako reads in one form: a namespace whose
+/// `path` is empty is a new one (runc's configs treat "" as unset).
+fn normalize(spec: &mut Spec) {
+    let Some(linux) = spec.linux_mut() else {
+        return;
+    };
+    if let Some(namespaces) = linux.namespaces_mut() {
+        for ns in namespaces.iter_mut() {
+            if ns.path().as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                ns.set_path(None);
+            }
+        }
     }
 }
 
