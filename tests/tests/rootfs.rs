@@ -108,6 +108,26 @@ fn tmpfs_mode_is_the_covered_directorys() {
     );
 }
 
+/// Relative `maskedPaths` / `readonlyPaths` entries are inside the rootfs, as runc and youki
+/// take them (hako before: refused as not absolute); `..` stays inside too.
+#[test]
+fn relative_masked_and_readonly_paths_are_in_the_rootfs() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    fs::create_dir_all(b.rootfs().join("secret/dir")).unwrap();
+    fs::write(b.rootfs().join("secret/f"), "secret\n").unwrap();
+    fs::write(b.rootfs().join("secret/dir/g"), "").unwrap();
+    b.config["root"]["readonly"] = json!(false);
+    b.config["linux"]["maskedPaths"] = json!(["secret/f", "../../secret/dir"]);
+    b.config["linux"]["readonlyPaths"] = json!(["etc"]);
+    let out = h.run_sh(
+        &mut b,
+        "cat /secret/f; ls /secret/dir; touch /etc/x 2>/dev/null || echo etc-ro; touch /tmp/y && echo tmp-rw",
+    );
+    assert_eq!(out, "etc-ro\ntmp-rw\n");
+}
+
 #[test]
 fn cgroup_mount_is_readonly_and_populated() {
     require_root!();

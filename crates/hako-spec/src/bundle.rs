@@ -90,11 +90,31 @@ impl Bundle {
 }
 
 /// Spellings runc 1.3 accepts for what the rest of hako reads in one form: a namespace whose
-/// `path` is empty is a new one (runc's configs treat "" as unset).
+/// `path` is empty is a new one (runc's configs treat "" as unset), and a relative masked or
+/// read-only path is inside the rootfs, as if it began with `/` (runc and youki join it to the
+/// rootfs; resolved with RESOLVE_IN_ROOT, `..` cannot leave it).
 fn normalize(spec: &mut Spec) {
     let Some(linux) = spec.linux_mut() else {
         return;
     };
+    let rooted = |paths: &Option<Vec<String>>| -> Option<Vec<String>> {
+        let paths = paths.as_ref()?;
+        paths.iter().any(|p| !p.starts_with('/')).then(|| {
+            paths
+                .iter()
+                .map(|p| match p.starts_with('/') {
+                    true => p.clone(),
+                    false => format!("/{p}"),
+                })
+                .collect()
+        })
+    };
+    if let Some(masked) = rooted(linux.masked_paths()) {
+        linux.set_masked_paths(Some(masked));
+    }
+    if let Some(readonly) = rooted(linux.readonly_paths()) {
+        linux.set_readonly_paths(Some(readonly));
+    }
     if let Some(namespaces) = linux.namespaces_mut() {
         for ns in namespaces.iter_mut() {
             if ns.path().as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
