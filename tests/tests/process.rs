@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::os::fd::OwnedFd;
+use std::time::Duration;
 
 use hako_tests::*;
 
@@ -434,6 +435,92 @@ fn extra_fds_not_leaked_without_preserve_fds() {
         .collect();
     assert!(fds.starts_with(&[0, 1, 2]), "{fds:?}");
     assert!(fds.iter().all(|&fd| fd <= 3), "leaked fds: {fds:?}");
+}
+
+/// The fds of the shell running this script, from 0 on, as one line (`[ -e ]` is a builtin: the
+/// probe opens nothing itself, and /proc/self is the shell; not /proc/$$, which a createContainer
+/// hook would look up in the host's procfs with its pid of the container's namespace).
+fn fd_listing(out: &str) -> String {
+    format!(
+        "l=''; n=0; while [ $n -lt 1100 ]; do [ -e /proc/self/fd/$n ] && l=\"$l $n\"; n=$((n+1)); \
+         done; echo \"$l\" > {out}"
+    )
+}
+
+/// `create` (then `start`) leaks no fd of the runtime's: the waiting init holds only stdio, the
+/// preserved fd and its own close-on-exec ones (channel, start socket); the container gets stdio
+/// and the preserved fd; every hook, stdio only. The runtime is handed a preserved fd 3 and a
+/// stray fd 9 without close-on-exec.
+#[test]
+fn create_leaks_no_fd_into_the_container_or_hooks() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    let out = b.out_dir();
+    let host = out.to_str().unwrap().to_string();
+    b.set_sh(&fd_listing("/out/container"));
+    let hook = |script: String| json!({"path": "/bin/sh", "args": ["sh", "-c", script]});
+    b.config["hooks"] = json!({
+        "prestart": [hook(fd_listing(&format!("{host}/prestart")))],
+        "createRuntime": [hook(fd_listing(&format!("{host}/createRuntime")))],
+        "createContainer": [hook(fd_listing(&format!("{host}/createContainer")))],
+        "startContainer": [hook(fd_listing("/out/startContainer"))],
+    });
+    b.save();
+    let file = h.scratch().join("fd3");
+    fs::write(&file, "x").unwrap();
+    let f3: OwnedFd = fs::File::open(&file).unwrap().into();
+    let (stray, _w) = pipe();
+    let id = h.new_id();
+    let o = h.cmd_opts(
+        &[
+            "create",
+            "--preserve-fds",
+            "1",
+            "--bundle",
+            b.path().to_str().unwrap(),
+            &id,
+        ],
+        CmdOpts {
+            fds: vec![(f3, 3), (stray, 9)],
+            ..Default::default()
+        },
+    );
+    h.track(&id);
+    o.assert_ok();
+    let init = h.pid(&id);
+    for entry in fs::read_dir(format!("/proc/{init}/fd")).unwrap() {
+        let fd: i32 = entry
+            .unwrap()
+            .file_name()
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        if fd > 3 {
+            let info = read(format!("/proc/{init}/fdinfo/{fd}"));
+            let flags = status_field(&info, "flags").unwrap().trim();
+            let flags = u32::from_str_radix(flags, 8).unwrap();
+            let target = fs::read_link(format!("/proc/{init}/fd/{fd}")).unwrap();
+            assert!(
+                flags & libc::O_CLOEXEC as u32 != 0,
+                "init fd {fd} ({}) crosses execve",
+                target.display()
+            );
+        }
+    }
+    h.start(&id).assert_ok();
+    assert!(h.wait_status(&id, "stopped", Duration::from_secs(10)));
+    let fds = |name: &str| read(out.join(name));
+    assert_eq!(fds("container"), " 0 1 2 3\n", "the container's fds");
+    for name in [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+    ] {
+        assert_eq!(fds(name), " 0 1 2\n", "{name}'s fds");
+    }
 }
 
 /// SELinux labels on a host without SELinux: nothing can apply them, so they are ignored (as
