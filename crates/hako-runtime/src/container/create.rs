@@ -129,6 +129,11 @@ fn create_inner(root: &Path, o: &CreateOptions, mode: Mode) -> Result<Released> 
     } else {
         Cgroups::plan_with(&bundle.spec, &o.id, o.systemd_cgroup, &host_mounts)?
     };
+    // An id in use is reported as such before its cgroup (which its container may well fill) is
+    // looked at, as runc stats the state dir first; the mkdir below still settles a race.
+    if std::fs::symlink_metadata(store.dir(&o.id)).is_ok() {
+        return Err(Error::Exists(o.id.clone()));
+    }
     planned.check_before_create(&bundle.spec)?;
     drop(config);
     let lock = store.create(&o.id)?;
