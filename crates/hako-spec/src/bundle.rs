@@ -266,7 +266,8 @@ pub fn parse_spec_with(
                 _ if path == "." || path.is_empty() => "config".to_string(),
                 _ => path,
             };
-            let message = with_runc_words(&field, inner.to_string());
+            // A value quoted in the message may hold a newline: the error stays one line.
+            let message = with_runc_words(&field, inner.to_string()).replace('\n', "\\n");
             (field, message)
         });
     match spec {
