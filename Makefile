@@ -3,7 +3,17 @@
 
 CARGO ?= cargo
 TMP := $(CURDIR)/.tmp
-DEBIAN_PKGS := busybox-static runc crun hyperfine jq libseccomp-dev pkg-config time util-linux procps bc gcc libc6-dev uidmap passwd
+# Debian packages every target may need, each with what needs it. A test whose host feature no
+# package gives (a kernel option, a controller file) checks for it and prints `SKIP name: reason`.
+DEBIAN_PKGS := gcc libc6-dev pkg-config libseccomp-dev   # the build (the seccomp crate links libseccomp); gcc -static probes in hardening.rs, seccomp.rs
+DEBIAN_PKGS += busybox-static  # every test bundle's rootfs (tests/src/lib.rs, scripts/mkbundle.sh), the VM's
+DEBIAN_PKGS += runc crun       # side-by-side runs: make bench, integration/, process.rs and seccomp.rs comparisons
+DEBIAN_PKGS += hyperfine bc time  # make bench (timings, ratios, peak RSS with /usr/bin/time)
+DEBIAN_PKGS += jq              # Makefile's test lists, scripts/mkbundle.sh, soak.sh, bench.sh
+DEBIAN_PKGS += util-linux procps  # unshare/nsenter (rootless.rs, rootfs.rs), flock/setpriv (the test user), ps/pgrep (lifecycle.rs, soak.sh)
+DEBIAN_PKGS += mount           # mount/umount: cgroups.rs (a second mount of a cgroup hierarchy)
+DEBIAN_PKGS += uidmap passwd   # rootless.rs, systemd.rs: the test user (useradd) and its newuidmap/newgidmap
+DEBIAN_PKGS += iptables        # checkpoint.rs, podman/containerd checkpoint: CRIU locks a dumped netns with ip(6)tables-restore
 # `make integration` also needs the real callers (ctr ships with containerd; script(1) is in bsdutils;
 # dockerd and docker in docker.io; protoc builds the CRI client's bindings).
 INTEGRATION_PKGS := podman conmon containerd bsdutils tar docker.io protobuf-compiler
@@ -70,7 +80,7 @@ criu:
 
 integration-tests: build
 	criu=$$($(CRIU_INSTALL)) && HAKO_CRIU=$$criu HAKO_BIN=$(CURDIR)/target/debug/hako \
-		$(CARGO) test -p hako-tests -- --test-threads=2
+		$(CARGO) test -p hako-tests --no-fail-fast -- --test-threads=2
 	scripts/soak.sh 100
 
 # N lifecycles (exec, pause/resume, kill, delete), half of them with the runtime SIGKILLed at a

@@ -142,7 +142,7 @@ count_file() { cexec --exec-id "cat-$RANDOM$RANDOM" "$1" cat /tmp/count; }
 count_above() { [ "$(count_file "$1" | cut -d' ' -f2)" -gt "$2" ]; }
 
 sc_checkpoint_restore() {
-  command -v criu >/dev/null || skip "no criu on PATH"
+  needs_criu
   local id ref t n; id=$(name ckpt); ref=localhost/hako-int/checkpoint-$RT:latest
   crun -d "$IMG" "$id" sh -c "$COUNTER" >/dev/null
   retry 50 count_above "$id" 2 || fail "no count: $(c task ls)"

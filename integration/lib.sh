@@ -38,6 +38,16 @@ retry() {
   return 1
 }
 
+# needs_criu: SKIP the scenario unless CRIU is on PATH with the ip(6)tables-restore its network
+# lock runs on a dumped network namespace (the iptables package, which `make deps` installs).
+needs_criu() {
+  command -v criu >/dev/null || skip "no criu on PATH"
+  local t
+  for t in iptables-restore ip6tables-restore; do
+    command -v "$t" >/dev/null || skip "CRIU's network lock needs $t (install iptables)"
+  done
+}
+
 # The absolute path of a runtime name (hako or runc).
 runtime_bin() { case "$1" in hako) echo "$HAKO" ;; runc) echo "$RUNC" ;; esac; }
 

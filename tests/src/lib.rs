@@ -31,10 +31,75 @@ pub const CMD_TIMEOUT: Duration = Duration::from_secs(30);
 macro_rules! require_root {
     () => {
         if !$crate::is_root() {
-            eprintln!("skipping {}: needs root", module_path!());
+            $crate::skip("needs root");
             return;
         }
     };
+}
+
+/// Says that the running test (its thread carries the test's name) does not run, or runs only
+/// in part, on this host, and why: `SKIP <test>: <reason>`, the line CI logs are searched for.
+pub fn skip(reason: &str) {
+    skip_line("", reason);
+}
+
+/// Says that a part of the running test does not run on this host, and why:
+/// `SKIP <test> (<part> part): <reason>`.
+pub fn skip_part(part: &str, reason: &str) {
+    skip_line(&format!(" ({part} part)"), reason);
+}
+
+fn skip_line(part: &str, reason: &str) {
+    let t = std::thread::current();
+    let name = t.name().unwrap_or("?");
+    let name = name.rsplit("::").next().unwrap_or(name);
+    // Straight to fd 2, not eprintln!: libtest captures the print macros of a passing test, and
+    // the line must reach the CI log whatever the outcome.
+    let line = format!("SKIP {name}{part}: {reason}\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+}
+
+/// Whether a new cgroup of this host gets `file` from controller `ctrl`, probed in a cgroup of
+/// its own (some files exist only below the root: BFQ's blkio weights): the v1 hierarchy holding
+/// `ctrl`, else the cgroup2 one (where `ctrl` must be enabled at the root, as on any v2 host with
+/// delegation). Kernel options and boot flags decide it: memory.memsw.* and memory.swap.max need
+/// swap accounting, cpu.rt_runtime_us CONFIG_RT_GROUP_SCHED, blkio weights BFQ.
+pub fn host_cgroup_has(ctrl: &str, file: &str) -> bool {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let (mut v1, mut v2) = (None, None);
+    for l in info.lines() {
+        let Some((pre, post)) = l.split_once(" - ") else {
+            continue;
+        };
+        let mp = pre.split(' ').nth(4).unwrap_or("");
+        if !mp.starts_with("/sys/fs/cgroup") {
+            continue;
+        }
+        let f: Vec<&str> = post.split(' ').collect();
+        match (f.first().copied(), f.get(2)) {
+            (Some("cgroup"), Some(o)) if o.split(',').any(|o| o == ctrl) => v1 = Some(mp),
+            (Some("cgroup2"), _) => v2 = Some(mp),
+            _ => {}
+        }
+    }
+    let Some(mp) = v1.or(v2) else {
+        return false;
+    };
+    let probe = Path::new(mp).join(format!("hako-test-probe-{}", unique()));
+    if fs::create_dir(&probe).is_err() {
+        return false;
+    }
+    let found = probe.join(file).exists();
+    let _ = fs::remove_dir(&probe);
+    found
+}
+
+/// The first directory of `$PATH` holding an executable `tool`, as execvp finds it.
+pub fn in_path(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file() && nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok())
 }
 
 pub fn is_root() -> bool {

@@ -58,6 +58,43 @@ fn create_start_stopped_delete() {
     assert!(st.stderr.contains("does not exist"), "{st:?}");
 }
 
+/// A created container's waiting init shows as what it is, as runc's shows `runc init`: it is
+/// a clone of `hako create`, and showed that command line (with the id) until start.
+#[test]
+fn waiting_init_is_named_in_ps() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    b.set_sh("sleep 100");
+    let id = h.new_id();
+    h.create(&id, &b).assert_ok();
+    let pid = h.pid(&id);
+    let cmdline = read(format!("/proc/{pid}/cmdline"));
+    let comm = read(format!("/proc/{pid}/comm"));
+    if testing_runc() {
+        assert_eq!(cmdline, "runc\0init\0");
+    } else {
+        assert_eq!(cmdline, "hako init\0");
+        assert_eq!(comm.trim(), "hako:[INIT]");
+    }
+    let ps = std::process::Command::new("ps")
+        .args(["-o", "args=", "-p", &pid.to_string()])
+        .output()
+        .unwrap();
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    assert!(ps.trim().ends_with(" init"), "ps shows {ps:?}");
+    assert!(
+        !ps.contains(&id),
+        "ps shows the create command line: {ps:?}"
+    );
+    h.start(&id).assert_ok();
+    assert!(
+        wait_for(T, || read(format!("/proc/{pid}/cmdline"))
+            .starts_with("sleep\0")),
+        "the started process keeps the title"
+    );
+}
+
 #[test]
 fn running_then_kill() {
     require_root!();

@@ -571,7 +571,7 @@ impl Drop for Delegated {
 fn delegated_cgroup_v2_subtree_gets_the_limits() {
     require_root!();
     if !cgroup_v2_only() {
-        eprintln!("skipping: needs a pure cgroup v2 host (make test-cgroupv2 runs it in the VM)");
+        skip("needs a pure cgroup v2 host (make test-cgroupv2 runs it in the VM)");
         return;
     }
     let deleg = Delegated::new();

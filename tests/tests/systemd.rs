@@ -30,9 +30,7 @@ macro_rules! require_systemd {
     () => {
         require_root!();
         if !systemd_booted() || !pure_v2() {
-            eprintln!(
-                "skipping: needs a host booted with systemd on cgroup v2 (make test-systemd)"
-            );
+            skip("needs a host booted with systemd on cgroup v2 (make test-systemd)");
             return;
         }
     };

@@ -96,6 +96,13 @@ pub fn stat(pid: i32) -> Option<(char, u64)> {
     Some((s.state, s.starttime))
 }
 
+/// Where this process's argv strings live in its memory: `[arg_start, arg_end)` (fields 48-49).
+pub fn own_argv_area() -> Option<(usize, usize)> {
+    let bytes = read_bytes("/proc/self/stat").ok()?;
+    let s = Stat::from_read(&bytes[..]).ok()?;
+    Some((s.arg_start? as usize, s.arg_end? as usize))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

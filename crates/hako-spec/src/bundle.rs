@@ -204,6 +204,7 @@ pub fn load_process(path: &Path) -> Result<(oci_spec::runtime::Process, Vec<Stri
         obj.entry("user")
             .or_insert_with(|| serde_json::Value::Object(Default::default()));
     }
+    crate::attrs::crate_flag_names(&mut value);
     let unknown_capabilities = strip_unknown_capabilities(&mut value);
     let p: oci_spec::runtime::Process = serde_path_to_error::deserialize(value).map_err(|e| {
         let field = e.path().to_string();
@@ -280,6 +281,27 @@ pub fn parse_spec_with(
                 serde_json::from_str(text).map_err(|e| (String::new(), e.to_string()))?;
             if let Some(p) = value.get_mut("process").and_then(|p| p.as_object_mut()) {
                 p.insert("user".into(), serde_json::Value::Object(Default::default()));
+            }
+            parse_spec_with(&value.to_string(), true)
+        }
+        // The runtime-spec's names of scheduler flags that oci-spec spells otherwise
+        // (attrs::crate_flag_names), likewise only on this path.
+        Err((field, message)) if field.starts_with("process.scheduler.flags") => {
+            let mut value: serde_json::Value =
+                serde_json::from_str(text).map_err(|e| (String::new(), e.to_string()))?;
+            let flags = value
+                .get("process")
+                .and_then(|p| p.pointer("/scheduler/flags"))
+                .cloned();
+            if let Some(p) = value.get_mut("process") {
+                crate::attrs::crate_flag_names(p);
+            }
+            let renamed = value
+                .get("process")
+                .and_then(|p| p.pointer("/scheduler/flags"))
+                .cloned();
+            if renamed == flags {
+                return Err((field, message));
             }
             parse_spec_with(&value.to_string(), true)
         }
@@ -397,6 +419,41 @@ mod tests {
         .unwrap();
         let user = spec.process().as_ref().unwrap().user();
         assert_eq!((user.uid(), user.gid()), (0, 0));
+    }
+
+    #[test]
+    fn scheduler_flags_by_the_specs_names() {
+        let text = r#"{"ociVersion":"1.1.0","process":{"cwd":"/","user":{},"scheduler":
+            {"policy":"SCHED_OTHER","flags":["SCHED_FLAG_RESET_ON_FORK","SCHED_FLAG_DL_OVERRUN",
+            "SCHED_FLAG_KEEP_ALL_NOT"]}}}"#;
+        // An unknown flag stays an error naming it.
+        let (field, _) = parse_spec(text).unwrap_err();
+        assert_eq!(field, "process.scheduler.flags[2]");
+        let text = text.replace(",\n            \"SCHED_FLAG_KEEP_ALL_NOT\"", "");
+        for unknown in [true, false] {
+            let (spec, _) = parse_spec_with(&text, unknown).unwrap();
+            let s = spec
+                .process()
+                .as_ref()
+                .unwrap()
+                .scheduler()
+                .clone()
+                .unwrap();
+            assert_eq!(s.flags().as_ref().map(|f| f.len()), Some(2));
+            // The record (written by the crate) reads back.
+            let again = serde_json::to_string(&spec).unwrap();
+            assert!(parse_spec_with(&again, false).is_ok(), "{again}");
+        }
+        let dir = std::env::temp_dir().join(format!("hako-spec-proc-{}", std::process::id()));
+        std::fs::write(
+            &dir,
+            r#"{"cwd":"/","args":["sh"],"scheduler":{"policy":"SCHED_BATCH",
+            "flags":["SCHED_FLAG_RESET_ON_FORK"]}}"#,
+        )
+        .unwrap();
+        let p = super::load_process(&dir);
+        let _ = std::fs::remove_file(&dir);
+        assert!(p.unwrap().0.scheduler().is_some());
     }
 
     #[test]

@@ -3,9 +3,12 @@
 //! * [`bundle`] loads a bundle's `config.json` (strictly typed by `oci-spec`) and reports the exact
 //!   JSON path of a malformed field.
 //! * [`validate`] rejects configurations the kernel layer must never see.
+//! * [`attrs`] checks the process attributes (scheduler, I/O priority, CPU affinity, memory
+//!   policy) and parses the kernel's list format.
 //! * [`id`] is runc's container-id rule.
 //! * [`state`] is the on-disk container record and the runc-shaped `state` JSON.
 
+pub mod attrs;
 pub mod bundle;
 pub mod defaults;
 pub mod error;

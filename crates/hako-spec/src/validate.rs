@@ -105,7 +105,7 @@ pub fn validate_process(p: &oci_spec::runtime::Process) -> Result<()> {
             ));
         }
     }
-    Ok(())
+    crate::attrs::validate_process(p)
 }
 
 fn mounts(spec: &Spec) -> Result<()> {
@@ -146,6 +146,13 @@ fn has_ns(spec: &Spec, t: LinuxNamespaceType) -> bool {
 }
 
 fn linux(spec: &Spec) -> Result<()> {
+    if let Some(m) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.memory_policy().as_ref())
+    {
+        crate::attrs::validate_memory_policy(m)?;
+    }
     if spec.hostname().as_ref().is_some_and(|h| !h.is_empty())
         && !has_ns(spec, LinuxNamespaceType::Uts)
     {

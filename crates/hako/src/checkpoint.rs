@@ -15,6 +15,7 @@ pub fn checkpoint_options(criu: &Path, a: &CheckpointArgs) -> CheckpointOptions 
             .as_ref()
             .map(|p| p.to_string_lossy().into_owned()),
         leave_running: a.leave_running,
+        link_remap: a.link_remap,
         pre_dump: a.pre_dump,
         status_fd: a.status_fd.unwrap_or(-1),
         page_server: a.page_server.clone(),

@@ -308,6 +308,9 @@ pub struct CheckpointArgs {
     /// Leave the process running after checkpointing.
     #[arg(long = "leave-running")]
     pub leave_running: bool,
+    /// Allow one to link unlinked files back when possible (runc 1.2+).
+    #[arg(long = "link-remap")]
+    pub link_remap: bool,
     /// criu writes \0 to this fd once lazy-pages is ready.
     #[arg(long = "status-fd", allow_hyphen_values = true)]
     pub status_fd: Option<i32>,
@@ -385,6 +388,7 @@ const LONG_FLAGS: &[&str] = &[
     "work-path",
     "parent-path",
     "leave-running",
+    "link-remap",
     "tcp-established",
     "ext-unix-sk",
     "shell-job",

@@ -46,6 +46,23 @@ pub fn read(dir: &Path, file: &str) -> Result<String> {
         .to_string())
 }
 
+/// The first of `files` that exists in `dir`: a controller file whose name depends on the kernel
+/// (blkio.weight with CFQ, blkio.bfq.weight with BFQ). None of them means this kernel cannot
+/// honour `field`, which gets `why` instead of a failed write to a name it does not have.
+pub fn pick_file<'a>(dir: &Path, files: &[&'a str], field: &str, why: &str) -> Result<&'a str> {
+    files
+        .iter()
+        .find(|f| dir.join(f).exists())
+        .copied()
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "{field}: {why} (none of {} exists in {})",
+                files.join(", "),
+                dir.display()
+            ))
+        })
+}
+
 /// Writes a cgroup file. A missing file means the host cannot honour `field`: say which file.
 pub fn write(dir: &Path, file: &str, value: &str, field: &str) -> Result<()> {
     write_error(
@@ -67,6 +84,12 @@ pub fn write_error(
 ) -> Result<()> {
     let p = dir.join(file);
     r.map_err(|e| match e.kind() {
+        // cgroupfs refuses to create a file with EACCES, not ENOENT: a write to a file this
+        // kernel does not have (blkio.weight without BFQ/CFQ) would read "permission denied".
+        _ if !p.exists() => Error::Usage(format!(
+            "{field}: this host cannot set it ({} does not exist)",
+            p.display()
+        )),
         std::io::ErrorKind::NotFound => Error::Usage(format!(
             "{field}: this host cannot set it ({} does not exist)",
             p.display()

@@ -10,6 +10,8 @@ pub mod manager;
 pub mod mount;
 pub mod oom;
 pub mod rootless;
+#[cfg(test)]
+mod scratch;
 pub mod stats;
 pub mod systemd;
 pub mod v1;

@@ -22,6 +22,9 @@ pub struct CheckpointOptions {
     /// `--parent-path`: relative to the image path (a previous pre-dump).
     pub parent_path: Option<String>,
     pub leave_running: bool,
+    /// `--link-remap`: CRIU may link an open file whose name is gone back into the file system
+    /// (a `link_remap.N` file it removes at restore) where it cannot copy it as a ghost file.
+    pub link_remap: bool,
     pub pre_dump: bool,
     /// `--status-fd`: gets one `\0` once the lazy-pages server is ready (-1: none).
     pub status_fd: i32,
@@ -36,6 +39,7 @@ impl Default for CheckpointOptions {
             criu: CriuOptions::default(),
             parent_path: None,
             leave_running: false,
+            link_remap: false,
             pre_dump: false,
             status_fd: -1,
             page_server: None,
@@ -54,6 +58,7 @@ pub fn checkpoint(root: &Path, o: &CheckpointOptions) -> Result<()> {
             "Container cannot be checkpointed in {status} state"
         )));
     }
+    super::refuse_idmapped(&rec.config, "checkpoint")?;
     let criu = swrk::resolve(&o.criu.criu)?;
     let version = checked_version(&criu)?;
     let images = o.criu.image_dir();
@@ -71,9 +76,13 @@ pub fn checkpoint(root: &Path, o: &CheckpointOptions) -> Result<()> {
     };
     let images_fd = open_dir(&images)?;
     let mut opts = base_opts(&o.criu, &rec.config, &images_fd, work.as_ref(), LOG)?;
+    if !o.pre_dump {
+        super::netlock::require_tools(&rec.config, opts.config_file.as_deref(), "checkpoint")?;
+    }
     opts.root = Some(rec.rootfs.to_string_lossy().into_owned());
     opts.pid = Some(rec.pid);
     opts.leave_running = Some(o.leave_running);
+    opts.link_remap = Some(o.link_remap);
     opts.ps = ps;
     for (t, min, key) in [
         (LinuxNamespaceType::Network, 31100, "net"),

@@ -8,6 +8,7 @@
 //! | v1/hybrid cgroup binds (no cgroup namespace) | `<dest>/<hierarchy>` → same | → the new container's cgroup directory |
 //! | `linux.devices` node | path → path | path → path |
 
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use hako_spec::oci::{LinuxNamespaceType, Mount, Spec};
@@ -15,7 +16,7 @@ use hako_spec::oci::{LinuxNamespaceType, Mount, Spec};
 use super::rpc::ExtMountMap;
 use crate::cgroups::{hierarchies, mount::own_path, Hierarchy};
 use crate::error::{Error, Result};
-use crate::fs::paths::clean;
+use crate::fs::paths::{clean, Root};
 
 fn map(key: impl Into<String>, val: impl Into<String>) -> ExtMountMap {
     ExtMountMap {
@@ -37,9 +38,45 @@ fn is_cgroup(m: &Mount) -> bool {
     matches!(m.typ().as_deref(), Some("cgroup") | Some("cgroup2"))
 }
 
-/// The destination as CRIU sees it inside the container: absolute and lexically clean.
+/// The destination as written: absolute and lexically clean.
 fn dest(m: &Mount) -> String {
     format!("/{}", clean(m.destination()).to_string_lossy())
+}
+
+/// Where a bind's destination really is: a symlink in the image (`/link -> /real`) followed
+/// inside `root`, as the mount was made. CRIU finds the mount point `/real` in mountinfo and
+/// refused to dump it ("doesn't have a proper root mount") under a key named `/link`; runc 1.3
+/// keys it by the resolved path, at dump and at restore alike, so images stay interchangeable.
+/// `prefix` is what the resolved fd's path starts with on our side (the rootfs's host path, or
+/// `/` for a container's own root, whose paths the kernel shows as the container sees them).
+/// A destination that does not resolve keeps its lexical form.
+struct Resolver {
+    root: Option<Root>,
+    prefix: PathBuf,
+}
+
+impl Resolver {
+    fn new(root: &Path, prefix: &Path) -> Resolver {
+        Resolver {
+            root: Root::open(root).ok(),
+            prefix: prefix.to_path_buf(),
+        }
+    }
+
+    fn dest(&self, m: &Mount) -> String {
+        let lexical = dest(m);
+        let Some(root) = &self.root else {
+            return lexical;
+        };
+        let Ok(fd) = root.open_path(Path::new(&lexical)) else {
+            return lexical;
+        };
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        match link.as_deref().map(|l| l.strip_prefix(&self.prefix)) {
+            Ok(Ok(rel)) => format!("/{}", rel.to_string_lossy()),
+            _ => lexical,
+        }
+    }
 }
 
 fn new_cgroup_ns(spec: &Spec) -> Result<bool> {
@@ -81,9 +118,11 @@ fn cgroup_binds(dest: &str) -> Result<Vec<(String, Hierarchy)>> {
 pub fn for_dump(spec: &Spec, pid: i32) -> Result<Vec<ExtMountMap>> {
     let mut out = Vec::new();
     let cgroupns = new_cgroup_ns(spec)?;
+    let inside = Resolver::new(Path::new(&format!("/proc/{pid}/root")), Path::new("/"));
     for m in spec.mounts().as_deref().unwrap_or(&[]) {
         if is_bind(m) {
-            out.push(map(dest(m), dest(m)));
+            let d = inside.dest(m);
+            out.push(map(d.clone(), d));
         } else if is_cgroup(m) && !cgroupns {
             for (key, _) in cgroup_binds(&dest(m))? {
                 out.push(map(key.clone(), key));
@@ -113,9 +152,15 @@ pub fn for_dump(spec: &Spec, pid: i32) -> Result<Vec<ExtMountMap>> {
 
 /// What `restore` tells CRIU: `criu_cgroup` is `/proc/<criu>/cgroup` once CRIU was moved into the
 /// new container's cgroups, whose directories the cgroup binds now point at.
-pub fn for_restore(spec: &Spec, bundle: &Path, criu_cgroup: &str) -> Result<Vec<ExtMountMap>> {
+pub fn for_restore(
+    spec: &Spec,
+    bundle: &Path,
+    rootfs: &Path,
+    criu_cgroup: &str,
+) -> Result<Vec<ExtMountMap>> {
     let mut out = Vec::new();
     let cgroupns = new_cgroup_ns(spec)?;
+    let image = Resolver::new(rootfs, rootfs);
     for m in spec.mounts().as_deref().unwrap_or(&[]) {
         if is_bind(m) {
             let Some(src) = m.source().as_ref() else {
@@ -126,7 +171,7 @@ pub fn for_restore(spec: &Spec, bundle: &Path, criu_cgroup: &str) -> Result<Vec<
             } else {
                 bundle.join(src)
             };
-            out.push(map(dest(m), src.to_string_lossy()));
+            out.push(map(image.dest(m), src.to_string_lossy()));
         } else if is_cgroup(m) && !cgroupns {
             for (key, h) in cgroup_binds(&dest(m))? {
                 let rel = own_path(&h, criu_cgroup);

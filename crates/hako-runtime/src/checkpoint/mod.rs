@@ -6,6 +6,7 @@
 
 pub mod dump;
 pub mod extmnt;
+mod netlock;
 pub mod restore;
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod rpc;
@@ -123,18 +124,22 @@ fn base_opts(
         ..Default::default()
     };
     opts.set_manage_cgroups_mode(mode);
-    // As runc: the `org.criu.config` annotation names a CRIU configuration file (empty: none);
-    // without it, runc's own file, so settings made for runc apply to hako too.
+    opts.config_file = criu_config(spec);
+    Ok(opts)
+}
+
+/// As runc: the `org.criu.config` annotation names a CRIU configuration file (empty: none);
+/// without it, runc's own file, so settings made for runc apply to hako too.
+fn criu_config(spec: &Spec) -> Option<String> {
     let annotated = spec
         .annotations()
         .as_ref()
         .and_then(|a| a.get("org.criu.config").cloned());
     match annotated {
-        Some(f) if f.is_empty() => {}
-        Some(f) => opts.config_file = Some(f),
-        None => opts.config_file = Some("/etc/criu/runc.conf".into()),
+        Some(f) if f.is_empty() => None,
+        Some(f) => Some(f),
+        None => Some("/etc/criu/runc.conf".into()),
     }
-    Ok(opts)
 }
 
 /// The log CRIU wrote, for the error line: where it is, and its first error.
@@ -176,6 +181,29 @@ fn checked_version(criu: &Path) -> Result<u32> {
     let v = swrk::version(criu)?;
     swrk::require(v, MIN_VERSION, "the version RPC")?;
     Ok(v)
+}
+
+/// Containers with idmapped mounts are refused before CRIU is asked anything: CRIU dumps a bind
+/// mount of the host as an external mount and restore binds its source again, plainly, so the
+/// restored container would see every file of it owned by nobody (or, without a user namespace,
+/// by the host's ids). Nothing is dumped, and the container runs on.
+pub fn refuse_idmapped(spec: &Spec, what: &str) -> Result<()> {
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let idmapped = m.uid_mappings().is_some()
+            || m.gid_mappings().is_some()
+            || m.options()
+                .iter()
+                .flatten()
+                .any(|o| o == "idmap" || o == "ridmap" || o.starts_with("idmap="));
+        if idmapped {
+            return Err(Error::Usage(format!(
+                "{what}: mounts[{i}] ({}) is an idmapped mount, which CRIU cannot {what} (its \
+                 restore would bind the source without the id mapping)",
+                m.destination().display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

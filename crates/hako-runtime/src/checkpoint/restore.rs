@@ -20,7 +20,9 @@ use nix::unistd::Pid;
 use super::dump::{ext_key, ns_path};
 use super::rpc::{CgroupRoot, CriuReq, CriuReqType, InheritFd, JoinNamespace};
 use super::swrk::{self, Handler, Spawn};
-use super::{base_opts, checked_version, extmnt, open_dir, with_log, CriuOptions, DESCRIPTORS};
+use super::{
+    base_opts, checked_version, criu_config, extmnt, open_dir, with_log, CriuOptions, DESCRIPTORS,
+};
 use crate::cgroups::Cgroups;
 use crate::container::hooks;
 use crate::container::store::{self, Locked, Store};
@@ -53,6 +55,7 @@ pub fn restore(root: &Path, o: &RestoreOptions) -> Result<i32> {
     hako_spec::id::validate_id(&o.id)?;
     let bundle = Bundle::load_with(&o.bundle, crate::log::debug_enabled())?;
     crate::container::support::check(&bundle.spec)?;
+    super::refuse_idmapped(&bundle.spec, "restore")?;
     let terminal = bundle
         .spec
         .process()
@@ -62,6 +65,11 @@ pub fn restore(root: &Path, o: &RestoreOptions) -> Result<i32> {
     crate::init::console::check_flags(terminal, o.detach, o.console_socket.is_some())?;
     let criu = swrk::resolve(&o.criu.criu)?;
     let version = checked_version(&criu)?;
+    super::netlock::require_tools(
+        &bundle.spec,
+        criu_config(&bundle.spec).as_deref(),
+        "restore",
+    )?;
     if o.lsm_profile.is_some() {
         swrk::require(version, 31600, "--lsm-profile")?;
     }
@@ -377,7 +385,8 @@ impl Handler for RestoreEvents<'_> {
                 });
             }
         }
-        opts.ext_mnt = extmnt::for_restore(&self.bundle.spec, &self.bundle.dir, &own)?;
+        let b = &self.bundle;
+        opts.ext_mnt = extmnt::for_restore(&b.spec, &b.dir, &b.rootfs, &own)?;
         Ok(())
     }
 

@@ -86,12 +86,19 @@ fn create_inner(root: &Path, o: &CreateOptions, mode: Mode) -> Result<Released> 
     crate::container::support::check(&bundle.spec)?;
     // Optional until `start` (runtime spec), which `run` is too: refused before anything exists.
     let process = bundle.spec.process().as_ref();
+    let attrs = crate::init::attrs::Plan::for_init(process, bundle.spec.linux().as_ref())?;
     if mode == Mode::Run && process.is_none() {
         return Err(Error::Usage(entry::NO_PROCESS.into()));
     }
     let terminal = process.and_then(|p| p.terminal()).unwrap_or(false);
     crate::init::console::check_flags(terminal, !o.foreground, o.console_socket.is_some())?;
     let plan = namespaces::plan(&bundle.spec);
+    let idmapped = crate::fs::idmapped::plan(
+        &bundle.spec,
+        &plan,
+        &bundle.dir,
+        nix::unistd::geteuid().as_raw(),
+    )?;
     crate::fs::rootfs::verify_host_proc()?;
     let store = Store::open(root)?;
     // Compiled (or found in the cache under --root) before the container exists: a bad profile
@@ -175,7 +182,9 @@ fn create_inner(root: &Path, o: &CreateOptions, mode: Mode) -> Result<Released> 
             planned,
             caller,
             seccomp: seccomp.as_ref(),
+            attrs: &attrs,
             host_mounts: &host_mounts,
+            idmapped: &idmapped,
         },
         &mut made,
         &mut rec,
@@ -211,8 +220,12 @@ struct Decided<'a> {
     caller: Option<crate::init::idmap::Caller>,
     /// `linux.seccomp`, compiled.
     seccomp: Option<&'a crate::security::seccomp::Compiled>,
+    /// The process attributes (crate::init::attrs), checked.
+    attrs: &'a crate::init::attrs::Plan,
     /// /proc/self/mountinfo, parsed once for the plan and the init.
     host_mounts: &'a [crate::procinfo::Mount],
+    /// The idmapped mounts, checked.
+    idmapped: &'a [crate::fs::idmapped::Wanted],
 }
 
 /// What a `create` has brought into existence so far: undone if it fails.
@@ -236,7 +249,9 @@ fn create_locked(
         planned,
         caller,
         seccomp,
+        attrs,
         host_mounts,
+        idmapped,
     } = decided;
     let spec = &bundle.spec;
     let listener = match mode {
@@ -342,6 +357,7 @@ fn create_locked(
                     }
                 },
                 seccomp,
+                attrs,
                 stdio: if o.foreground && !terminal {
                     crate::init::stdio::Origin::Caller
                 } else {
@@ -351,6 +367,7 @@ fn create_locked(
                     plan.new_user && crate::init::idmap::denies_setgroups(spec, c.egid)
                 }),
                 bind_sources: &bind_sources,
+                idmapped,
                 runtime_pid,
                 host_mounts,
             })
@@ -399,8 +416,20 @@ fn create_locked(
         pid = real;
         made.child = Some(pid);
     }
-    if !bind_sources.is_empty() {
-        crate::fs::bind_sources::send(&parent_ch, pid, &bind_sources)?;
+    let asked = crate::fs::bind_sources::Asked {
+        sources: &bind_sources,
+        idmapped,
+    };
+    if !asked.is_empty() {
+        let l = spec.linux().as_ref();
+        let own = l.filter(|_| plan.new_user).map(|l| {
+            (
+                l.uid_mappings().as_deref().unwrap_or(&[]),
+                l.gid_mappings().as_deref().unwrap_or(&[]),
+            )
+        });
+        let userns = crate::fs::idmapped::Userns::prepare(idmapped, pid, own, caller)?;
+        crate::fs::bind_sources::send(&parent_ch, pid, &asked, &userns)?;
     }
     // While the init builds its namespaces and mounts on the other CPU: its cgroups, limits set
     // before it joins, and it joined before it may unshare its cgroup namespace (rooted there) or

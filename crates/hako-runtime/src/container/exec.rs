@@ -4,7 +4,8 @@
 //! the resolved `process`, joins every namespace of the container through a pidfd of its init
 //! (`setns(pidfd, flags)` enters them all at once, the user namespace first, and cannot race with
 //! pid reuse), is put in the container's cgroups by the runtime before it may go on, applies the
-//! process's rlimits, capabilities, user and no_new_privs, and execs. A pid namespace only applies
+//! process's rlimits, attributes (crate::init::attrs, as the init does), capabilities, user and
+//! no_new_privs, and execs. A pid namespace only applies
 //! to children, so the runtime enters it just around the clone and the child is born inside it.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -195,6 +196,13 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
     let terminal = process.terminal().unwrap_or(false);
     crate::init::console::check_flags(terminal, o.detach, o.console_socket.is_some())?;
     crate::container::support::check_labels(&process)?;
+    // The exec's own process attributes (or the container's), the container's personality and
+    // memory policy.
+    let attrs = crate::init::attrs::Plan::for_exec(
+        &process,
+        rec.config.process().as_ref(),
+        rec.config.linux().as_ref(),
+    )?;
     // Compiled by the runtime with this process's no_new_privs: a bad profile fails here.
     let seccomp = crate::security::seccomp::for_spec(
         root,
@@ -306,6 +314,7 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
                 },
                 close,
                 seccomp: seccomp.as_ref(),
+                attrs: &attrs,
                 chroot,
                 runtime_pid,
             })
@@ -446,6 +455,8 @@ struct Child<'a> {
     stdio: crate::init::stdio::Origin,
     close: Vec<RawFd>,
     seccomp: Option<&'a crate::security::seccomp::Compiled>,
+    /// Scheduler, I/O priority, CPU affinity, memory policy, personality (crate::init::attrs).
+    attrs: &'a crate::init::attrs::Plan,
     /// The init's root, when it is only a chroot in our own mount namespace.
     chroot: Option<OwnedFd>,
     /// Our parent, checked once the parent-death signal is armed.
@@ -511,6 +522,8 @@ fn child(c: Child) -> ! {
 }
 
 fn setup(c: &Child) -> Result<process::Ready> {
+    // Before the cgroups and everything else (runc applies it to its exec child at once).
+    c.attrs.apply_initial()?;
     match c.channel.expect("runtime")? {
         Msg::Go => {}
         m => return Err(Error::Init(format!("unexpected message {m:?}"))),
@@ -518,6 +531,7 @@ fn setup(c: &Child) -> Result<process::Ready> {
     // Into the container's v1 cgroups, before anything joins its namespaces or changes our
     // credentials (single-threaded: the kernel's fast path).
     crate::init::entry::join_own_cgroups(&c.channel)?;
+    c.attrs.reset_affinity();
     if !c.flags.is_empty() {
         nix::sched::setns(c.pidfd.as_fd(), c.flags).op("join the container's namespaces")?;
         // Joining a user namespace changes credentials, which clears the signal: arm it again
@@ -564,6 +578,7 @@ fn setup(c: &Child) -> Result<process::Ready> {
     sys::parent_death_signal(None, c.runtime_pid);
     process::prepare(
         c.process,
+        c.attrs,
         c.setgroups_allowed,
         &[],
         &fds,

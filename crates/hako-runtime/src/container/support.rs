@@ -26,45 +26,14 @@ pub fn check(spec: &Spec) -> Result<()> {
                 "moving network devices is not supported by hako",
             ));
         }
-        if l.memory_policy().is_some() {
-            return Err(unsupported(
-                "linux.memoryPolicy",
-                "memory policies are not supported by hako",
-            ));
-        }
         // linux.mountLabel: an SELinux context for the container's mounts. Without SELinux on the
         // host there is nothing to label and the field is ignored, as crun does (images and
         // callers set it unconditionally).
     }
     if let Some(p) = spec.process() {
-        if p.scheduler().is_some() {
-            return Err(unsupported(
-                "process.scheduler",
-                "scheduler settings are not supported by hako",
-            ));
-        }
-        if p.io_priority().is_some() {
-            return Err(unsupported(
-                "process.ioPriority",
-                "I/O priority is not supported by hako",
-            ));
-        }
-        if p.exec_cpu_affinity().is_some() {
-            return Err(unsupported(
-                "process.execCPUAffinity",
-                "CPU affinity is not supported by hako",
-            ));
-        }
         check_labels(p)?;
     }
-    for (i, m) in spec.mounts().iter().flatten().enumerate() {
-        if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-            return Err(unsupported(
-                &format!("mounts[{i}]"),
-                "idmapped mounts are not supported by this version of hako",
-            ));
-        }
-    }
+    // Idmapped mounts are checked with what they need (fs::idmapped::plan).
     Ok(())
 }
 

@@ -60,49 +60,104 @@ pub fn wanted(spec: &Spec, plan: &Plan, bundle: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Runtime side: waits for the init to report its new mount namespace, opens `sources` in it,
-/// and sends the fds, one message each, in order.
-pub fn send(channel: &Channel, init: i32, sources: &[PathBuf]) -> Result<()> {
+/// What the runtime opens or makes in the init's mount namespace: bind sources ([`wanted`]) and
+/// idmapped mounts ([`crate::fs::idmapped::plan`]).
+pub struct Asked<'a> {
+    pub sources: &'a [PathBuf],
+    pub idmapped: &'a [crate::fs::idmapped::Wanted],
+}
+
+impl Asked<'_> {
+    pub fn is_empty(&self) -> bool {
+        self.sources.is_empty() && self.idmapped.is_empty()
+    }
+}
+
+/// Runtime side: waits for the init to report its new mount namespace, opens the sources and
+/// makes the idmapped mounts in it, and sends the fds, one message each, in order. `userns` are
+/// the idmapped mounts' user namespaces, opened before (a helper namespace is forked from the
+/// runtime's own mount namespace, not the init's).
+pub fn send(
+    channel: &Channel,
+    init: i32,
+    asked: &Asked,
+    userns: &crate::fs::idmapped::Userns,
+) -> Result<()> {
     match channel.expect("container init")? {
         Msg::MountNsReady => {}
         m => return Err(Error::Init(format!("unexpected message {m:?}"))),
     }
-    for fd in open_in_mount_ns_of(init, sources)? {
+    let (opened, trees) = in_mount_ns_of(init, || {
+        let opened = asked
+            .sources
+            .iter()
+            .map(|src| {
+                nix::fcntl::open(src, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+                    .ctx("open bind source", src)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let trees = crate::fs::idmapped::make_all(asked.idmapped, userns)?;
+        Ok((opened, trees))
+    })?;
+    for fd in opened {
         channel.send_fd(&Msg::BindSource, fd.as_fd())?;
+    }
+    for fd in trees {
+        channel.send_fd(&Msg::IdmappedMount, fd.as_fd())?;
     }
     Ok(())
 }
 
 /// Init side, right after its mount namespace exists: asks for the fds and receives them.
-pub fn receive(channel: &Channel, sources: &[PathBuf]) -> Result<Opened> {
-    if sources.is_empty() {
-        return Ok(Opened(vec![]));
+pub fn receive(channel: &Channel, asked: &Asked) -> Result<Opened> {
+    if asked.is_empty() {
+        return Ok(Opened::default());
     }
     channel.send(&Msg::MountNsReady)?;
-    let mut v = Vec::with_capacity(sources.len());
-    for src in sources {
+    let mut o = Opened::default();
+    for src in asked.sources {
         match channel.recv_fd("runtime")? {
-            (Msg::BindSource, fd) => v.push((src.clone(), fd)),
+            (Msg::BindSource, fd) => o.sources.push((src.clone(), fd)),
             (m, _) => return Err(Error::Init(format!("unexpected message {m:?}"))),
         }
     }
-    Ok(Opened(v))
+    for w in asked.idmapped {
+        match channel.recv_fd("runtime")? {
+            (Msg::IdmappedMount, fd) => o.idmapped.push((w.index, fd)),
+            (m, _) => return Err(Error::Init(format!("unexpected message {m:?}"))),
+        }
+    }
+    Ok(o)
 }
 
-/// O_PATH fds on bind sources, by their absolute source path.
+/// O_PATH fds on bind sources, by their absolute source path, and the detached idmapped mounts,
+/// by their index in `mounts[]`.
 #[derive(Default)]
-pub struct Opened(Vec<(PathBuf, OwnedFd)>);
+pub struct Opened {
+    sources: Vec<(PathBuf, OwnedFd)>,
+    idmapped: Vec<(usize, OwnedFd)>,
+}
 
 impl Opened {
     pub fn get(&self, src: &Path) -> Option<&OwnedFd> {
-        self.0.iter().find(|(p, _)| p == src).map(|(_, fd)| fd)
+        self.sources
+            .iter()
+            .find(|(p, _)| p == src)
+            .map(|(_, fd)| fd)
+    }
+
+    pub fn idmapped(&self, index: usize) -> Option<&OwnedFd> {
+        self.idmapped
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map(|(_, fd)| fd)
     }
 }
 
-/// setns into `pid`'s mount namespace, open every source with O_PATH, and back. The runtime is
-/// single-threaded, as setns(CLONE_NEWNS) requires; entering resets root and cwd, so both come
-/// back from fds taken before.
-fn open_in_mount_ns_of(pid: i32, sources: &[PathBuf]) -> Result<Vec<OwnedFd>> {
+/// setns into `pid`'s mount namespace, run `f` there, and back. The runtime is single-threaded,
+/// as setns(CLONE_NEWNS) requires; entering resets root and cwd, so both come back from fds taken
+/// before.
+fn in_mount_ns_of<T>(pid: i32, f: impl FnOnce() -> Result<T>) -> Result<T> {
     let own = std::fs::File::open("/proc/self/ns/mnt").ctx("open", "/proc/self/ns/mnt")?;
     let cwd = nix::fcntl::open(
         ".",
@@ -112,16 +167,21 @@ fn open_in_mount_ns_of(pid: i32, sources: &[PathBuf]) -> Result<Vec<OwnedFd>> {
     .ctx("open", ".")?;
     let theirs_path = format!("/proc/{pid}/ns/mnt");
     let theirs = std::fs::File::open(&theirs_path).ctx("open", &theirs_path)?;
+    // Entering our own namespace is what coming back takes: a runtime that is root only in a user
+    // namespace but runs in a mount namespace of its parent's (`unshare -U` without `-m`) could
+    // go but not return. Refused here, with why, before it goes.
+    nix::sched::setns(own.as_fd(), CloneFlags::CLONE_NEWNS).map_err(|e| {
+        Error::Usage(format!(
+            "the runtime could not enter the container's mount namespace and return to its own: \
+             setns /proc/self/ns/mnt: {} (a runtime in a user namespace needs a mount namespace \
+             of that user namespace, as rootless podman gives it)",
+            crate::error::errno_text(e)
+        ))
+    })?;
     nix::sched::setns(theirs.as_fd(), CloneFlags::CLONE_NEWNS).ctx("setns", &theirs_path)?;
-    let opened = sources
-        .iter()
-        .map(|src| {
-            nix::fcntl::open(src, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
-                .ctx("open bind source", src)
-        })
-        .collect::<Result<Vec<_>>>();
+    let r = f();
     // Back home whatever happened: everything after this runs in the runtime's namespace.
     nix::sched::setns(own.as_fd(), CloneFlags::CLONE_NEWNS).op("restore mount namespace")?;
     nix::unistd::fchdir(&cwd).op("restore working directory")?;
-    opened
+    r
 }

@@ -140,7 +140,7 @@ pub const PROPAGATION: &[(&str, MsFlags)] = &[
 
 /// Every option name `mounts[].options` understands (flags, propagation, recursive attributes),
 /// sorted: what `hako features` reports as `mountOptions`. Anything else is passed to the
-/// filesystem as data; `tmpcopyup`, `idmap` and `ridmap` are refused.
+/// filesystem as data; `tmpcopyup`, `idmap` and `ridmap` are extensions handled on their own.
 pub fn option_names() -> Vec<&'static str> {
     let mut v: Vec<&'static str> = FLAGS
         .iter()
@@ -190,9 +190,8 @@ pub fn parse_options(opts: &[String]) -> Options {
             }
         } else if opt == "tmpcopyup" {
             o.copy_up = true;
-        } else if opt == "idmap" || opt == "ridmap" {
-            // runc extensions hako does not implement yet; refuse rather than silently differ.
-            o.data.push(format!("\0unsupported:{opt}"));
+        } else if opt == "idmap" || opt == "ridmap" || opt.starts_with("idmap=") {
+            // Not for mount(2): the runtime made the mount idmapped ([`crate::fs::idmapped`]).
         } else {
             o.data.push(opt.clone());
         }
@@ -312,25 +311,18 @@ pub struct MountCtx<'a> {
     pub host_mounts: &'a [crate::procinfo::Mount],
 }
 
-/// Mounts one entry of `mounts[]`.
-pub fn mount_one(ctx: &MountCtx, m: &Mount) -> Result<()> {
+/// Mounts entry `index` of `mounts[]`.
+pub fn mount_one(ctx: &MountCtx, index: usize, m: &Mount) -> Result<()> {
     let dest = m.destination();
     let shown = ctx.root.host_path(dest);
     let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
-    if let Some(bad) = opts
-        .data
-        .iter()
-        .find_map(|d| d.strip_prefix("\0unsupported:"))
-    {
-        return Err(Error::Usage(format!(
-            "mount {}: option {bad:?} is not supported by hako",
-            dest.display()
-        )));
-    }
     let typ = m.typ().as_deref().unwrap_or("");
     // The destination, when it exists, opened once: checked, then mounted on.
     let opened = check_proc(ctx, m, typ, &shown)?;
     let is_bind = opts.flags.contains(MsFlags::MS_BIND) || typ == "bind";
+    if let Some(tree) = ctx.bind_fds.idmapped(index).filter(|_| is_bind) {
+        return attach_idmapped(ctx, tree, dest, opened, &opts, &shown);
+    }
     if is_bind {
         let src = m.source().as_ref().expect("validated: bind needs source");
         let src: PathBuf = if src.is_absolute() {
@@ -695,12 +687,41 @@ fn bind_onto(
         None => src.to_string_lossy().into_owned(),
     };
     mnt(Some(&src_s), &target, None, MsFlags::MS_BIND | rec, None).ctx("bind mount", shown)?;
+    remount_flags(ctx, dest, o, shown)?;
+    finish(ctx.root, dest, o, shown)
+}
+
+/// An idmapped mount the runtime made (detached, [`crate::fs::idmapped`]) attached on the
+/// destination, then given the flags, propagation and recursive attributes of a bind.
+fn attach_idmapped(
+    ctx: &MountCtx,
+    tree: &OwnedFd,
+    dest: &Path,
+    opened: Probed,
+    o: &Options,
+    shown: &Path,
+) -> Result<()> {
+    let st = nix::sys::stat::fstat(tree).ctx("stat idmapped mount", shown)?;
+    let kind = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        Kind::Dir
+    } else {
+        Kind::File
+    };
+    let target = opened.ensure(ctx.root, dest, kind)?;
+    sys::move_mount_fd(tree, target.as_raw_fd()).ctx("attach idmapped mount", shown)?;
+    remount_flags(ctx, dest, o, shown)?;
+    finish(ctx.root, dest, o, shown)
+}
+
+/// mount(2) ignores MS_RDONLY and friends with MS_BIND: a bind remount of the new mount applies
+/// them, keeping what the kernel locked.
+fn remount_flags(ctx: &MountCtx, dest: &Path, o: &Options, shown: &Path) -> Result<()> {
     let extra = o.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     if !extra.is_empty() || !o.cleared.is_empty() {
         let fd = ctx.root.open_path(dest).ctx("reopen mount", shown)?;
         remount_bind(&fd, (locked_flags(&fd) & !o.cleared) | extra).ctx("remount bind", shown)?;
     }
-    finish(ctx.root, dest, o, shown)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -124,11 +124,11 @@ pub fn mount_all(
         host_mounts,
     };
     let spec_mounts = spec.mounts().as_deref().unwrap_or(&[]);
-    for m in spec_mounts {
+    for (i, m) in spec_mounts.iter().enumerate() {
         if matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")) {
             before_cgroup()?;
         }
-        mounts::mount_one(&ctx, m)?;
+        mounts::mount_one(&ctx, i, m)?;
     }
     let dev_from_host = spec_mounts.iter().any(|m| {
         crate::fs::paths::clean(m.destination()) == Path::new("dev")

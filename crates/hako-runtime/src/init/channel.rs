@@ -50,11 +50,14 @@ pub enum Msg {
     /// runtime → exec child: go on and exec; without it (EOF: the runtime died before the
     /// hand-over) the child exits and the user's command never runs.
     Proceed,
-    /// init → runtime: its mount namespace exists; open the bind sources in it
-    /// (user-namespace containers, see `bind_sources`).
+    /// init → runtime: its mount namespace exists; open the bind sources (user-namespace
+    /// containers) and make the idmapped mounts in it (see `bind_sources`).
     MountNsReady,
     /// runtime → init: one bind source's O_PATH fd, attached (SCM_RIGHTS), in the order asked.
     BindSource,
+    /// runtime → init: one detached idmapped mount (open_tree + mount_setattr), attached, in the
+    /// order asked (`fs::idmapped`).
+    IdmappedMount,
     /// either way: the operation failed; the text is the whole error.
     Error(String),
 }

@@ -44,12 +44,16 @@ pub struct InitArgs<'a> {
     pub owner_uid: u32,
     /// `linux.seccomp`, compiled by the runtime; loaded where its placement says.
     pub seccomp: Option<&'a crate::security::seccomp::Compiled>,
+    /// Scheduler, I/O priority, memory policy, personality: checked by the runtime.
+    pub attrs: &'a crate::init::attrs::Plan,
     /// Whose fds the init's stdio are, for giving them to `process.user`.
     pub stdio: crate::init::stdio::Origin,
     /// False when an unprivileged runtime wrote `deny` to the user namespace's setgroups.
     pub setgroups_allowed: bool,
     /// Bind sources the runtime opens for us in our mount namespace (`bind_sources::wanted`).
     pub bind_sources: &'a [PathBuf],
+    /// The idmapped mounts the runtime makes for us (`fs::idmapped::plan`).
+    pub idmapped: &'a [crate::fs::idmapped::Wanted],
     /// The runtime's pid, for checking that it is still our parent once the parent-death
     /// signal is armed.
     pub runtime_pid: i32,
@@ -68,6 +72,10 @@ pub fn main(args: InitArgs) -> ! {
     }
     for fd in &args.close {
         let _ = nix::unistd::close(*fd);
+    }
+    // `create`: this process waits for `start` and should not look like its runtime meanwhile.
+    if args.listener.is_some() {
+        super::title::set();
     }
     // The runtime blocks signals it forwards (`run`); the container starts with none blocked.
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
@@ -112,7 +120,10 @@ fn setup(a: &InitArgs) -> Result<Ready> {
     }
     if a.plan.fork_for_pid {
         // unshare(CLONE_NEWPID) only moves our children: fork the real init into it. This process
-        // reports the init's pid and leaves.
+        // reports the init's pid and leaves. The real init speaks on the channel only once that
+        // is sent (the runtime reads InitPid first): it waits for EOF on this pipe, which the
+        // intermediate's exit closes.
+        let (wait_r, wait_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).op("pipe")?;
         // SAFETY: this process is single-threaded (cloned from the single-threaded runtime); the
         // child continues in this function and execs or _exits.
         match unsafe { sys::clone3(0, None) }.op("fork into pid namespace")? {
@@ -122,12 +133,22 @@ fn setup(a: &InitArgs) -> Result<Ready> {
                 // init (its child) still relies on.
                 unsafe { libc::_exit(0) }
             }
-            sys::Forked::Child => {}
+            sys::Forked::Child => {
+                drop(wait_w);
+                let mut b = [0u8; 1];
+                let _ = sys::retry(|| nix::unistd::read(&wait_r, &mut b));
+            }
         }
     }
     // Our mount namespace exists now: the runtime opens the bind sources its root may reach and
-    // ours may not.
-    let bind_fds = crate::fs::bind_sources::receive(&a.channel, a.bind_sources)?;
+    // ours may not, and makes the idmapped mounts, which need its privilege over the sources.
+    let bind_fds = crate::fs::bind_sources::receive(
+        &a.channel,
+        &crate::fs::bind_sources::Asked {
+            sources: a.bind_sources,
+            idmapped: a.idmapped,
+        },
+    )?;
     let in_userns = a.plan.new_user
         || a.plan
             .join
@@ -223,6 +244,8 @@ fn setup(a: &InitArgs) -> Result<Ready> {
     };
     drop(mounts);
     join_cgroups()?;
+    // In the container's cpuset now: not the runtime's affinity but the cgroup's (runc).
+    a.attrs.reset_affinity();
     // Without hooks that run here or later at create/start, nothing needs the runtime between
     // the mounts and `Created` (the state is only for those hooks' stdin): no round trip.
     let state = if hooks::need_create_round_trip(spec.hooks().as_ref()) {
@@ -294,17 +317,14 @@ fn setup(a: &InitArgs) -> Result<Ready> {
     drop(pivot);
     // Our stderr may become the container's terminal or /dev/null now.
     crate::log::timings_to_file_only();
-    // Everything up to execve but the wait for `start`: stdio, personality, capabilities,
-    // seccomp, the user's credentials, fds.
+    // Everything up to execve but the wait for `start`: stdio, the process attributes
+    // (personality, scheduler, ...), capabilities, seccomp, the user's credentials, fds.
     let exec = tracing::debug_span!("exec").entered();
     crate::init::stdio::reopen_dev_null()?;
     if let Some(peer) = &console_peer {
         crate::init::console::make_stdio(peer)?;
     }
     drop(console_peer);
-    if let Some(p) = linux.personality() {
-        process::set_personality(p)?;
-    }
     if let Some(p) = process {
         crate::init::stdio::give_to_user(p.user().uid(), a.stdio)?;
     }
@@ -327,6 +347,7 @@ fn setup(a: &InitArgs) -> Result<Ready> {
         .map(|p| {
             process::prepare(
                 p,
+                a.attrs,
                 a.setgroups_allowed,
                 &a.extra_env,
                 &fds,

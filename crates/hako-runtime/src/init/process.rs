@@ -38,25 +38,47 @@ pub fn rlimit_resource(t: PosixRlimitType) -> Option<libc::__rlimit_resource_t> 
     })
 }
 
+/// One `process.rlimits` entry, resolved to the kernel's resource.
+#[derive(Debug, Clone)]
+pub struct Rlimit {
+    name: String,
+    resource: libc::__rlimit_resource_t,
+    soft: u64,
+    hard: u64,
+}
+
+/// `process.rlimits` resolved (by the runtime, before anything exists): an unknown type fails
+/// naming it.
+pub fn rlimit_plan(p: &Process) -> Result<Vec<Rlimit>> {
+    p.rlimits()
+        .iter()
+        .flatten()
+        .map(|r| {
+            let name = serde_json::to_string(&r.typ()).unwrap_or_default();
+            let name = name.trim_matches('"').to_string();
+            let resource = rlimit_resource(r.typ())
+                .ok_or_else(|| Error::Usage(format!("process.rlimits: unsupported {name}")))?;
+            Ok(Rlimit {
+                name,
+                resource,
+                soft: r.soft(),
+                hard: r.hard(),
+            })
+        })
+        .collect()
+}
+
 /// Set while still privileged: raising a hard limit needs CAP_SYS_RESOURCE.
-pub fn set_rlimits(p: &Process) -> Result<()> {
-    for r in p.rlimits().iter().flatten() {
-        let name = serde_json::to_string(&r.typ()).unwrap_or_default();
-        let res = rlimit_resource(r.typ())
-            .ok_or_else(|| Error::Usage(format!("process.rlimits: unsupported {name}")))?;
+pub fn set_rlimits(rlimits: &[Rlimit]) -> Result<()> {
+    for r in rlimits {
         let lim = libc::rlimit {
-            rlim_cur: r.soft(),
-            rlim_max: r.hard(),
+            rlim_cur: r.soft,
+            rlim_max: r.hard,
         };
         // SAFETY: `lim` is a live rlimit that setrlimit only reads.
-        if unsafe { libc::setrlimit(res, &lim) } != 0 {
+        if unsafe { libc::setrlimit(r.resource, &lim) } != 0 {
             return Err(Error::sys(
-                format!(
-                    "setrlimit {} (soft {}, hard {})",
-                    name.trim_matches('"'),
-                    r.soft(),
-                    r.hard()
-                ),
+                format!("setrlimit {} (soft {}, hard {})", r.name, r.soft, r.hard),
                 nix::errno::Errno::last(),
             ));
         }
@@ -101,6 +123,7 @@ fn to_caps(set: &Option<Capabilities>, unknown: &mut Vec<String>) -> CapsHashSet
 
 /// Capabilities the config asks for, resolved against what this kernel knows. Unknown ones are
 /// reported back so the caller can warn (runc ignores them with a warning too).
+#[derive(Debug, Clone, Default)]
 pub struct CapPlan {
     pub bounding: CapsHashSet,
     pub effective: CapsHashSet,
@@ -108,6 +131,11 @@ pub struct CapPlan {
     pub inheritable: CapsHashSet,
     pub ambient: CapsHashSet,
     pub unknown: Vec<String>,
+}
+
+/// No `capabilities` object means no capabilities at all (runc), not "keep root's".
+pub fn process_cap_plan(p: &Process) -> CapPlan {
+    p.capabilities().as_ref().map(cap_plan).unwrap_or_default()
 }
 
 pub fn cap_plan(c: &LinuxCapabilities) -> CapPlan {
@@ -255,19 +283,6 @@ pub fn switch_user(p: &Process, setgroups_allowed: bool, keep_caps: bool) -> Res
     if keep_caps {
         nix::sys::prctl::set_keepcaps(false).op("prctl(PR_SET_KEEPCAPS)")?;
     }
-    Ok(())
-}
-
-/// `linux.personality`: the execution domain (LINUX32 makes `uname -m` say i686).
-pub fn set_personality(p: &hako_spec::oci::LinuxPersonality) -> Result<()> {
-    use hako_spec::oci::LinuxPersonalityDomain;
-    let domain: libc::c_ulong = match p.domain() {
-        LinuxPersonalityDomain::PerLinux => 0x0000,
-        LinuxPersonalityDomain::PerLinux32 => 0x0008,
-    };
-    // SAFETY: personality takes one integer and touches no memory.
-    let r = unsafe { libc::personality(domain) };
-    nix::errno::Errno::result(r).op("personality")?;
     Ok(())
 }
 
@@ -442,15 +457,17 @@ fn enter_cwd(cwd: &Path, may_defer: bool) -> Result<bool> {
     Ok(true)
 }
 
-/// rlimits, cwd, fds, bounding set, user and groups, capabilities, environment, executable
-/// lookup, umask, no_new_privs and the seccomp filter, in the order the kernel needs them
-/// (bounding before the uid switch, which needs CAP_SETPCAP; caps after it, through keepcaps).
+/// rlimits and the other attributes of the [`crate::init::attrs`] plan, cwd, fds, bounding set,
+/// user and groups, capabilities, environment, executable lookup, umask, no_new_privs and the
+/// seccomp filter, in the order the kernel needs them (attributes while privileged; bounding
+/// before the uid switch, which needs CAP_SETPCAP; caps after it, through keepcaps).
 ///
 /// `seccomp` is loaded where its placement says (see [`crate::security::seccomp::Placement`]): always after
 /// the cwd checks and before this returns; a notifying filter's listener fd is handed to `notify`
 /// before the process goes on.
 pub fn prepare(
     p: &Process,
+    attrs: &crate::init::attrs::Plan,
     setgroups_allowed: bool,
     extra_env: &[String],
     fds: &PassFds,
@@ -464,32 +481,23 @@ pub fn prepare(
         }
         Ok(())
     };
-    set_rlimits(p)?;
+    set_rlimits(attrs.rlimits())?;
+    attrs.apply()?;
     let cwd = p.cwd();
     let in_cwd = enter_cwd(cwd, true)?;
     mark_cloexec(fds);
+    attrs.apply_final()?;
     if let Some(c) = seccomp.filter(|c| c.placement == Placement::BeforeCaps) {
         load(c)?;
     }
-    // No `capabilities` object means no capabilities at all (runc), not "keep root's".
-    let plan = match p.capabilities() {
-        Some(c) => cap_plan(c),
-        None => CapPlan {
-            bounding: HashSet::new(),
-            effective: HashSet::new(),
-            permitted: HashSet::new(),
-            inheritable: HashSet::new(),
-            ambient: HashSet::new(),
-            unknown: vec![],
-        },
-    };
+    let plan = attrs.caps();
     warn_unknown_capabilities(&plan.unknown);
-    apply_bounding(&plan)?;
+    apply_bounding(plan)?;
     switch_user(p, setgroups_allowed, true)?;
     if !in_cwd {
         enter_cwd(cwd, false)?;
     }
-    apply_caps(&plan)?;
+    apply_caps(plan)?;
     let configured = p.env().iter().flatten().chain(extra_env);
     let env = environment(configured.cloned(), p.user().uid());
     let argv = p.args().clone().unwrap_or_default();
@@ -500,7 +508,7 @@ pub fn prepare(
         umask as libc::mode_t,
     ));
     crate::security::lsm::set_exec_labels(p)?;
-    if p.no_new_privileges() == Some(true) {
+    if attrs.no_new_privs() {
         set_no_new_privs()?;
     }
     if let Some(c) = seccomp.filter(|c| c.placement == Placement::AfterNoNewPrivs) {
