@@ -281,7 +281,9 @@ fn busybox_applets() -> &'static Vec<String> {
     })
 }
 
-/// The config.json `runc spec` generates (runc 1.1), with `process.terminal` false.
+/// The config.json `runc spec` generates (runc 1.1), with `process.terminal` false and, as runc
+/// 1.3's, no ambient set (ambient without inheritable gets one warning per capability since
+/// runc 1.2).
 pub fn default_config() -> Value {
     json!({
         "ociVersion": "1.0.2-dev",
@@ -297,8 +299,7 @@ pub fn default_config() -> Value {
             "capabilities": {
                 "bounding": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
                 "effective": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
-                "permitted": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
-                "ambient": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+                "permitted": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
             },
             "rlimits": [
                 { "type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024 }
@@ -947,6 +948,12 @@ pub fn write_script(dir: &Path, name: &str, body: &str) -> PathBuf {
     fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
     fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
     p
+}
+
+/// An executable file whose `#!` interpreter does not exist: execve of it fails with ENOENT.
+pub fn bad_interpreter_script(path: &Path) {
+    fs::write(path, "#!/no/such/interpreter\n").unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 /// What a console socket receives: the message payload and the passed fds.

@@ -1162,9 +1162,9 @@ fn remove_premade(dirs: &[PathBuf]) {
 }
 
 /// runc refuses a cgroup that exists and is frozen (the init would freeze in it before it could
-/// report anything: `run` used to hang), and warns about one that already has processes.
+/// report anything: `run` used to hang), and (1.2+) one that already has processes.
 #[test]
-fn preexisting_cgroup_frozen_is_refused_busy_is_warned() {
+fn preexisting_cgroup_frozen_or_busy_is_refused() {
     require_root!();
     let p = Parent::new();
     let h = Hako::new();
@@ -1198,7 +1198,7 @@ fn preexisting_cgroup_frozen_is_refused_busy_is_warned() {
     }
     fs::write(fdir.join(file), off).unwrap();
 
-    // A process already in the cgroup: a warning, and the container runs.
+    // A process already in the cgroup: refused as well (runc 1.2+; runc 1.1 warned and ran).
     let mut sleeper = std::process::Command::new("sleep")
         .arg("100")
         .spawn()
@@ -1207,16 +1207,24 @@ fn preexisting_cgroup_frozen_is_refused_busy_is_warned() {
         // (A v1 cpuset made by hand has no cpus: the sleeper stays out of that one.)
         let _ = fs::write(d.join("cgroup.procs"), sleeper.id().to_string());
     }
-    let o = h.run(&h.new_id(), &b);
+    for cmd in ["create", "run"] {
+        let id = h.new_id();
+        let o = if cmd == "create" {
+            h.create(&id, &b)
+        } else {
+            h.run(&id, &b)
+        };
+        o.assert_err();
+        assert_eq!(o.stdout, "", "{cmd}: the container ran: {o:?}");
+        assert!(
+            o.stderr
+                .contains("container's cgroup is not empty: 1 process(es) found"),
+            "{cmd}: {o:?}"
+        );
+        assert!(!h.state_dir(&id).exists(), "{cmd}: state dir left behind");
+    }
     let _ = sleeper.kill();
     let _ = sleeper.wait();
-    o.assert_ok();
-    assert_eq!(o.stdout, "ran\n", "{o:?}");
-    assert!(
-        o.stderr
-            .contains("container's cgroup is not empty: 1 process(es) found"),
-        "{o:?}"
-    );
     assert!(wait_for(t(5), || {
         remove_premade(&dirs);
         dirs.iter().all(|d| !d.exists())

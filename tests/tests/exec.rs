@@ -137,6 +137,63 @@ fn exec_user_env_cwd_and_groups() {
     assert!(lines[5].contains("/bin"), "container env kept: {lines:?}");
 }
 
+/// runc 1.3: `exec --env` comes after the container's env and the last of each name wins (runc
+/// 1.1 passed both, and the config's came first); HOME is the exec user's when the result has
+/// none or an empty one.
+#[test]
+fn exec_env_overrides_the_containers() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = sleeper();
+    b.config["process"]["env"] = json!(["PATH=/bin", "A=1", "HOME=/h", "B=b"]);
+    let id = running(&h, &b);
+    let lines = |o: Output| -> Vec<String> {
+        o.assert_ok();
+        o.stdout.lines().map(str::to_string).collect()
+    };
+    let o = exec(
+        &h,
+        &["--env", "A=x", "--env", "A=y", "--env", "HOME=", &id, "env"],
+    );
+    assert_eq!(lines(o), ["PATH=/bin", "B=b", "A=y", "HOME=/root"]);
+    let o = exec(&h, &["--env", "B=c", &id, "env"]);
+    assert_eq!(lines(o), ["PATH=/bin", "A=1", "HOME=/h", "B=c"]);
+    let o = exec(&h, &["--user", "65534", "--env", "HOME=", &id, "env"]);
+    assert_eq!(lines(o), ["PATH=/bin", "A=1", "B=b", "HOME=/nonexistent"]);
+    h.kill(&id, "KILL").assert_ok();
+}
+
+/// `exec` into a container whose env has no HOME: the exec user's home, as for the init.
+#[test]
+fn exec_without_home_gets_the_users() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = sleeper();
+    b.config["process"]["env"] = json!(["PATH=/bin"]);
+    let id = running(&h, &b);
+    let o = exec(&h, &["--user", "65534", &id, "sh", "-c", "echo $HOME"]);
+    o.assert_ok();
+    assert_eq!(o.stdout, "/nonexistent\n");
+    h.kill(&id, "KILL").assert_ok();
+}
+
+/// runc 1.3's words for a failing execve in `exec` too (see process.rs).
+#[test]
+fn exec_failing_execve_words_like_runc_13() {
+    require_root!();
+    let h = Hako::new();
+    let b = sleeper();
+    bad_interpreter_script(&b.rootfs().join("run.sh"));
+    let id = running(&h, &b);
+    let o = exec(&h, &[&id, "/run.sh"]);
+    assert_eq!(o.code, 255, "{o:#?}");
+    assert!(
+        o.stderr.contains("exec /run.sh: no such file or directory"),
+        "{o:#?}"
+    );
+    h.kill(&id, "KILL").assert_ok();
+}
+
 #[test]
 fn exec_caps_and_no_new_privs() {
     require_root!();

@@ -354,3 +354,86 @@ fn podman_masked_defaults_unreadable() {
     // /proc/kcore and /sys/firmware exist on every kernel here: the checks above did run.
     assert!(seen >= 2, "{out}");
 }
+
+/// What is outside the rootfs and could be written through a followed link: the bundle dir's
+/// entries, and the victim directory's entries, mode and mtime.
+fn outside_rootfs(b: &Bundle, victim: &Path) -> (Vec<String>, Vec<String>, String) {
+    let names = |d: &Path| -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let m = fs::metadata(victim).unwrap();
+    let meta = format!("{:o} {:?}", m.permissions().mode(), m.modified().unwrap());
+    (names(b.path()), names(victim), meta)
+}
+
+/// Class 7 — CVE-2026-41579: the image's `/dev` (or `/dev/pts`, `/dev/shm`, `/dev/mqueue`) is a
+/// symlink, absolute or climbing with `..`, to a host directory; runc before 1.3.6/1.4.3 made
+/// device nodes, mount points or links through it on the host. hako resolves every step inside
+/// the rootfs: the mount lands where the link points *inside* the container, and nothing
+/// outside the rootfs is created or changed.
+fn dev_symlink_stays_in_rootfs(target: &str, fstype: &str) {
+    require_root!();
+    let h = Hako::new();
+    for absolute in [true, false] {
+        let mut b = Bundle::new();
+        let victim = b.path().join("victim");
+        fs::create_dir(&victim).unwrap();
+        if target != "dev" {
+            // With a /dev tmpfs the image's /dev/* would be covered: use the image's /dev.
+            let mounts = b.config["mounts"].as_array_mut().unwrap();
+            mounts.retain(|m| m["destination"] != "/dev");
+        }
+        let link = b.rootfs().join(target);
+        let _ = fs::remove_dir(&link);
+        let points_to = match absolute {
+            true => victim.display().to_string(),
+            false => format!("../../../../../../../..{}", victim.display()),
+        };
+        std::os::unix::fs::symlink(&points_to, &link).unwrap();
+        let before = outside_rootfs(&b, &victim);
+        b.set_sh("stat -c %t:%T /dev/null; cat /proc/self/mountinfo");
+        let o = h.run(&h.new_id(), &b);
+        let what = format!("/{target} -> {points_to}");
+        o.assert_ok();
+        assert_eq!(
+            outside_rootfs(&b, &victim),
+            before,
+            "{what}: written outside"
+        );
+        assert!(mounts_under(&victim).is_empty(), "{what}: host mounts");
+        // The mount is where the link leads inside the container.
+        let inside = victim.display().to_string();
+        let mounted = o.stdout.lines().any(|l| {
+            let (pre, post) = l.split_once(" - ").unwrap_or(("", ""));
+            pre.split(' ').nth(4) == Some(inside.as_str())
+                && post.starts_with(&format!("{fstype} "))
+        });
+        assert!(mounted, "{what}: no {fstype} at {inside}: {}", o.stdout);
+        assert!(o.stdout.starts_with("1:3\n"), "{what}: {}", o.stdout);
+    }
+}
+
+#[test]
+fn dev_symlink_stays_in_rootfs_dev() {
+    dev_symlink_stays_in_rootfs("dev", "tmpfs");
+}
+
+#[test]
+fn dev_symlink_stays_in_rootfs_dev_pts() {
+    dev_symlink_stays_in_rootfs("dev/pts", "devpts");
+}
+
+#[test]
+fn dev_symlink_stays_in_rootfs_dev_shm() {
+    dev_symlink_stays_in_rootfs("dev/shm", "tmpfs");
+}
+
+#[test]
+fn dev_symlink_stays_in_rootfs_dev_mqueue() {
+    dev_symlink_stays_in_rootfs("dev/mqueue", "mqueue");
+}

@@ -243,6 +243,40 @@ fn hook_args_and_env() {
     assert_eq!(read(&f), "zero one FOO=bar\n");
 }
 
+/// runc 1.3 runs startContainer hooks from its init once the process's environment is set: a
+/// hook without `env` inherits it (deduplicated, HOME filled in); one with `env` gets only that.
+#[test]
+fn start_container_hook_inherits_the_process_env() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    let out = b.out_dir();
+    b.config["process"]["env"] = json!(["PATH=/bin", "A=1", "A=2"]);
+    b.config["hooks"] = json!({ "startContainer": [
+        sh_hook("env > /out/inherited"),
+        { "path": "/bin/sh", "args": ["sh", "-c", "env > /out/own"], "env": ["Q=1"] },
+    ]});
+    h.run(&h.new_id(), &b).assert_ok();
+    let vars = |name: &str| -> Vec<String> {
+        let mut v: Vec<String> = read(out.join(name))
+            .lines()
+            .filter(|l| !l.starts_with("PWD=") && !l.starts_with("SHLVL="))
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(vars("inherited"), ["A=2", "HOME=/root", "PATH=/bin"]);
+    // busybox sh sets a default PATH when it has none.
+    let own = vars("own");
+    assert!(own.contains(&"Q=1".to_string()), "{own:?}");
+    assert!(
+        !own.iter()
+            .any(|l| l.starts_with("A=") || l.starts_with("HOME=")),
+        "{own:?}"
+    );
+}
+
 fn assert_nothing_left(h: &Hako, id: &str, b: &Bundle) {
     assert!(!h.state_dir(id).exists(), "<root>/<id> left behind");
     let st = h.cmd(&["state", id]);

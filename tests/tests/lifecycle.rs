@@ -225,6 +225,63 @@ fn kill_all() {
     assert!(h.wait_status(&id, "stopped", T));
 }
 
+/// runc 1.2+: `kill --all` of a stopped container is no error (runc 1.1: "container not
+/// running").
+#[test]
+fn kill_all_of_a_stopped_container_succeeds() {
+    require_root!();
+    let h = Hako::new();
+    let b = Bundle::sh("true");
+    let id = h.new_id();
+    h.run_with(&id, &b, &["-d"]).assert_ok();
+    assert!(h.wait_status(&id, "stopped", T));
+    h.cmd(&["kill", "-a", &id, "0"]).assert_ok();
+    h.cmd(&["kill", "--all", &id, "KILL"]).assert_ok();
+}
+
+/// A background child of a container sharing the host's pid namespace; returns its host pid.
+fn shared_pid_ns_child(h: &Hako, b: &mut Bundle, id: &str, then: &str) -> i32 {
+    let out = b.out_dir();
+    b.config["linux"]["namespaces"] = json!([
+        {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}
+    ]);
+    b.set_sh(&format!("sleep 100 & echo $! > /out/child; {then}"));
+    h.run_with(id, b, &["-d"]).assert_ok();
+    assert!(wait_for(T, || read(out.join("child"))
+        .trim()
+        .parse::<i32>()
+        .is_ok()));
+    let child = read(out.join("child")).trim().parse().unwrap();
+    assert!(pid_alive(child));
+    child
+}
+
+/// runc 1.2+: SIGKILL to a container without its own pid namespace goes to every process of its
+/// cgroup (with one, the kernel does that when the init dies), also once the init is gone
+/// (runc 1.1 and hako before: the init only, or "container not running").
+#[test]
+fn kill_without_pid_ns_kills_the_whole_cgroup() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    let id = h.new_id();
+    let child = shared_pid_ns_child(&h, &mut b, &id, "exec sleep 100");
+    h.kill(&id, "KILL").assert_ok();
+    assert!(wait_for(T, || !pid_alive(child)), "child survived KILL");
+    assert!(h.wait_status(&id, "stopped", T));
+
+    let mut b = Bundle::new();
+    let id = h.new_id();
+    let child = shared_pid_ns_child(&h, &mut b, &id, "exit 0");
+    assert!(h.wait_status(&id, "stopped", T));
+    assert!(pid_alive(child), "the child outlives the init");
+    h.kill(&id, "KILL").assert_ok();
+    assert!(wait_for(T, || !pid_alive(child)), "child survived KILL");
+    // Other signals still need a running init.
+    let o = h.kill(&id, "TERM");
+    assert!(o.stderr.contains("container not running"), "{o:?}");
+}
+
 #[test]
 fn kill_stopped_container_fails() {
     require_root!();

@@ -31,6 +31,24 @@ fn container_ns(h: &Hako, b: &mut Bundle) -> Vec<(String, String)> {
     v
 }
 
+/// runc 1.3: a namespace entry whose `path` is empty is a new namespace, as without `path`
+/// (hako before: "is not an absolute path").
+#[test]
+fn empty_namespace_path_means_a_new_one() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    b.config["linux"]["namespaces"] = json!([
+        {"type": "pid", "path": ""}, {"type": "network", "path": ""}, {"type": "ipc"},
+        {"type": "uts", "path": ""}, {"type": "mount", "path": ""}
+    ]);
+    for (k, v) in container_ns(&h, &mut b) {
+        if k != "cgroup" {
+            assert_ne!(v, host_ns(&k), "{k} is the host's");
+        }
+    }
+}
+
 #[test]
 fn default_namespaces_are_private() {
     require_root!();

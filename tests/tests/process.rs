@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::os::fd::OwnedFd;
+use std::time::Duration;
 
 use hako_tests::*;
 
@@ -86,6 +87,42 @@ fn non_root_capabilities_and_ambient() {
             "{key}"
         );
     }
+}
+
+/// runc 1.2+: a capability name nobody knows is left out with one warning naming it (runc 1.1
+/// refused the config), and an ambient capability that is not inheritable is a warning in
+/// runc's words; the container runs with the rest.
+#[test]
+fn unknown_capability_and_ambient_without_inheritable_warn() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::sh("grep Cap /proc/self/status");
+    b.config["process"]["capabilities"] = json!({
+        "bounding": ["CAP_KILL", "CAP_BOGUS", "CAP_CHOWN"],
+        "effective": ["CAP_KILL", "CAP_BOGUS"],
+        "permitted": ["CAP_KILL", "CAP_BOGUS", "CAP_CHOWN"],
+        "inheritable": ["CAP_KILL"],
+        "ambient": ["CAP_KILL", "CAP_CHOWN"]
+    });
+    let o = h.run(&h.new_id(), &b);
+    o.assert_ok();
+    assert!(
+        o.stderr
+            .contains("ignoring unknown or unavailable capabilities: [CAP_BOGUS]"),
+        "{o:#?}"
+    );
+    assert!(
+        o.stderr
+            .contains("can't raise ambient capability CAP_CHOWN: operation not permitted"),
+        "{o:#?}"
+    );
+    let both = Some(vec![CAP_CHOWN, CAP_KILL]);
+    assert_eq!(status_field(&o.stdout, "CapBnd").map(cap_set), both);
+    assert_eq!(status_field(&o.stdout, "CapPrm").map(cap_set), both);
+    assert_eq!(
+        status_field(&o.stdout, "CapAmb").map(cap_set),
+        Some(vec![CAP_KILL])
+    );
 }
 
 #[test]
@@ -243,6 +280,73 @@ fn env_home_of_user() {
     assert_eq!(h.run_sh(&mut b, "echo $HOME"), "/custom\n");
 }
 
+/// The env lines of `env` run as the process, in order (the shell's own PWD and SHLVL left out).
+fn env_lines(h: &Hako, b: &mut Bundle) -> Vec<String> {
+    b.set_args(&["env"]);
+    let o = h.run(&h.new_id(), b);
+    o.assert_ok();
+    o.stdout.lines().map(str::to_string).collect()
+}
+
+/// runc 1.3 (prepareEnv): a name given twice is set once, with its last value, where it last
+/// appeared; runc 1.1 passed both (and the first won in the process).
+#[test]
+fn env_duplicates_keep_the_last() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    b.config["process"]["env"] = json!(["A=1", "PATH=/bin", "B=b", "A=2", "HOME=/h"]);
+    assert_eq!(
+        env_lines(&h, &mut b),
+        ["PATH=/bin", "B=b", "A=2", "HOME=/h"]
+    );
+}
+
+/// runc 1.3: an empty HOME (the last of several too) is the user's home from the container's
+/// /etc/passwd, moved to the end; a non-empty one is kept.
+#[test]
+fn env_empty_home_is_the_users() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    b.config["process"]["env"] = json!(["HOME=", "PATH=/bin", "Z=1"]);
+    assert_eq!(env_lines(&h, &mut b), ["PATH=/bin", "Z=1", "HOME=/root"]);
+    b.config["process"]["env"] = json!(["HOME=/x", "PATH=/bin", "HOME="]);
+    b.config["process"]["user"] = json!({"uid": 65534, "gid": 65534});
+    assert_eq!(env_lines(&h, &mut b), ["PATH=/bin", "HOME=/nonexistent"]);
+    b.config["process"]["env"] = json!(["HOME=", "PATH=/bin", "HOME=/y"]);
+    assert_eq!(env_lines(&h, &mut b), ["PATH=/bin", "HOME=/y"]);
+    // A user without an entry: `/`.
+    b.config["process"]["env"] = json!(["PATH=/bin", "HOME="]);
+    b.config["process"]["user"] = json!({"uid": 4242, "gid": 4242});
+    assert_eq!(env_lines(&h, &mut b), ["PATH=/bin", "HOME=/"]);
+}
+
+/// An executable whose interpreter is missing: execve fails with ENOENT after the lookup found
+/// the file, and the error is runc 1.3's `exec PATH: ERRNO` (runc 1.1: `exec: "PATH": ...`);
+/// "no such file or directory" is what podman maps to 127.
+#[test]
+fn failing_execve_words_like_runc_13() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    bad_interpreter_script(&b.rootfs().join("run.sh"));
+    b.set_args(&["/run.sh"]);
+    let o = h.run(&h.new_id(), &b);
+    assert!(!o.ok(), "{o:#?}");
+    assert!(
+        o.stderr.contains("exec /run.sh: no such file or directory"),
+        "{o:#?}"
+    );
+    b.set_args(&["run.sh"]);
+    b.config["process"]["env"] = json!(["PATH=/"]);
+    let o = h.run(&h.new_id(), &b);
+    assert!(
+        o.stderr.contains("exec /run.sh: no such file or directory"),
+        "{o:#?}"
+    );
+}
+
 #[test]
 fn args_via_path_lookup() {
     require_root!();
@@ -331,6 +435,92 @@ fn extra_fds_not_leaked_without_preserve_fds() {
         .collect();
     assert!(fds.starts_with(&[0, 1, 2]), "{fds:?}");
     assert!(fds.iter().all(|&fd| fd <= 3), "leaked fds: {fds:?}");
+}
+
+/// The fds of the shell running this script, from 0 on, as one line (`[ -e ]` is a builtin: the
+/// probe opens nothing itself, and /proc/self is the shell; not /proc/$$, which a createContainer
+/// hook would look up in the host's procfs with its pid of the container's namespace).
+fn fd_listing(out: &str) -> String {
+    format!(
+        "l=''; n=0; while [ $n -lt 1100 ]; do [ -e /proc/self/fd/$n ] && l=\"$l $n\"; n=$((n+1)); \
+         done; echo \"$l\" > {out}"
+    )
+}
+
+/// `create` (then `start`) leaks no fd of the runtime's: the waiting init holds only stdio, the
+/// preserved fd and its own close-on-exec ones (channel, start socket); the container gets stdio
+/// and the preserved fd; every hook, stdio only. The runtime is handed a preserved fd 3 and a
+/// stray fd 9 without close-on-exec.
+#[test]
+fn create_leaks_no_fd_into_the_container_or_hooks() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    let out = b.out_dir();
+    let host = out.to_str().unwrap().to_string();
+    b.set_sh(&fd_listing("/out/container"));
+    let hook = |script: String| json!({"path": "/bin/sh", "args": ["sh", "-c", script]});
+    b.config["hooks"] = json!({
+        "prestart": [hook(fd_listing(&format!("{host}/prestart")))],
+        "createRuntime": [hook(fd_listing(&format!("{host}/createRuntime")))],
+        "createContainer": [hook(fd_listing(&format!("{host}/createContainer")))],
+        "startContainer": [hook(fd_listing("/out/startContainer"))],
+    });
+    b.save();
+    let file = h.scratch().join("fd3");
+    fs::write(&file, "x").unwrap();
+    let f3: OwnedFd = fs::File::open(&file).unwrap().into();
+    let (stray, _w) = pipe();
+    let id = h.new_id();
+    let o = h.cmd_opts(
+        &[
+            "create",
+            "--preserve-fds",
+            "1",
+            "--bundle",
+            b.path().to_str().unwrap(),
+            &id,
+        ],
+        CmdOpts {
+            fds: vec![(f3, 3), (stray, 9)],
+            ..Default::default()
+        },
+    );
+    h.track(&id);
+    o.assert_ok();
+    let init = h.pid(&id);
+    for entry in fs::read_dir(format!("/proc/{init}/fd")).unwrap() {
+        let fd: i32 = entry
+            .unwrap()
+            .file_name()
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        if fd > 3 {
+            let info = read(format!("/proc/{init}/fdinfo/{fd}"));
+            let flags = status_field(&info, "flags").unwrap().trim();
+            let flags = u32::from_str_radix(flags, 8).unwrap();
+            let target = fs::read_link(format!("/proc/{init}/fd/{fd}")).unwrap();
+            assert!(
+                flags & libc::O_CLOEXEC as u32 != 0,
+                "init fd {fd} ({}) crosses execve",
+                target.display()
+            );
+        }
+    }
+    h.start(&id).assert_ok();
+    assert!(h.wait_status(&id, "stopped", Duration::from_secs(10)));
+    let fds = |name: &str| read(out.join(name));
+    assert_eq!(fds("container"), " 0 1 2 3\n", "the container's fds");
+    for name in [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+    ] {
+        assert_eq!(fds(name), " 0 1 2\n", "{name}'s fds");
+    }
 }
 
 /// SELinux labels on a host without SELinux: nothing can apply them, so they are ignored (as

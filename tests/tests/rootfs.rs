@@ -77,6 +77,57 @@ fn default_mounts() {
     }
 }
 
+/// runc 1.2+: a tmpfs without `mode=` takes the mode (special bits too) of the directory it
+/// covers, an explicit `mode=` wins (runc 1.1: the covered directory's mode always), and a
+/// directory made for the mount gets tmpfs's 1777.
+#[test]
+fn tmpfs_mode_is_the_covered_directorys() {
+    require_root!();
+    use std::os::unix::fs::PermissionsExt;
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    for (d, mode) in [("m711", 0o711), ("m2775", 0o2775), ("explicit", 0o711)] {
+        let p = b.rootfs().join(d);
+        fs::create_dir(&p).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+    }
+    for (dest, opts) in [
+        ("/m711", json!(["nosuid"])),
+        ("/m2775", json!(["size=1m"])),
+        ("/explicit", json!(["mode=750"])),
+        ("/made", json!([])),
+    ] {
+        b.add_mount(
+            json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": opts}),
+        );
+    }
+    let out = h.run_sh(&mut b, "stat -c '%n %a' /m711 /m2775 /explicit /made /dev");
+    assert_eq!(
+        out, "/m711 711\n/m2775 2775\n/explicit 750\n/made 1777\n/dev 755\n",
+        "/dev keeps its mode=755"
+    );
+}
+
+/// Relative `maskedPaths` / `readonlyPaths` entries are inside the rootfs, as runc and youki
+/// take them (hako before: refused as not absolute); `..` stays inside too.
+#[test]
+fn relative_masked_and_readonly_paths_are_in_the_rootfs() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    fs::create_dir_all(b.rootfs().join("secret/dir")).unwrap();
+    fs::write(b.rootfs().join("secret/f"), "secret\n").unwrap();
+    fs::write(b.rootfs().join("secret/dir/g"), "").unwrap();
+    b.config["root"]["readonly"] = json!(false);
+    b.config["linux"]["maskedPaths"] = json!(["secret/f", "../../secret/dir"]);
+    b.config["linux"]["readonlyPaths"] = json!(["etc"]);
+    let out = h.run_sh(
+        &mut b,
+        "cat /secret/f; ls /secret/dir; touch /etc/x 2>/dev/null || echo etc-ro; touch /tmp/y && echo tmp-rw",
+    );
+    assert_eq!(out, "etc-ro\ntmp-rw\n");
+}
+
 #[test]
 fn cgroup_mount_is_readonly_and_populated() {
     require_root!();

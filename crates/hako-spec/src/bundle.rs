@@ -16,6 +16,9 @@ pub struct Bundle {
     pub spec: Spec,
     /// JSON paths of properties hako does not know; the spec says to ignore them, we log them.
     pub unknown_fields: Vec<String>,
+    /// Capability names in `process.capabilities` that are no capability hako knows: left out,
+    /// with a warning (runc 1.2+; runc 1.1 refused the config).
+    pub unknown_capabilities: Vec<String>,
 }
 
 impl Bundle {
@@ -45,8 +48,8 @@ impl Bundle {
             path: config.clone(),
             source,
         })?;
-        let (spec, unknown_fields) =
-            parse_spec_with(&text, unknown).map_err(|(field, message)| match field.is_empty() {
+        let (spec, unknown_fields, unknown_capabilities) =
+            parse_config(&text, unknown).map_err(|(field, message)| match field.is_empty() {
                 true => SpecError::Malformed {
                     path: config.clone(),
                     message,
@@ -57,6 +60,8 @@ impl Bundle {
                     message,
                 },
             })?;
+        let mut spec = spec;
+        normalize(&mut spec);
         crate::validate::validate(&spec)?;
         let root = spec.root().as_ref().expect("validated").path();
         let rootfs = if root.is_absolute() {
@@ -79,8 +84,103 @@ impl Bundle {
             rootfs,
             spec,
             unknown_fields,
+            unknown_capabilities,
         })
     }
+}
+
+/// Spellings runc 1.3 accepts for what the rest of hako reads in one form: a namespace whose
+/// `path` is empty is a new one (runc's configs treat "" as unset), and a relative masked or
+/// read-only path is inside the rootfs, as if it began with `/` (runc and youki join it to the
+/// rootfs; resolved with RESOLVE_IN_ROOT, `..` cannot leave it).
+fn normalize(spec: &mut Spec) {
+    let Some(linux) = spec.linux_mut() else {
+        return;
+    };
+    let rooted = |paths: &Option<Vec<String>>| -> Option<Vec<String>> {
+        let paths = paths.as_ref()?;
+        paths.iter().any(|p| !p.starts_with('/')).then(|| {
+            paths
+                .iter()
+                .map(|p| match p.starts_with('/') {
+                    true => p.clone(),
+                    false => format!("/{p}"),
+                })
+                .collect()
+        })
+    };
+    if let Some(masked) = rooted(linux.masked_paths()) {
+        linux.set_masked_paths(Some(masked));
+    }
+    if let Some(readonly) = rooted(linux.readonly_paths()) {
+        linux.set_readonly_paths(Some(readonly));
+    }
+    if let Some(namespaces) = linux.namespaces_mut() {
+        for ns in namespaces.iter_mut() {
+            if ns.path().as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                ns.set_path(None);
+            }
+        }
+    }
+}
+
+type Parsed = (Spec, Vec<String>, Vec<String>);
+
+/// [`parse_spec_with`], and on a capability name oci-spec does not know, again without the
+/// unknown names, which are returned third. Only that rare error pays for the second parse.
+fn parse_config(text: &str, unknown: bool) -> std::result::Result<Parsed, (String, String)> {
+    match parse_spec_with(text, unknown) {
+        Err((field, message)) if field.starts_with("process.capabilities.") => {
+            let mut value: serde_json::Value =
+                serde_json::from_str(text).map_err(|e| (String::new(), e.to_string()))?;
+            let names = value
+                .get_mut("process")
+                .map(strip_unknown_capabilities)
+                .unwrap_or_default();
+            if names.is_empty() {
+                return Err((field, message));
+            }
+            let (spec, fields) = parse_spec_with(&value.to_string(), unknown)?;
+            Ok((spec, fields, names))
+        }
+        r => r.map(|(spec, fields)| (spec, fields, vec![])),
+    }
+}
+
+/// Removes from a `process` object's capability sets every string that is not a capability name
+/// oci-spec knows, and returns those names, sorted and once each (runc 1.2+ ignores them with a
+/// warning, so a config written for a newer kernel still runs).
+pub fn strip_unknown_capabilities(process: &mut serde_json::Value) -> Vec<String> {
+    let mut names = Vec::new();
+    let Some(caps) = process
+        .get_mut("capabilities")
+        .and_then(|c| c.as_object_mut())
+    else {
+        return names;
+    };
+    for set in [
+        "bounding",
+        "effective",
+        "permitted",
+        "inheritable",
+        "ambient",
+    ] {
+        if let Some(list) = caps.get_mut(set).and_then(|l| l.as_array_mut()) {
+            list.retain(|c| {
+                let known = c.is_string()
+                    && serde_json::from_value::<oci_spec::runtime::Capability>(c.clone()).is_ok();
+                if !known {
+                    if let Some(name) = c.as_str() {
+                        names.push(name.to_string());
+                    }
+                }
+                known || !c.is_string()
+            });
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
 }
 
 const fn libc_enotdir() -> i32 {
@@ -90,7 +190,7 @@ const fn libc_enotdir() -> i32 {
 /// Loads and validates an `exec --process` file: one OCI `process` object. Errors name the field
 /// as `process.<path>`, like config.json's. A missing `user` is uid 0, gid 0, as in runc (whose
 /// `User` is a plain struct): callers such as runc's own tests leave it out.
-pub fn load_process(path: &Path) -> Result<oci_spec::runtime::Process> {
+pub fn load_process(path: &Path) -> Result<(oci_spec::runtime::Process, Vec<String>)> {
     let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
         path: path.to_path_buf(),
         source,
@@ -105,6 +205,7 @@ pub fn load_process(path: &Path) -> Result<oci_spec::runtime::Process> {
             .or_insert_with(|| serde_json::Value::Object(Default::default()));
     }
     crate::attrs::crate_flag_names(&mut value);
+    let unknown_capabilities = strip_unknown_capabilities(&mut value);
     let p: oci_spec::runtime::Process = serde_path_to_error::deserialize(value).map_err(|e| {
         let field = e.path().to_string();
         let inner = e.into_inner();
@@ -126,7 +227,7 @@ pub fn load_process(path: &Path) -> Result<oci_spec::runtime::Process> {
         }
     })?;
     crate::validate::validate_process(&p)?;
-    Ok(p)
+    Ok((p, unknown_capabilities))
 }
 
 /// Parses config.json text. On error returns `(json path, message)`, e.g.
@@ -166,7 +267,8 @@ pub fn parse_spec_with(
                 _ if path == "." || path.is_empty() => "config".to_string(),
                 _ => path,
             };
-            let message = with_runc_words(&field, inner.to_string());
+            // A value quoted in the message may hold a newline: the error stays one line.
+            let message = with_runc_words(&field, inner.to_string()).replace('\n', "\\n");
             (field, message)
         });
     match spec {
@@ -261,6 +363,32 @@ mod tests {
     }
 
     #[test]
+    fn unknown_capabilities_are_left_out() {
+        let (spec, _, names) = super::parse_config(
+            r#"{"ociVersion":"1.0.2","process":{"cwd":"/","user":{"uid":0,"gid":0},"capabilities":{"bounding":["CAP_KILL","CAP_NEW"],"ambient":["CAP_NEW","CAP_OLD"]}}}"#,
+            false,
+        )
+        .unwrap();
+        assert_eq!(names, ["CAP_NEW", "CAP_OLD"]);
+        let caps = spec
+            .process()
+            .as_ref()
+            .unwrap()
+            .capabilities()
+            .clone()
+            .unwrap();
+        assert_eq!(caps.bounding().as_ref().unwrap().len(), 1);
+        assert!(caps.ambient().as_ref().unwrap().is_empty());
+        // Anything but a name is still the error it was.
+        let (field, _) = super::parse_config(
+            r#"{"ociVersion":"1.0.2","process":{"cwd":"/","user":{},"capabilities":{"bounding":[1]}}}"#,
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(field, "process.capabilities.bounding[0]");
+    }
+
+    #[test]
     fn names_the_wrong_field() {
         let (field, msg) = parse_spec(
             r#"{"ociVersion":"1.0.2","process":{"cwd":"/","user":{"uid":"root","gid":0}}}"#,
@@ -325,7 +453,7 @@ mod tests {
         .unwrap();
         let p = super::load_process(&dir);
         let _ = std::fs::remove_file(&dir);
-        assert!(p.unwrap().scheduler().is_some());
+        assert!(p.unwrap().0.scheduler().is_some());
     }
 
     #[test]

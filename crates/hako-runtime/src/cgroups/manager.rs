@@ -305,8 +305,8 @@ impl Cgroups {
     }
 
     /// runc's checks before a container goes into cgroups that may already exist: resources
-    /// only cgroup v2 can take are refused on v1 and the hybrid; processes already there are
-    /// worth a warning; a frozen cgroup is refused, since the init would freeze in it before it
+    /// only cgroup v2 can take are refused on v1 and the hybrid, and so are processes already
+    /// there; a frozen cgroup is refused, since the init would freeze in it before it
     /// could report anything and `create` would wait forever.
     pub fn check_before_create(&self, spec: &Spec) -> Result<()> {
         let unified = spec
@@ -318,11 +318,13 @@ impl Cgroups {
         if unified && self.rec.layout != "v2" && !self.rec.layout.is_empty() {
             return Err(Error::Usage(V1_NO_UNIFIED.into()));
         }
+        // runc 1.2+ refuses (1.1 warned): the container's limits, freezer and `kill` would act on
+        // processes that are not its own.
         let n = self.pids().len();
         if n > 0 {
-            crate::log::warn(&format!(
+            return Err(Error::Usage(format!(
                 "container's cgroup is not empty: {n} process(es) found"
-            ));
+            )));
         }
         if self.frozen_or_will_be() {
             return Err(Error::Usage(

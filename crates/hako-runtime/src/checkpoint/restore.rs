@@ -95,8 +95,12 @@ pub fn restore(root: &Path, o: &RestoreOptions) -> Result<i32> {
     )
     .map_err(|e| Error::Usage(format!("{}: {e}", desc_path.display())))?;
     let planned = Cgroups::plan(&bundle.spec, &o.id, o.systemd_cgroup)?;
-    planned.check_before_create(&bundle.spec)?;
     let store = Store::open(root)?;
+    // An id in use first, as `create` (its cgroup would be reported as busy otherwise).
+    if std::fs::symlink_metadata(store.dir(&o.id)).is_ok() {
+        return Err(Error::Exists(o.id.clone()));
+    }
+    planned.check_before_create(&bundle.spec)?;
     let lock = store.create(&o.id)?;
     // Before CRIU is forked: a signal sent meanwhile stays queued for the wait loop.
     let forwarded = if o.detach {

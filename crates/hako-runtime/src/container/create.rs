@@ -84,6 +84,7 @@ fn create_inner(root: &Path, o: &CreateOptions, mode: Mode) -> Result<Released> 
     for f in &bundle.unknown_fields {
         log::debug(&format!("config.json: ignoring unknown property {f}"));
     }
+    crate::init::process::warn_unknown_capabilities(&bundle.unknown_capabilities);
     crate::container::support::check(&bundle.spec)?;
     // Optional until `start` (runtime spec), which `run` is too: refused before anything exists.
     let process = bundle.spec.process().as_ref();
@@ -137,6 +138,11 @@ fn create_inner(root: &Path, o: &CreateOptions, mode: Mode) -> Result<Released> 
     } else {
         Cgroups::plan_with(&bundle.spec, &o.id, o.systemd_cgroup, &host_mounts)?
     };
+    // An id in use is reported as such before its cgroup (which its container may well fill) is
+    // looked at, as runc stats the state dir first; the mkdir below still settles a race.
+    if std::fs::symlink_metadata(store.dir(&o.id)).is_ok() {
+        return Err(Error::Exists(o.id.clone()));
+    }
     planned.check_before_create(&bundle.spec)?;
     let resctrl = crate::resctrl::plan(
         &bundle.spec,

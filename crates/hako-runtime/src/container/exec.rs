@@ -54,7 +54,9 @@ pub struct ExecOptions {
 /// runc's `getProcess`: the container's process with the command line's overrides.
 fn build_process(o: &ExecOptions, rec: &ContainerRecord) -> Result<Process> {
     if let Some(f) = &o.process_file {
-        return Ok(hako_spec::bundle::load_process(f)?);
+        let (p, unknown_capabilities) = hako_spec::bundle::load_process(f)?;
+        crate::init::process::warn_unknown_capabilities(&unknown_capabilities);
+        return Ok(p);
     }
     let mut p = rec.config.process().clone().unwrap_or_default();
     if o.args.is_empty() {

@@ -73,9 +73,22 @@ pub fn need_create_round_trip(hooks: Option<&Hooks>) -> bool {
 /// the hooks' working directory (runc's: the bundle for the runtime's hooks at create, the
 /// container's root for createContainer); None keeps ours.
 pub fn run_all(hooks: Option<&Hooks>, kind: Kind, state: &str, cwd: Option<&Path>) -> Result<()> {
+    run_all_in(hooks, kind, state, cwd, &[])
+}
+
+/// [`run_all`] for hooks that inherit `env` when they have no `env` of their own: runc 1.3 runs
+/// startContainer hooks from its init, whose environment is the container process's by then
+/// (Go's exec passes the caller's when a command's is nil).
+pub fn run_all_in(
+    hooks: Option<&Hooks>,
+    kind: Kind,
+    state: &str,
+    cwd: Option<&Path>,
+    env: &[String],
+) -> Result<()> {
     let Some(h) = hooks else { return Ok(()) };
     for (i, hook) in kind.of(h).iter().enumerate() {
-        run(hook, state, cwd)
+        run(hook, state, cwd, env)
             .map_err(|e| Error::Hook(format!("error running {} hook #{i}: {e}", kind.name())))?;
     }
     Ok(())
@@ -91,7 +104,7 @@ pub fn run_all_warn(hooks: Option<&Hooks>, kind: Kind, state: &str) {
             kind.name(),
             hook.path().display()
         ));
-        if let Err(e) = run(hook, state, None) {
+        if let Err(e) = run(hook, state, None, &[]) {
             crate::log::warn(&format!("error running {} hook #{i}: {e}", kind.name()));
         }
     }
@@ -101,7 +114,13 @@ fn pipe() -> std::result::Result<(OwnedFd, OwnedFd), String> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
 }
 
-pub fn run(hook: &Hook, state: &str, cwd: Option<&Path>) -> std::result::Result<(), String> {
+/// `inherited`: the environment of a hook without `env` (an empty `env` is an empty one).
+pub fn run(
+    hook: &Hook,
+    state: &str,
+    cwd: Option<&Path>,
+    inherited: &[String],
+) -> std::result::Result<(), String> {
     let mut cmd = Command::new(hook.path());
     if let Some(d) = cwd {
         cmd.current_dir(d);
@@ -133,7 +152,7 @@ pub fn run(hook: &Hook, state: &str, cwd: Option<&Path>) -> std::result::Result<
         }
     }
     cmd.env_clear();
-    for kv in hook.env().iter().flatten() {
+    for kv in hook.env().as_deref().unwrap_or(inherited) {
         if let Some((k, v)) = kv.split_once('=') {
             cmd.env(k, v);
         }
@@ -289,7 +308,7 @@ mod tests {
     fn state_on_stdin_and_failure_text() {
         let h =
             hook(r#"{"path":"/bin/sh","args":["sh","-c","read s; echo \"got $s\" >&2; exit 3"]}"#);
-        let e = run(&h, "{\"id\":\"x\"}\n", None).unwrap_err();
+        let e = run(&h, "{\"id\":\"x\"}\n", None, &[]).unwrap_err();
         assert_eq!(
             e,
             "error running hook: exit status 3, stdout: , stderr: got {\"id\":\"x\"}"
@@ -301,7 +320,7 @@ mod tests {
         assert_eq!(signal_text(libc::SIGSYS), "bad system call");
         assert_eq!(signal_text(libc::SIGKILL), "killed");
         let h = hook(r#"{"path":"/bin/sh","args":["sh","-c","kill -SYS $$"]}"#);
-        let e = run(&h, "", None).unwrap_err();
+        let e = run(&h, "", None, &[]).unwrap_err();
         assert!(
             e.starts_with("error running hook: signal: bad system call"),
             "{e}"
@@ -312,7 +331,7 @@ mod tests {
     fn timeout_kills() {
         let h = hook(r#"{"path":"/bin/sh","args":["sh","-c","sleep 10"],"timeout":1}"#);
         let t = Instant::now();
-        let e = run(&h, "", None).unwrap_err();
+        let e = run(&h, "", None, &[]).unwrap_err();
         assert!(e.contains("timeout of 1.0s"), "{e}");
         assert!(t.elapsed() < Duration::from_secs(5));
     }
@@ -322,6 +341,6 @@ mod tests {
         let h = hook(
             r#"{"path":"/bin/sh","args":["sh","-c","test \"$A\" = b && test -z \"$HOME\""],"env":["A=b"]}"#,
         );
-        run(&h, "", None).unwrap();
+        run(&h, "", None, &[]).unwrap();
     }
 }

@@ -252,18 +252,35 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
     let (lock, rec) = locked(root, id)?;
     // Signals need no lock: the pidfd is verified against the init's start time.
     drop(lock);
-    if status_of(&rec) == Status::Stopped {
-        return Err(Error::NotRunning);
-    }
-    if all {
-        for p in container_pids(&rec) {
-            // SAFETY: kill(2) with a plain pid and signal number touches no memory.
-            unsafe { libc::kill(p, sig) };
+    let stopped = status_of(&rec) == Status::Stopped;
+    // runc 1.2+: `--all` of a stopped container is no error, and SIGKILL to a container without
+    // its own pid namespace goes to every process of its cgroup (with its own, the kernel kills
+    // them with the init), even once the init is gone: nothing may be left behind.
+    if all || (sig == libc::SIGKILL && !rec.private_pid_ns) {
+        // Without a cgroup the pids come from the init's, which is no more once stopped.
+        if !(stopped && rec.cgroup.layout.is_empty()) {
+            signal_all(&rec, sig);
         }
         return Ok(());
     }
+    if stopped {
+        return Err(Error::NotRunning);
+    }
     crate::log::debug(&format!("kill {id}: signal {sig} to init {}", rec.pid));
     signal_init(&rec, sig).map(drop)
+}
+
+/// `sig` to every process of the container; for SIGKILL a second pass gets what was forked
+/// meanwhile (runc freezes the cgroup instead; a frozen v1 task would take SIGKILL only once
+/// thawed).
+fn signal_all(rec: &ContainerRecord, sig: i32) {
+    let passes = if sig == libc::SIGKILL { 2 } else { 1 };
+    for _ in 0..passes {
+        for p in container_pids(rec) {
+            // SAFETY: kill(2) with a plain pid and signal number touches no memory.
+            unsafe { libc::kill(p, sig) };
+        }
+    }
 }
 
 /// Kills the init (and, without a private pid namespace, every process we can find) and waits

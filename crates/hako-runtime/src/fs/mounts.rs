@@ -320,8 +320,6 @@ pub fn mount_one(ctx: &MountCtx, index: usize, m: &Mount) -> Result<()> {
     let typ = m.typ().as_deref().unwrap_or("");
     // The destination, when it exists, opened once: checked, then mounted on.
     let opened = check_proc(ctx, m, typ, &shown)?;
-    let data = opts.data.join(",");
-    let data = (!data.is_empty()).then_some(data.as_str());
     let is_bind = opts.flags.contains(MsFlags::MS_BIND) || typ == "bind";
     if let Some(tree) = ctx.bind_fds.idmapped(index).filter(|_| is_bind) {
         return attach_idmapped(ctx, tree, dest, opened, &opts, &shown);
@@ -343,6 +341,12 @@ pub fn mount_one(ctx: &MountCtx, index: usize, m: &Mount) -> Result<()> {
         Some(fd) => Probed::Exists(fd),
         None => opened,
     };
+    let mut data = opts.data.clone();
+    if typ == "tmpfs" && !data.iter().any(|d| d.starts_with("mode=")) {
+        data.extend(covered_mode(&opened).map(|m| format!("mode={m:o}")));
+    }
+    let data = data.join(",");
+    let data = (!data.is_empty()).then_some(data.as_str());
     let target = opened.ensure(ctx.root, dest, Kind::Dir)?;
     let src = m
         .source()
@@ -391,6 +395,17 @@ pub fn mount_one(ctx: &MountCtx, index: usize, m: &Mount) -> Result<()> {
         Err(e) => Err(Error::path("mount", shown, e)),
         Ok(()) => finish(ctx.root, dest, &opts, &shown),
     }
+}
+
+/// The mode of the directory a tmpfs without `mode=` covers, for its root: runc 1.2+ passes
+/// it as `mode=` (so `/var/empty` stays 0711, a setgid dir stays setgid). A directory made for
+/// the mount keeps tmpfs's own default, 1777, as in runc.
+fn covered_mode(opened: &Probed) -> Option<u32> {
+    let Probed::Exists(fd) = opened else {
+        return None;
+    };
+    let st = nix::sys::stat::fstat(fd).ok()?;
+    (st.st_mode & libc::S_IFMT == libc::S_IFDIR).then_some(st.st_mode & 0o7777)
 }
 
 /// A mount of /dev itself that is not a bind (a bound /dev comes whole from elsewhere).

@@ -451,11 +451,13 @@ fn wait_and_exec(a: &InitArgs, ready: Ready) -> i32 {
 /// stdio and the preserved fds cross execve (marked at create; the start connection is
 /// close-on-exec from accept4, the channel from socketpair).
 fn start_and_exec(a: &InitArgs, ready: Ready) -> String {
-    if let Err(e) = hooks::run_all(
+    let env = ready.process.as_ref().map_or(&[][..], |p| &p.env[..]);
+    if let Err(e) = hooks::run_all_in(
         a.spec.hooks().as_ref(),
         hooks::Kind::StartContainer,
         &ready.state,
         None,
+        env,
     ) {
         return e.to_string();
     }

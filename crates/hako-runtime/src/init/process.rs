@@ -153,6 +153,17 @@ pub fn cap_plan(c: &LinuxCapabilities) -> CapPlan {
     CapPlan { unknown, ..plan }
 }
 
+/// runc's warning for capabilities it leaves out (unknown to it or to this kernel), the names as
+/// Go prints a slice: `[CAP_A CAP_B]`.
+pub fn warn_unknown_capabilities(names: &[String]) {
+    if !names.is_empty() {
+        crate::log::warn(&format!(
+            "ignoring unknown or unavailable capabilities: [{}]",
+            names.join(" ")
+        ));
+    }
+}
+
 /// Drops the bounding set. Must run before the uid switch: dropping needs CAP_SETPCAP.
 pub fn apply_bounding(plan: &CapPlan) -> Result<()> {
     for cap in caps::all().into_iter().filter(|c| c.index() <= last_cap()) {
@@ -217,11 +228,23 @@ pub fn apply_caps(plan: &CapPlan) -> Result<()> {
     caps::clear(None, CapSet::Ambient)
         .map_err(|x| Error::Init(format!("clear ambient capabilities: {x}")))?;
     for cap in &plan.ambient {
-        // The kernel refuses an ambient cap that is not both permitted and inheritable; runc skips
-        // those silently, and so do we.
-        if plan.permitted.contains(cap) && plan.inheritable.contains(cap) {
-            caps::raise(None, CapSet::Ambient, *cap)
-                .map_err(|x| Error::Init(format!("raise ambient {cap}: {x}")))?;
+        // The kernel refuses an ambient cap that is not both permitted and inheritable (EPERM);
+        // runc 1.2+ tries each one and warns about a refusal, the container still runs.
+        // SAFETY: PR_CAP_AMBIENT takes integer arguments only.
+        let r = unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                cap.index() as libc::c_ulong,
+                0,
+                0,
+            )
+        };
+        if let Err(e) = nix::errno::Errno::result(r) {
+            crate::log::warn(&format!(
+                "can't raise ambient capability {cap}: {}",
+                crate::error::errno_text(e)
+            ));
         }
     }
     Ok(())
@@ -267,15 +290,30 @@ pub fn set_no_new_privs() -> Result<()> {
     nix::sys::prctl::set_no_new_privs().op("prctl(PR_SET_NO_NEW_PRIVS)")
 }
 
-/// The environment as configured, plus HOME from the container's /etc/passwd when it is missing
-/// (runc does the same; many images rely on it).
-pub fn environment(p: &Process) -> Vec<String> {
-    let mut env: Vec<String> = p.env().clone().unwrap_or_default();
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        let home = home_of(p.user().uid()).unwrap_or_else(|| "/".into());
-        env.push(format!("HOME={home}"));
+/// The process's environment as runc 1.3's prepareEnv makes it: `env` (the config's, then
+/// `exec --env`'s and LISTEN_FDS, in that order) with each name once, at the place of its last
+/// occurrence and with its last value (glibc's getenv takes the first, so a duplicate left in
+/// would let the config's value beat `exec --env`), and HOME from the container's /etc/passwd
+/// (`/` without an entry) when it is missing or empty: many images rely on it.
+pub fn environment(env: impl IntoIterator<Item = String>, uid: u32) -> Vec<String> {
+    let env: Vec<String> = env.into_iter().collect();
+    let name = |kv: &str| kv.split_once('=').map_or(kv, |(k, _)| k).to_string();
+    let mut seen = HashSet::new();
+    let mut out: Vec<String> = env
+        .into_iter()
+        .rev()
+        .filter(|kv| seen.insert(name(kv)))
+        .collect();
+    out.reverse();
+    if !out
+        .iter()
+        .any(|e| e.len() > "HOME=".len() && e.starts_with("HOME="))
+    {
+        out.retain(|e| e != "HOME=");
+        let home = home_of(uid).unwrap_or_else(|| "/".into());
+        out.push(format!("HOME={home}"));
     }
-    env
+    out
 }
 
 fn home_of(uid: u32) -> Option<String> {
@@ -453,20 +491,15 @@ pub fn prepare(
         load(c)?;
     }
     let plan = attrs.caps();
-    if !plan.unknown.is_empty() {
-        crate::log::warn(&format!(
-            "ignoring unknown or unavailable capabilities: {:?}",
-            plan.unknown
-        ));
-    }
+    warn_unknown_capabilities(&plan.unknown);
     apply_bounding(plan)?;
     switch_user(p, setgroups_allowed, true)?;
     if !in_cwd {
         enter_cwd(cwd, false)?;
     }
     apply_caps(plan)?;
-    let mut env = environment(p);
-    env.extend(extra_env.iter().cloned());
+    let configured = p.env().iter().flatten().chain(extra_env);
+    let env = environment(configured.cloned(), p.user().uid());
     let argv = p.args().clone().unwrap_or_default();
     let exe = lookup(&argv[0], &env)
         .map_err(|e| Error::Init(format!("unable to start container process: {e}")))?;
@@ -495,13 +528,16 @@ impl Ready {
             return Error::Usage("argument contains a NUL byte".into());
         };
         let err = nix::unistd::execve(&exe, &argv, &env).unwrap_err();
-        let e = std::io::Error::from_raw_os_error(err as i32);
-        Error::Init(format!(
-            "unable to start container process: exec: {:?}: {}",
-            self.argv[0],
-            io_text(&e)
-        ))
+        exec_failed(&self.exe, err)
     }
+}
+
+/// A failed execve in runc 1.3's words (Go's `*os.PathError` of op "exec" on the looked-up
+/// path: `exec /run.sh: no such file or directory` for a missing interpreter); podman maps the
+/// errno text to 126/127.
+fn exec_failed(exe: &Path, err: nix::errno::Errno) -> Error {
+    let e = std::io::Error::from_raw_os_error(err as i32);
+    Error::Init(format!("exec {}: {}", exe.display(), io_text(&e)))
 }
 
 #[cfg(test)]
@@ -522,6 +558,24 @@ mod tests {
             e,
             "exec: \"/no/such\": stat /no/such: no such file or directory"
         );
+    }
+
+    #[test]
+    fn exec_failure_words_like_runc_13() {
+        let e = exec_failed(Path::new("/run.sh"), nix::errno::Errno::ENOENT);
+        assert_eq!(e.to_string(), "exec /run.sh: no such file or directory");
+    }
+
+    #[test]
+    fn environment_keeps_the_last_of_each_name() {
+        let v = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let env = environment(v(&["A=1", "HOME=/h", "B=b", "A=2"]), 0);
+        assert_eq!(env, v(&["HOME=/h", "B=b", "A=2"]));
+        // An empty HOME, last of several, is replaced (uid 4242 has no entry here: `/`).
+        let env = environment(v(&["HOME=/x", "P=1", "HOME=", "Z=1"]), 4242);
+        assert_eq!(env, v(&["P=1", "Z=1", "HOME=/"]));
+        let env = environment(v(&["HOME=", "HOME=/y"]), 4242);
+        assert_eq!(env, v(&["HOME=/y"]));
     }
 
     #[test]
