@@ -7,6 +7,7 @@
 //! Tests need root: start each with [`require_root!`], which prints a line and returns otherwise.
 
 pub mod fuzz;
+pub mod oom;
 
 use std::cell::RefCell;
 use std::ffi::OsStr;
@@ -782,6 +783,20 @@ impl Hako {
         let mut args = vec!["run".to_string()];
         args.extend(Self::bundle_args(id, bundle, extra));
         self.cmd(&args)
+    }
+
+    /// `run -d --console-socket` of a bundle whose process has a terminal, as runc's tty.bats
+    /// drive it: the new container's id and the pty master the runtime sent (keep it open: the
+    /// process's terminal hangs up when it closes).
+    #[track_caller]
+    pub fn run_with_console(&self, bundle: &Bundle) -> (String, OwnedFd) {
+        let sock = ConsoleSocket::listen(self.scratch());
+        let id = self.new_id();
+        let sock_path = sock.path.to_str().unwrap().to_string();
+        self.run_with(&id, bundle, &["-d", "--console-socket", &sock_path])
+            .assert_ok();
+        let (_, mut fds) = sock.recv().expect("console message");
+        (id, fds.remove(0))
     }
 
     /// Run `sh -c SCRIPT` in a fresh container on `bundle`, asserting success; returns stdout.

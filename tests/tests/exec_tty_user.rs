@@ -28,16 +28,7 @@ fn running(h: &Hako, b: &Bundle) -> String {
 fn running_with_terminal(h: &Hako, b: &mut Bundle) -> (String, std::os::fd::OwnedFd) {
     b.config["process"]["terminal"] = json!(true);
     b.set_sh("exec sleep 1000");
-    let sock = ConsoleSocket::listen(h.scratch());
-    let id = h.new_id();
-    h.run_with(
-        &id,
-        b,
-        &["-d", "--console-socket", sock.path.to_str().unwrap()],
-    )
-    .assert_ok();
-    let (_, mut fds) = sock.recv().expect("console message");
-    (id, fds.remove(0))
+    h.run_with_console(b)
 }
 
 #[test]
@@ -308,16 +299,8 @@ fn terminal_belongs_to_the_container_user() {
     let mut b = Bundle::sh("stat -c %u:%g $(tty)");
     b.config["process"]["terminal"] = json!(true);
     b.config["process"]["user"] = json!({"uid": 1000, "gid": 100});
-    let sock = ConsoleSocket::listen(h.scratch());
-    let id = h.new_id();
-    h.run_with(
-        &id,
-        &b,
-        &["-d", "--console-socket", sock.path.to_str().unwrap()],
-    )
-    .assert_ok();
-    let (_, fds) = sock.recv().expect("console message");
-    assert_eq!(read_pty(&fds[0], T).trim(), "1000:5");
+    let (_, master) = h.run_with_console(&b);
+    assert_eq!(read_pty(&master, T).trim(), "1000:5");
     // exec: as the container's user, and as the one --user names.
     let mut b = Bundle::sh("exec sleep 1000");
     b.config["process"]["user"] = json!({"uid": 1000, "gid": 100});
