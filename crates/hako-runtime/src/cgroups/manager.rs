@@ -248,7 +248,7 @@ impl Cgroups {
             let base = if absolute {
                 h.mountpoint.clone()
             } else {
-                let o = super::mount::own_path(h, &own);
+                let o = super::own_path(h, &own);
                 h.mountpoint.join(o.strip_prefix("/").unwrap_or(&o))
             };
             let dir = base.join(&rel);
