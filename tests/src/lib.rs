@@ -785,6 +785,22 @@ impl Hako {
         self.cmd(&args)
     }
 
+    /// `run --detach` of a fresh container on `bundle`, asserting it runs; returns its id.
+    #[track_caller]
+    pub fn run_detached(&self, bundle: &Bundle) -> String {
+        let id = self.new_id();
+        self.run_with(&id, bundle, &["--detach"]).assert_ok();
+        assert_eq!(self.status(&id), "running");
+        id
+    }
+
+    /// `exec ARGS...`
+    pub fn exec(&self, args: &[&str]) -> Output {
+        let mut v = vec!["exec"];
+        v.extend_from_slice(args);
+        self.cmd(&v)
+    }
+
     /// `run -d --console-socket` of a bundle whose process has a terminal, as runc's tty.bats
     /// drive it: the new container's id and the pty master the runtime sent (keep it open: the
     /// process's terminal hangs up when it closes).
