@@ -28,27 +28,9 @@ setup() {
   mkdir -p "$C"
   # The shim keeps its sockets in /run/containerd/s whatever the config says: remove what we made.
   [ -e /run/containerd ] || touch "$C/made-run-containerd"
-  cat >"$C/config.toml" <<EOF
-version = 2
-root = "$C/root"
-state = "$C/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-
-[grpc]
-  address = "$SOCK"
-
-[ttrpc]
-  address = "$SOCK.ttrpc"
-
-[debug]
-  address = "$C/debug.sock"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$C/opt"
-EOF
-  containerd --config "$C/config.toml" >"$LOGS/containerd-daemon.log" 2>&1 &
-  echo $! >"$C/containerd.pid"
-  retry 100 c version >/dev/null 2>&1 || fail "containerd did not come up: $(tail -5 "$LOGS/containerd-daemon.log")"
+  containerd_conf "$C" "$SOCK" 'disabled_plugins = ["io.containerd.grpc.v1.cri"]' >"$C/config.toml"
+  daemon_start containerd "$C/containerd.pid" "$LOGS/containerd-daemon.log" 100 c version -- \
+    containerd --config "$C/config.toml"
   if [ ! -s "$INT_WORK/busybox-oci.tar" ]; then
     "$(dirname "$0")/podman.sh" image-only
   fi
@@ -71,14 +53,11 @@ teardown() {
   if [ -s "$C/containerd.pid" ]; then
     cleanup_containers
     c images rm "$IMG" >/dev/null 2>&1
-    local pid; pid=$(cat "$C/containerd.pid")
-    if grep -qF "$C/config.toml" "/proc/$pid/cmdline" 2>/dev/null; then
-      kill "$pid" && retry 50 sh -c "! kill -0 $pid 2>/dev/null" || kill -9 "$pid"
-    fi
+    daemon_stop "$C/containerd.pid" "$C/config.toml"
     # A shim that outlived its task (it would be a bug) is ours: it names our socket.
-    for pid in $(pgrep -f -- "-address $SOCK" || true); do kill -9 "$pid"; done
+    kill_strays "-address $SOCK"
   fi
-  findmnt -rn -o TARGET | grep "^$C/" | sort -r | while read -r m; do umount -l "$m"; done
+  unmount_under "$C"
   remove_cgroups "$NS"
   [ ! -e "$C/made-run-containerd" ] || rmdir /run/containerd/s /run/containerd/fifo /run/containerd 2>/dev/null
   rm -rf "$C"

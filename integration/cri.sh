@@ -23,22 +23,9 @@ write_conf() {
   mkdir -p "$C/net.d"
   # The documented configuration (docs/integration.md), with private paths. The sandbox image is
   # imported below; no registry is reached.
-  cat >"$C/config.toml" <<EOF
-version = 2
-root = "$C/root"
-state = "$C/state"
-
-[grpc]
-  address = "$SOCK"
-
-[ttrpc]
-  address = "$SOCK.ttrpc"
-
-[debug]
-  address = "$C/debug.sock"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$C/opt"
+  {
+    containerd_conf "$C" "$SOCK"
+    cat <<EOF
 
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$PAUSE"
@@ -69,6 +56,7 @@ state = "$C/state"
   Root = "$C/runtime-root/runc"
   SystemdCgroup = false
 EOF
+  } >"$C/config.toml"
 }
 
 setup() {
@@ -77,9 +65,8 @@ setup() {
   [ -e /run/containerd ] || touch "$C/made-run-containerd"
   # The client: its own workspace, debug profile (a release build of tonic costs minutes here).
   cargo build -q --manifest-path "$CLIENT_DIR/Cargo.toml" || fail "building the CRI client failed"
-  containerd --config "$C/config.toml" >"$LOGS/cri-containerd-daemon.log" 2>&1 &
-  echo $! >"$C/containerd.pid"
-  retry 100 c version >/dev/null 2>&1 || fail "containerd did not come up: $(tail -5 "$LOGS/cri-containerd-daemon.log")"
+  daemon_start containerd "$C/containerd.pid" "$LOGS/cri-containerd-daemon.log" 100 c version -- \
+    containerd --config "$C/config.toml"
   if [ ! -s "$INT_WORK/busybox-oci.tar" ] || [ ! -s "$INT_WORK/pause-oci.tar" ]; then
     "$(dirname "$0")/podman.sh" image-only
   fi
@@ -102,14 +89,11 @@ teardown() {
   set +e
   if [ -s "$C/containerd.pid" ]; then
     cleanup_containers
-    local pid; pid=$(cat "$C/containerd.pid")
-    if grep -qF "$C/config.toml" "/proc/$pid/cmdline" 2>/dev/null; then
-      kill "$pid" && retry 50 sh -c "! kill -0 $pid 2>/dev/null" || kill -9 "$pid"
-    fi
+    daemon_stop "$C/containerd.pid" "$C/config.toml"
     # A shim that outlived its task (it would be a bug) is ours: it names our socket.
-    for pid in $(pgrep -f -- "-address $SOCK" || true); do kill -9 "$pid"; done
+    kill_strays "-address $SOCK"
   fi
-  findmnt -rn -o TARGET | grep "^$C/" | sort -r | while read -r m; do umount -l "$m"; done
+  unmount_under "$C"
   remove_cgroups "$CRI_CGROUP_PARENT"
   [ ! -e "$C/made-run-containerd" ] || rmdir /run/containerd/s /run/containerd 2>/dev/null
   rm -rf "$C"

@@ -44,22 +44,16 @@ write_conf() {
 EOF
 }
 
-daemon_pid() {
-  local pid
-  pid=$(cat "$D/docker.pid" 2>/dev/null) || return 1
-  # Ours only: its command line names our data root.
-  grep -qF -- "$D/data" "/proc/$pid/cmdline" 2>/dev/null && echo "$pid"
-}
-
 setup() {
   write_conf
   [ -e /run/docker ] || touch "$D/made-run-docker"
   [ -e /run/containerd ] || touch "$D/made-run-containerd"
-  dockerd --config-file "$D/daemon.json" --data-root "$D/data" --exec-root "$D/exec" \
+  # dockerd writes its own --pidfile; daemon_start writes another, so neither overwrites the other.
+  daemon_start dockerd "$D/dockerd.pid" "$LOGS/docker-daemon.log" 150 d version -- \
+    dockerd --config-file "$D/daemon.json" --data-root "$D/data" --exec-root "$D/exec" \
     --host "$DOCKER_HOST" --pidfile "$D/docker.pid" \
     --bridge=none --iptables=false --ip6tables=false --ip-masq=false \
-    --cgroup-parent "/$CGROUP_PARENT" >"$LOGS/docker-daemon.log" 2>&1 &
-  retry 150 d version >/dev/null 2>&1 || fail "dockerd did not come up: $(tail -5 "$LOGS/docker-daemon.log")"
+    --cgroup-parent "/$CGROUP_PARENT"
   if [ ! -s "$INT_WORK/busybox-docker.tar" ]; then
     "$(dirname "$0")/podman.sh" image-only
   fi
@@ -75,16 +69,15 @@ cleanup_containers() {
 
 teardown() {
   set +e
-  local pid
-  if pid=$(daemon_pid); then
+  if daemon_pid "$D/dockerd.pid" "$D/data" >/dev/null; then
     cleanup_containers
     d rmi -f "$IMG" >/dev/null 2>&1
     # dockerd stops its containerd on the way out.
-    kill "$pid" && retry 100 sh -c "! kill -0 $pid 2>/dev/null" || kill -9 "$pid"
+    daemon_stop "$D/dockerd.pid" "$D/data" 100
   fi
   # A containerd or shim that outlived the daemon (it would be a bug) is ours: it names our dirs.
-  for pid in $(pgrep -f -- "$D/exec/containerd" || true); do kill -9 "$pid"; done
-  findmnt -rn -o TARGET | grep "^$D/" | sort -r | while read -r m; do umount -l "$m"; done
+  kill_strays "$D/exec/containerd"
+  unmount_under "$D"
   remove_cgroups "$CGROUP_PARENT"
   [ ! -e "$D/made-run-docker" ] || rmdir /run/docker/plugins /run/docker 2>/dev/null
   [ ! -e "$D/made-run-containerd" ] || rmdir /run/containerd/s /run/containerd 2>/dev/null

@@ -1,4 +1,4 @@
-# integration/lib.sh: helpers shared by podman.sh and containerd.sh (sourced, not run).
+# integration/lib.sh: helpers shared by the suite scripts (sourced, not run).
 #
 # A suite script calls itself as `SUITE.sh scenario NAME` for each scenario, in a fresh bash with
 # `set -euo pipefail` and a timeout, so one failing or hanging scenario never stops the others.
@@ -36,6 +36,70 @@ retry() {
   local n=$1; shift
   for ((i = 0; i < n; i++)); do "$@" && return 0; sleep 0.2; done
   return 1
+}
+
+# daemon_start NAME PIDFILE LOG TRIES PROBE... -- CMD...: a private daemon. CMD runs in the
+# background (output to LOG, its pid into PIDFILE), then PROBE is tried up to TRIES times, 0.2 s
+# apart, until it answers; otherwise the run fails with LOG's last lines.
+daemon_start() {
+  local name=$1 pidfile=$2 log=$3 tries=$4 probe=()
+  shift 4
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do probe+=("$1"); shift; done
+  [ $# -gt 1 ] || fail "daemon_start $name: no command after --"
+  shift
+  "$@" >"$log" 2>&1 &
+  echo $! >"$pidfile"
+  retry "$tries" "${probe[@]}" >/dev/null 2>&1 || fail "$name did not come up: $(tail -5 "$log")"
+}
+
+# daemon_pid PIDFILE MARK: the pid in PIDFILE while that process is still ours, i.e. its command
+# line names MARK (our config file or data dir): a stale file or a recycled pid is someone else's.
+daemon_pid() {
+  local pid
+  pid=$(cat "$1" 2>/dev/null) && [ -n "$pid" ] || return 1
+  grep -qF -- "$2" "/proc/$pid/cmdline" 2>/dev/null && echo "$pid"
+}
+
+# daemon_stop PIDFILE MARK [TRIES]: our daemon (see daemon_pid) gets TERM, up to TRIES (50) checks
+# 0.2 s apart to exit (it stops its own children on the way out), then KILL.
+daemon_stop() {
+  local pid
+  pid=$(daemon_pid "$1" "$2") || return 0
+  kill "$pid" && retry "${3:-50}" sh -c "! kill -0 $pid 2>/dev/null" || kill -9 "$pid"
+}
+
+# kill_strays PATTERN: KILL what outlived its daemon (it would be a bug), ours because its command
+# line names PATTERN (our socket or exec dir).
+kill_strays() {
+  local pid
+  for pid in $(pgrep -f -- "$1" || true); do kill -9 "$pid"; done
+}
+
+# unmount_under DIR: every mount below DIR, the deepest first (lazily): what our daemons left.
+unmount_under() {
+  findmnt -rn -o TARGET | grep "^$1/" | sort -r | while read -r m; do umount -l "$m"; done
+}
+
+# containerd_conf DIR SOCK [TOP-LEVEL LINES]: the head of a private containerd's config.toml (root,
+# state, sockets and opt under DIR, on stdout); callers append their plugin tables.
+containerd_conf() {
+  cat <<EOF
+version = 2
+root = "$1/root"
+state = "$1/state"
+${3:-}
+[grpc]
+  address = "$2"
+
+[ttrpc]
+  address = "$2.ttrpc"
+
+[debug]
+  address = "$1/debug.sock"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$1/opt"
+EOF
 }
 
 # needs_criu: SKIP the scenario unless CRIU is on PATH with the ip(6)tables-restore its network

@@ -47,27 +47,9 @@ setup() {
   make_rootfs "$W/rootfs"
   tar -C "$W/rootfs" -c . | p import -q --change CMD=/bin/sh - "$IMG" >/dev/null
   p save -q --format oci-archive -o "$W/busybox-oci.tar" "$IMG"
-  cat >"$C/config.toml" <<EOF
-version = 2
-root = "$C/root"
-state = "$C/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-
-[grpc]
-  address = "$SOCK"
-
-[ttrpc]
-  address = "$SOCK.ttrpc"
-
-[debug]
-  address = "$C/debug.sock"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$C/opt"
-EOF
-  containerd --config "$C/config.toml" >"$LOGS/containerd-systemd-daemon.log" 2>&1 &
-  echo $! >"$C/containerd.pid"
-  retry 300 c version >/dev/null 2>&1 || fail "containerd did not come up"
+  containerd_conf "$C" "$SOCK" 'disabled_plugins = ["io.containerd.grpc.v1.cri"]' >"$C/config.toml"
+  daemon_start containerd "$C/containerd.pid" "$LOGS/containerd-systemd-daemon.log" 300 c version -- \
+    containerd --config "$C/config.toml"
   c images import "$W/busybox-oci.tar" >/dev/null
 }
 
@@ -85,10 +67,8 @@ cleanup_containers() {
 teardown() {
   set +e
   cleanup_containers
-  if [ -s "$C/containerd.pid" ]; then
-    kill "$(cat "$C/containerd.pid")" 2>/dev/null
-  fi
-  findmnt -rn -o TARGET | grep "^$W/" | sort -r | while read -r m; do umount -l "$m"; done
+  daemon_stop "$C/containerd.pid" "$C/config.toml"
+  unmount_under "$W"
   rm -rf "$W"
 }
 

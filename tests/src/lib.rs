@@ -7,6 +7,7 @@
 //! Tests need root: start each with [`require_root!`], which prints a line and returns otherwise.
 
 pub mod fuzz;
+pub mod oom;
 
 use std::cell::RefCell;
 use std::ffi::OsStr;
@@ -783,6 +784,36 @@ impl Hako {
         let mut args = vec!["run".to_string()];
         args.extend(Self::bundle_args(id, bundle, extra));
         self.cmd(&args)
+    }
+
+    /// `run --detach` of a fresh container on `bundle`, asserting it runs; returns its id.
+    #[track_caller]
+    pub fn run_detached(&self, bundle: &Bundle) -> String {
+        let id = self.new_id();
+        self.run_with(&id, bundle, &["--detach"]).assert_ok();
+        assert_eq!(self.status(&id), "running");
+        id
+    }
+
+    /// `exec ARGS...`
+    pub fn exec(&self, args: &[&str]) -> Output {
+        let mut v = vec!["exec"];
+        v.extend_from_slice(args);
+        self.cmd(&v)
+    }
+
+    /// `run -d --console-socket` of a bundle whose process has a terminal, as runc's tty.bats
+    /// drive it: the new container's id and the pty master the runtime sent (keep it open: the
+    /// process's terminal hangs up when it closes).
+    #[track_caller]
+    pub fn run_with_console(&self, bundle: &Bundle) -> (String, OwnedFd) {
+        let sock = ConsoleSocket::listen(self.scratch());
+        let id = self.new_id();
+        let sock_path = sock.path.to_str().unwrap().to_string();
+        self.run_with(&id, bundle, &["-d", "--console-socket", &sock_path])
+            .assert_ok();
+        let (_, mut fds) = sock.recv().expect("console message");
+        (id, fds.remove(0))
     }
 
     /// Run `sh -c SCRIPT` in a fresh container on `bundle`, asserting success; returns stdout.

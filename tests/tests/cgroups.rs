@@ -562,17 +562,9 @@ fn cpu_quota_shares_and_cpuset() {
     let id = h.new_id();
     let pid = started(&h, &id, &b);
     let cg = Cg::of(pid);
-    if pure_v2() {
-        assert_eq!(cg.file("cpu", "cpu.max"), "10000 100000");
-        // runc's conversion: 1 + (512 - 2) * 9999 / 262142.
-        assert_eq!(cg.file("cpu", "cpu.weight"), "20");
-        assert_eq!(cg.file("cpuset", "cpuset.cpus"), "0");
-    } else {
-        assert_eq!(cg.file("cpu", "cpu.cfs_quota_us"), "10000");
-        assert_eq!(cg.file("cpu", "cpu.cfs_period_us"), "100000");
-        assert_eq!(cg.file("cpu", "cpu.shares"), "512");
-        assert_eq!(cg.file("cpuset", "cpuset.cpus"), "0");
-    }
+    check_cpu_quota(&cg, 10000, 100000);
+    check_shares(&cg, 512);
+    assert_eq!(cg.file("cpuset", "cpuset.cpus"), "0");
     assert!(
         wait_for(t(30), || !read(out.join("cpus")).is_empty()),
         "container did not finish its busy loop"
@@ -681,14 +673,7 @@ fn update_replaces_device_rules() {
         { "allow": false, "access": "rwm" },
         { "allow": true, "type": "c", "major": 1, "minor": 11, "access": "rwm" }
     ] });
-    h.cmd_opts(
-        &["update", "--resources", "-", &id],
-        CmdOpts {
-            stdin: Some(rules.to_string().into_bytes()),
-            ..Default::default()
-        },
-    )
-    .assert_ok();
+    update_json(&h, &id, rules);
     if testing_runc() {
         // runc 1.1's update takes memory, cpu, blkio, pids and unified from --resources, never
         // devices: the old rules stay.
@@ -765,31 +750,22 @@ fn update_changes_live_cgroup_files() {
     let id = h.new_id();
     let pid = started(&h, &id, &b);
     let cg = Cg::of(pid);
-    let (mem, cpu_file) = if pure_v2() {
-        ("memory.max", "cpu.weight")
+    let mem = if pure_v2() {
+        "memory.max"
     } else {
-        ("memory.limit_in_bytes", "cpu.shares")
+        "memory.limit_in_bytes"
     };
     assert_eq!(cg.file("memory", mem), (32 * MIB).to_string());
 
-    h.cmd(&["update", "--memory", "64m", "--pids-limit", "20", &id])
-        .assert_ok();
+    update(&h, &id, &["--memory", "64m", "--pids-limit", "20"]);
     assert_eq!(cg.file("memory", mem), (64 * MIB).to_string());
     assert_eq!(cg.file("pids", "pids.max"), "20");
 
     let json = json!({ "memory": { "limit": 40 * MIB }, "cpu": { "shares": 256 }, "pids": { "limit": 15 } });
-    h.cmd_opts(
-        &["update", "--resources", "-", &id],
-        CmdOpts {
-            stdin: Some(json.to_string().into_bytes()),
-            ..Default::default()
-        },
-    )
-    .assert_ok();
+    update_json(&h, &id, json);
     assert_eq!(cg.file("memory", mem), (40 * MIB).to_string());
     assert_eq!(cg.file("pids", "pids.max"), "15");
-    let want_cpu = if pure_v2() { "10" } else { "256" };
-    assert_eq!(cg.file("cpu", cpu_file), want_cpu);
+    check_shares(&cg, 256);
     // The process is still fine under the new limits.
     assert_eq!(h.status(&id), "running");
 
@@ -1257,6 +1233,7 @@ fn check_shares(cg: &Cg, shares: u64) {
     }
 }
 
+/// `update ARGS... ID`, asserting success.
 #[track_caller]
 fn update(h: &Hako, id: &str, args: &[&str]) {
     let mut v = vec!["update"];
@@ -1265,6 +1242,7 @@ fn update(h: &Hako, id: &str, args: &[&str]) {
     h.cmd(&v).assert_ok();
 }
 
+/// `update --resources -` with JSON on stdin, asserting success.
 #[track_caller]
 fn update_json(h: &Hako, id: &str, json: Value) {
     h.cmd_opts(

@@ -59,18 +59,9 @@ fn console_input_reaches_process() {
     require_root!();
     let h = Hako::new();
     let b = tty_bundle("read line; echo \"got:$line\"");
-    let sock = ConsoleSocket::listen(h.scratch());
-    let id = h.new_id();
-    h.run_with(
-        &id,
-        &b,
-        &["-d", "--console-socket", sock.path.to_str().unwrap()],
-    )
-    .assert_ok();
-    let (_, fds) = sock.recv().expect("console message");
-    let master = &fds[0];
-    nix::unistd::write(master, b"hello\n").unwrap();
-    let out = read_pty(master, T);
+    let (id, master) = h.run_with_console(&b);
+    nix::unistd::write(&master, b"hello\n").unwrap();
+    let out = read_pty(&master, T);
     assert!(out.contains("got:hello"), "{out:?}");
     assert!(h.wait_status(&id, "stopped", T));
 }
@@ -191,16 +182,8 @@ fn console_with_readonly_dev() {
             m["options"].as_array_mut().unwrap().push(json!("ro"));
         }
     }
-    let sock = ConsoleSocket::listen(h.scratch());
-    let id = h.new_id();
-    h.run_with(
-        &id,
-        &b,
-        &["-d", "--console-socket", sock.path.to_str().unwrap()],
-    )
-    .assert_ok();
-    let (_, fds) = sock.recv().expect("console message");
-    let out = read_pty(&fds[0], T);
+    let (id, master) = h.run_with_console(&b);
+    let out = read_pty(&master, T);
     assert!(out.contains("console-ok"), "{out:?}");
     assert!(out.contains("Read-only file system"), "{out:?}");
     assert!(h.wait_status(&id, "stopped", T));

@@ -1,9 +1,9 @@
 //! `events`: runc's stats envelope with real cgroup figures, and OOM notifications while
 //! streaming.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use hako_tests::oom::{EventStream, OomContainer};
 use hako_tests::*;
 
 #[test]
@@ -39,65 +39,22 @@ fn stats_once_in_runc_shape() {
     assert!(o.stderr.contains("is not running"), "{o:#?}");
 }
 
-/// 32 MiB of memory, and of memory+swap where the host accounts swap (memory.memsw.* on v1,
-/// memory.swap.max on v2; a swap limit is refused without), so `tail` cannot escape to swap.
-fn oom_limits() -> Value {
-    let v2 = !read("/proc/self/mountinfo").contains(" - cgroup ");
-    let swap_file = if v2 {
-        "memory.swap.max"
-    } else {
-        "memory.memsw.limit_in_bytes"
-    };
-    if host_cgroup_has("memory", swap_file) {
-        return json!({"memory": {"limit": 33554432, "swap": 33554432}});
-    }
-    skip_part(
-        "swap limit",
-        &format!("no {swap_file} (swap accounting off: swapaccount=0 or no CONFIG_SWAP)"),
-    );
-    json!({"memory": {"limit": 33554432}})
-}
-
 #[test]
 fn streaming_reports_oom_kill() {
     require_root!();
     let h = Hako::new();
-    // `tail` keeps the whole (newline-free) input in memory: it is OOM-killed at the limit. It
-    // starts only once `events` streams (an OOM before that is no event, in runc too): a fixed
-    // delay lost that race in the emulated v2 VM under load.
-    let mut b = Bundle::sh("while [ ! -e /out/go ]; do sleep 0.1; done; tail /dev/zero; sleep 100");
-    let go = b.out_dir().join("go");
-    b.config["linux"]["resources"] = oom_limits();
-    let id = h.new_id();
-    h.run_with(&id, &b, &["-d"]).assert_ok();
-    let out = h.scratch().join("events.out");
-    let mut ev = Command::new(hako_bin())
-        .args([
-            "--root",
-            h.root().to_str().unwrap(),
-            "events",
-            "--interval",
-            "200ms",
-            &id,
-        ])
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    // `tail` starts only once `events` streams: a fixed delay lost that race in the emulated v2
+    // VM under load.
+    let c = OomContainer::start(&h);
+    let mut ev = EventStream::spawn(&h, &c.id, "200ms");
     let streaming = wait_for(Duration::from_secs(30), || {
-        read(&out).contains("{\"type\":\"stats\"")
+        ev.text().contains("{\"type\":\"stats\"")
     });
-    assert!(streaming, "events printed no stats: {}", read(&out));
-    std::fs::write(&go, "").unwrap();
-    let saw_oom = wait_for(Duration::from_secs(20), || {
-        read(&out).lines().any(|l| {
-            serde_json::from_str::<Value>(l)
-                .is_ok_and(|v| v["type"] == "oom" && v["id"] == id.as_str())
-        })
-    });
-    let _ = ev.kill();
-    let _ = ev.wait();
-    let text = read(&out);
+    assert!(streaming, "events printed no stats: {}", ev.text());
+    c.go();
+    let saw_oom = ev.wait_for_oom(&c.id, Duration::from_secs(20));
+    ev.stop();
+    let text = ev.text();
     assert!(saw_oom, "no oom event: {text}");
     // Stats lines kept coming meanwhile, and every line is the runc envelope.
     assert!(
@@ -105,7 +62,7 @@ fn streaming_reports_oom_kill() {
         "{text}"
     );
     // The container lives on (its shell survived the OOM kill of `tail`).
-    assert_eq!(h.status(&id), "running");
+    assert_eq!(h.status(&c.id), "running");
 }
 
 /// The kernel wakes `events` for an OOM, as runc's notifiers do (an eventfd registered on
@@ -115,25 +72,9 @@ fn streaming_reports_oom_kill() {
 fn oom_is_reported_by_the_kernels_notification() {
     require_root!();
     let h = Hako::new();
-    let mut b = Bundle::sh("while [ ! -e /out/go ]; do sleep 0.1; done; tail /dev/zero; sleep 100");
-    let go = b.out_dir().join("go");
-    b.config["linux"]["resources"] = oom_limits();
-    let id = h.new_id();
-    h.run_with(&id, &b, &["-d"]).assert_ok();
-    let out = h.scratch().join("events.out");
-    let mut ev = Command::new(hako_bin())
-        .args([
-            "--root",
-            h.root().to_str().unwrap(),
-            "events",
-            "--interval",
-            "1h",
-            &id,
-        ])
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let c = OomContainer::start(&h);
+    let id = c.id.clone();
+    let mut ev = EventStream::spawn(&h, &id, "1h");
     // Registered once the notifier fd exists (an OOM before that is no event, in runc too).
     let notifier = |pid: u32| {
         std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -146,29 +87,20 @@ fn oom_is_reported_by_the_kernels_notification() {
                 l.contains("[eventfd]") || l.contains("inotify")
             })
     };
-    let ready = wait_for(Duration::from_secs(30), || notifier(ev.id()));
+    let ready = wait_for(Duration::from_secs(30), || notifier(ev.child.id()));
     if !ready {
-        let _ = ev.kill();
-        let _ = ev.wait();
+        ev.stop();
     }
     assert!(ready, "events holds no eventfd/inotify notifier");
-    std::fs::write(&go, "").unwrap();
-    let saw_oom = wait_for(Duration::from_secs(30), || {
-        read(&out).lines().any(|l| {
-            serde_json::from_str::<Value>(l)
-                .is_ok_and(|v| v["type"] == "oom" && v["id"] == id.as_str())
-        })
-    });
+    c.go();
+    let saw_oom = ev.wait_for_oom(&id, Duration::from_secs(30));
     // The stream ends with the init (hako; see below for runc).
     h.kill(&id, "KILL").assert_ok();
     let ended = wait_for(Duration::from_secs(30), || {
-        ev.try_wait().ok().flatten().is_some()
+        ev.child.try_wait().ok().flatten().is_some()
     });
-    if !ended {
-        let _ = ev.kill();
-    }
-    let _ = ev.wait();
-    let text = read(&out);
+    ev.stop();
+    let text = ev.text();
     assert!(saw_oom, "no oom event: {text}");
     if testing_runc() {
         // runc 1.1 notices the container is gone only at its next stats tick.

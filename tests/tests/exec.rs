@@ -7,24 +7,10 @@ use hako_tests::*;
 
 const T: Duration = Duration::from_secs(10);
 
-/// A running container whose init sleeps; returns its id.
-fn running(h: &Hako, b: &Bundle) -> String {
-    let id = h.new_id();
-    h.run_with(&id, b, &["--detach"]).assert_ok();
-    assert_eq!(h.status(&id), "running");
-    id
-}
-
 fn sleeper() -> Bundle {
     let mut b = Bundle::sh("echo init-was-here > /dev/shm/marker; exec sleep 1000");
     b.config["process"]["noNewPrivileges"] = json!(false);
     b
-}
-
-fn exec(h: &Hako, args: &[&str]) -> Output {
-    let mut v = vec!["exec"];
-    v.extend_from_slice(args);
-    h.cmd(&v)
 }
 
 #[test]
@@ -33,18 +19,15 @@ fn exec_joins_every_namespace_and_exits_with_its_status() {
     let h = Hako::new();
     let mut b = sleeper();
     b.config["hostname"] = json!("exec-host");
-    let id = running(&h, &b);
+    let id = h.run_detached(&b);
     let init = h.pid(&id);
-    let o = exec(
-        &h,
-        &[
-            &id,
-            "sh",
-            "-c",
-            "hostname; cat /dev/shm/marker; for n in pid mnt net ipc uts cgroup; do \
+    let o = h.exec(&[
+        &id,
+        "sh",
+        "-c",
+        "hostname; cat /dev/shm/marker; for n in pid mnt net ipc uts cgroup; do \
              echo $n=$(readlink /proc/self/ns/$n); done; ps -o pid,args; exit 7",
-        ],
-    );
+    ]);
     assert_eq!(o.code, 7, "{o:#?}");
     let out = &o.stdout;
     assert!(out.contains("exec-host\n"), "{out}");
@@ -64,8 +47,8 @@ fn exec_status_of_a_signal_is_128_plus_n() {
     require_root!();
     let h = Hako::new();
     let b = sleeper(); // lives as long as the container: dropping it removes the rootfs
-    let id = running(&h, &b);
-    let o = exec(&h, &[&id, "sh", "-c", "kill -9 $$"]);
+    let id = h.run_detached(&b);
+    let o = h.exec(&[&id, "sh", "-c", "kill -9 $$"]);
     assert_eq!(o.code, 137, "{o:#?}");
 }
 
@@ -74,20 +57,17 @@ fn detached_exec_writes_pid_file_and_joins_cgroups() {
     require_root!();
     let h = Hako::new();
     let b = sleeper(); // lives as long as the container: dropping it removes the rootfs
-    let id = running(&h, &b);
+    let id = h.run_detached(&b);
     let init = h.pid(&id);
     let pf = h.scratch().join("exec.pid");
-    exec(
-        &h,
-        &[
-            "--detach",
-            "--pid-file",
-            pf.to_str().unwrap(),
-            &id,
-            "sleep",
-            "100",
-        ],
-    )
+    h.exec(&[
+        "--detach",
+        "--pid-file",
+        pf.to_str().unwrap(),
+        &id,
+        "sleep",
+        "100",
+    ])
     .assert_ok();
     let text = read(&pf);
     assert!(!text.ends_with('\n'), "pid file has a trailing newline");
@@ -109,24 +89,21 @@ fn exec_user_env_cwd_and_groups() {
     require_root!();
     let h = Hako::new();
     let b = sleeper(); // lives as long as the container: dropping it removes the rootfs
-    let id = running(&h, &b);
-    let o = exec(
-        &h,
-        &[
-            "--user",
-            "65534:100",
-            "--additional-gids",
-            "5",
-            "--env",
-            "FOO=bar baz",
-            "--cwd",
-            "/tmp",
-            &id,
-            "sh",
-            "-c",
-            "id -u; id -g; id -G; pwd; echo \"$FOO\"; echo $PATH",
-        ],
-    );
+    let id = h.run_detached(&b);
+    let o = h.exec(&[
+        "--user",
+        "65534:100",
+        "--additional-gids",
+        "5",
+        "--env",
+        "FOO=bar baz",
+        "--cwd",
+        "/tmp",
+        &id,
+        "sh",
+        "-c",
+        "id -u; id -g; id -G; pwd; echo \"$FOO\"; echo $PATH",
+    ]);
     o.assert_ok();
     let lines: Vec<&str> = o.stdout.lines().collect();
     assert_eq!(lines[0], "65534");
@@ -199,11 +176,11 @@ fn exec_caps_and_no_new_privs() {
     require_root!();
     let h = Hako::new();
     let b = sleeper(); // lives as long as the container: dropping it removes the rootfs
-    let id = running(&h, &b);
+    let id = h.run_detached(&b);
     let status = |extra: &[&str]| {
         let mut v: Vec<&str> = extra.to_vec();
         v.extend_from_slice(&[&id, "cat", "/proc/self/status"]);
-        let o = exec(&h, &v);
+        let o = h.exec(&v);
         o.assert_ok();
         o.stdout
     };
@@ -229,8 +206,8 @@ fn exec_rlimits_from_config() {
     let h = Hako::new();
     let mut b = sleeper();
     b.config["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 321, "soft": 123}]);
-    let id = running(&h, &b);
-    let o = exec(&h, &[&id, "sh", "-c", "ulimit -n; ulimit -Hn"]);
+    let id = h.run_detached(&b);
+    let o = h.exec(&[&id, "sh", "-c", "ulimit -n; ulimit -Hn"]);
     o.assert_ok();
     if testing_runc() && o.stdout == "321\n321\n" {
         // runc 1.1.5 leaves the exec'd process with soft = hard; the config says 123.
@@ -245,7 +222,7 @@ fn exec_process_file() {
     require_root!();
     let h = Hako::new();
     let b = sleeper(); // lives as long as the container: dropping it removes the rootfs
-    let id = running(&h, &b);
+    let id = h.run_detached(&b);
     let f = h.scratch().join("process.json");
     std::fs::write(
         &f,
@@ -253,7 +230,7 @@ fn exec_process_file() {
             "args": ["sh", "-c", "id -u; pwd; echo $X"], "env": ["PATH=/bin", "X=from-file"]}"#,
     )
     .unwrap();
-    let o = exec(&h, &["--process", f.to_str().unwrap(), &id]);
+    let o = h.exec(&["--process", f.to_str().unwrap(), &id]);
     o.assert_ok();
     assert_eq!(o.stdout, "1234\n/etc\nfrom-file\n");
     // A field of the wrong type is named, and it is an exec failure (255, like runc).
@@ -262,7 +239,7 @@ fn exec_process_file() {
         r#"{"user": {"uid": "x", "gid": 0}, "cwd": "/", "args": ["true"]}"#,
     )
     .unwrap();
-    let o = exec(&h, &["--process", f.to_str().unwrap(), &id]);
+    let o = h.exec(&["--process", f.to_str().unwrap(), &id]);
     assert_eq!(o.code, 255, "{o:#?}");
     assert!(o.stderr.contains("user.uid"), "{o:#?}");
 }
@@ -272,8 +249,8 @@ fn exec_only_stdio_and_preserved_fds() {
     require_root!();
     let h = Hako::new();
     let b = sleeper(); // lives as long as the container: dropping it removes the rootfs
-    let id = running(&h, &b);
-    let o = exec(&h, &[&id, "ls", "/proc/self/fd"]);
+    let id = h.run_detached(&b);
+    let o = h.exec(&[&id, "ls", "/proc/self/fd"]);
     o.assert_ok();
     // ls's own directory fd is 3.
     assert_eq!(
@@ -306,24 +283,21 @@ fn exec_with_tty_through_console_socket() {
     require_root!();
     let h = Hako::new();
     let b = sleeper(); // lives as long as the container: dropping it removes the rootfs
-    let id = running(&h, &b);
+    let id = h.run_detached(&b);
     let sock = ConsoleSocket::listen(h.scratch());
     let pf = h.scratch().join("tty.pid");
-    exec(
-        &h,
-        &[
-            "--tty",
-            "--detach",
-            "--console-socket",
-            sock.path.to_str().unwrap(),
-            "--pid-file",
-            pf.to_str().unwrap(),
-            &id,
-            "sh",
-            "-c",
-            "tty; test -t 0 && echo stdin-tty",
-        ],
-    )
+    h.exec(&[
+        "--tty",
+        "--detach",
+        "--console-socket",
+        sock.path.to_str().unwrap(),
+        "--pid-file",
+        pf.to_str().unwrap(),
+        &id,
+        "sh",
+        "-c",
+        "tty; test -t 0 && echo stdin-tty",
+    ])
     .assert_ok();
     let (payload, fds) = sock.recv().expect("console message");
     assert!(!payload.is_empty());
@@ -332,7 +306,7 @@ fn exec_with_tty_through_console_socket() {
     assert!(out.starts_with("/dev/pts/"), "{out:?}");
     assert!(out.contains("stdin-tty"), "{out:?}");
     // --tty with --detach needs a console socket (runc's wording).
-    let o = exec(&h, &["--tty", "--detach", &id, "true"]);
+    let o = h.exec(&["--tty", "--detach", &id, "true"]);
     assert_eq!(o.code, 255);
     assert!(
         o.stderr.contains("cannot allocate tty if runc will detach"),
@@ -345,30 +319,30 @@ fn exec_refusals_use_runc_wording() {
     require_root!();
     let h = Hako::new();
     let b = sleeper(); // lives as long as the container: dropping it removes the rootfs
-    let id = running(&h, &b);
-    let o = exec(&h, &[&id, "no-such-binary"]);
+    let id = h.run_detached(&b);
+    let o = h.exec(&[&id, "no-such-binary"]);
     assert_eq!(o.code, 255, "{o:#?}");
     assert!(
         o.stderr.contains("executable file not found in $PATH"),
         "{o:#?}"
     );
-    let o = exec(&h, &["nope", "true"]);
+    let o = h.exec(&["nope", "true"]);
     assert_eq!(o.code, 255);
     assert!(o.stderr.contains("does not exist"), "{o:#?}");
 
     h.cmd(&["pause", &id]).assert_ok();
-    let o = exec(&h, &[&id, "true"]);
+    let o = h.exec(&[&id, "true"]);
     assert_eq!(o.code, 255);
     assert!(
         o.stderr.contains("cannot exec in a paused container"),
         "{o:#?}"
     );
     h.cmd(&["resume", &id]).assert_ok();
-    exec(&h, &[&id, "true"]).assert_ok();
+    h.exec(&[&id, "true"]).assert_ok();
 
     h.kill(&id, "KILL").assert_ok();
     assert!(h.wait_status(&id, "stopped", T));
-    let o = exec(&h, &[&id, "true"]);
+    let o = h.exec(&[&id, "true"]);
     assert_eq!(o.code, 255);
     assert!(
         o.stderr.contains("cannot exec in a stopped container"),
@@ -389,14 +363,14 @@ fn exec_in_a_user_namespace_container() {
     b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
     // The rootfs must be usable by the mapped root.
     chown_tree(&b.rootfs(), 200000);
-    let id = running(&h, &b);
-    let o = exec(&h, &[&id, "sh", "-c", "id -u; cat /proc/self/uid_map"]);
+    let id = h.run_detached(&b);
+    let o = h.exec(&[&id, "sh", "-c", "id -u; cat /proc/self/uid_map"]);
     o.assert_ok();
     let mut lines = o.stdout.lines();
     assert_eq!(lines.next(), Some("0"));
     let map: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(map, ["0", "200000", "65536"]);
-    let o = exec(&h, &["--user", "1000", "--detach", &id, "sleep", "50"]);
+    let o = h.exec(&["--user", "1000", "--detach", &id, "sleep", "50"]);
     o.assert_ok();
     // Host view: the process runs as the mapped uid.
     let pids: Vec<i32> =
@@ -432,7 +406,7 @@ fn exec_gets_the_containers_seccomp_filter() {
         "defaultAction": "SCMP_ACT_ALLOW",
         "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
     });
-    let id = running(&h, &b);
+    let id = h.run_detached(&b);
     for nnp in [false, true] {
         let mut args = vec![];
         if nnp {
@@ -444,7 +418,7 @@ fn exec_gets_the_containers_seccomp_filter() {
             "-c",
             "grep '^Seccomp:' /proc/self/status; mkdir /dev/shm/x 2>&1 || echo refused",
         ]);
-        let o = exec(&h, &args);
+        let o = h.exec(&args);
         o.assert_ok();
         assert!(o.stdout.contains("Seccomp:\t2"), "nnp={nnp}: {o:#?}");
         assert!(o.stdout.contains("refused"), "nnp={nnp}: {o:#?}");
@@ -486,7 +460,7 @@ fn exec_ignore_paused_lets_resume_through() {
     require_root!();
     let h = Hako::new();
     let b = sleeper();
-    let id = running(&h, &b);
+    let id = h.run_detached(&b);
     h.cmd(&["pause", &id]).assert_ok();
     let (mut ex, out) = exec_in_background(&h, &["--ignore-paused", &id, "echo", "ran"]);
     // Every command on the container still gets through (each panics after 30 s otherwise).
@@ -504,7 +478,7 @@ fn exec_ignore_paused_lets_delete_force_through() {
     require_root!();
     let h = Hako::new();
     let b = sleeper();
-    let id = running(&h, &b);
+    let id = h.run_detached(&b);
     h.cmd(&["pause", &id]).assert_ok();
     let (mut ex, _) = exec_in_background(&h, &["--ignore-paused", &id, "sleep", "1000"]);
     h.kill(&id, "KILL").assert_ok();

@@ -9,35 +9,12 @@ use hako_tests::*;
 
 const T: Duration = Duration::from_secs(10);
 
-fn exec(h: &Hako, args: &[&str]) -> Output {
-    let mut v = vec!["exec"];
-    v.extend_from_slice(args);
-    h.cmd(&v)
-}
-
-/// A running container whose init sleeps; returns its id.
-fn running(h: &Hako, b: &Bundle) -> String {
-    let id = h.new_id();
-    h.run_with(&id, b, &["--detach"]).assert_ok();
-    assert_eq!(h.status(&id), "running");
-    id
-}
-
 /// A running container whose config says `terminal: true` (as runc's bats use it: `run -d
 /// --console-socket`). Returns the id and the init's pty master, which must stay open.
 fn running_with_terminal(h: &Hako, b: &mut Bundle) -> (String, std::os::fd::OwnedFd) {
     b.config["process"]["terminal"] = json!(true);
     b.set_sh("exec sleep 1000");
-    let sock = ConsoleSocket::listen(h.scratch());
-    let id = h.new_id();
-    h.run_with(
-        &id,
-        b,
-        &["-d", "--console-socket", sock.path.to_str().unwrap()],
-    )
-    .assert_ok();
-    let (_, mut fds) = sock.recv().expect("console message");
-    (id, fds.remove(0))
+    h.run_with_console(b)
 }
 
 #[test]
@@ -47,27 +24,21 @@ fn exec_gets_a_terminal_only_when_asked() {
     let mut b = Bundle::new();
     let (id, _master) = running_with_terminal(&h, &mut b);
     // No -t: plain stdio, whatever the container's own process says (no "\r\n" from a pty).
-    let o = exec(
-        &h,
-        &[
-            &id,
-            "sh",
-            "-c",
-            "test -t 1 && echo tty || echo no-tty; echo done",
-        ],
-    );
+    let o = h.exec(&[
+        &id,
+        "sh",
+        "-c",
+        "test -t 1 && echo tty || echo no-tty; echo done",
+    ]);
     o.assert_ok();
     assert_eq!(o.stdout, "no-tty\ndone\n", "{o:#?}");
     // So a detached exec needs no console socket.
     let pf = h.scratch().join("d.pid");
-    exec(
-        &h,
-        &["-d", "--pid-file", pf.to_str().unwrap(), &id, "sleep", "10"],
-    )
-    .assert_ok();
+    h.exec(&["-d", "--pid-file", pf.to_str().unwrap(), &id, "sleep", "10"])
+        .assert_ok();
     assert!(read(&pf).parse::<i32>().is_ok());
     // -t in the foreground: the runtime owns the pty (stdin is /dev/null, as in tty.bats).
-    let o = exec(&h, &["-t", &id, "sh", "-c", "readlink /proc/self/fd/1"]);
+    let o = h.exec(&["-t", &id, "sh", "-c", "readlink /proc/self/fd/1"]);
     if testing_runc() && o.stderr.contains("open /dev/tty") {
         eprintln!("runc: exec -t in the foreground needs a controlling terminal of its own");
     } else {
@@ -75,7 +46,7 @@ fn exec_gets_a_terminal_only_when_asked() {
         assert!(o.stdout.starts_with("/dev/pts/"), "{o:#?}");
     }
     // runc's flag rules, in runc's words: -t -d without a socket, a socket in the foreground.
-    let o = exec(&h, &["-t", "-d", &id, "true"]);
+    let o = h.exec(&["-t", "-d", &id, "true"]);
     assert_eq!(o.code, 255, "{o:#?}");
     assert!(
         o.stderr
@@ -83,16 +54,13 @@ fn exec_gets_a_terminal_only_when_asked() {
         "{o:#?}"
     );
     let sock = ConsoleSocket::listen(h.scratch());
-    let o = exec(
-        &h,
-        &[
-            "-t",
-            "--console-socket",
-            sock.path.to_str().unwrap(),
-            &id,
-            "true",
-        ],
-    );
+    let o = h.exec(&[
+        "-t",
+        "--console-socket",
+        sock.path.to_str().unwrap(),
+        &id,
+        "true",
+    ]);
     assert_eq!(o.code, 255, "{o:#?}");
     assert!(
         o.stderr
@@ -102,7 +70,7 @@ fn exec_gets_a_terminal_only_when_asked() {
     // A process.json asking for a terminal, detached without a socket: the same refusal.
     let f = h.scratch().join("tty-process.json");
     std::fs::write(&f, r#"{"terminal": true, "args": ["true"], "cwd": "/"}"#).unwrap();
-    let o = exec(&h, &["-d", "-p", f.to_str().unwrap(), &id]);
+    let o = h.exec(&["-d", "-p", f.to_str().unwrap(), &id]);
     assert_eq!(o.code, 255, "{o:#?}");
     assert!(o.stderr.contains("cannot allocate tty"), "{o:#?}");
 }
@@ -115,21 +83,18 @@ fn exec_user_gets_a_cwd_only_root_can_enter() {
     let secret = b.rootfs().join("secret");
     std::fs::create_dir(&secret).unwrap();
     std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    let id = running(&h, &b);
+    let id = h.run_detached(&b);
     // runc changes directory before the id change (and again after it, if the first failed).
-    let o = exec(
-        &h,
-        &[
-            "--user",
-            "1000",
-            "--cwd",
-            "/secret",
-            &id,
-            "sh",
-            "-c",
-            "pwd; id -u",
-        ],
-    );
+    let o = h.exec(&[
+        "--user",
+        "1000",
+        "--cwd",
+        "/secret",
+        &id,
+        "sh",
+        "-c",
+        "pwd; id -u",
+    ]);
     o.assert_ok();
     assert_eq!(o.stdout, "/secret\n1000\n", "{o:#?}");
     // The same for the container's own process.
@@ -149,43 +114,37 @@ fn exec_user_owns_stdio_but_never_dev_null() {
     require_root!();
     let h = Hako::new();
     let b = Bundle::sh("exec sleep 1000");
-    let id = running(&h, &b);
+    let id = h.run_detached(&b);
     let before = std::fs::metadata("/dev/null").unwrap();
     assert_eq!((before.uid(), before.gid()), (0, 0), "host /dev/null");
     // runc's exec.bats (runc#3674): stdin is the host's /dev/null.
     let pf = h.scratch().join("null.pid");
-    exec(
-        &h,
-        &[
-            "-d",
-            "--pid-file",
-            pf.to_str().unwrap(),
-            "--user",
-            "1000:1000",
-            &id,
-            "id",
-        ],
-    )
+    h.exec(&[
+        "-d",
+        "--pid-file",
+        pf.to_str().unwrap(),
+        "--user",
+        "1000:1000",
+        &id,
+        "id",
+    ])
     .assert_ok();
     let after = std::fs::metadata("/dev/null").unwrap();
     assert_eq!((after.uid(), after.gid()), (0, 0), "host /dev/null chowned");
     // Detached, the caller's stdio become the container user's, so it may reopen them
     // (/dev/stdout) as runc's process may; /dev/null stays usable.
     let pf = h.scratch().join("user.pid");
-    let o = exec(
-        &h,
-        &[
-            "-d",
-            "--pid-file",
-            pf.to_str().unwrap(),
-            "--user",
-            "1000:1000",
-            &id,
-            "sh",
-            "-c",
-            "echo via-dev-stderr > /dev/stderr; cat /dev/null; echo x > /dev/null && echo null-ok",
-        ],
-    );
+    let o = h.exec(&[
+        "-d",
+        "--pid-file",
+        pf.to_str().unwrap(),
+        "--user",
+        "1000:1000",
+        &id,
+        "sh",
+        "-c",
+        "echo via-dev-stderr > /dev/stderr; cat /dev/null; echo x > /dev/null && echo null-ok",
+    ]);
     o.assert_ok();
     let pid: i32 = read(&pf).parse().unwrap();
     assert!(
@@ -205,7 +164,7 @@ fn exec_user_owns_stdio_but_never_dev_null() {
     }
     // In the foreground a file of the caller's is never given away (runc hands the process pipes
     // of its own there).
-    let o = exec(&h, &["--user", "1000:1000", &id, "echo", "fg"]);
+    let o = h.exec(&["--user", "1000:1000", &id, "echo", "fg"]);
     o.assert_ok();
     assert_eq!(o.stdout, "fg\n");
     assert_eq!(std::fs::metadata(&o.stdout_path).unwrap().uid(), 0);
@@ -219,21 +178,18 @@ fn exec_additional_gids_are_added_to_the_configured_ones() {
     let h = Hako::new();
     let mut b = Bundle::sh("exec sleep 1000");
     b.config["process"]["user"]["additionalGids"] = json!([7]);
-    let id = running(&h, &b);
-    let o = exec(
-        &h,
-        &[
-            "--user",
-            "1000:1000",
-            "--additional-gids",
-            "100",
-            "--additional-gids",
-            "65534",
-            &id,
-            "id",
-            "-G",
-        ],
-    );
+    let id = h.run_detached(&b);
+    let o = h.exec(&[
+        "--user",
+        "1000:1000",
+        "--additional-gids",
+        "100",
+        "--additional-gids",
+        "65534",
+        &id,
+        "id",
+        "-G",
+    ]);
     o.assert_ok();
     assert_eq!(o.stdout.trim(), "1000 7 100 65534", "{o:#?}");
 }
@@ -243,7 +199,7 @@ fn exec_preserve_fds_passes_fd_4() {
     require_root!();
     let h = Hako::new();
     let b = Bundle::sh("exec sleep 1000");
-    let id = running(&h, &b);
+    let id = h.run_detached(&b);
     let f = h.scratch().join("preserve-fds.test");
     std::fs::write(&f, "hello\n").unwrap();
     let (r3, w3) = pipe();
@@ -266,14 +222,14 @@ fn exec_process_json_without_user_runs_as_root() {
     let h = Hako::new();
     let mut b = Bundle::sh("exec sleep 1000");
     b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
-    let id = running(&h, &b);
+    let id = h.run_detached(&b);
     let f = h.scratch().join("process.json");
     std::fs::write(
         &f,
         r#"{"args": ["sh", "-c", "id -u; id -g"], "cwd": "/", "env": ["PATH=/bin"]}"#,
     )
     .unwrap();
-    let o = exec(&h, &["-p", f.to_str().unwrap(), &id]);
+    let o = h.exec(&["-p", f.to_str().unwrap(), &id]);
     o.assert_ok();
     assert_eq!(o.stdout, "0\n0\n", "{o:#?}");
 }
@@ -295,7 +251,7 @@ fn tty_owner_via_socket(h: &Hako, id: &str, user: Option<&str>) -> String {
         args.extend_from_slice(&["--user", u]);
     }
     args.extend_from_slice(&[id, "sh", "-c", "stat -c %u:%g $(tty)"]);
-    exec(h, &args).assert_ok();
+    h.exec(&args).assert_ok();
     let (_, fds) = sock.recv().expect("console message");
     read_pty(&fds[0], T).trim().to_string()
 }
@@ -308,20 +264,12 @@ fn terminal_belongs_to_the_container_user() {
     let mut b = Bundle::sh("stat -c %u:%g $(tty)");
     b.config["process"]["terminal"] = json!(true);
     b.config["process"]["user"] = json!({"uid": 1000, "gid": 100});
-    let sock = ConsoleSocket::listen(h.scratch());
-    let id = h.new_id();
-    h.run_with(
-        &id,
-        &b,
-        &["-d", "--console-socket", sock.path.to_str().unwrap()],
-    )
-    .assert_ok();
-    let (_, fds) = sock.recv().expect("console message");
-    assert_eq!(read_pty(&fds[0], T).trim(), "1000:5");
+    let (_, master) = h.run_with_console(&b);
+    assert_eq!(read_pty(&master, T).trim(), "1000:5");
     // exec: as the container's user, and as the one --user names.
     let mut b = Bundle::sh("exec sleep 1000");
     b.config["process"]["user"] = json!({"uid": 1000, "gid": 100});
-    let id = running(&h, &b);
+    let id = h.run_detached(&b);
     assert_eq!(tty_owner_via_socket(&h, &id, None), "1000:5");
     assert_eq!(tty_owner_via_socket(&h, &id, Some("1234:1234")), "1234:5");
     assert_eq!(tty_owner_via_socket(&h, &id, Some("0")), "0:5");
@@ -332,7 +280,7 @@ fn exec_console_size_from_process_json() {
     require_root!();
     let h = Hako::new();
     let b = Bundle::sh("exec sleep 1000");
-    let id = running(&h, &b);
+    let id = h.run_detached(&b);
     let f = h.scratch().join("size.json");
     std::fs::write(
         &f,
@@ -341,17 +289,14 @@ fn exec_console_size_from_process_json() {
     )
     .unwrap();
     let sock = ConsoleSocket::listen(h.scratch());
-    exec(
-        &h,
-        &[
-            "-d",
-            "--console-socket",
-            sock.path.to_str().unwrap(),
-            "-p",
-            f.to_str().unwrap(),
-            &id,
-        ],
-    )
+    h.exec(&[
+        "-d",
+        "--console-socket",
+        sock.path.to_str().unwrap(),
+        "-p",
+        f.to_str().unwrap(),
+        &id,
+    ])
     .assert_ok();
     let (_, fds) = sock.recv().expect("console message");
     assert_eq!(read_pty(&fds[0], T).trim(), "10 110");
@@ -381,24 +326,21 @@ fn exec_user_gets_a_cwd_only_the_user_can_enter() {
     std::fs::create_dir(&d).unwrap();
     std::os::unix::fs::chown(&d, Some(100), Some(201000)).unwrap();
     std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o770)).unwrap();
-    let id = running(&h, &b);
-    let o = exec(
-        &h,
-        &[
-            "--user",
-            "1000:1000",
-            "--cwd",
-            "/groupdir",
-            &id,
-            "sh",
-            "-c",
-            "pwd; id -u",
-        ],
-    );
+    let id = h.run_detached(&b);
+    let o = h.exec(&[
+        "--user",
+        "1000:1000",
+        "--cwd",
+        "/groupdir",
+        &id,
+        "sh",
+        "-c",
+        "pwd; id -u",
+    ]);
     o.assert_ok();
     assert_eq!(o.stdout, "/groupdir\n1000\n", "{o:#?}");
     // And root, who may not enter it, gets runc's failure.
-    let o = exec(&h, &["--cwd", "/groupdir", &id, "true"]);
+    let o = h.exec(&["--cwd", "/groupdir", &id, "true"]);
     assert_eq!(o.code, 255, "{o:#?}");
     assert!(o.stderr.contains("permission denied"), "{o:#?}");
 }

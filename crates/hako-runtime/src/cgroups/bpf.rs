@@ -529,7 +529,7 @@ mod tests {
             return eprintln!("skipped: needs root");
         }
         let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-        let base = crate::cgroups::mount::own_path(&h, &own);
+        let base = crate::cgroups::own_path(&h, &own);
         let dir = h
             .mountpoint
             .join(base.strip_prefix("/").unwrap())

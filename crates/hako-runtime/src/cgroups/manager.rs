@@ -27,8 +27,54 @@ pub enum Part {
     V1,
 }
 
+/// One of the container's cgroup directories as the plan found it: what [`Cgroups::create`]
+/// makes of it.
+struct Target {
+    dir: PathBuf,
+    v2: bool,
+    cpuset: bool,
+    /// The directories that did not exist at plan time, parents first, down to `dir`.
+    missing: Vec<PathBuf>,
+}
+
+impl Target {
+    /// Every directory of `rec` (the v1 hierarchies', then the unified one), looked at now.
+    fn all_of(rec: &CgroupRecord) -> Vec<Target> {
+        let v1 = rec.v1.iter().map(|(name, d)| (d, false, name == "cpuset"));
+        let unified = rec.unified.iter().map(|d| (d, true, false));
+        v1.chain(unified)
+            .map(|(dir, v2, cpuset)| {
+                let mut missing: Vec<PathBuf> = dir
+                    .ancestors()
+                    .take_while(|a| !a.exists())
+                    .map(Path::to_path_buf)
+                    .collect();
+                missing.reverse();
+                Target {
+                    dir: dir.clone(),
+                    v2,
+                    cpuset,
+                    missing,
+                }
+            })
+            .collect()
+    }
+
+    fn in_part(&self, part: Part) -> bool {
+        match part {
+            Part::All => true,
+            Part::Unified => self.v2,
+            Part::V1 => !self.v2,
+        }
+    }
+}
+
 pub struct Cgroups {
     pub rec: CgroupRecord,
+    /// The directories as [`Cgroups::plan`] found them: the record lists their missing ones
+    /// ([`Cgroups::may_create`]) and `create` makes those, no others. Empty for a record read
+    /// back (`from_record`): such a container's cgroups exist already.
+    targets: Vec<Target>,
     /// `--systemd-cgroup` at create: the unit to start (its name goes to `rec.systemd_unit` once
     /// it exists).
     unit: Option<Place>,
@@ -140,6 +186,7 @@ impl Cgroups {
     pub fn from_record(rec: CgroupRecord) -> Cgroups {
         Cgroups {
             rec,
+            targets: Vec::new(),
             unit: None,
             systemd: RefCell::new(None),
         }
@@ -201,7 +248,7 @@ impl Cgroups {
             let base = if absolute {
                 h.mountpoint.clone()
             } else {
-                let o = super::mount::own_path(h, &own);
+                let o = super::own_path(h, &own);
                 h.mountpoint.join(o.strip_prefix("/").unwrap_or(&o))
             };
             let dir = base.join(&rel);
@@ -217,6 +264,7 @@ impl Cgroups {
             }
         }
         Ok(Cgroups {
+            targets: Target::all_of(&rec),
             rec,
             unit,
             systemd: RefCell::new(bus),
@@ -254,6 +302,7 @@ impl Cgroups {
             ..Default::default()
         };
         Ok(Cgroups {
+            targets: Target::all_of(&rec),
             rec,
             unit: Some(place),
             systemd: RefCell::new(Some(bus)),
@@ -358,30 +407,23 @@ impl Cgroups {
         self.rec.v1.values().chain(self.rec.unified.iter())
     }
 
-    /// What [`Cgroups::create`] would make now, parents first: the record a `create` writes
-    /// before it makes anything lists these, so `delete --force` after a runtime killed half-way
-    /// removes whatever of them exists (a directory that existed before is not listed).
+    /// What [`Cgroups::create`] may make, parents first: the directories the plan found missing.
+    /// The record a `create` writes before it makes anything lists these, so `delete --force`
+    /// after a runtime killed half-way removes whatever of them exists (a directory that existed
+    /// before is not listed).
     pub fn may_create(&self) -> Vec<PathBuf> {
         let mut out: Vec<PathBuf> = Vec::new();
-        for dir in self.dirs() {
-            let mut missing = Vec::new();
-            let mut cur = dir.as_path();
-            while !cur.exists() {
-                missing.push(cur.to_path_buf());
-                cur = cur.parent().unwrap_or(Path::new("/"));
-            }
-            for d in missing.into_iter().rev() {
-                if !out.contains(&d) {
-                    out.push(d);
-                }
+        for d in self.targets.iter().flat_map(|t| &t.missing) {
+            if !out.contains(d) {
+                out.push(d.clone());
             }
         }
         out
     }
 
-    /// Creates the directories (recording which ones are new) and prepares them: v1 cpuset levels
-    /// get their parent's cpus/mems (an empty cpuset refuses tasks), v2 parents delegate their
-    /// controllers to the new level.
+    /// Creates the directories the plan found missing (recording which ones are new) and
+    /// prepares them: v1 cpuset levels get their parent's cpus/mems (an empty cpuset refuses
+    /// tasks), v2 parents delegate their controllers to the new level.
     pub fn create(&mut self) -> Result<()> {
         self.create_part(Part::All)
     }
@@ -391,55 +433,19 @@ impl Cgroups {
     pub fn create_part(&mut self, part: Part) -> Result<()> {
         let mut created = std::mem::take(&mut self.rec.created);
         let before = created.len();
-        let v1 = self
-            .rec
-            .v1
+        let r = self
+            .targets
             .iter()
-            .filter(|_| part != Part::Unified)
-            .map(|(name, d)| (d.clone(), false, name == "cpuset"));
-        let unified = self
-            .rec
-            .unified
-            .iter()
-            .filter(|_| part != Part::V1)
-            .map(|d| (d.clone(), true, false));
-        let targets: Vec<(PathBuf, bool, bool)> = v1.chain(unified).collect();
-        let r = (|| {
-            for (dir, v2, cpuset) in &targets {
-                // A parent another container created (`/hako`) may be removed by its delete
-                // between our check and our mkdir: then look again, a few times.
-                let mut attempts = 0;
-                'again: loop {
-                    let mut missing = Vec::new();
-                    let mut cur = dir.as_path();
-                    while !cur.exists() {
-                        missing.push(cur.to_path_buf());
-                        cur = cur.parent().unwrap_or(Path::new("/"));
-                    }
-                    for d in missing.iter().rev() {
-                        if *v2 {
-                            if let Some(parent) = d.parent() {
-                                super::v2::delegate(parent)?;
-                            }
-                        }
-                        match std::fs::create_dir(d) {
-                            Ok(()) => created.push(d.clone()),
-                            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 5 => {
-                                attempts += 1;
-                                continue 'again;
-                            }
-                            Err(e) => return Err(Error::io("create cgroup", d.clone(), e)),
-                        }
-                    }
-                    if *cpuset {
-                        super::v1::inherit_cpuset(dir)?;
-                    }
-                    break;
+            .filter(|t| t.in_part(part))
+            .try_for_each(|t| {
+                for d in &t.missing {
+                    make_dir(d, t.v2, &mut created, 0)?;
                 }
-            }
-            Ok(())
-        })();
+                if t.cpuset {
+                    super::v1::inherit_cpuset(&t.dir)?;
+                }
+                Ok(())
+            });
         if r.is_err() {
             // Only what this call made: an earlier part may hold the init already (the hybrid's
             // v2 directory), which the caller removes once it has killed it; a busy directory
@@ -752,6 +758,31 @@ impl Cgroups {
             let _ = std::fs::remove_dir(p);
         }
         Ok(())
+    }
+}
+
+/// Makes the planned directory `d`, adding it to `created` when this call made it; one that
+/// exists by now (a parent another container made, the unit systemd made) is left as it is. A v2
+/// parent delegates its controllers to what we made. A parent that another container created
+/// and its delete removed since the plan (`/hako`) is made again, a few times at most.
+fn make_dir(d: &Path, v2: bool, created: &mut Vec<PathBuf>, attempts: u32) -> Result<()> {
+    match std::fs::create_dir(d) {
+        Ok(()) => {
+            created.push(d.to_path_buf());
+            match d.parent() {
+                Some(parent) if v2 => super::v2::delegate(parent),
+                _ => Ok(()),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 5 => match d.parent() {
+            Some(parent) => {
+                make_dir(parent, v2, created, attempts + 1)?;
+                make_dir(d, v2, created, attempts + 1)
+            }
+            None => Err(Error::io("create cgroup", d.to_path_buf(), e)),
+        },
+        Err(e) => Err(Error::io("create cgroup", d.to_path_buf(), e)),
     }
 }
 

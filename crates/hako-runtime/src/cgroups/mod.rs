@@ -7,7 +7,6 @@ pub mod dbus;
 pub mod emulator;
 pub mod exec_cgroup;
 pub mod manager;
-pub mod mount;
 pub mod oom;
 pub mod rootless;
 #[cfg(test)]
@@ -22,7 +21,6 @@ use std::path::PathBuf;
 use crate::procinfo::{self, Mount};
 
 pub use manager::Cgroups;
-pub use mount::mount_in_container;
 
 /// One `rdma.max` line (same format on v1 and v2): `mlx4_0 hca_handle=2 hca_object=2000`.
 pub fn rdma_line(dev: &str, limit: &hako_spec::oci::LinuxRdma) -> String {
@@ -43,6 +41,25 @@ pub struct Hierarchy {
     /// v1 controllers from the super options (`["cpu"]`, `["name=systemd"]`); empty for cgroup2.
     pub controllers: Vec<String>,
     pub v2: bool,
+}
+
+/// This process's cgroup path in `h`, from /proc/self/cgroup.
+pub fn own_path(h: &Hierarchy, proc_cgroup: &str) -> PathBuf {
+    for c in crate::procinfo::parse_cgroups(proc_cgroup) {
+        let matches = if h.v2 {
+            c.controllers.is_empty()
+        } else {
+            let mut a: Vec<_> = c.controllers.iter().map(String::as_str).collect();
+            let mut b: Vec<_> = h.controllers.iter().map(String::as_str).collect();
+            a.sort();
+            b.sort();
+            a == b
+        };
+        if matches {
+            return PathBuf::from(c.pathname);
+        }
+    }
+    PathBuf::from("/")
 }
 
 /// What is mounted on this host, from /proc/self/mountinfo (never guessed from paths). Each
@@ -150,5 +167,14 @@ pub(crate) mod tests {
         assert_eq!(hs[0].controllers, vec!["cpu"]);
         assert_eq!(hs[1].controllers, vec!["name=systemd"]);
         assert!(hs[2].v2);
+    }
+
+    #[test]
+    fn own_paths() {
+        let hs = hierarchies(&crate::procinfo::parse_mountinfo(HYBRID));
+        let own = "3:cpu:/a/b\n1:name=systemd:/s\n0::/u\n";
+        assert_eq!(own_path(&hs[0], own), PathBuf::from("/a/b"));
+        assert_eq!(own_path(&hs[1], own), PathBuf::from("/s"));
+        assert_eq!(own_path(&hs[2], own), PathBuf::from("/u"));
     }
 }

@@ -54,7 +54,7 @@ pub fn plan(spec: &Spec, id: &str, euid: u32, info: &[crate::procinfo::Mount]) -
         return Ok(none);
     };
     let own = crate::procinfo::read("/proc/self/cgroup").ctx("read", "/proc/self/cgroup")?;
-    let own = super::mount::own_path(h, &own);
+    let own = super::own_path(h, &own);
     let Some(base) = delegation_root(&h.mountpoint, &own, euid) else {
         return Ok(none);
     };

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use hako_spec::oci::{LinuxNamespaceType, Mount, Spec};
 
 use super::rpc::ExtMountMap;
-use crate::cgroups::{hierarchies, mount::own_path, Hierarchy};
+use crate::cgroups::{hierarchies, own_path, Hierarchy};
 use crate::error::{Error, Result};
 use crate::fs::paths::{clean, Root};
 
@@ -97,7 +97,7 @@ fn new_cgroup_ns(spec: &Spec) -> Result<bool> {
 }
 
 /// The host's hierarchies as hako binds them into a container without a cgroup namespace
-/// ([`crate::cgroups::mount_in_container`]): one bind at `dest` on pure v2, else one per
+/// ([`crate::fs::cgroupfs::mount_in_container`]): one bind at `dest` on pure v2, else one per
 /// hierarchy under a tmpfs at `dest`.
 fn cgroup_binds(dest: &str) -> Result<Vec<(String, Hierarchy)>> {
     let info = crate::procinfo::mountinfo()?;

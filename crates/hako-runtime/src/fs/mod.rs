@@ -2,6 +2,7 @@
 //! path inside the rootfs without following a symlink out of it ([`paths`]).
 
 pub mod bind_sources;
+pub mod cgroupfs;
 pub mod devices;
 pub mod idmapped;
 pub mod mounts;

@@ -335,7 +335,7 @@ pub fn mount_one(ctx: &MountCtx, index: usize, m: &Mount) -> Result<()> {
     }
     if typ == "cgroup" || typ == "cgroup2" {
         let target = opened.ensure(ctx.root, dest, Kind::Dir)?;
-        return crate::cgroups::mount_in_container(ctx, m, &opts, target);
+        return super::cgroupfs::mount_in_container(ctx, m, &opts, target);
     }
     let opened = match ordinary_directory(ctx.root, dest, typ)? {
         Some(fd) => Probed::Exists(fd),

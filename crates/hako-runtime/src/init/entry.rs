@@ -185,8 +185,8 @@ fn setup(a: &InitArgs) -> Result<Ready> {
         join_own_cgroups(&a.channel)?;
         if a.plan.new_cgroup {
             if in_userns {
-                // Only a user namespace may be refused a fresh cgroupfs (cgroups::mount).
-                crate::cgroups::mount::remember_host_cgroups();
+                // Only a user namespace may be refused a fresh cgroupfs (fs::cgroupfs).
+                crate::fs::cgroupfs::remember_host_cgroups();
             }
             nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).op("unshare cgroup namespace")?;
         }

@@ -1,35 +1,17 @@
-//! The container's own view of cgroups: the `cgroup`/`cgroup2` entries of `mounts[]`.
+//! The container's own view of cgroups: the `cgroup`/`cgroup2` entries of `mounts[]` (the
+//! cgroupfs mounted, or the host's hierarchies bound, inside the new root).
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use hako_spec::oci::Mount;
 use nix::errno::Errno;
 use nix::mount::MsFlags;
 use nix::sys::stat::Mode;
 
-use super::{hierarchies, Hierarchy};
+use super::mounts::{MountCtx, Options};
+use crate::cgroups::{hierarchies, own_path, Hierarchy};
 use crate::error::{Context, Error, Result};
-use crate::fs::mounts::{MountCtx, Options};
-
-/// This process's cgroup path in `h`, from /proc/self/cgroup.
-pub fn own_path(h: &Hierarchy, proc_cgroup: &str) -> PathBuf {
-    for c in crate::procinfo::parse_cgroups(proc_cgroup) {
-        let matches = if h.v2 {
-            c.controllers.is_empty()
-        } else {
-            let mut a: Vec<_> = c.controllers.iter().map(String::as_str).collect();
-            let mut b: Vec<_> = h.controllers.iter().map(String::as_str).collect();
-            a.sort();
-            b.sort();
-            a == b
-        };
-        if matches {
-            return PathBuf::from(c.pathname);
-        }
-    }
-    PathBuf::from("/")
-}
 
 /// /proc/self/cgroup as the init read it just before it unshared its cgroup namespace: the host
 /// paths of its cgroups, which inside the namespace all read `/`.
@@ -254,16 +236,7 @@ impl One<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cgroups::tests::HYBRID;
-
-    #[test]
-    fn own_paths() {
-        let hs = hierarchies(&crate::procinfo::parse_mountinfo(HYBRID));
-        let own = "3:cpu:/a/b\n1:name=systemd:/s\n0::/u\n";
-        assert_eq!(own_path(&hs[0], own), PathBuf::from("/a/b"));
-        assert_eq!(own_path(&hs[1], own), PathBuf::from("/s"));
-        assert_eq!(own_path(&hs[2], own), PathBuf::from("/u"));
-    }
+    use std::path::PathBuf;
 
     /// runc's links for co-mounted controllers, made on a directory fd as on the container's
     /// cgroup tmpfs. (A real co-mount cannot be made for a test on a host that mounts every
