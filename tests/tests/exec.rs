@@ -123,19 +123,16 @@ fn exec_env_overrides_the_containers() {
     let h = Hako::new();
     let mut b = sleeper();
     b.config["process"]["env"] = json!(["PATH=/bin", "A=1", "HOME=/h", "B=b"]);
-    let id = running(&h, &b);
+    let id = h.run_detached(&b);
     let lines = |o: Output| -> Vec<String> {
         o.assert_ok();
         o.stdout.lines().map(str::to_string).collect()
     };
-    let o = exec(
-        &h,
-        &["--env", "A=x", "--env", "A=y", "--env", "HOME=", &id, "env"],
-    );
+    let o = h.exec(&["--env", "A=x", "--env", "A=y", "--env", "HOME=", &id, "env"]);
     assert_eq!(lines(o), ["PATH=/bin", "B=b", "A=y", "HOME=/root"]);
-    let o = exec(&h, &["--env", "B=c", &id, "env"]);
+    let o = h.exec(&["--env", "B=c", &id, "env"]);
     assert_eq!(lines(o), ["PATH=/bin", "A=1", "HOME=/h", "B=c"]);
-    let o = exec(&h, &["--user", "65534", "--env", "HOME=", &id, "env"]);
+    let o = h.exec(&["--user", "65534", "--env", "HOME=", &id, "env"]);
     assert_eq!(lines(o), ["PATH=/bin", "A=1", "B=b", "HOME=/nonexistent"]);
     h.kill(&id, "KILL").assert_ok();
 }
@@ -147,8 +144,8 @@ fn exec_without_home_gets_the_users() {
     let h = Hako::new();
     let mut b = sleeper();
     b.config["process"]["env"] = json!(["PATH=/bin"]);
-    let id = running(&h, &b);
-    let o = exec(&h, &["--user", "65534", &id, "sh", "-c", "echo $HOME"]);
+    let id = h.run_detached(&b);
+    let o = h.exec(&["--user", "65534", &id, "sh", "-c", "echo $HOME"]);
     o.assert_ok();
     assert_eq!(o.stdout, "/nonexistent\n");
     h.kill(&id, "KILL").assert_ok();
@@ -161,8 +158,8 @@ fn exec_failing_execve_words_like_runc_13() {
     let h = Hako::new();
     let b = sleeper();
     bad_interpreter_script(&b.rootfs().join("run.sh"));
-    let id = running(&h, &b);
-    let o = exec(&h, &[&id, "/run.sh"]);
+    let id = h.run_detached(&b);
+    let o = h.exec(&[&id, "/run.sh"]);
     assert_eq!(o.code, 255, "{o:#?}");
     assert!(
         o.stderr.contains("exec /run.sh: no such file or directory"),

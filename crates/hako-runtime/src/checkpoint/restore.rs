@@ -409,7 +409,7 @@ impl Handler for RestoreEvents<'_> {
                 self.pid = Some(pid);
                 let rec = self.record(pid, Status::Creating);
                 let state =
-                    serde_json::to_string(&rec.hook_state(Status::Creating)).expect("serializes");
+                    serde_json::to_string(&rec.hook_state(Status::Created)).expect("serializes");
                 let h = self.bundle.spec.hooks().as_ref();
                 let dir = Some(self.bundle.dir.as_path());
                 hooks::run_all(h, hooks::Kind::Prestart, &state, dir)?;

@@ -504,7 +504,10 @@ fn create_locked(
     let staged = lock.stage(rec);
     rec.status = Status::Creating;
     let staged = staged?;
-    let state = serde_json::to_string(&rec.hook_state(Status::Creating)).expect("serializes");
+    // What prestart, createRuntime and createContainer hooks read says `created`, as crun and the
+    // OCI runtime-tools validation (hooks_stdin) have it: the hooks run once everything of the
+    // container but its process exists. runc 1.1 and 1.3 send their internal `creating`.
+    let state = serde_json::to_string(&rec.hook_state(Status::Created)).expect("serializes");
     // The init asks only when a hook or a network device needs us here (the same test on its
     // side).
     if hooks::need_create_round_trip(spec.hooks().as_ref()) || crate::net::devices::wanted(spec) {
