@@ -540,7 +540,11 @@ fn create_locked(
         match next_msg(&parent_ch, &mut tasks, pid)? {
             Msg::Created => break,
             Msg::SeccompFd(fd) => {
-                crate::security::seccomp::give_to_agent(seccomp, pid, fd, &state)?;
+                // The agent gets runc's ContainerProcessState, whose status runc sends as
+                // `creating` (agents written for runc may check it).
+                let agent = rec.hook_state(Status::Creating);
+                let agent = serde_json::to_string(&agent).expect("serializes");
+                crate::security::seccomp::give_to_agent(seccomp, pid, fd, &agent)?;
                 parent_ch.send(&Msg::SeccompDone)?;
             }
             m => return Err(Error::Init(format!("unexpected message {m:?}"))),
