@@ -443,3 +443,94 @@ fn hooks_run_in_the_host_network_namespace_and_see_the_containers() {
         ]
     );
 }
+
+/// A user namespace with mappings, for the tests that join it.
+fn userns_bundle(script: &str) -> Bundle {
+    let mut b = Bundle::sh(script);
+    let mut ns = b.config["linux"]["namespaces"].as_array().unwrap().clone();
+    ns.push(json!({"type": "user"}));
+    b.config["linux"]["namespaces"] = json!(ns);
+    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    let mounts: Vec<Value> = b.config["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["type"] != "cgroup")
+        .cloned()
+        .collect();
+    b.config["mounts"] = json!(mounts);
+    b
+}
+
+/// Podman pods and Kubernetes sandboxes: a second container joins the first one's user
+/// namespace by path (and its network namespace), with new pid, ipc, uts and mount namespaces
+/// owned by that user namespace. runc 1.3 reads the mappings from the joined namespace.
+#[test]
+fn join_user_namespace_of_another_container() {
+    require_root!();
+    let h = Hako::new();
+    let holder = userns_bundle("sleep 100");
+    let hid = h.new_id();
+    h.run_with(&hid, &holder, &["-d"]).assert_ok();
+    let hpid = h.pid(&hid);
+    let want_user = fs::read_link(format!("/proc/{hpid}/ns/user")).unwrap();
+    let want_net = fs::read_link(format!("/proc/{hpid}/ns/net")).unwrap();
+
+    let joiner = || {
+        let mut b = userns_bundle("true");
+        b.config["linux"]
+            .as_object_mut()
+            .unwrap()
+            .retain(|k, _| k != "uidMappings" && k != "gidMappings");
+        b.config["linux"]["namespaces"] = json!([
+            {"type": "user", "path": format!("/proc/{hpid}/ns/user")},
+            {"type": "network", "path": format!("/proc/{hpid}/ns/net")},
+            {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}
+        ]);
+        b
+    };
+    let mut b = joiner();
+    // A bind mount too: the runtime opens its source in the init's mount namespace.
+    let out_dir = b.out_dir();
+    // The rootfs is the host root's: its mapped root may not make the mount point.
+    fs::create_dir_all(b.rootfs().join("out")).unwrap();
+    let out = h.run_sh(
+        &mut b,
+        "readlink /proc/self/ns/user; readlink /proc/self/ns/net; cat /proc/self/uid_map; id -u; echo $$; \
+         ls /sys/class/net; echo hi > /out/f",
+    );
+    assert_eq!(read(out_dir.join("f")), "hi\n");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], want_user.to_string_lossy(), "{out}");
+    assert_eq!(lines[1], want_net.to_string_lossy(), "{out}");
+    assert_eq!(
+        lines[2].split_whitespace().collect::<Vec<_>>(),
+        ["0", "100000", "65536"],
+        "{out}"
+    );
+    assert_eq!(lines[3], "0", "{out}");
+    assert_eq!(lines[4], "1", "a new pid namespace: {out}");
+    assert_eq!(lines[5], "lo", "{out}");
+
+    // The same mappings alongside the path (containerd and CRI-O write both): accepted.
+    let mut same = joiner();
+    same.config["linux"]["uidMappings"] = holder.config["linux"]["uidMappings"].clone();
+    same.config["linux"]["gidMappings"] = holder.config["linux"]["gidMappings"].clone();
+    let out = h.run_sh(&mut same, "cat /proc/self/uid_map");
+    assert!(out.contains("100000"), "{out}");
+    // Other mappings: runc 1.3's error, nothing created.
+    same.config["linux"]["uidMappings"] =
+        json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+    let id = h.new_id();
+    let o = h.run(&id, &same);
+    o.assert_err();
+    assert!(
+        o.stderr.contains(
+            "user namespaces enabled, but both namespace path and non-matching mapping specified"
+        ),
+        "{o:?}"
+    );
+    assert!(!h.state_dir(&id).exists());
+    assert_eq!(h.status(&hid), "running");
+}

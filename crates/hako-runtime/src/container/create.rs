@@ -92,6 +92,7 @@ fn create_inner(root: &Path, o: &CreateOptions, mode: Mode) -> Result<Released> 
     let terminal = process.and_then(|p| p.terminal()).unwrap_or(false);
     crate::init::console::check_flags(terminal, !o.foreground, o.console_socket.is_some())?;
     let plan = namespaces::plan(&bundle.spec);
+    namespaces::check_joined_user_mappings(&bundle.spec)?;
     let idmapped = crate::fs::idmapped::plan(
         &bundle.spec,
         &plan,
