@@ -534,3 +534,121 @@ fn join_user_namespace_of_another_container() {
     assert!(!h.state_dir(&id).exists());
     assert_eq!(h.status(&hid), "running");
 }
+
+/// A time namespace: what the container sees in /proc/self/timens_offsets, as runc 1.3 (no
+/// offsets: zeros; offsets: those; with a user namespace too), and its namespace is not the
+/// host's.
+#[test]
+fn time_namespace_variants() {
+    require_root!();
+    if !std::path::Path::new("/proc/self/ns/time").exists() {
+        skip("no time namespaces in this kernel (CONFIG_TIME_NS off)");
+        return;
+    }
+    let h = Hako::new();
+    let offsets = json!({
+        "monotonic": {"secs": 7200, "nanosecs": 5},
+        "boottime": {"secs": 3600, "nanosecs": 0}
+    });
+    for (userns, offs) in [
+        (false, None),
+        (false, Some(offsets.clone())),
+        (true, None),
+        (true, Some(offsets.clone())),
+    ] {
+        let mut b = if userns {
+            userns_bundle("true")
+        } else {
+            Bundle::new()
+        };
+        let mut ns = b.config["linux"]["namespaces"].as_array().unwrap().clone();
+        ns.push(json!({"type": "time"}));
+        b.config["linux"]["namespaces"] = json!(ns);
+        if let Some(o) = &offs {
+            b.config["linux"]["timeOffsets"] = o.clone();
+        }
+        let out = h.run_sh(
+            &mut b,
+            "readlink /proc/self/ns/time; cat /proc/self/timens_offsets",
+        );
+        eprintln!("userns {userns} offsets {offs:?}:\n{out}");
+        let mut lines = out.lines();
+        assert_ne!(lines.next().unwrap(), host_ns("time"), "{out}");
+        let got: Vec<Vec<&str>> = lines.map(|l| l.split_whitespace().collect()).collect();
+        let want: Vec<Vec<&str>> = if offs.is_some() {
+            vec![
+                vec!["monotonic", "7200", "5"],
+                vec!["boottime", "3600", "0"],
+            ]
+        } else {
+            vec![vec!["monotonic", "0", "0"], vec!["boottime", "0", "0"]]
+        };
+        assert_eq!(got, want, "userns {userns}: {out}");
+    }
+}
+
+/// Time offsets without a new time namespace are refused in runc 1.3's words, and a time
+/// namespace joined by path is the other container's, with its offsets.
+#[test]
+fn time_namespace_by_path_and_refusals() {
+    require_root!();
+    if !std::path::Path::new("/proc/self/ns/time").exists() {
+        skip("no time namespaces in this kernel (CONFIG_TIME_NS off)");
+        return;
+    }
+    let h = Hako::new();
+    let offsets = json!({"monotonic": {"secs": 7200, "nanosecs": 0}});
+    let mut holder = Bundle::sh("sleep 100");
+    let mut ns = holder.config["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .clone();
+    ns.push(json!({"type": "time"}));
+    holder.config["linux"]["namespaces"] = json!(ns);
+    holder.config["linux"]["timeOffsets"] = offsets.clone();
+    let hid = h.new_id();
+    h.run_with(&hid, &holder, &["-d"]).assert_ok();
+    let hpid = h.pid(&hid);
+    let path = format!("/proc/{hpid}/ns/time");
+    let want = fs::read_link(&path).unwrap();
+
+    let with_time = |t: Value| {
+        let mut b = Bundle::new();
+        let mut ns = b.config["linux"]["namespaces"].as_array().unwrap().clone();
+        ns.push(t);
+        b.config["linux"]["namespaces"] = json!(ns);
+        b
+    };
+    let mut b = with_time(json!({"type": "time", "path": path}));
+    let out = h.run_sh(
+        &mut b,
+        "readlink /proc/self/ns/time; cat /proc/self/timens_offsets",
+    );
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines[0], [want.to_str().unwrap()], "{out}");
+    assert_eq!(lines[1], ["monotonic", "7200", "0"], "{out}");
+
+    let mut joined_with_offsets = with_time(json!({"type": "time", "path": path}));
+    joined_with_offsets.config["linux"]["timeOffsets"] = offsets.clone();
+    let mut no_ns = Bundle::new();
+    no_ns.config["linux"]["timeOffsets"] = offsets.clone();
+    for (b, want) in [
+        (
+            joined_with_offsets,
+            "time namespace enabled, but both namespace path and time offsets specified -- you may only provide one",
+        ),
+        (
+            no_ns,
+            "time namespace offsets specified, but time namespace isn't enabled in the config",
+        ),
+    ] {
+        let id = h.new_id();
+        let o = h.run(&id, &b);
+        o.assert_err();
+        assert!(o.stderr.contains(want), "want {want:?}: {o:?}");
+        assert!(!h.state_dir(&id).exists());
+    }
+}

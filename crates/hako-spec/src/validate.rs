@@ -237,11 +237,27 @@ fn linux(spec: &Spec) -> Result<()> {
         }
     }
     if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) {
-        if !has_ns(spec, LinuxNamespaceType::Time) {
-            return Err(SpecError::invalid(
-                "linux.timeOffsets",
-                "time offsets given without a time namespace",
-            ));
+        // runc 1.3's words. Offsets can only be written into a namespace nobody has entered: a
+        // joined one has its own (ignoring these would lie about the container's clocks).
+        let time = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .and_then(|ns| ns.iter().find(|n| n.typ() == LinuxNamespaceType::Time));
+        match time {
+            None => {
+                return Err(SpecError::invalid(
+                    "linux.timeOffsets",
+                    "time namespace offsets specified, but time namespace isn't enabled in the config",
+                ))
+            }
+            Some(n) if n.path().as_ref().is_some_and(|p| !p.as_os_str().is_empty()) => {
+                return Err(SpecError::invalid(
+                    "linux.timeOffsets",
+                    "time namespace enabled, but both namespace path and time offsets specified -- you may only provide one",
+                ))
+            }
+            Some(_) => {}
         }
         for clock in linux.time_offsets().iter().flatten().map(|(k, _)| k) {
             if clock != "monotonic" && clock != "boottime" {
