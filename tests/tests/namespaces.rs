@@ -652,3 +652,65 @@ fn time_namespace_by_path_and_refusals() {
         assert!(!h.state_dir(&id).exists());
     }
 }
+
+/// With the host's pid namespace a new procfs would show the host's processes anyway, and the
+/// kernel may refuse it (a procfs mounted with hidepid= or subset= elsewhere, a user namespace):
+/// runc 1.3 binds the host's /proc there. The container sees the host's pids in its /proc.
+#[test]
+fn host_pid_namespace_gets_proc() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    b.config["linux"]["namespaces"] = json!([
+        {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}
+    ]);
+    let out = h.run_sh(
+        &mut b,
+        "grep ' /proc ' /proc/self/mountinfo; test -d /proc/1 && echo host1; \
+         readlink /proc/self/ns/pid; ls /proc/sys/kernel/hostname",
+    );
+    eprintln!("{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    let proc_line: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(proc_line[4], "/proc", "{out}");
+    assert!(proc_line.contains(&"proc"), "{out}");
+    assert!(out.contains("host1"), "{out}");
+    assert!(out.contains(&host_ns("pid")), "{out}");
+    assert!(out.contains("/proc/sys/kernel/hostname"), "{out}");
+    assert!(mounts_under(b.path()).is_empty());
+
+    // The host's /proc bound there instead (what podman does where a new procfs is refused).
+    let mut mounts = b.config["mounts"].as_array().unwrap().clone();
+    mounts[0] = json!({"destination": "/proc", "type": "bind", "source": "/proc",
+                       "options": ["rbind", "nosuid", "noexec", "nodev"]});
+    b.config["mounts"] = json!(mounts);
+    let out = h.run_sh(
+        &mut b,
+        "grep ' /proc ' /proc/self/mountinfo; test -d /proc/1 && echo host1",
+    );
+    let proc_line: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(proc_line[3], "/", "the root of the host's procfs: {out}");
+    assert_eq!(proc_line[4], "/proc", "{out}");
+    assert!(
+        proc_line.contains(&"nosuid") || out.contains("nosuid"),
+        "{out}"
+    );
+    assert!(out.contains("host1"), "{out}");
+
+    // Not a procfs (a tmpfs directory of the bundle): refused as before, in runc's words.
+    let other = b.host_dir("notproc", "/unused");
+    let mut mounts = b.config["mounts"].as_array().unwrap().clone();
+    mounts.pop();
+    mounts[0]["source"] = json!(other.to_str().unwrap());
+    b.config["mounts"] = json!(mounts);
+    let id = h.new_id();
+    let o = h.run(&id, &b);
+    o.assert_err();
+    assert!(
+        o.stderr
+            .contains("cannot be mounted because it is not of type proc"),
+        "{o:?}"
+    );
+    assert!(!h.state_dir(&id).exists());
+    assert!(mounts_under(b.path()).is_empty());
+}
