@@ -391,16 +391,7 @@ fn what_needs_a_private_namespace_is_refused_without_it() {
         assert!(o.stderr.contains(want), "want {want:?}: {o:?}");
         assert!(!h.state_dir(&id).exists());
     }
-    if testing_runc() {
-        return; // runc mounts `mounts[]` in the host's mount namespace (and leaves them there)
-    }
-    let mut b = bare();
-    b.config["mounts"] = json!([{"destination": "/proc", "type": "proc", "source": "proc"}]);
-    let id = h.new_id();
-    let o = h.run(&id, &b);
-    o.assert_err();
-    assert!(o.stderr.contains("mounts[0]"), "{o:?}");
-    assert!(mounts_under(b.path()).is_empty());
+    // `mounts[]` are made on the host's side: no_mount_namespace_with_mounts.
 }
 
 /// prestart and createRuntime hooks run in the runtime's own network namespace (runc's) and
@@ -713,4 +704,87 @@ fn host_pid_namespace_gets_proc() {
     );
     assert!(!h.state_dir(&id).exists());
     assert!(mounts_under(b.path()).is_empty());
+}
+
+/// Without a mount namespace runc 1.3 makes `mounts[]` (the default /proc and /dev among them)
+/// below the rootfs in the host's mount namespace; they must be gone after `delete`.
+#[test]
+fn no_mount_namespace_with_mounts() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::sh("echo ran > /ran; exec sleep 100");
+    b.config["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "ipc"}]);
+    b.config["linux"]["maskedPaths"] = json!([]);
+    b.config["linux"]["readonlyPaths"] = json!([]);
+    b.config["root"]["readonly"] = json!(false);
+    b.config.as_object_mut().unwrap().remove("hostname");
+    let mounts: Vec<Value> = b.config["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["type"] != "cgroup" && m["type"] != "sysfs")
+        .cloned()
+        .collect();
+    b.config["mounts"] = json!(mounts);
+    let id = h.new_id();
+    h.run_with(&id, &b, &["-d"]).assert_ok();
+    let pid = h.pid(&id);
+    assert!(wait_for(std::time::Duration::from_secs(10), || read(
+        b.rootfs().join("ran")
+    )
+        == "ran\n"));
+    let under = mounts_under(b.path());
+    assert!(
+        under.iter().any(|m| m.ends_with("rootfs/proc")),
+        "{under:?}"
+    );
+    assert!(under.iter().any(|m| m.ends_with("rootfs/dev")), "{under:?}");
+    // runc's exec stays in the host's root directory; hako's enters the container's.
+    if !testing_runc() {
+        let o = h.cmd(&[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "ls /proc/1/ns >/dev/null && cat /ran",
+        ]);
+        o.assert_ok();
+        assert_eq!(o.stdout, "ran\n");
+    }
+    assert_eq!(
+        fs::read_link(format!("/proc/{pid}/ns/mnt"))
+            .unwrap()
+            .to_string_lossy(),
+        host_ns("mnt")
+    );
+    h.kill(&id, "KILL").assert_ok();
+    assert!(h.wait_status(&id, "stopped", std::time::Duration::from_secs(10)));
+    h.delete(&id).assert_ok();
+    let left = mounts_under(b.path());
+    for m in &left {
+        let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+    }
+    // runc 1.3 leaves them (and its bind of the rootfs onto itself) on the host.
+    assert!(
+        left.is_empty() || testing_runc(),
+        "left on the host: {left:?}"
+    );
+
+    // A create that fails after some mounts were made (a bind whose source is missing, last)
+    // leaves nothing either.
+    b.add_mount(json!({"destination": "/mnt", "type": "bind",
+                       "source": "/nonexistent-hako-test", "options": ["rbind"]}));
+    let id = h.new_id();
+    let o = h.run(&id, &b);
+    o.assert_err();
+    assert!(o.stderr.contains("nonexistent-hako-test"), "{o:?}");
+    assert!(!h.state_dir(&id).exists());
+    let left = mounts_under(b.path());
+    for m in &left {
+        let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+    }
+    assert!(
+        left.is_empty() || testing_runc(),
+        "left on the host: {left:?}"
+    );
 }

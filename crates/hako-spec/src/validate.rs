@@ -344,9 +344,6 @@ fn without_mount_ns(spec: &Spec, linux: &oci_spec::runtime::Linux) -> Result<()>
             format!("{what} needs a private mount namespace (linux.namespaces has no \"mount\"); the host's would be changed"),
         ))
     };
-    if let Some((i, _)) = spec.mounts().iter().flatten().enumerate().next() {
-        return needs(&format!("mounts[{i}]"), "a mount");
-    }
     if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
         return needs("root.readonly", "a read-only root");
     }

@@ -342,6 +342,7 @@ impl RestoreEvents<'_> {
             systemd_cgroup: self.o.systemd_cgroup,
             rootless: self.o.rootless,
             cgroup: self.cgroups.rec.clone(),
+            host_mounts_before: None,
             config: self.bundle.spec.clone(),
         }
     }

@@ -159,6 +159,8 @@ fn create_inner(root: &Path, o: &CreateOptions, mode: Mode) -> Result<Released> 
             created: planned.may_create(),
             ..planned.rec.clone()
         },
+        host_mounts_before: mounts_on_host(&bundle, &plan)
+            .then(|| crate::fs::host_mounts::before(&bundle.rootfs, &host_mounts)),
         config: bundle.spec.clone(),
     };
     if let Err(e) = lock.save(&rec) {
@@ -200,10 +202,18 @@ fn create_inner(root: &Path, o: &CreateOptions, mode: Mode) -> Result<Released> 
                 let _ = cg.kill_all();
                 let _ = cg.destroy();
             }
+            if let Some(before) = &rec.host_mounts_before {
+                let _ = crate::fs::host_mounts::undo(&bundle.rootfs, before);
+            }
             let _ = lock.remove();
             Err(e)
         }
     }
+}
+
+/// Without a mount namespace of its own, `mounts[]` are made in the host's (runc 1.3).
+fn mounts_on_host(bundle: &Bundle, plan: &namespaces::Plan) -> bool {
+    !plan.private_mount && bundle.spec.mounts().as_ref().is_some_and(|m| !m.is_empty())
 }
 
 /// Decided before anything exists: which command creates, where the cgroups go, and who the

@@ -365,6 +365,9 @@ pub(crate) fn delete_locked(
     let _ = cg.kill_all();
     cg.destroy()?;
     crate::container::crash::point("delete:cgroups");
+    if let Some(before) = &rec.host_mounts_before {
+        crate::fs::host_mounts::undo(&rec.rootfs, before)?;
+    }
     lock.remove()?;
     crate::log::debug(&format!("delete {id}: state and cgroups removed"));
     // As runc: poststop hooks run once the state is gone (and without the lock, so a hook may

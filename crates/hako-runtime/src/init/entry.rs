@@ -246,6 +246,22 @@ fn setup(a: &InitArgs) -> Result<Ready> {
             root.ensure(p.cwd(), crate::fs::paths::Kind::Dir)?;
         }
         Some(root)
+    } else if spec.mounts().as_ref().is_some_and(|m| !m.is_empty()) {
+        // No mount namespace of our own: `mounts[]` go below the rootfs in the host's, as runc
+        // 1.3 makes them (resolved inside the rootfs all the same). The runtime takes them away
+        // at delete or when create fails (fs::host_mounts); no propagation change, no bind of
+        // the rootfs onto itself: nothing of the host's but what lies below the rootfs.
+        let root = Root::open(a.rootfs)?;
+        rootfs::mount_all(
+            spec,
+            &root,
+            a.bundle,
+            in_userns,
+            &bind_fds,
+            a.host_mounts,
+            &mut join_cgroups,
+        )?;
+        Some(root)
     } else {
         None
     };
