@@ -788,3 +788,42 @@ fn no_mount_namespace_with_mounts() {
         "left on the host: {left:?}"
     );
 }
+
+/// No namespaces at all (podman's `--pid=host --network=host … --mount-ns=host`-like configs):
+/// the host's /proc bound in, /dev a tmpfs, hooks run; `run` deletes it and nothing stays.
+#[test]
+fn no_namespaces_with_proc_bind_and_hooks() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::new();
+    b.config["linux"]["namespaces"] = json!([]);
+    b.config["linux"]["maskedPaths"] = json!([]);
+    b.config["linux"]["readonlyPaths"] = json!([]);
+    b.config["root"]["readonly"] = json!(false);
+    b.config.as_object_mut().unwrap().remove("hostname");
+    b.config["mounts"] = json!([
+        {"destination": "/proc", "type": "bind", "source": "/proc", "options": ["rbind"]},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["mode=755"]}
+    ]);
+    let log = h.scratch().join("hooks.log");
+    let hook = |kind: &str| {
+        json!({"path": "/bin/sh", "args": ["sh", "-c", format!("echo {kind} >> {}", log.display())]})
+    };
+    b.config["hooks"] = json!({
+        "prestart": [hook("prestart")], "createContainer": [hook("createContainer")],
+        "poststop": [hook("poststop")]
+    });
+    let out = h.run_sh(
+        &mut b,
+        "test -d /proc/1 && echo proc; test -c /dev/null && echo null; readlink /proc/self/ns/pid",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..2], ["proc", "null"], "{out}");
+    assert_eq!(lines[2], host_ns("pid"), "{out}");
+    assert_eq!(read(&log), "prestart\ncreateContainer\npoststop\n");
+    let left = mounts_under(b.path());
+    for m in &left {
+        let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+    }
+    assert!(left.is_empty() || testing_runc(), "left on the host: {left:?}");
+}
