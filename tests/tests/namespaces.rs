@@ -806,9 +806,7 @@ fn no_namespaces_with_proc_bind_and_hooks() {
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["mode=755"]}
     ]);
     let log = h.scratch().join("hooks.log");
-    let hook = |kind: &str| {
-        json!({"path": "/bin/sh", "args": ["sh", "-c", format!("echo {kind} >> {}", log.display())]})
-    };
+    let hook = |kind: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("echo {kind} >> {}", log.display())]});
     b.config["hooks"] = json!({
         "prestart": [hook("prestart")], "createContainer": [hook("createContainer")],
         "poststop": [hook("poststop")]
@@ -825,5 +823,49 @@ fn no_namespaces_with_proc_bind_and_hooks() {
     for m in &left {
         let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
     }
-    assert!(left.is_empty() || testing_runc(), "left on the host: {left:?}");
+    assert!(
+        left.is_empty() || testing_runc(),
+        "left on the host: {left:?}"
+    );
+}
+
+/// The container may move what lies above its mounts (it shares the host's mount namespace and
+/// owns its rootfs): `delete` unmounts by what mountinfo says now, through fds opened inside the
+/// rootfs, and a symlink left where a mount used to be is never followed to the host.
+#[test]
+fn no_mount_namespace_mounts_moved_by_the_container_are_still_undone() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = Bundle::sh("mv /a /a2 && ln -s ../../../../../../.. /a && exec sleep 100");
+    b.config["linux"]["namespaces"] = json!([{"type": "pid"}]);
+    b.config["linux"]["maskedPaths"] = json!([]);
+    b.config["linux"]["readonlyPaths"] = json!([]);
+    b.config["root"]["readonly"] = json!(false);
+    b.config.as_object_mut().unwrap().remove("hostname");
+    b.config["mounts"] = json!([
+        {"destination": "/a/b", "type": "tmpfs", "source": "tmpfs", "options": ["mode=755"]},
+        {"destination": "/a/b/c", "type": "tmpfs", "source": "tmpfs", "options": ["mode=755"]}
+    ]);
+    let id = h.new_id();
+    h.run_with(&id, &b, &["-d"]).assert_ok();
+    assert!(wait_for(std::time::Duration::from_secs(10), || b
+        .rootfs()
+        .join("a2")
+        .exists()));
+    let under = mounts_under(b.path());
+    assert!(
+        under.iter().any(|m| m.ends_with("rootfs/a2/b/c")),
+        "{under:?}"
+    );
+    h.kill(&id, "KILL").assert_ok();
+    assert!(h.wait_status(&id, "stopped", std::time::Duration::from_secs(10)));
+    h.delete(&id).assert_ok();
+    let left = mounts_under(b.path());
+    for m in &left {
+        let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+    }
+    assert!(
+        left.is_empty() || testing_runc(),
+        "left on the host: {left:?}"
+    );
 }
