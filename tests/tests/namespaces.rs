@@ -524,6 +524,45 @@ fn join_user_namespace_of_another_container() {
     );
     assert!(!h.state_dir(&id).exists());
     assert_eq!(h.status(&hid), "running");
+
+    // Every namespace but the mount one joined (a pod sharing its pid namespace), and an exec
+    // into that container lands in all of them.
+    let mut all = joiner();
+    all.set_sh("exec sleep 100");
+    let mut ns = all.config["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .clone();
+    for n in ns.iter_mut() {
+        let t = n["type"].as_str().unwrap().to_string();
+        if t != "mount" {
+            let file = if t == "network" { "net".to_string() } else { t };
+            n["path"] = json!(format!("/proc/{hpid}/ns/{file}"));
+        }
+    }
+    all.config["linux"]["namespaces"] = json!(ns);
+    all.config.as_object_mut().unwrap().remove("hostname");
+    let id = h.new_id();
+    h.run_with(&id, &all, &["-d"]).assert_ok();
+    let o = h.cmd(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/user; readlink /proc/self/ns/pid; id -u; cat /proc/1/cmdline",
+    ]);
+    o.assert_ok();
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(lines[0], want_user.to_string_lossy(), "{o:?}");
+    assert_eq!(
+        lines[1],
+        fs::read_link(format!("/proc/{hpid}/ns/pid"))
+            .unwrap()
+            .to_string_lossy(),
+        "{o:?}"
+    );
+    assert_eq!(lines[2], "0", "{o:?}");
+    assert!(lines[3].starts_with("sleep"), "the holder is pid 1: {o:?}");
 }
 
 /// A time namespace: what the container sees in /proc/self/timens_offsets, as runc 1.3 (no
