@@ -908,3 +908,26 @@ fn no_mount_namespace_mounts_moved_by_the_container_are_still_undone() {
         "left on the host: {left:?}"
     );
 }
+
+/// A user namespace with the host's pid namespace: the kernel refuses a fresh procfs there (the
+/// pid namespace is not the user namespace's), so /proc must come from a bind of the host's.
+#[test]
+fn user_namespace_with_host_pid_namespace_gets_proc() {
+    require_root!();
+    let h = Hako::new();
+    let mut b = userns_bundle("true");
+    b.config["linux"]["namespaces"] = json!([
+        {"type": "user"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}
+    ]);
+    let mut mounts = b.config["mounts"].as_array().unwrap().clone();
+    mounts.retain(|m| m["type"] != "sysfs");
+    mounts[0] = json!({"destination": "/proc", "type": "bind", "source": "/proc",
+                       "options": ["rbind", "nosuid", "noexec", "nodev"]});
+    b.config["mounts"] = json!(mounts);
+    let out = h.run_sh(
+        &mut b,
+        "test -d /proc/1 && echo host1; readlink /proc/self/ns/pid; id -u",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines, ["host1", &host_ns("pid"), "0"], "{out}");
+}
