@@ -542,8 +542,12 @@ fn join_user_namespace_of_another_container() {
     }
     all.config["linux"]["namespaces"] = json!(ns);
     all.config.as_object_mut().unwrap().remove("hostname");
+    // create, then start: the start socket's peer (the runtime, root outside) is checked as
+    // the joined user namespace sees it.
     let id = h.new_id();
-    h.run_with(&id, &all, &["-d"]).assert_ok();
+    h.create(&id, &all).assert_ok();
+    h.start(&id).assert_ok();
+    assert_eq!(h.status(&id), "running");
     let o = h.cmd(&[
         "exec",
         &id,

@@ -92,7 +92,7 @@ fn create_inner(root: &Path, o: &CreateOptions, mode: Mode) -> Result<Released> 
     let terminal = process.and_then(|p| p.terminal()).unwrap_or(false);
     crate::init::console::check_flags(terminal, !o.foreground, o.console_socket.is_some())?;
     let plan = namespaces::plan(&bundle.spec);
-    namespaces::check_joined_user_mappings(&bundle.spec)?;
+    let joined_userns = namespaces::joined_user_maps(&bundle.spec)?;
     let idmapped = crate::fs::idmapped::plan(
         &bundle.spec,
         &plan,
@@ -182,6 +182,7 @@ fn create_inner(root: &Path, o: &CreateOptions, mode: Mode) -> Result<Released> 
             attrs: &attrs,
             host_mounts: &host_mounts,
             idmapped: &idmapped,
+            joined_uids: joined_userns.as_ref().map(|(u, _)| &u[..]),
         },
         &mut made,
         &mut rec,
@@ -231,6 +232,8 @@ struct Decided<'a> {
     host_mounts: &'a [crate::procinfo::Mount],
     /// The idmapped mounts, checked.
     idmapped: &'a [crate::fs::idmapped::Wanted],
+    /// The uid mappings of a user namespace joined by path.
+    joined_uids: Option<&'a [namespaces::IdRange]>,
 }
 
 /// What a `create` has brought into existence so far: undone if it fails.
@@ -257,6 +260,7 @@ fn create_locked(
         attrs,
         host_mounts,
         idmapped,
+        joined_uids,
     } = decided;
     let spec = &bundle.spec;
     let listener = match mode {
@@ -353,12 +357,13 @@ fn create_locked(
                     .collect(),
                 owner_uid: {
                     let euid = caller.map_or(0, |c| c.euid);
-                    match spec.linux().as_ref().filter(|_| plan.new_user) {
-                        Some(l) => crate::init::idmap::uid_seen_inside(
+                    match (spec.linux().as_ref().filter(|_| plan.new_user), joined_uids) {
+                        (Some(l), _) => crate::init::idmap::uid_seen_inside(
                             l.uid_mappings().as_deref().unwrap_or(&[]),
                             euid,
                         ),
-                        None => euid,
+                        (None, Some(maps)) => namespaces::uid_inside(maps, euid),
+                        (None, None) => euid,
                     }
                 },
                 seccomp,

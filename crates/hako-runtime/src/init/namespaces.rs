@@ -136,30 +136,26 @@ pub fn setns_path(t: LinuxNamespaceType, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// runc 1.3 reads the mappings of a user namespace joined by `path`; mappings in the config as
-/// well (containerd and CRI-O write both) must be those, or the config is refused in its words.
-pub fn check_joined_user_mappings(spec: &Spec) -> Result<()> {
+/// One line of a uid_map or gid_map: container id, host id, size.
+pub type IdRange = [u32; 3];
+
+/// The mappings of the user namespace joined by `path` (`None`: none is joined), read as runc
+/// 1.3 reads them. Mappings in the config as well (containerd and CRI-O write both) must be
+/// those, or the config is refused in runc's words.
+pub fn joined_user_maps(spec: &Spec) -> Result<Option<(Vec<IdRange>, Vec<IdRange>)>> {
     let Some(l) = spec.linux().as_ref() else {
-        return Ok(());
+        return Ok(None);
     };
     let Some(path) = l.namespaces().iter().flatten().find_map(|n| {
         (n.typ() == LinuxNamespaceType::User)
             .then(|| n.path().clone())
             .flatten()
     }) else {
-        return Ok(());
+        return Ok(None);
     };
-    if l.uid_mappings().is_none() && l.gid_mappings().is_none() {
-        return Ok(());
-    }
     let (uid, gid) = read_userns_maps(&path)?;
-    let same = |want: &Option<Vec<hako_spec::oci::LinuxIdMapping>>, have: &str| {
-        let mut want: Vec<[u32; 3]> = want
-            .iter()
-            .flatten()
-            .map(|m| [m.container_id(), m.host_id(), m.size()])
-            .collect();
-        let mut have: Vec<[u32; 3]> = have
+    let parse = |text: &str| -> Vec<IdRange> {
+        let mut v: Vec<IdRange> = text
             .lines()
             .filter_map(|l| {
                 let f: Vec<u32> = l
@@ -169,8 +165,20 @@ pub fn check_joined_user_mappings(spec: &Spec) -> Result<()> {
                 (f.len() == 3).then(|| [f[0], f[1], f[2]])
             })
             .collect();
+        v.sort_unstable();
+        v
+    };
+    let (uid, gid) = (parse(&uid), parse(&gid));
+    if l.uid_mappings().is_none() && l.gid_mappings().is_none() {
+        return Ok(Some((uid, gid)));
+    }
+    let same = |want: &Option<Vec<hako_spec::oci::LinuxIdMapping>>, have: &[IdRange]| {
+        let mut want: Vec<IdRange> = want
+            .iter()
+            .flatten()
+            .map(|m| [m.container_id(), m.host_id(), m.size()])
+            .collect();
         want.sort_unstable();
-        have.sort_unstable();
         want == have
     };
     if !same(l.uid_mappings(), &uid) || !same(l.gid_mappings(), &gid) {
@@ -182,7 +190,17 @@ pub fn check_joined_user_mappings(spec: &Spec) -> Result<()> {
     crate::log::warn(
         "config.json has both a userns path to join and a matching userns mapping specified -- you may only provide one",
     );
-    Ok(())
+    Ok(Some((uid, gid)))
+}
+
+/// `host_uid` as a process inside a namespace with these uid mappings sees it.
+pub fn uid_inside(maps: &[IdRange], host_uid: u32) -> u32 {
+    maps.iter()
+        .find_map(|[inside, host, size]| {
+            let off = host_uid.checked_sub(*host)?;
+            (off < *size).then(|| inside + off)
+        })
+        .unwrap_or(crate::init::idmap::OVERFLOW_ID)
 }
 
 /// The uid_map and gid_map of the user namespace at `path`, as its parent namespace sees them:
