@@ -941,3 +941,41 @@ fn user_namespace_with_host_pid_namespace_gets_proc() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines, ["host1", &host_ns("pid"), "0"], "{out}");
 }
+
+/// Mappings and user namespaces that do not go together are refused in runc 1.3's words, before
+/// anything exists.
+#[test]
+fn user_namespace_mapping_refusals() {
+    require_root!();
+    let h = Hako::new();
+    let mut no_maps = userns_bundle("true");
+    let l = no_maps.config["linux"].as_object_mut().unwrap();
+    l.remove("uidMappings");
+    l.remove("gidMappings");
+    let mut no_userns = Bundle::new();
+    no_userns.config["linux"]["uidMappings"] =
+        json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    no_userns.config["linux"]["gidMappings"] =
+        json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    for (b, want) in [
+        (
+            no_maps,
+            "user namespaces enabled, but no uid mappings found",
+        ),
+        (
+            no_userns,
+            "user namespace mappings specified, but user namespace isn't enabled in the config",
+        ),
+    ] {
+        let id = h.new_id();
+        let o = h.run(&id, &b);
+        if testing_runc() && o.code == 0 {
+            // runc 1.3 ignores mappings without a user namespace; hako refuses them.
+            eprintln!("runc accepted a config hako refuses with {want:?}");
+            continue;
+        }
+        o.assert_err();
+        assert!(o.stderr.contains(want), "want {want:?}: {o:?}");
+        assert!(!h.state_dir(&id).exists());
+    }
+}

@@ -211,17 +211,21 @@ fn linux(spec: &Spec) -> Result<()> {
     if maps && !user_ns {
         return Err(SpecError::invalid(
             "linux.uidMappings",
-            "user namespace mappings given without a user namespace",
+            // runc 1.3's words (it ignores such mappings: hako refuses rather than drop them).
+            "user namespace mappings specified, but user namespace isn't enabled in the config",
         ));
     }
-    if new_user_ns
-        && (linux.uid_mappings().as_ref().is_none_or(|m| m.is_empty())
-            || linux.gid_mappings().as_ref().is_none_or(|m| m.is_empty()))
-    {
-        return Err(SpecError::invalid(
-            "linux.uidMappings",
-            "a new user namespace needs both uidMappings and gidMappings",
-        ));
+    // runc 1.3's words for each.
+    for (field, maps, what) in [
+        ("linux.uidMappings", linux.uid_mappings(), "uid"),
+        ("linux.gidMappings", linux.gid_mappings(), "gid"),
+    ] {
+        if new_user_ns && maps.as_ref().is_none_or(|m| m.is_empty()) {
+            return Err(SpecError::invalid(
+                field,
+                format!("user namespaces enabled, but no {what} mappings found"),
+            ));
+        }
     }
     for (field, maps) in [
         ("linux.uidMappings", linux.uid_mappings()),
