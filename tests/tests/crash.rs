@@ -466,3 +466,44 @@ fn parallel_lifecycles_share_root_and_parent() {
         .collect();
     assert!(files.is_empty(), "parallel: left under --root: {files:?}");
 }
+
+/// Without a mount namespace the init's mounts are the host's: a create killed at any step
+/// leaves them, and `delete --force` takes them away (the record lists what was there before).
+#[test]
+fn killed_during_create_without_mount_namespace_leaves_no_mount() {
+    require_root!();
+    for step in CREATE_STEPS {
+        let h = Hako::new();
+        let place = Place::new();
+        let mut b = bundle_for(&place, "sleep 1000", step);
+        b.config["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "ipc"}]);
+        b.config["linux"]["maskedPaths"] = json!([]);
+        b.config["linux"]["readonlyPaths"] = json!([]);
+        b.config["root"]["readonly"] = json!(false);
+        b.config.as_object_mut().unwrap().remove("hostname");
+        let mounts: Vec<serde_json::Value> = b.config["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["type"] != "cgroup" && m["type"] != "sysfs")
+            .cloned()
+            .collect();
+        b.config["mounts"] = json!(mounts);
+        let id = h.new_id();
+        h.track(&id);
+        b.save();
+        let out = h.cmd_opts(
+            &["create", "--bundle", &b.path().to_string_lossy(), &id],
+            crash_opts(step),
+        );
+        assert_eq!(out.code, KILLED, "{step}: {}", out.stderr);
+        // (processes_using would list every host process while the host has mounts there.)
+        force_delete_twice(&h, &id, step);
+        let left = mounts_under(b.path());
+        for m in &left {
+            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+        }
+        assert!(left.is_empty(), "{step}: mounts left on the host: {left:?}");
+        assert_clean(&h, &b, &place, step);
+    }
+}

@@ -780,3 +780,51 @@ fn spec_rootless_then_run_as_the_user() {
     b.config["process"]["args"] = json!(["sh", "-c", "id -u; hostname"]);
     assert_eq!(run_ok(&h, &b), "0\nrunc\n");
 }
+
+/// An unprivileged user may not join a user namespace another user owns (here root's
+/// container's): refused, naming the namespace path, and nothing is left.
+#[test]
+fn joining_another_users_user_namespace_is_refused() {
+    require_root!();
+    let root = Hako::new();
+    let mut holder = Bundle::sh("sleep 100");
+    let mut ns = holder.config["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .clone();
+    ns.push(json!({"type": "user"}));
+    holder.config["linux"]["namespaces"] = json!(ns);
+    holder.config["linux"]["uidMappings"] =
+        json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    holder.config["linux"]["gidMappings"] =
+        json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    let mounts: Vec<Value> = holder.config["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["type"] != "cgroup")
+        .cloned()
+        .collect();
+    holder.config["mounts"] = json!(mounts);
+    let hid = root.new_id();
+    root.run_with(&hid, &holder, &["-d"]).assert_ok();
+    let hpid = root.pid(&hid);
+
+    let h = Hako::rootless();
+    let mut b = rootless_bundle("true");
+    let l = b.config["linux"].as_object_mut().unwrap();
+    l.remove("uidMappings");
+    l.remove("gidMappings");
+    let userns = format!("/proc/{hpid}/ns/user");
+    b.config["linux"]["namespaces"] = json!([
+        {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"},
+        {"type": "user", "path": userns}
+    ]);
+    let id = h.new_id();
+    let o = h.run(&id, &b);
+    o.assert_err();
+    // runc 1.3 gets further and fails on its exec fifo: `fchown fd 7: operation not permitted`.
+    assert!(o.stderr.contains(&userns), "{o:?}");
+    nothing_left(&h, &id, &b);
+    assert_eq!(root.status(&hid), "running");
+}

@@ -134,6 +134,11 @@ pub struct ContainerRecord {
     /// `linux.intelRdt`: listed before anything of it exists, like the cgroups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resctrl: Option<ResctrlRecord>,
+    /// Without a mount namespace (its `mounts[]` go below the rootfs in the host's): the ids of
+    /// the mounts that were below the rootfs before `create`, so `delete` takes away exactly
+    /// the others. `None`: nothing was mounted on the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_mounts_before: Option<Vec<i32>>,
     /// The config as it was at create: poststop hooks and annotations come from here, not from a
     /// bundle that may have changed since.
     pub config: Spec,
@@ -190,6 +195,7 @@ mod tests {
             private_pid_ns: true,
             systemd_cgroup: false,
             rootless: false,
+            host_mounts_before: None,
             cgroup: CgroupRecord::default(),
             resctrl: None,
             config: spec,

@@ -213,17 +213,21 @@ fn linux(spec: &Spec) -> Result<()> {
     if maps && !user_ns {
         return Err(SpecError::invalid(
             "linux.uidMappings",
-            "user namespace mappings given without a user namespace",
+            // runc 1.3's words (it ignores such mappings: hako refuses rather than drop them).
+            "user namespace mappings specified, but user namespace isn't enabled in the config",
         ));
     }
-    if new_user_ns
-        && (linux.uid_mappings().as_ref().is_none_or(|m| m.is_empty())
-            || linux.gid_mappings().as_ref().is_none_or(|m| m.is_empty()))
-    {
-        return Err(SpecError::invalid(
-            "linux.uidMappings",
-            "a new user namespace needs both uidMappings and gidMappings",
-        ));
+    // runc 1.3's words for each.
+    for (field, maps, what) in [
+        ("linux.uidMappings", linux.uid_mappings(), "uid"),
+        ("linux.gidMappings", linux.gid_mappings(), "gid"),
+    ] {
+        if new_user_ns && maps.as_ref().is_none_or(|m| m.is_empty()) {
+            return Err(SpecError::invalid(
+                field,
+                format!("user namespaces enabled, but no {what} mappings found"),
+            ));
+        }
     }
     for (field, maps) in [
         ("linux.uidMappings", linux.uid_mappings()),
@@ -239,11 +243,27 @@ fn linux(spec: &Spec) -> Result<()> {
         }
     }
     if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) {
-        if !has_ns(spec, LinuxNamespaceType::Time) {
-            return Err(SpecError::invalid(
-                "linux.timeOffsets",
-                "time offsets given without a time namespace",
-            ));
+        // runc 1.3's words. Offsets can only be written into a namespace nobody has entered: a
+        // joined one has its own (ignoring these would lie about the container's clocks).
+        let time = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .and_then(|ns| ns.iter().find(|n| n.typ() == LinuxNamespaceType::Time));
+        match time {
+            None => {
+                return Err(SpecError::invalid(
+                    "linux.timeOffsets",
+                    "time namespace offsets specified, but time namespace isn't enabled in the config",
+                ))
+            }
+            Some(n) if n.path().as_ref().is_some_and(|p| !p.as_os_str().is_empty()) => {
+                return Err(SpecError::invalid(
+                    "linux.timeOffsets",
+                    "time namespace enabled, but both namespace path and time offsets specified -- you may only provide one",
+                ))
+            }
+            Some(_) => {}
         }
         for clock in linux.time_offsets().iter().flatten().map(|(k, _)| k) {
             if clock != "monotonic" && clock != "boottime" {
@@ -330,9 +350,6 @@ fn without_mount_ns(spec: &Spec, linux: &oci_spec::runtime::Linux) -> Result<()>
             format!("{what} needs a private mount namespace (linux.namespaces has no \"mount\"); the host's would be changed"),
         ))
     };
-    if let Some((i, _)) = spec.mounts().iter().flatten().enumerate().next() {
-        return needs(&format!("mounts[{i}]"), "a mount");
-    }
     if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
         return needs("root.readonly", "a read-only root");
     }

@@ -358,6 +358,7 @@ impl RestoreEvents<'_> {
             rootless: self.o.rootless,
             cgroup: self.cgroups.rec.clone(),
             resctrl: None,
+            host_mounts_before: None,
             config: self.bundle.spec.clone(),
         }
     }

@@ -95,6 +95,7 @@ fn create_inner(root: &Path, o: &CreateOptions, mode: Mode) -> Result<Released> 
     let terminal = process.and_then(|p| p.terminal()).unwrap_or(false);
     crate::init::console::check_flags(terminal, !o.foreground, o.console_socket.is_some())?;
     let plan = namespaces::plan(&bundle.spec);
+    let joined_userns = namespaces::joined_user_maps(&bundle.spec)?;
     let idmapped = crate::fs::idmapped::plan(
         &bundle.spec,
         &plan,
@@ -172,6 +173,8 @@ fn create_inner(root: &Path, o: &CreateOptions, mode: Mode) -> Result<Released> 
             ..planned.rec.clone()
         },
         resctrl,
+        host_mounts_before: mounts_on_host(&bundle, &plan)
+            .then(|| crate::fs::host_mounts::before(&bundle.rootfs, &host_mounts)),
         config: bundle.spec.clone(),
     };
     if let Err(e) = lock.save(&rec) {
@@ -193,6 +196,7 @@ fn create_inner(root: &Path, o: &CreateOptions, mode: Mode) -> Result<Released> 
             attrs: &attrs,
             host_mounts: &host_mounts,
             idmapped: &idmapped,
+            joined_uids: joined_userns.as_ref().map(|(u, _)| &u[..]),
         },
         &mut made,
         &mut rec,
@@ -214,10 +218,18 @@ fn create_inner(root: &Path, o: &CreateOptions, mode: Mode) -> Result<Released> 
                 let _ = cg.destroy();
             }
             let _ = crate::resctrl::remove(rec.resctrl.as_ref());
+            if let Some(before) = &rec.host_mounts_before {
+                let _ = crate::fs::host_mounts::undo(&bundle.rootfs, before);
+            }
             let _ = lock.remove();
             Err(e)
         }
     }
+}
+
+/// Without a mount namespace of its own, `mounts[]` are made in the host's (runc 1.3).
+fn mounts_on_host(bundle: &Bundle, plan: &namespaces::Plan) -> bool {
+    !plan.private_mount && bundle.spec.mounts().as_ref().is_some_and(|m| !m.is_empty())
 }
 
 /// Decided before anything exists: which command creates, where the cgroups go, and who the
@@ -235,6 +247,8 @@ struct Decided<'a> {
     host_mounts: &'a [crate::procinfo::Mount],
     /// The idmapped mounts, checked.
     idmapped: &'a [crate::fs::idmapped::Wanted],
+    /// The uid mappings of a user namespace joined by path.
+    joined_uids: Option<&'a [namespaces::IdRange]>,
 }
 
 /// What a `create` has brought into existence so far: undone if it fails.
@@ -261,6 +275,7 @@ fn create_locked(
         attrs,
         host_mounts,
         idmapped,
+        joined_uids,
     } = decided;
     let spec = &bundle.spec;
     let listener = match mode {
@@ -362,12 +377,13 @@ fn create_locked(
                     .collect(),
                 owner_uid: {
                     let euid = caller.map_or(0, |c| c.euid);
-                    match spec.linux().as_ref().filter(|_| plan.new_user) {
-                        Some(l) => crate::init::idmap::uid_seen_inside(
+                    match (spec.linux().as_ref().filter(|_| plan.new_user), joined_uids) {
+                        (Some(l), _) => crate::init::idmap::uid_seen_inside(
                             l.uid_mappings().as_deref().unwrap_or(&[]),
                             euid,
                         ),
-                        None => euid,
+                        (None, Some(maps)) => namespaces::uid_inside(maps, euid),
+                        (None, None) => euid,
                     }
                 },
                 seccomp,

@@ -403,6 +403,9 @@ pub(crate) fn delete_locked(
     cg.destroy()?;
     crate::resctrl::remove(rec.resctrl.as_ref())?;
     crate::container::crash::point("delete:cgroups");
+    if let Some(before) = &rec.host_mounts_before {
+        crate::fs::host_mounts::undo(&rec.rootfs, before)?;
+    }
     lock.remove()?;
     crate::log::debug(&format!("delete {id}: state and cgroups removed"));
     // As runc: poststop hooks run once the state is gone (and without the lock, so a hook may

@@ -4,6 +4,7 @@
 pub mod bind_sources;
 pub mod cgroupfs;
 pub mod devices;
+pub mod host_mounts;
 pub mod idmapped;
 pub mod mounts;
 pub mod paths;

@@ -508,13 +508,56 @@ impl Probed {
     }
 }
 
+/// runc 1.3 also allows a bind of a procfs on /proc: how a container sharing the host's pid
+/// namespace gets /proc where a fresh procfs may not be mounted (a user namespace, a host
+/// procfs with `hidepid=`/`subset=`). A procfs that is not the root of one only gets runc's
+/// warning.
+fn bind_of_procfs(ctx: &MountCtx, m: &Mount, typ: &str, shown: &Path) -> Result<bool> {
+    let bind = typ == "bind"
+        || m.options()
+            .iter()
+            .flatten()
+            .any(|o| o == "bind" || o == "rbind");
+    let Some(src) = m.source().as_ref().filter(|_| bind) else {
+        return Ok(false);
+    };
+    let src = if src.is_absolute() {
+        src.clone()
+    } else {
+        ctx.bundle.join(src)
+    };
+    let fd = match ctx.bind_fds.get(&src) {
+        Some(fd) => nix::unistd::dup(fd).ctx("dup bind source", &src)?,
+        None => nix::fcntl::open(
+            &src,
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .ctx("open bind source", &src)?,
+    };
+    let fs = nix::sys::statfs::fstatfs(&fd).ctx("statfs", &src)?;
+    if fs.filesystem_type().0 as i64 != crate::sys::PROC_SUPER_MAGIC {
+        return Ok(false);
+    }
+    let st = nix::sys::stat::fstat(&fd).ctx("stat", &src)?;
+    if st.st_ino != 1 {
+        crate::log::warn(&format!(
+            "bind-mount {} (source {}) is of type procfs but is not the root of a procfs (inode {})",
+            shown.display(),
+            src.display(),
+            st.st_ino
+        ));
+    }
+    Ok(true)
+}
+
 fn check_proc(ctx: &MountCtx, m: &Mount, typ: &str, shown: &Path) -> Result<Probed> {
     let rel = crate::fs::paths::clean(m.destination());
     if PROC_MOUNTABLE.iter().any(|p| rel == Path::new(p)) {
         return Ok(Probed::Unknown);
     }
     if rel == Path::new("proc") {
-        if typ == "proc" {
+        if typ == "proc" || bind_of_procfs(ctx, m, typ, shown)? {
             return Ok(Probed::Unknown);
         }
         return Err(Error::Usage(format!(

@@ -121,9 +121,11 @@ fn setup(a: &InitArgs) -> Result<Ready> {
     if a.plan.fork_for_pid {
         // unshare(CLONE_NEWPID) only moves our children: fork the real init into it. This process
         // reports the init's pid and leaves. The real init speaks on the channel only once that
-        // is sent (the runtime reads InitPid first): it waits for EOF on this pipe, which the
-        // intermediate's exit closes.
-        let (wait_r, wait_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).op("pipe")?;
+        // is sent (the runtime reads InitPid first), and arms its parent-death signal only once
+        // it has a new parent: it waits until this process is gone. Not on EOF of a pipe: the
+        // kernel closes an exiting task's files before it reparents its children, and a signal
+        // armed in between is sent at once when the reparenting happens.
+        let me = sys::pidfd_open(nix::unistd::getpid().as_raw()).op("pidfd_open")?;
         // SAFETY: this process is single-threaded (cloned from the single-threaded runtime); the
         // child continues in this function and execs or _exits.
         match unsafe { sys::clone3(0, None) }.op("fork into pid namespace")? {
@@ -134,9 +136,14 @@ fn setup(a: &InitArgs) -> Result<Ready> {
                 unsafe { libc::_exit(0) }
             }
             sys::Forked::Child => {
-                drop(wait_w);
-                let mut b = [0u8; 1];
-                let _ = sys::retry(|| nix::unistd::read(&wait_r, &mut b));
+                // A pidfd polls readable once its process exited and its children were moved.
+                let mut fds = [nix::poll::PollFd::new(
+                    std::os::fd::AsFd::as_fd(&me),
+                    nix::poll::PollFlags::POLLIN,
+                )];
+                sys::retry(|| nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE))
+                    .op("wait for the intermediate process")?;
+                drop(me);
             }
         }
     }
@@ -238,6 +245,22 @@ fn setup(a: &InitArgs) -> Result<Ready> {
         if let Some(p) = process {
             root.ensure(p.cwd(), crate::fs::paths::Kind::Dir)?;
         }
+        Some(root)
+    } else if spec.mounts().as_ref().is_some_and(|m| !m.is_empty()) {
+        // No mount namespace of our own: `mounts[]` go below the rootfs in the host's, as runc
+        // 1.3 makes them (resolved inside the rootfs all the same). The runtime takes them away
+        // at delete or when create fails (fs::host_mounts); no propagation change, no bind of
+        // the rootfs onto itself: nothing of the host's but what lies below the rootfs.
+        let root = Root::open(a.rootfs)?;
+        rootfs::mount_all(
+            spec,
+            &root,
+            a.bundle,
+            in_userns,
+            &bind_fds,
+            a.host_mounts,
+            &mut join_cgroups,
+        )?;
         Some(root)
     } else {
         None

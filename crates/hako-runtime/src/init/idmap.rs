@@ -46,7 +46,7 @@ pub fn denies_setgroups(spec: &hako_spec::oci::Spec, egid: u32) -> bool {
 
 /// The kernel's overflow uid (its default; `/proc/sys/kernel/overflowuid`): what an id unmapped in
 /// a user namespace reads as there.
-const OVERFLOW_ID: u32 = 65534;
+pub const OVERFLOW_ID: u32 = 65534;
 
 /// `host_uid` as a process inside the container's new user namespace sees it (SO_PEERCRED is
 /// translated into the reader's namespace): the start socket's peer check compares with this.

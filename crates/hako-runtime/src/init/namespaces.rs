@@ -136,6 +136,112 @@ pub fn setns_path(t: LinuxNamespaceType, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// One line of a uid_map or gid_map: container id, host id, size.
+pub type IdRange = [u32; 3];
+
+/// The mappings of the user namespace joined by `path` (`None`: none is joined), read as runc
+/// 1.3 reads them. Mappings in the config as well (containerd and CRI-O write both) must be
+/// those, or the config is refused in runc's words.
+pub fn joined_user_maps(spec: &Spec) -> Result<Option<(Vec<IdRange>, Vec<IdRange>)>> {
+    let Some(l) = spec.linux().as_ref() else {
+        return Ok(None);
+    };
+    let Some(path) = l.namespaces().iter().flatten().find_map(|n| {
+        (n.typ() == LinuxNamespaceType::User)
+            .then(|| n.path().clone())
+            .flatten()
+    }) else {
+        return Ok(None);
+    };
+    let (uid, gid) = read_userns_maps(&path)?;
+    let parse = |text: &str| -> Vec<IdRange> {
+        let mut v: Vec<IdRange> = text
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<u32> = l
+                    .split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect();
+                (f.len() == 3).then(|| [f[0], f[1], f[2]])
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let (uid, gid) = (parse(&uid), parse(&gid));
+    if l.uid_mappings().is_none() && l.gid_mappings().is_none() {
+        return Ok(Some((uid, gid)));
+    }
+    let same = |want: &Option<Vec<hako_spec::oci::LinuxIdMapping>>, have: &[IdRange]| {
+        let mut want: Vec<IdRange> = want
+            .iter()
+            .flatten()
+            .map(|m| [m.container_id(), m.host_id(), m.size()])
+            .collect();
+        want.sort_unstable();
+        want == have
+    };
+    if !same(l.uid_mappings(), &uid) || !same(l.gid_mappings(), &gid) {
+        return Err(crate::error::Error::Usage(
+            "user namespaces enabled, but both namespace path and non-matching mapping specified -- you may only provide one"
+                .into(),
+        ));
+    }
+    crate::log::warn(
+        "config.json has both a userns path to join and a matching userns mapping specified -- you may only provide one",
+    );
+    Ok(Some((uid, gid)))
+}
+
+/// `host_uid` as a process inside a namespace with these uid mappings sees it.
+pub fn uid_inside(maps: &[IdRange], host_uid: u32) -> u32 {
+    maps.iter()
+        .find_map(|[inside, host, size]| {
+            let off = host_uid.checked_sub(*host)?;
+            (off < *size).then(|| inside + off)
+        })
+        .unwrap_or(crate::init::idmap::OVERFLOW_ID)
+}
+
+/// The uid_map and gid_map of the user namespace at `path`, as its parent namespace sees them:
+/// read by a child that joined it (a file under /proc/<pid> shows the parent's ids to a reader
+/// inside the same namespace), as runc does for a path that is not /proc/<pid>/ns/user.
+fn read_userns_maps(path: &Path) -> Result<(String, String)> {
+    use std::io::Read;
+    let ns = std::fs::File::open(path).ctx("open namespace", path)?;
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).op("pipe")?;
+    // SAFETY: the runtime is single-threaded; the child only joins, reads, writes and _exits.
+    match unsafe { crate::sys::clone3(0, None) }.op("fork to read user namespace mappings")? {
+        crate::sys::Forked::Child => {
+            drop(r);
+            let mut text = String::new();
+            if nix::sched::setns(ns.as_fd(), CloneFlags::CLONE_NEWUSER).is_ok() {
+                for f in ["/proc/self/uid_map", "/proc/self/gid_map"] {
+                    text.push_str(&std::fs::read_to_string(f).unwrap_or_default());
+                    text.push('\0');
+                }
+            }
+            let _ = nix::unistd::write(&w, text.as_bytes());
+            // SAFETY: leaves the forked child without running the runtime's destructors.
+            unsafe { libc::_exit(0) }
+        }
+        crate::sys::Forked::Parent { pid } => {
+            drop(w);
+            let mut text = String::new();
+            let _ = std::fs::File::from(r).read_to_string(&mut text);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            let mut parts = text.split('\0');
+            match (parts.next(), parts.next()) {
+                (Some(u), Some(g)) => Ok((u.to_string(), g.to_string())),
+                _ => Err(crate::error::Error::Usage(format!(
+                    "linux.namespaces: cannot read the mappings of user namespace {}",
+                    path.display()
+                ))),
+            }
+        }
+    }
+}
+
 /// Enters a new time namespace with the configured offsets. The offsets can only be written while
 /// the namespace is empty, hence unshare (which affects children only), write, then setns into
 /// our own `time_for_children`.
