@@ -192,6 +192,18 @@ impl Cgroups {
         }
     }
 
+    /// A new container's plan made outside [`Cgroups::plan`] (the rootless placement in a
+    /// delegated subtree): its directories are looked at now, and [`Cgroups::create`] makes the
+    /// missing ones. ([`Cgroups::from_record`] is for a container whose cgroups exist.)
+    pub fn from_plan(rec: CgroupRecord) -> Cgroups {
+        Cgroups {
+            targets: Target::all_of(&rec),
+            rec,
+            unit: None,
+            systemd: RefCell::new(None),
+        }
+    }
+
     /// The systemd connection (made on first use).
     fn systemd(&self) -> Result<std::cell::RefMut<'_, Systemd>> {
         let mut s = self.systemd.borrow_mut();
@@ -837,6 +849,25 @@ fn remove_children(d: &Path, deadline: Instant) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The rootless placement builds its record itself: `create` must still make its missing
+    /// directories (a plan read back from a record makes none).
+    #[test]
+    fn a_plan_from_a_record_makes_its_missing_directories() {
+        let s = super::super::scratch::Scratch::with(&[]);
+        let dir = s.path().join("hako").join("c1");
+        let rec = CgroupRecord {
+            layout: "v2".into(),
+            unified: Some(dir.clone()),
+            ..Default::default()
+        };
+        assert!(Cgroups::from_record(rec.clone()).may_create().is_empty());
+        let mut planned = Cgroups::from_plan(rec);
+        assert_eq!(planned.may_create(), [s.path().join("hako"), dir.clone()]);
+        planned.create().unwrap();
+        assert!(dir.is_dir());
+        assert_eq!(planned.rec.created, [s.path().join("hako"), dir]);
+    }
 
     fn spec(path: &str) -> Spec {
         serde_json::from_str(&format!(

@@ -68,7 +68,7 @@ pub fn plan(spec: &Spec, id: &str, euid: u32, info: &[crate::procinfo::Mount]) -
     if rel == Path::new("hako").join(id) {
         rec.shared_parents.push(base.join("hako"));
     }
-    Ok(Cgroups::from_record(rec))
+    Ok(Cgroups::from_plan(rec))
 }
 
 /// True when `spec` asks for limits (anything in `linux.resources` but device rules, which a
