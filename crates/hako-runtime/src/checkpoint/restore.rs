@@ -51,7 +51,79 @@ const LOG: &str = "restore.log";
 const CRIU_ROOT: &str = "criu-root";
 
 /// Restores; returns the exit status to exit with (0 when detached, else the init's).
+///
+/// The phases: the plan, the claim of `<root>/<id>`, everything `restore_locked` makes (undone
+/// if it fails), and in the foreground the wait and the delete.
 pub fn restore(root: &Path, o: &RestoreOptions) -> Result<i32> {
+    let p = plan(o)?;
+    let store = Store::open(root)?;
+    // An id in use first, as `create` (its cgroup would be reported as busy otherwise).
+    if std::fs::symlink_metadata(store.dir(&o.id)).is_ok() {
+        return Err(Error::Exists(o.id.clone()));
+    }
+    p.planned.check_before_create(&p.bundle.spec)?;
+    let lock = store.create(&o.id)?;
+    // Before CRIU is forked: a signal sent meanwhile stays queued for the wait loop.
+    let forwarded = if o.detach {
+        None
+    } else {
+        let f = crate::container::foreground::prepare()?;
+        if o.no_subreaper {
+            nix::sys::prctl::set_child_subreaper(false).op("prctl(PR_SET_CHILD_SUBREAPER)")?;
+        }
+        Some(f)
+    };
+    let mut made = Made::default();
+    let r = restore_locked(
+        &lock,
+        &p.bundle,
+        o,
+        &p.criu,
+        &p.images_fd,
+        &p.descriptors,
+        p.planned,
+        &mut made,
+    );
+    if let Some(dir) = made.criu_root.take() {
+        let _ = nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_dir(&dir);
+    }
+    let (rec, console) = match r.and_then(|(rec, console)| {
+        if let Some(pf) = &o.pid_file {
+            store::write_atomic(pf, &rec.pid.to_string())?;
+        }
+        Ok((rec, console))
+    }) {
+        Ok(x) => x,
+        Err(e) => {
+            made.undo();
+            let _ = lock.remove();
+            return Err(with_log(e, &o.criu, LOG));
+        }
+    };
+    let Some(forwarded) = forwarded else {
+        return Ok(0);
+    };
+    // `state`, `kill`, `exec` get through while we wait.
+    drop(lock);
+    let code = crate::container::foreground::wait(rec.pid, &forwarded, console)?;
+    if let Ok(lock) = Store::existing(root).lock(&o.id) {
+        let _ = crate::container::lifecycle::delete_locked(&o.id, lock, rec, true);
+    }
+    Ok(code)
+}
+
+/// What `plan` read and checked before anything exists.
+struct Planned {
+    bundle: Bundle,
+    criu: PathBuf,
+    images_fd: OwnedFd,
+    descriptors: Vec<String>,
+    planned: Cgroups,
+}
+
+/// The bundle, CRIU and the image directory, each refused before anything exists.
+fn plan(o: &RestoreOptions) -> Result<Planned> {
     hako_spec::id::validate_id(&o.id)?;
     let bundle = Bundle::load_with(&o.bundle, crate::log::debug_enabled())?;
     crate::container::support::check(&bundle.spec)?;
@@ -95,61 +167,13 @@ pub fn restore(root: &Path, o: &RestoreOptions) -> Result<i32> {
     )
     .map_err(|e| Error::Usage(format!("{}: {e}", desc_path.display())))?;
     let planned = Cgroups::plan(&bundle.spec, &o.id, o.systemd_cgroup)?;
-    let store = Store::open(root)?;
-    // An id in use first, as `create` (its cgroup would be reported as busy otherwise).
-    if std::fs::symlink_metadata(store.dir(&o.id)).is_ok() {
-        return Err(Error::Exists(o.id.clone()));
-    }
-    planned.check_before_create(&bundle.spec)?;
-    let lock = store.create(&o.id)?;
-    // Before CRIU is forked: a signal sent meanwhile stays queued for the wait loop.
-    let forwarded = if o.detach {
-        None
-    } else {
-        let f = crate::container::foreground::prepare()?;
-        if o.no_subreaper {
-            nix::sys::prctl::set_child_subreaper(false).op("prctl(PR_SET_CHILD_SUBREAPER)")?;
-        }
-        Some(f)
-    };
-    let mut made = Made::default();
-    let r = restore_locked(
-        &lock,
-        &bundle,
-        o,
-        &criu,
-        &images_fd,
-        &descriptors,
+    Ok(Planned {
+        bundle,
+        criu,
+        images_fd,
+        descriptors,
         planned,
-        &mut made,
-    );
-    if let Some(dir) = made.criu_root.take() {
-        let _ = nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH);
-        let _ = std::fs::remove_dir(&dir);
-    }
-    let (rec, console) = match r.and_then(|(rec, console)| {
-        if let Some(pf) = &o.pid_file {
-            store::write_atomic(pf, &rec.pid.to_string())?;
-        }
-        Ok((rec, console))
-    }) {
-        Ok(x) => x,
-        Err(e) => {
-            made.undo();
-            let _ = lock.remove();
-            return Err(with_log(e, &o.criu, LOG));
-        }
-    };
-    let Some(forwarded) = forwarded else {
-        return Ok(0);
-    };
-    // `state`, `kill`, `exec` get through while we wait.
-    drop(lock);
-    let code = crate::container::foreground::wait(rec.pid, &forwarded, console)?;
-    if let Ok(lock) = Store::existing(root).lock(&o.id) {
-        let _ = crate::container::lifecycle::delete_locked(&o.id, lock, rec, true);
-    }
-    Ok(code)
+    })
 }
 
 /// What a restore has made so far: undone when it fails.
@@ -173,6 +197,9 @@ impl Made {
     }
 }
 
+/// The phases (docs/architecture.md, *checkpoint and restore*): mounts (mount points and CRIU's
+/// root), the request (options, namespaces, stdio), then CRIU with our callbacks: the cgroups
+/// (`spawned`), hooks and the record (`notify`).
 #[allow(clippy::too_many_arguments)]
 fn restore_locked(
     lock: &Locked,
@@ -188,8 +215,47 @@ fn restore_locked(
     let plan = crate::init::namespaces::plan(spec);
     // Made (and limited) once CRIU runs, which is moved in: it restores the processes there.
     made.cgroups = Some(planned);
+    let criu_root = mounts(lock, bundle, made)?;
+    // `work` stays open until CRIU is done: the request names its fd.
+    let (req, extra, _work) = request(o, spec, images_fd, descriptors, &criu_root)?;
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    let spawn = Spawn {
+        criu,
+        inherit_stdio: !terminal,
+        extra: extra.iter().map(|f| f.as_fd()).collect(),
+    };
+    let mut events = RestoreEvents {
+        lock,
+        bundle,
+        cgroups: made.cgroups.as_mut().expect("planned above"),
+        console_socket: o.console_socket.as_deref(),
+        private_pid_ns: plan.private_pid,
+        o,
+        pid: None,
+        rec: None,
+        master: None,
+    };
+    let r = swrk::call(&spawn, req, &mut events);
+    made.pid = events.pid;
+    let resp = r?;
+    let (Some(rec), master) = (events.rec.take(), events.master.take()) else {
+        let pid = resp.restore.map(|r| r.pid).unwrap_or(0);
+        return Err(Error::Usage(format!(
+            "criu restored pid {pid} without the post-restore notification"
+        )));
+    };
+    Ok((rec, master))
+}
+
+/// The mount points CRIU needs in the rootfs, and the rootfs bound at `<dir>/criu-root`, CRIU's
+/// root. Returns that path.
+fn mounts(lock: &Locked, bundle: &Bundle, made: &mut Made) -> Result<PathBuf> {
     let rootfs = crate::fs::paths::Root::open(&bundle.rootfs)?;
-    extmnt::make_mountpoints(spec, &rootfs, &bundle.dir)?;
+    extmnt::make_mountpoints(&bundle.spec, &rootfs, &bundle.dir)?;
     drop(rootfs);
     let criu_root = std::fs::canonicalize(&lock.dir)
         .ctx("resolve", &lock.dir)?
@@ -204,7 +270,18 @@ fn restore_locked(
         None::<&str>,
     )
     .ctx("bind rootfs for criu", &criu_root)?;
+    Ok(criu_root)
+}
 
+/// CRIU's restore request, the namespace files it inherits as fds 4, 5, …, and the work
+/// directory whose fd the request names.
+fn request(
+    o: &RestoreOptions,
+    spec: &hako_spec::oci::Spec,
+    images_fd: &OwnedFd,
+    descriptors: &[String],
+    criu_root: &Path,
+) -> Result<(CriuReq, Vec<std::fs::File>, Option<OwnedFd>)> {
     let work = match &o.criu.work_path {
         Some(w) => {
             std::fs::DirBuilder::new()
@@ -221,9 +298,30 @@ fn restore_locked(
     opts.root = Some(criu_root.to_string_lossy().into_owned());
     opts.lsm_profile = o.lsm_profile.clone();
     opts.lsm_mount_context = o.lsm_mount_context.clone();
+    let extra = namespaces(spec, &mut opts)?;
+    // The init's stdio pipes are replaced by ours (CRIU's 0-2), as runc does.
+    for (i, s) in descriptors.iter().enumerate().take(3) {
+        if s.contains("pipe:") {
+            opts.inherit_fd.push(InheritFd {
+                key: s.clone(),
+                fd: i as i32,
+            });
+        }
+    }
+    let req = CriuReq {
+        r#type: CriuReqType::Restore as i32,
+        opts: Some(opts),
+        ..Default::default()
+    };
+    Ok((req, extra, work))
+}
 
-    // Namespaces given by path: net and pid were dumped as external (runc's keys) and are handed
-    // over as fds 4, 5, …; the others CRIU joins itself.
+/// Namespaces given by path: net and pid were dumped as external (runc's keys) and are handed
+/// over as fds 4, 5, … (returned, opened); the others CRIU joins itself.
+fn namespaces(
+    spec: &hako_spec::oci::Spec,
+    opts: &mut super::rpc::CriuOpts,
+) -> Result<Vec<std::fs::File>> {
     let mut extra: Vec<std::fs::File> = Vec::new();
     for n in spec
         .linux()
@@ -267,51 +365,7 @@ fn restore_locked(
             }),
         }
     }
-    // The init's stdio pipes are replaced by ours (CRIU's 0-2), as runc does.
-    for (i, s) in descriptors.iter().enumerate().take(3) {
-        if s.contains("pipe:") {
-            opts.inherit_fd.push(InheritFd {
-                key: s.clone(),
-                fd: i as i32,
-            });
-        }
-    }
-    let req = CriuReq {
-        r#type: CriuReqType::Restore as i32,
-        opts: Some(opts),
-        ..Default::default()
-    };
-    let terminal = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false);
-    let spawn = Spawn {
-        criu,
-        inherit_stdio: !terminal,
-        extra: extra.iter().map(|f| f.as_fd()).collect(),
-    };
-    let mut events = RestoreEvents {
-        lock,
-        bundle,
-        cgroups: made.cgroups.as_mut().expect("planned above"),
-        console_socket: o.console_socket.as_deref(),
-        private_pid_ns: plan.private_pid,
-        o,
-        pid: None,
-        rec: None,
-        master: None,
-    };
-    let r = swrk::call(&spawn, req, &mut events);
-    made.pid = events.pid;
-    let resp = r?;
-    let (Some(rec), master) = (events.rec.take(), events.master.take()) else {
-        let pid = resp.restore.map(|r| r.pid).unwrap_or(0);
-        return Err(Error::Usage(format!(
-            "criu restored pid {pid} without the post-restore notification"
-        )));
-    };
-    Ok((rec, master))
+    Ok(extra)
 }
 
 /// CRIU's (and runc's) namespace names.

@@ -175,7 +175,31 @@ fn namespaces_of(pid: i32) -> Result<(CloneFlags, bool)> {
 
 /// Runs the exec. Returns the status the CLI exits with: the process's (128+N for signal N) in
 /// the foreground, 0 once it runs with `--detach`.
+///
+/// The phases (docs/architecture.md, *exec*): the record, the plan, the runtime's ends, the
+/// clone, then with the child its cgroups and the hand-over (`release`), and the wait.
 pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
+    let rec = record(root, o)?;
+    let mut plan = plan(root, o, &rec)?;
+    let ends = ends(o, plan.terminal)?;
+    let c = clone(o, &rec, &mut plan, ends)?;
+    crate::container::crash::point("exec:cloned");
+    let mut pid = c.pid;
+    let r = (|| {
+        oom_score_adj(&rec, &plan.process, pid)?;
+        let first = cgroups(&rec, &c, pid)?;
+        release(&rec, &plan, &c, first, &mut pid)
+    })();
+    if let Err(e) = r {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        return Err(e);
+    }
+    wait(o, pid, c.forwarded, c.own_console)
+}
+
+/// The container's record, if its status admits an exec.
+fn record(root: &Path, o: &ExecOptions) -> Result<ContainerRecord> {
     hako_spec::id::validate_id(&o.id)?;
     let lock = Store::existing(root).lock(&o.id)?;
     let rec = lock.load()?;
@@ -194,7 +218,24 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
         }
         _ => {}
     }
-    let process = build_process(o, &rec)?;
+    Ok(rec)
+}
+
+/// What the runtime decides before anything exists: a bad value fails here.
+struct Plan {
+    process: Process,
+    terminal: bool,
+    attrs: crate::init::attrs::Plan,
+    seccomp: Option<crate::security::seccomp::Compiled>,
+    pidfd: OwnedFd,
+    flags: CloneFlags,
+    join_pid: bool,
+    chroot: Option<OwnedFd>,
+    setgroups_allowed: bool,
+}
+
+fn plan(root: &Path, o: &ExecOptions, rec: &ContainerRecord) -> Result<Plan> {
+    let process = build_process(o, rec)?;
     let terminal = process.terminal().unwrap_or(false);
     crate::init::console::check_flags(terminal, o.detach, o.console_socket.is_some())?;
     crate::container::support::check_labels(&process)?;
@@ -211,14 +252,38 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
         &rec.config,
         process.no_new_privileges().unwrap_or(false),
     )?;
-    let pidfd = init_pidfd(&rec)?;
+    let pidfd = init_pidfd(rec)?;
     let (flags, join_pid) = namespaces_of(rec.pid)?;
     let chroot = chroot_of(rec.pid, flags)?;
     // A user namespace whose gid map was written after `setgroups` was denied forbids setgroups.
     let setgroups_allowed = std::fs::read_to_string(format!("/proc/{}/setgroups", rec.pid))
         .map(|s| s.trim() != "deny")
         .unwrap_or(true);
+    Ok(Plan {
+        process,
+        terminal,
+        attrs,
+        seccomp,
+        pidfd,
+        flags,
+        join_pid,
+        chroot,
+        setgroups_allowed,
+    })
+}
 
+/// The runtime's ends of what the process is connected to.
+struct Ends {
+    /// The signals a foreground exec forwards (blocked from here on).
+    forwarded: Option<SigSet>,
+    own_console: Option<OwnedFd>,
+    console: Option<OwnedFd>,
+    pidfd_socket: Option<OwnedFd>,
+    parent_ch: Channel,
+    child_ch: Channel,
+}
+
+fn ends(o: &ExecOptions, terminal: bool) -> Result<Ends> {
     let forwarded = if o.detach {
         None
     } else {
@@ -231,18 +296,115 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
         .map(crate::container::pidfd_socket::connect)
         .transpose()?;
     let (parent_ch, child_ch) = channel::pair()?;
+    Ok(Ends {
+        forwarded,
+        own_console,
+        console,
+        pidfd_socket,
+        parent_ch,
+        child_ch,
+    })
+}
+
+/// The runtime's side once the process is cloned.
+struct Cloned {
+    pid: i32,
+    forwarded: Option<SigSet>,
+    own_console: Option<OwnedFd>,
+    pidfd_socket: Option<OwnedFd>,
+    parent_ch: Channel,
+    cg: Cgroups,
+    /// Cloned outside the cgroup: systemd moves it before it may go on.
+    via_systemd: bool,
+    born_in_unified: bool,
+    fork_for_pid: bool,
+}
+
+/// Clones the process in the container's pid namespace and v2 cgroup; the child goes on in
+/// `child` and never returns here.
+fn clone(o: &ExecOptions, rec: &ContainerRecord, plan: &mut Plan, e: Ends) -> Result<Cloned> {
     // An unprivileged runtime cannot enter a pid namespace that the container's user namespace
     // owns from outside it: the child joins the user and pid namespaces together and forks the
     // real process into the pid namespace (runc's nsexec does the same double fork).
-    let fork_for_pid = join_pid && flags.contains(CloneFlags::CLONE_NEWUSER) && rec.rootless;
-    let pid_ns = if join_pid && !fork_for_pid {
+    let fork_for_pid =
+        plan.join_pid && plan.flags.contains(CloneFlags::CLONE_NEWUSER) && rec.rootless;
+    let pid_ns = if plan.join_pid && !fork_for_pid {
         Some(crate::init::namespaces::PidNsForChildren::enter(
-            pidfd.as_fd(),
+            plan.pidfd.as_fd(),
             Path::new(&format!("/proc/{}/ns/pid", rec.pid)),
         )?)
     } else {
         None
     };
+    let runtime_pid = std::process::id() as i32;
+    let (forked, cg, via_systemd, born_in_unified) = clone_into_cgroup(o, rec)?;
+    let pid = match forked.op("clone exec process")? {
+        sys::Forked::Child => {
+            drop(e.parent_ch);
+            let close = e
+                .own_console
+                .as_ref()
+                .map(|f| f.as_raw_fd())
+                .into_iter()
+                .collect::<Vec<_>>();
+            child(Child {
+                process: &plan.process,
+                pidfd: &plan.pidfd,
+                flags: if fork_for_pid {
+                    plan.flags | CloneFlags::CLONE_NEWPID
+                } else {
+                    plan.flags
+                },
+                fork_for_pid,
+                setgroups_allowed: plan.setgroups_allowed,
+                channel: e.child_ch,
+                console: e.console,
+                preserve_fds: o.preserve_fds,
+                stdio: if o.detach || plan.terminal {
+                    crate::init::stdio::Origin::Given
+                } else {
+                    crate::init::stdio::Origin::Caller
+                },
+                close,
+                seccomp: plan.seccomp.as_ref(),
+                attrs: &plan.attrs,
+                chroot: plan.chroot.take(),
+                runtime_pid,
+            })
+        }
+        sys::Forked::Parent { pid } => pid,
+    };
+    if let Some(ns) = pid_ns {
+        match ns.leave() {
+            // Root only inside a user namespace (rootless podman runs the runtime so) may enter
+            // the container's pid namespace, owned by that namespace, but not go back to its
+            // own, owned by the initial one. Only children are affected, and exec forks no
+            // more of them: the runtime's own pid namespace never changed.
+            Err(e) if e.is_permission() => {}
+            r => r?,
+        }
+    }
+    drop(e.child_ch);
+    drop(e.console);
+    Ok(Cloned {
+        pid,
+        forwarded: e.forwarded,
+        own_console: e.own_console,
+        pidfd_socket: e.pidfd_socket,
+        parent_ch: e.parent_ch,
+        cg,
+        via_systemd,
+        born_in_unified,
+        fork_for_pid,
+    })
+}
+
+/// clone3, born in the container's v2 cgroup where it can be: the forked result, the cgroups,
+/// whether systemd must move the process, whether it was born in the v2 (or hybrid's) directory.
+fn clone_into_cgroup(
+    o: &ExecOptions,
+    rec: &ContainerRecord,
+) -> Result<(nix::Result<sys::Forked>, Cgroups, bool, bool)> {
     // Born in the container's v2 cgroup (CLONE_INTO_CGROUP: pure v2, and the hybrid's v2
     // directory); the v1 hierarchies it moves itself into after `Go` (`JoinCgroups`).
     let cg = Cgroups::from_record(rec.cgroup.clone()).for_exec(&o.sub_cgroups)?;
@@ -251,7 +413,6 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
         ("hybrid", Some(_)) => Some(cg.open_unified()?),
         _ => None,
     };
-    let runtime_pid = std::process::id() as i32;
     // SAFETY: the runtime is single-threaded, so the child may go on like a fork's.
     let mut forked = unsafe { sys::clone3(0, into.as_ref().map(|f| f.as_raw_fd())) };
     if forked
@@ -293,145 +454,121 @@ pub fn exec(root: &Path, o: &ExecOptions) -> Result<i32> {
         born_in_unified = false;
     }
     drop(into);
-    let pid = match forked.op("clone exec process")? {
-        sys::Forked::Child => {
-            drop(parent_ch);
-            let close = own_console
-                .as_ref()
-                .map(|f| f.as_raw_fd())
-                .into_iter()
-                .collect::<Vec<_>>();
-            child(Child {
-                process: &process,
-                pidfd: &pidfd,
-                flags: if fork_for_pid {
-                    flags | CloneFlags::CLONE_NEWPID
-                } else {
-                    flags
-                },
-                fork_for_pid,
-                setgroups_allowed,
-                channel: child_ch,
-                console,
-                preserve_fds: o.preserve_fds,
-                stdio: if o.detach || terminal {
-                    crate::init::stdio::Origin::Given
-                } else {
-                    crate::init::stdio::Origin::Caller
-                },
-                close,
-                seccomp: seccomp.as_ref(),
-                attrs: &attrs,
-                chroot,
-                runtime_pid,
-            })
-        }
-        sys::Forked::Parent { pid } => pid,
+    Ok((forked, cg, via_systemd, born_in_unified))
+}
+
+fn oom_score_adj(rec: &ContainerRecord, process: &Process, pid: i32) -> Result<()> {
+    if let Some(adj) = process
+        .oom_score_adj()
+        .filter(|a| !rec.rootless || crate::init::rootless::oom_score_adj_allowed(*a))
+    {
+        let p = format!("/proc/{pid}/oom_score_adj");
+        std::fs::write(&p, adj.to_string()).ctx("write", p)?;
+    }
+    Ok(())
+}
+
+/// Puts the child in the container's v1 cgroups (it moves itself, `JoinCgroups`), its systemd
+/// unit and resctrl group, and sends `Go`. Returns the child's first message after that.
+fn cgroups(rec: &ContainerRecord, c: &Cloned, pid: i32) -> Result<Option<Msg>> {
+    let tasks = if c.cg.rec.layout != "v2" {
+        c.cg.open_tasks(pid, c.born_in_unified)?
+    } else {
+        Vec::new()
     };
-    if let Some(ns) = pid_ns {
-        match ns.leave() {
-            // Root only inside a user namespace (rootless podman runs the runtime so) may enter
-            // the container's pid namespace, owned by that namespace, but not go back to its
-            // own, owned by the initial one. Only children are affected, and exec forks no
-            // more of them: the runtime's own pid namespace never changed.
-            Err(e) if e.is_permission() => {}
-            r => r?,
+    if c.via_systemd {
+        if let Err(e) = c.cg.attach_via_systemd(pid) {
+            crate::log::warn(&format!(
+                "exec: the process stays in the caller's cgroup: {e}"
+            ));
         }
     }
-    drop(child_ch);
-    drop(console);
-    crate::container::crash::point("exec:cloned");
-    let mut pid = pid;
-    let r = (|| {
-        if let Some(adj) = process
-            .oom_score_adj()
-            .filter(|a| !rec.rootless || crate::init::rootless::oom_score_adj_allowed(*a))
-        {
-            let p = format!("/proc/{pid}/oom_score_adj");
-            std::fs::write(&p, adj.to_string()).ctx("write", p)?;
-        }
-        let tasks = if cg.rec.layout != "v2" {
-            cg.open_tasks(pid, born_in_unified)?
+    if let Some(r) = &rec.resctrl {
+        crate::resctrl::join(r, pid)?;
+    }
+    c.parent_ch.send(&Msg::Go)?;
+    let fds: Vec<_> = tasks.iter().map(|(_, f)| f.as_fd()).collect();
+    c.parent_ch.send_fds(
+        if fds.is_empty() {
+            &Msg::CgroupsJoined
         } else {
-            Vec::new()
-        };
-        if via_systemd {
-            if let Err(e) = cg.attach_via_systemd(pid) {
-                crate::log::warn(&format!(
-                    "exec: the process stays in the caller's cgroup: {e}"
-                ));
-            }
-        }
-        if let Some(r) = &rec.resctrl {
-            crate::resctrl::join(r, pid)?;
-        }
-        parent_ch.send(&Msg::Go)?;
-        let fds: Vec<_> = tasks.iter().map(|(_, f)| f.as_fd()).collect();
-        parent_ch.send_fds(
-            if fds.is_empty() {
-                &Msg::CgroupsJoined
-            } else {
-                &Msg::JoinCgroups
-            },
-            &fds,
+            &Msg::JoinCgroups
+        },
+        &fds,
+    )?;
+    drop(fds);
+    // What the child could not move itself into, the runtime moves it into (its own error
+    // if that fails too); the answer comes before anything else the child sends.
+    let mut first = c.parent_ch.recv_or_eof("exec process")?;
+    if let Some(Msg::CgroupsNotJoined(failed)) = &first {
+        Cgroups::join_dirs(
+            failed.iter().filter_map(|i| tasks.get(*i).map(|t| &t.0)),
+            pid,
         )?;
-        drop(fds);
-        // What the child could not move itself into, the runtime moves it into (its own error
-        // if that fails too); the answer comes before anything else the child sends.
-        let mut first = parent_ch.recv_or_eof("exec process")?;
-        if let Some(Msg::CgroupsNotJoined(failed)) = &first {
-            Cgroups::join_dirs(
-                failed.iter().filter_map(|i| tasks.get(*i).map(|t| &t.0)),
-                pid,
-            )?;
-            parent_ch.send(&Msg::CgroupsJoined)?;
-            first = parent_ch.recv_or_eof("exec process")?;
-        }
-        drop(tasks);
-        let mut first = Some(first);
-        let mut next = || match first.take() {
-            Some(m) => Ok(m),
-            None => parent_ch.recv_or_eof("exec process"),
-        };
-        if fork_for_pid {
-            match next()? {
-                Some(Msg::InitPid(real)) => {
-                    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-                    pid = real;
-                }
-                Some(Msg::Error(e)) => return Err(Error::Init(e)),
-                m => return Err(Error::Init(format!("unexpected message {m:?}"))),
-            }
-        }
-        if let Some(s) = &pidfd_socket {
-            crate::container::pidfd_socket::send(s, pid, crate::container::pidfd_socket::EXEC)?;
-        }
-        // Nothing comes back when execve succeeds: the channel is close-on-exec.
-        loop {
-            match next()? {
-                None => return Ok(()),
-                Some(Msg::Error(e)) => return Err(Error::Init(e)),
-                // A notifying filter: the agent gets the fd with the container's state, as
-                // for the init.
-                Some(Msg::ExecReady) => {
-                    crate::container::crash::point("exec:ready");
-                    parent_ch.send(&Msg::Proceed)?;
-                }
-                Some(Msg::SeccompFd(fd)) => {
-                    let state = serde_json::to_string(&rec.hook_state(status_of(&rec)))
-                        .expect("serializes");
-                    crate::security::seccomp::give_to_agent(seccomp.as_ref(), pid, fd, &state)?;
-                    parent_ch.send(&Msg::SeccompDone)?;
-                }
-                Some(m) => return Err(Error::Init(format!("unexpected message {m:?}"))),
-            }
-        }
-    })();
-    if let Err(e) = r {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
-        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-        return Err(e);
+        c.parent_ch.send(&Msg::CgroupsJoined)?;
+        first = c.parent_ch.recv_or_eof("exec process")?;
     }
+    drop(tasks);
+    Ok(first)
+}
+
+/// The child's real pid (after its fork into the pid namespace), the pidfd socket, the seccomp
+/// agent, and `Proceed` on `ExecReady`: returns once the process exec'd.
+fn release(
+    rec: &ContainerRecord,
+    plan: &Plan,
+    c: &Cloned,
+    first: Option<Msg>,
+    pid: &mut i32,
+) -> Result<()> {
+    let mut first = Some(first);
+    let mut next = || match first.take() {
+        Some(m) => Ok(m),
+        None => c.parent_ch.recv_or_eof("exec process"),
+    };
+    if c.fork_for_pid {
+        match next()? {
+            Some(Msg::InitPid(real)) => {
+                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(*pid), None);
+                *pid = real;
+            }
+            Some(Msg::Error(e)) => return Err(Error::Init(e)),
+            m => return Err(Error::Init(format!("unexpected message {m:?}"))),
+        }
+    }
+    let pid = *pid;
+    if let Some(s) = &c.pidfd_socket {
+        crate::container::pidfd_socket::send(s, pid, crate::container::pidfd_socket::EXEC)?;
+    }
+    // Nothing comes back when execve succeeds: the channel is close-on-exec.
+    loop {
+        match next()? {
+            None => return Ok(()),
+            Some(Msg::Error(e)) => return Err(Error::Init(e)),
+            // A notifying filter: the agent gets the fd with the container's state, as
+            // for the init.
+            Some(Msg::ExecReady) => {
+                crate::container::crash::point("exec:ready");
+                c.parent_ch.send(&Msg::Proceed)?;
+            }
+            Some(Msg::SeccompFd(fd)) => {
+                let state =
+                    serde_json::to_string(&rec.hook_state(status_of(rec))).expect("serializes");
+                crate::security::seccomp::give_to_agent(plan.seccomp.as_ref(), pid, fd, &state)?;
+                c.parent_ch.send(&Msg::SeccompDone)?;
+            }
+            Some(m) => return Err(Error::Init(format!("unexpected message {m:?}"))),
+        }
+    }
+}
+
+/// The console master, --pid-file, and in the foreground the wait for the process.
+fn wait(
+    o: &ExecOptions,
+    pid: i32,
+    forwarded: Option<SigSet>,
+    own_console: Option<OwnedFd>,
+) -> Result<i32> {
     let master = own_console
         .map(|s| crate::init::console::recv_master(&s))
         .transpose()?;

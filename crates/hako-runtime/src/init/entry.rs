@@ -100,9 +100,10 @@ struct Ready {
     started: bool,
 }
 
+/// The init's phases (docs/architecture.md, *create*), each a span with `--debug`: namespaces,
+/// mounts, the cgroup join, hooks, paths, pivot, the process, and the hand-over to the runtime.
 fn setup(a: &InitArgs) -> Result<Ready> {
     let spec = a.spec;
-    let process = spec.process().as_ref();
     // Device nodes and mount points get exactly the configured modes; process.user.umask is set
     // right before exec.
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
@@ -110,8 +111,37 @@ fn setup(a: &InitArgs) -> Result<Ready> {
         Msg::Go => {}
         m => return Err(Error::Init(format!("unexpected message {m:?}"))),
     }
-    // Joined or new namespaces, the user namespace's credentials, hostname.
-    let namespaces = tracing::debug_span!("namespaces").entered();
+    let (bind_fds, in_userns) = namespaces(a)?;
+    let linux = spec.linux().clone().unwrap_or_default();
+    let propagation = linux.rootfs_propagation().as_deref();
+    let mut cgroups = CgroupJoin {
+        a,
+        in_userns,
+        done: false,
+    };
+    let root = mounts(a, propagation, in_userns, &bind_fds, &mut cgroups)?;
+    cgroups.join()?;
+    // In the container's cpuset now: not the runtime's affinity but the cgroup's (runc).
+    a.attrs.reset_affinity();
+    let state = hooks(a)?;
+    let console_peer = paths(a, &linux, root)?;
+    pivot(a, propagation)?;
+    // Our stderr may become the container's terminal or /dev/null now.
+    crate::log::timings_to_file_only();
+    let process = process(a, console_peer)?;
+    let started = release(a)?;
+    Ok(Ready {
+        process,
+        state,
+        started,
+    })
+}
+
+/// Joined or new namespaces, the user namespace's credentials, hostname. Returns the bind
+/// sources the runtime opened for us and whether we are in a user namespace.
+fn namespaces(a: &InitArgs) -> Result<(crate::fs::bind_sources::Opened, bool)> {
+    let spec = a.spec;
+    let _namespaces = tracing::debug_span!("namespaces").entered();
     for (t, path) in &a.plan.join {
         namespaces::setns_path(*t, path)?;
     }
@@ -119,33 +149,7 @@ fn setup(a: &InitArgs) -> Result<Ready> {
         nix::sched::unshare(a.plan.unshare).op("unshare namespaces")?;
     }
     if a.plan.fork_for_pid {
-        // unshare(CLONE_NEWPID) only moves our children: fork the real init into it. This process
-        // reports the init's pid and leaves. The real init speaks on the channel only once that
-        // is sent (the runtime reads InitPid first), and arms its parent-death signal only once
-        // it has a new parent: it waits until this process is gone. Not on EOF of a pipe: the
-        // kernel closes an exiting task's files before it reparents its children, and a signal
-        // armed in between is sent at once when the reparenting happens.
-        let me = sys::pidfd_open(nix::unistd::getpid().as_raw()).op("pidfd_open")?;
-        // SAFETY: this process is single-threaded (cloned from the single-threaded runtime); the
-        // child continues in this function and execs or _exits.
-        match unsafe { sys::clone3(0, None) }.op("fork into pid namespace")? {
-            sys::Forked::Parent { pid } => {
-                let _ = a.channel.send(&Msg::InitPid(pid));
-                // SAFETY: the intermediate process leaves without running destructors that the real
-                // init (its child) still relies on.
-                unsafe { libc::_exit(0) }
-            }
-            sys::Forked::Child => {
-                // A pidfd polls readable once its process exited and its children were moved.
-                let mut fds = [nix::poll::PollFd::new(
-                    std::os::fd::AsFd::as_fd(&me),
-                    nix::poll::PollFlags::POLLIN,
-                )];
-                sys::retry(|| nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE))
-                    .op("wait for the intermediate process")?;
-                drop(me);
-            }
-        }
+        fork_into_pid_ns(a)?;
     }
     // Our mount namespace exists now: the runtime opens the bind sources its root may reach and
     // ours may not, and makes the idmapped mounts, which need its privilege over the sources.
@@ -182,24 +186,6 @@ fn setup(a: &InitArgs) -> Result<Ready> {
         }
     }
     nix::unistd::setsid().op("setsid")?;
-    // The runtime makes our cgroups in parallel with what follows; we wait for that only where it
-    // matters (the cgroup namespace is rooted at the cgroup we are in when we unshare it).
-    let mut in_cgroups = false;
-    let mut join_cgroups = || -> Result<()> {
-        if in_cgroups {
-            return Ok(());
-        }
-        join_own_cgroups(&a.channel)?;
-        if a.plan.new_cgroup {
-            if in_userns {
-                // Only a user namespace may be refused a fresh cgroupfs (fs::cgroupfs).
-                crate::fs::cgroupfs::remember_host_cgroups();
-            }
-            nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).op("unshare cgroup namespace")?;
-        }
-        in_cgroups = true;
-        Ok(())
-    };
     if !a.no_new_keyring {
         process::join_session_keyring()?;
     }
@@ -211,11 +197,79 @@ fn setup(a: &InitArgs) -> Result<Ready> {
         let r = unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) };
         nix::errno::Errno::result(r).op(format!("setdomainname {d:?}"))?;
     }
-    drop(namespaces);
-    let linux = spec.linux().clone().unwrap_or_default();
-    let propagation = linux.rootfs_propagation().as_deref();
-    let mut console_peer = None;
-    let mounts = tracing::debug_span!("mounts").entered();
+    Ok((bind_fds, in_userns))
+}
+
+/// unshare(CLONE_NEWPID) only moves our children: fork the real init into it. This process
+/// reports the init's pid and leaves; only the real init returns.
+fn fork_into_pid_ns(a: &InitArgs) -> Result<()> {
+    // The real init speaks on the channel only once that is sent (the runtime reads InitPid
+    // first), and arms its parent-death signal only once it has a new parent: it waits until
+    // this process is gone. Not on EOF of a pipe: the kernel closes an exiting task's files
+    // before it reparents its children, and a signal armed in between is sent at once when the
+    // reparenting happens.
+    let me = sys::pidfd_open(nix::unistd::getpid().as_raw()).op("pidfd_open")?;
+    // SAFETY: this process is single-threaded (cloned from the single-threaded runtime); the
+    // child continues in this function and execs or _exits.
+    match unsafe { sys::clone3(0, None) }.op("fork into pid namespace")? {
+        sys::Forked::Parent { pid } => {
+            let _ = a.channel.send(&Msg::InitPid(pid));
+            // SAFETY: the intermediate process leaves without running destructors that the real
+            // init (its child) still relies on.
+            unsafe { libc::_exit(0) }
+        }
+        sys::Forked::Child => {
+            // A pidfd polls readable once its process exited and its children were moved.
+            let mut fds = [nix::poll::PollFd::new(
+                std::os::fd::AsFd::as_fd(&me),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            sys::retry(|| nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE))
+                .op("wait for the intermediate process")?;
+            drop(me);
+        }
+    }
+    Ok(())
+}
+
+/// The runtime makes our cgroups in parallel with our namespaces and mounts; we wait for that
+/// only where it matters (the cgroup namespace is rooted at the cgroup we are in when we unshare
+/// it): before the first cgroup mount, or after the mounts.
+struct CgroupJoin<'a, 'b> {
+    a: &'a InitArgs<'b>,
+    in_userns: bool,
+    done: bool,
+}
+
+impl CgroupJoin<'_, '_> {
+    fn join(&mut self) -> Result<()> {
+        if self.done {
+            return Ok(());
+        }
+        join_own_cgroups(&self.a.channel)?;
+        if self.a.plan.new_cgroup {
+            if self.in_userns {
+                // Only a user namespace may be refused a fresh cgroupfs (fs::cgroupfs).
+                crate::fs::cgroupfs::remember_host_cgroups();
+            }
+            nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).op("unshare cgroup namespace")?;
+        }
+        self.done = true;
+        Ok(())
+    }
+}
+
+/// The rootfs and `mounts[]`: the container's root (None without a mount namespace or mounts).
+fn mounts(
+    a: &InitArgs,
+    propagation: Option<&str>,
+    in_userns: bool,
+    bind_fds: &crate::fs::bind_sources::Opened,
+    cgroups: &mut CgroupJoin,
+) -> Result<Option<Root>> {
+    let spec = a.spec;
+    let mut join_cgroups = || cgroups.join();
+    let _mounts = tracing::debug_span!("mounts").entered();
     let root = if a.plan.private_mount {
         // A mount namespace joined by path is not the runtime's: only then read its mountinfo.
         let joined;
@@ -237,12 +291,12 @@ fn setup(a: &InitArgs) -> Result<Ready> {
             &root,
             a.bundle,
             in_userns,
-            &bind_fds,
+            bind_fds,
             host_mounts,
             &mut join_cgroups,
         )?;
         // runc creates a missing cwd (resolved inside the rootfs, before it may turn read-only).
-        if let Some(p) = process {
+        if let Some(p) = spec.process().as_ref() {
             root.ensure(p.cwd(), crate::fs::paths::Kind::Dir)?;
         }
         Some(root)
@@ -257,7 +311,7 @@ fn setup(a: &InitArgs) -> Result<Ready> {
             &root,
             a.bundle,
             in_userns,
-            &bind_fds,
+            bind_fds,
             a.host_mounts,
             &mut join_cgroups,
         )?;
@@ -265,10 +319,13 @@ fn setup(a: &InitArgs) -> Result<Ready> {
     } else {
         None
     };
-    drop(mounts);
-    join_cgroups()?;
-    // In the container's cpuset now: not the runtime's affinity but the cgroup's (runc).
-    a.attrs.reset_affinity();
+    Ok(root)
+}
+
+/// The runtime's prestart and createRuntime hooks (a round trip), then createContainer hooks
+/// here. Returns the state the hooks read.
+fn hooks(a: &InitArgs) -> Result<String> {
+    let spec = a.spec;
     // Without hooks that run here or later at create/start, or network devices for the runtime
     // to move into our namespace, nothing needs the runtime between the mounts and `Created`
     // (the state is only for those hooks' stdin): no round trip.
@@ -285,16 +342,26 @@ fn setup(a: &InitArgs) -> Result<Ready> {
     };
     // runc's working directory for these: the container's root, with its mounts (before
     // pivot_root, seen from the host's side).
-    let hooks_span = tracing::debug_span!("hooks createContainer").entered();
+    let _hooks = tracing::debug_span!("hooks createContainer").entered();
     hooks::run_all(
         spec.hooks().as_ref(),
         hooks::Kind::CreateContainer,
         &state,
         Some(a.rootfs),
     )?;
-    drop(hooks_span);
-    // sysctls, readonly and masked paths, the console, a read-only /dev.
-    let paths = tracing::debug_span!("paths").entered();
+    Ok(state)
+}
+
+/// sysctls, readonly and masked paths, the console, a read-only /dev. Returns the console's
+/// peer, which becomes our stdio after the pivot.
+fn paths(
+    a: &InitArgs,
+    linux: &hako_spec::oci::Linux,
+    root: Option<Root>,
+) -> Result<Option<OwnedFd>> {
+    let spec = a.spec;
+    let mut console_peer = None;
+    let _paths = tracing::debug_span!("paths").entered();
     for (k, v) in linux.sysctl().iter().flatten() {
         // /proc/sys resolves against the writer's namespaces, so the host's verified procfs
         // reaches the container's own net/ipc/uts settings.
@@ -311,7 +378,7 @@ fn setup(a: &InitArgs) -> Result<Ready> {
             .as_ref()
             .ok_or_else(|| Error::Usage("a terminal needs a mount namespace".into()))?;
         let (master, peer, name) = crate::init::console::open_pty(root)?;
-        if let Some(size) = process.and_then(|p| p.console_size()) {
+        if let Some(size) = spec.process().as_ref().and_then(|p| p.console_size()) {
             crate::init::console::set_size(&master, size.height() as u16, size.width() as u16)?;
         }
         crate::init::console::bind_console(root, &peer)?;
@@ -322,8 +389,12 @@ fn setup(a: &InitArgs) -> Result<Ready> {
         crate::fs::mounts::readonly_dev(root, spec.mounts().as_deref().unwrap_or(&[]))?;
     }
     drop(root);
-    drop(paths);
-    let pivot = tracing::debug_span!("pivot").entered();
+    Ok(console_peer)
+}
+
+/// pivot_root (or a move, or only a chroot without a mount namespace), then root.readonly.
+fn pivot(a: &InitArgs, propagation: Option<&str>) -> Result<()> {
+    let _pivot = tracing::debug_span!("pivot").entered();
     if a.plan.private_mount {
         if a.no_pivot {
             rootfs::move_root(a.rootfs)?;
@@ -332,7 +403,8 @@ fn setup(a: &InitArgs) -> Result<Ready> {
         }
         rootfs::finish(
             propagation,
-            spec.root()
+            a.spec
+                .root()
                 .as_ref()
                 .and_then(|r| r.readonly())
                 .unwrap_or(false),
@@ -340,12 +412,15 @@ fn setup(a: &InitArgs) -> Result<Ready> {
     } else {
         rootfs::chroot_only(a.rootfs)?;
     }
-    drop(pivot);
-    // Our stderr may become the container's terminal or /dev/null now.
-    crate::log::timings_to_file_only();
-    // Everything up to execve but the wait for `start`: stdio, the process attributes
-    // (personality, scheduler, ...), capabilities, seccomp, the user's credentials, fds.
-    let exec = tracing::debug_span!("exec").entered();
+    Ok(())
+}
+
+/// Everything up to execve but the wait for `start`: stdio, the process attributes
+/// (personality, scheduler, ...), capabilities, seccomp, the user's credentials, fds — the same
+/// `process::prepare` as every exec'd process.
+fn process(a: &InitArgs, console_peer: Option<OwnedFd>) -> Result<Option<process::Ready>> {
+    let process = a.spec.process().as_ref();
+    let _exec = tracing::debug_span!("exec").entered();
     crate::init::stdio::reopen_dev_null()?;
     if let Some(peer) = &console_peer {
         crate::init::console::make_stdio(peer)?;
@@ -369,7 +444,7 @@ fn setup(a: &InitArgs) -> Result<Ready> {
     // and process.user's credentials would clear the signal anyway. Every read below (seccomp
     // hand-over, `Keep`) ends us on EOF.
     sys::parent_death_signal(None, a.runtime_pid);
-    let process = process
+    process
         .map(|p| {
             process::prepare(
                 p,
@@ -381,22 +456,20 @@ fn setup(a: &InitArgs) -> Result<Ready> {
                 &mut notify,
             )
         })
-        .transpose()?;
-    drop(exec);
+        .transpose()
+}
+
+/// `Created`, and the runtime's answer: whether it started us (`run`) or we wait for `start`.
+fn release(a: &InitArgs) -> Result<bool> {
     a.channel.send(&Msg::Created)?;
     // `Keep` (create: wait for `start` on the socket) or `Start` (run: exec now), each sent only
     // once the record says `created` or `running`.
-    let started = match (a.channel.reply_raw(None), &a.listener) {
+    Ok(match (a.channel.reply_raw(None), &a.listener) {
         (Some(Msg::Keep), Some(_)) => false,
         (Some(Msg::Start), None) => true,
         // The runtime died before it recorded the container: nothing may run unrecorded.
         // SAFETY: leaves without running the runtime's destructors.
         _ => unsafe { libc::_exit(1) },
-    };
-    Ok(Ready {
-        process,
-        state,
-        started,
     })
 }
 
