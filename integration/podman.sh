@@ -5,6 +5,9 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 P=$INT_WORK/podman
+# podman refuses a runroot longer than 50 characters, which $P/runroot is in a checkout with a
+# long path: a short one in /tmp instead, named after $P so each checkout (and user) has its own.
+RUNROOT=/tmp/hako-prr-$(printf %s "$P" | md5sum | cut -c1-12)
 IMG=localhost/hako-int/busybox:latest
 PAUSE_IMG=localhost/hako-int/pause:latest
 export CONTAINERS_CONF=$P/containers.conf
@@ -14,7 +17,7 @@ SECCOMP=()
 XFAIL_hako=""
 
 # podman with private storage; the runtime is picked by name from containers.conf.
-PFLAGS=(--root "$P/root" --runroot "$P/runroot" --tmpdir "$P/tmp" --storage-driver overlay
+PFLAGS=(--root "$P/root" --runroot "$RUNROOT" --tmpdir "$P/tmp" --storage-driver overlay
   --network-config-dir "$P/networks" --volumepath "$P/volumes"
   --cgroup-manager cgroupfs --events-backend file --runtime "${RT:-hako}")
 p() { podman "${PFLAGS[@]}" "$@"; }
@@ -75,13 +78,13 @@ teardown() {
   if [ -n "$ROOTLESS" ]; then
     # Storage files belong to subordinate ids: removed from inside podman's user namespace; then
     # podman's pause process (it keeps that namespace) goes.
-    [ ! -d "$P" ] || p unshare rm -rf "$P/root" "$P/runroot" >/dev/null 2>&1
+    [ ! -d "$P" ] || p unshare rm -rf "$P/root" "$RUNROOT" >/dev/null 2>&1
     [ ! -f "$P/tmp/pause.pid" ] || kill "$(cat "$P/tmp/pause.pid")" 2>/dev/null
   fi
-  # Storage mounts (overlay home, container rootfs) all live under $P.
-  findmnt -rn -o TARGET | grep "^$P/" | sort -r | while read -r m; do umount -l "$m"; done
+  # Storage mounts (overlay home, container rootfs) all live under $P and $RUNROOT.
+  findmnt -rn -o TARGET | grep -e "^$P/" -e "^$RUNROOT/" | sort -r | while read -r m; do umount -l "$m"; done
   remove_cgroups "$CGROUP_PARENT"
-  rm -rf "$P"
+  rm -rf "$P" "$RUNROOT"
 }
 
 # ---- scenarios: each runs in its own process with RT (hako|runc) set ----
@@ -315,7 +318,7 @@ sc_idmap_volume_userns_auto() {
   no_rootless
   ensure_test_user
   printf '[storage]\ndriver = "overlay"\nrunroot = "%s"\ngraphroot = "%s"\n[storage.options]\nroot-auto-userns-user = "hakotest"\n' \
-    "$P/runroot" "$P/root" >"$P/storage-auto.conf"
+    "$RUNROOT" "$P/root" >"$P/storage-auto.conf"
   export CONTAINERS_STORAGE_CONF=$P/storage-auto.conf
   local d; d=$(idmap_dir)
   local out; out=$(prun --rm --userns=auto -v "$d:/v:idmap" "$IMG" sh -c \
