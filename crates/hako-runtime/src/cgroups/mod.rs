@@ -22,6 +22,19 @@ use crate::procinfo::{self, Mount};
 
 pub use manager::Cgroups;
 
+/// The cpuset files `linux.resources.cpu` sets, with their values and fields (same names on v1
+/// and v2); an empty list is "not set", as in runc.
+pub fn cpuset_lists(
+    c: &hako_spec::oci::LinuxCpu,
+) -> impl Iterator<Item = (&str, &'static str, &'static str)> {
+    [
+        (c.cpus(), "cpuset.cpus", "linux.resources.cpu.cpus"),
+        (c.mems(), "cpuset.mems", "linux.resources.cpu.mems"),
+    ]
+    .into_iter()
+    .filter_map(|(v, file, field)| Some((v.as_deref().filter(|v| !v.is_empty())?, file, field)))
+}
+
 /// One `rdma.max` line (same format on v1 and v2): `mlx4_0 hca_handle=2 hca_object=2000`.
 pub fn rdma_line(dev: &str, limit: &hako_spec::oci::LinuxRdma) -> String {
     let mut v = dev.to_string();

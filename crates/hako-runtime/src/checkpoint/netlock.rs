@@ -17,10 +17,9 @@ pub fn require_tools(spec: &Spec, config_file: Option<&str>, what: &str) -> Resu
     if !has_own_netns(spec) || config_sets_lock(config_file) {
         return Ok(());
     }
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
     let missing: Vec<&str> = needed(Path::new("/proc/sys/net/ipv6").exists())
         .into_iter()
-        .filter(|tool| !std::env::split_paths(&path).any(|d| is_executable(&d.join(tool))))
+        .filter(|tool| super::swrk::in_path(Path::new(tool)).is_none())
         .collect();
     if missing.is_empty() {
         return Ok(());
@@ -55,10 +54,6 @@ fn config_sets_lock(config_file: Option<&str>) -> bool {
             c.lines()
                 .any(|l| l.trim_start().starts_with("network-lock"))
         })
-}
-
-fn is_executable(p: &Path) -> bool {
-    p.is_file() && nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok()
 }
 
 #[cfg(test)]

@@ -50,18 +50,22 @@ pub fn resolve(criu: &Path) -> Result<PathBuf> {
     if criu.components().count() > 1 {
         return Ok(criu.to_path_buf());
     }
+    in_path(criu).ok_or_else(|| {
+        Error::Usage(format!(
+            "CRIU version check failed: exec: {:?}: executable file not found in $PATH \
+                 (install CRIU, or name it with --criu PATH)",
+            criu.display().to_string()
+        ))
+    })
+}
+
+/// `name` as execvp finds it in our PATH (the one CRIU inherits), if it is there.
+pub fn in_path(name: &Path) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
     std::env::split_paths(&path)
-        .map(|d| d.join(criu))
+        .map(|d| d.join(name))
         .find(|p| {
             nix::unistd::access(p.as_path(), nix::unistd::AccessFlags::X_OK).is_ok() && p.is_file()
-        })
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "CRIU version check failed: exec: {:?}: executable file not found in $PATH \
-                 (install CRIU, or name it with --criu PATH)",
-                criu.display().to_string()
-            ))
         })
 }
 

@@ -8,14 +8,8 @@ use crate::cgroups::manager::write;
 use crate::error::Result;
 
 pub(super) fn set(d: &Path, c: &LinuxCpu) -> Result<()> {
-    let lists = [
-        (c.cpus(), "cpuset.cpus", "linux.resources.cpu.cpus"),
-        (c.mems(), "cpuset.mems", "linux.resources.cpu.mems"),
-    ];
-    for (v, file, field) in lists {
-        if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
-            write(d, file, v, field)?;
-        }
+    for (v, file, field) in crate::cgroups::cpuset_lists(c) {
+        write(d, file, v, field)?;
     }
     Ok(())
 }
