@@ -99,7 +99,6 @@ fn create_inner(root: &Path, o: &CreateOptions, mode: Mode) -> Result<Released> 
             o,
             mode,
             caller: p.caller,
-            seccomp: p.seccomp.as_ref(),
             attrs: &p.attrs,
             host_mounts: &p.host_mounts,
             idmapped: &p.idmapped,
@@ -131,7 +130,6 @@ struct Planned {
     joined_userns: Option<(Vec<namespaces::IdRange>, Vec<namespaces::IdRange>)>,
     idmapped: Vec<crate::fs::idmapped::Wanted>,
     store: Store,
-    seccomp: Option<crate::security::seccomp::Compiled>,
     caller: Option<crate::init::idmap::Caller>,
     host_mounts: Vec<crate::procinfo::Mount>,
     /// Taken by `create_locked`.
@@ -149,11 +147,11 @@ fn plan(root: &Path, o: &CreateOptions, mode: Mode) -> Result<Planned> {
     for f in &bundle.unknown_fields {
         log::debug(&format!("config.json: ignoring unknown property {f}"));
     }
-    crate::init::process::warn_unknown_capabilities(&bundle.unknown_capabilities);
+    crate::init::attrs::caps::warn_unknown_capabilities(&bundle.unknown_capabilities);
     crate::container::support::check(&bundle.spec)?;
     // Optional until `start` (runtime spec), which `run` is too: refused before anything exists.
     let process = bundle.spec.process().as_ref();
-    let attrs = crate::init::attrs::Plan::for_init(process, bundle.spec.linux().as_ref())?;
+    let mut attrs = crate::init::attrs::Plan::for_init(process, bundle.spec.linux().as_ref())?;
     if mode == Mode::Run && process.is_none() {
         return Err(Error::Usage(entry::NO_PROCESS.into()));
     }
@@ -171,11 +169,7 @@ fn plan(root: &Path, o: &CreateOptions, mode: Mode) -> Result<Planned> {
     let store = Store::open(root)?;
     // Compiled (or found in the cache under --root) before the container exists: a bad profile
     // fails here with the field named.
-    let seccomp = crate::security::seccomp::for_spec(
-        root,
-        &bundle.spec,
-        process.and_then(|p| p.no_new_privileges()).unwrap_or(false),
-    )?;
+    attrs.compile_seccomp(root, &bundle.spec)?;
     let euid = nix::unistd::geteuid().as_raw();
     // An unprivileged runtime: the id maps it may write (or the helpers), and what it cannot do
     // refused now, naming the field. Root pays nothing for this.
@@ -186,6 +180,9 @@ fn plan(root: &Path, o: &CreateOptions, mode: Mode) -> Result<Planned> {
     } else {
         None
     };
+    attrs.allow_setgroups(!caller.is_some_and(|c| {
+        ns.new_user && crate::init::idmap::denies_setgroups(&bundle.spec, c.egid)
+    }));
     // Parsed once: the cgroup plan reads the host's hierarchies from it, and the init, whose
     // mount namespace starts as a copy of ours, its rootfs's parent mount and cgroup mounts.
     let host_mounts = crate::procinfo::mountinfo()?;
@@ -208,7 +205,6 @@ fn plan(root: &Path, o: &CreateOptions, mode: Mode) -> Result<Planned> {
         joined_userns,
         idmapped,
         store,
-        seccomp,
         caller,
         host_mounts,
         planned: Some(planned),
@@ -303,9 +299,7 @@ struct Decided<'a> {
     o: &'a CreateOptions,
     mode: Mode,
     caller: Option<crate::init::idmap::Caller>,
-    /// `linux.seccomp`, compiled.
-    seccomp: Option<&'a crate::security::seccomp::Compiled>,
-    /// The process attributes (crate::init::attrs), checked.
+    /// The process attributes (crate::init::attrs), checked, with the compiled seccomp filter.
     attrs: &'a crate::init::attrs::Plan,
     /// /proc/self/mountinfo, parsed once for the plan and the init.
     host_mounts: &'a [crate::procinfo::Mount],
@@ -546,15 +540,12 @@ fn init(d: &Decided, e: Ends, runtime_pid: i32) -> ! {
                 (None, None) => euid,
             }
         },
-        seccomp: d.seccomp,
         attrs: d.attrs,
         stdio: if o.foreground && !e.terminal {
             crate::init::stdio::Origin::Caller
         } else {
             crate::init::stdio::Origin::Given
         },
-        setgroups_allowed: !caller
-            .is_some_and(|c| plan.new_user && crate::init::idmap::denies_setgroups(spec, c.egid)),
         bind_sources: &e.bind_sources,
         idmapped: d.idmapped,
         runtime_pid,
@@ -762,7 +753,7 @@ fn process(
                 // `creating` (agents written for runc may check it).
                 let agent = rec.hook_state(Status::Creating);
                 let agent = serde_json::to_string(&agent).expect("serializes");
-                crate::security::seccomp::give_to_agent(d.seccomp, pid, fd, &agent)?;
+                crate::security::seccomp::give_to_agent(d.attrs.seccomp(), pid, fd, &agent)?;
                 ch.send(&Msg::SeccompDone)?;
             }
             m => return Err(Error::Init(format!("unexpected message {m:?}"))),

@@ -55,7 +55,7 @@ pub struct ExecOptions {
 fn build_process(o: &ExecOptions, rec: &ContainerRecord) -> Result<Process> {
     if let Some(f) = &o.process_file {
         let (p, unknown_capabilities) = hako_spec::bundle::load_process(f)?;
-        crate::init::process::warn_unknown_capabilities(&unknown_capabilities);
+        crate::init::attrs::caps::warn_unknown_capabilities(&unknown_capabilities);
         return Ok(p);
     }
     let mut p = rec.config.process().clone().unwrap_or_default();
@@ -226,12 +226,10 @@ struct Plan {
     process: Process,
     terminal: bool,
     attrs: crate::init::attrs::Plan,
-    seccomp: Option<crate::security::seccomp::Compiled>,
     pidfd: OwnedFd,
     flags: CloneFlags,
     join_pid: bool,
     chroot: Option<OwnedFd>,
-    setgroups_allowed: bool,
 }
 
 fn plan(root: &Path, o: &ExecOptions, rec: &ContainerRecord) -> Result<Plan> {
@@ -241,34 +239,30 @@ fn plan(root: &Path, o: &ExecOptions, rec: &ContainerRecord) -> Result<Plan> {
     crate::container::support::check_labels(&process)?;
     // The exec's own process attributes (or the container's), the container's personality and
     // memory policy.
-    let attrs = crate::init::attrs::Plan::for_exec(
+    let mut attrs = crate::init::attrs::Plan::for_exec(
         &process,
         rec.config.process().as_ref(),
         rec.config.linux().as_ref(),
     )?;
     // Compiled by the runtime with this process's no_new_privs: a bad profile fails here.
-    let seccomp = crate::security::seccomp::for_spec(
-        root,
-        &rec.config,
-        process.no_new_privileges().unwrap_or(false),
-    )?;
+    attrs.compile_seccomp(root, &rec.config)?;
     let pidfd = init_pidfd(rec)?;
     let (flags, join_pid) = namespaces_of(rec.pid)?;
     let chroot = chroot_of(rec.pid, flags)?;
     // A user namespace whose gid map was written after `setgroups` was denied forbids setgroups.
-    let setgroups_allowed = std::fs::read_to_string(format!("/proc/{}/setgroups", rec.pid))
-        .map(|s| s.trim() != "deny")
-        .unwrap_or(true);
+    attrs.allow_setgroups(
+        std::fs::read_to_string(format!("/proc/{}/setgroups", rec.pid))
+            .map(|s| s.trim() != "deny")
+            .unwrap_or(true),
+    );
     Ok(Plan {
         process,
         terminal,
         attrs,
-        seccomp,
         pidfd,
         flags,
         join_pid,
         chroot,
-        setgroups_allowed,
     })
 }
 
@@ -356,7 +350,6 @@ fn clone(o: &ExecOptions, rec: &ContainerRecord, plan: &mut Plan, e: Ends) -> Re
                     plan.flags
                 },
                 fork_for_pid,
-                setgroups_allowed: plan.setgroups_allowed,
                 channel: e.child_ch,
                 console: e.console,
                 preserve_fds: o.preserve_fds,
@@ -366,7 +359,6 @@ fn clone(o: &ExecOptions, rec: &ContainerRecord, plan: &mut Plan, e: Ends) -> Re
                     crate::init::stdio::Origin::Caller
                 },
                 close,
-                seccomp: plan.seccomp.as_ref(),
                 attrs: &plan.attrs,
                 chroot: plan.chroot.take(),
                 runtime_pid,
@@ -554,7 +546,7 @@ fn release(
             Some(Msg::SeccompFd(fd)) => {
                 let state =
                     serde_json::to_string(&rec.hook_state(status_of(rec))).expect("serializes");
-                crate::security::seccomp::give_to_agent(plan.seccomp.as_ref(), pid, fd, &state)?;
+                crate::security::seccomp::give_to_agent(plan.attrs.seccomp(), pid, fd, &state)?;
                 c.parent_ch.send(&Msg::SeccompDone)?;
             }
             Some(m) => return Err(Error::Init(format!("unexpected message {m:?}"))),
@@ -598,14 +590,12 @@ struct Child<'a> {
     flags: CloneFlags,
     /// Fork once more after joining: the pid namespace applies to children only.
     fork_for_pid: bool,
-    setgroups_allowed: bool,
     channel: Channel,
     console: Option<OwnedFd>,
     preserve_fds: u32,
     stdio: crate::init::stdio::Origin,
     close: Vec<RawFd>,
-    seccomp: Option<&'a crate::security::seccomp::Compiled>,
-    /// Scheduler, I/O priority, CPU affinity, memory policy, personality (crate::init::attrs).
+    /// User, capabilities, rlimits, scheduler, CPU affinity, seccomp, ... (crate::init::attrs).
     attrs: &'a crate::init::attrs::Plan,
     /// The init's root, when it is only a chroot in our own mount namespace.
     chroot: Option<OwnedFd>,
@@ -726,13 +716,5 @@ fn setup(c: &Child) -> Result<process::Ready> {
     // The seccomp filter may deny prctl and process.user's ids clear the signal anyway: from
     // here the channel ties us to the runtime (the `Proceed` read ends us on EOF).
     sys::parent_death_signal(None, c.runtime_pid);
-    process::prepare(
-        c.process,
-        c.attrs,
-        c.setgroups_allowed,
-        &[],
-        &fds,
-        c.seccomp,
-        &mut notify,
-    )
+    process::prepare(c.process, c.attrs, &[], &fds, &mut notify)
 }

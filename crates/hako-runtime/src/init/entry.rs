@@ -42,14 +42,11 @@ pub struct InitArgs<'a> {
     /// uid allowed to connect to the start socket: the creator's, as the init's user namespace
     /// sees it (peer credentials are translated into the reader's namespace).
     pub owner_uid: u32,
-    /// `linux.seccomp`, compiled by the runtime; loaded where its placement says.
-    pub seccomp: Option<&'a crate::security::seccomp::Compiled>,
-    /// Scheduler, I/O priority, memory policy, personality: checked by the runtime.
+    /// The process's attributes (crate::init::attrs), checked by the runtime, with the compiled
+    /// seccomp filter and whether setgroups is allowed.
     pub attrs: &'a crate::init::attrs::Plan,
     /// Whose fds the init's stdio are, for giving them to `process.user`.
     pub stdio: crate::init::stdio::Origin,
-    /// False when an unprivileged runtime wrote `deny` to the user namespace's setgroups.
-    pub setgroups_allowed: bool,
     /// Bind sources the runtime opens for us in our mount namespace (`bind_sources::wanted`).
     pub bind_sources: &'a [PathBuf],
     /// The idmapped mounts the runtime makes for us (`fs::idmapped::plan`).
@@ -445,17 +442,7 @@ fn process(a: &InitArgs, console_peer: Option<OwnedFd>) -> Result<Option<process
     // hand-over, `Keep`) ends us on EOF.
     sys::parent_death_signal(None, a.runtime_pid);
     process
-        .map(|p| {
-            process::prepare(
-                p,
-                a.attrs,
-                a.setgroups_allowed,
-                &a.extra_env,
-                &fds,
-                a.seccomp,
-                &mut notify,
-            )
-        })
+        .map(|p| process::prepare(p, a.attrs, &a.extra_env, &fds, &mut notify))
         .transpose()
 }
 

@@ -198,7 +198,7 @@ pub fn check(spec: &Spec, egid: u32) -> Result<()> {
         }
     }
     for (i, r) in process.rlimits().iter().flatten().enumerate() {
-        let Some(res) = crate::init::process::rlimit_resource(r.typ()) else {
+        let Some(res) = crate::init::attrs::rlimits::rlimit_resource(r.typ()) else {
             continue;
         };
         let mut own = libc::rlimit {

@@ -42,24 +42,39 @@ fn write_attr(candidates: &[&str], value: &str) -> Result<()> {
     }
 }
 
-pub fn set_exec_labels(p: &Process) -> Result<()> {
-    if let Some(profile) = p.apparmor_profile().as_deref().filter(|s| !s.is_empty()) {
-        // The LSM-specific directory (Linux ≥ 5.8) first; the shared one on older kernels.
-        write_attr(
-            &[
-                "/proc/thread-self/attr/apparmor/exec",
-                "/proc/thread-self/attr/exec",
-            ],
-            &format!("exec {profile}"),
-        )?;
+/// The labels a process execs into, chosen by the runtime: an empty string is none, and an
+/// SELinux label on a host without SELinux is left out (support.rs).
+#[derive(Debug, Clone, Default)]
+pub struct Labels {
+    apparmor: Option<String>,
+    selinux: Option<String>,
+}
+
+impl Labels {
+    pub fn of(p: &Process) -> Labels {
+        let set = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
+        Labels {
+            apparmor: set(p.apparmor_profile()),
+            selinux: set(p.selinux_label())
+                .filter(|_| crate::container::support::selinux_enabled()),
+        }
     }
-    // Without SELinux on the host the label is ignored (support.rs).
-    if let Some(label) = p
-        .selinux_label()
-        .as_deref()
-        .filter(|s| !s.is_empty() && crate::container::support::selinux_enabled())
-    {
-        write_attr(&["/proc/thread-self/attr/exec"], label)?;
+
+    /// Written last before execve: both take effect on the next execve of this thread.
+    pub fn apply(&self) -> Result<()> {
+        if let Some(profile) = &self.apparmor {
+            // The LSM-specific directory (Linux ≥ 5.8) first; the shared one on older kernels.
+            write_attr(
+                &[
+                    "/proc/thread-self/attr/apparmor/exec",
+                    "/proc/thread-self/attr/exec",
+                ],
+                &format!("exec {profile}"),
+            )?;
+        }
+        if let Some(label) = &self.selinux {
+            write_attr(&["/proc/thread-self/attr/exec"], label)?;
+        }
+        Ok(())
     }
-    Ok(())
 }
