@@ -8,6 +8,7 @@ pub mod emulator;
 pub mod exec_cgroup;
 pub mod manager;
 pub mod oom;
+pub mod placement;
 pub mod rootless;
 #[cfg(test)]
 mod scratch;

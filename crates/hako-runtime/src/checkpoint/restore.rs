@@ -23,6 +23,8 @@ use super::swrk::{self, Handler, Spawn};
 use super::{
     base_opts, checked_version, criu_config, extmnt, open_dir, with_log, CriuOptions, DESCRIPTORS,
 };
+use crate::cgroups::manager::Part;
+use crate::cgroups::placement::{Join, Placement};
 use crate::cgroups::Cgroups;
 use crate::container::hooks;
 use crate::container::store::{self, Locked, Store};
@@ -425,16 +427,12 @@ impl Handler for RestoreEvents<'_> {
     fn spawned(&mut self, pid: i32, req: &mut CriuReq) -> Result<()> {
         // As `create` does for the init (runc: cgroupManager.Apply on CRIU's pid): a systemd
         // unit first when asked for, then the directories, the limits, the move.
-        let cg = &mut *self.cgroups;
-        let r = Cgroups::resources(&self.bundle.spec);
-        cg.start_unit(pid, r.as_ref(), &self.o.id)?;
-        if !cg.rec.layout.is_empty() {
-            cg.create()?;
-            if let Some(r) = &r {
-                cg.set(r)?;
-            }
-            cg.apply(pid)?;
-        }
+        let placement = Placement {
+            spec: &self.bundle.spec,
+            id: &self.o.id,
+            tolerate_denied: false,
+        };
+        placement.place(self.cgroups, Some(pid), Part::All, Join::Procs)?;
         let p = format!("/proc/{pid}/cgroup");
         let own = std::fs::read_to_string(&p).ctx("read", &p)?;
         let opts = req.opts.as_mut().expect("restore has options");

@@ -12,6 +12,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
 use crate::cgroups::manager::Part;
+use crate::cgroups::placement::{Join, Joined, Placement};
 use crate::cgroups::Cgroups;
 use crate::container::hooks;
 use crate::container::lifecycle::{delete_locked, sock_path};
@@ -477,34 +478,37 @@ fn cgroups_before_clone(
     // (`JoinCgroups`). Neither has systemd: it creates the unit's cgroup with the init in it (the
     // PIDs property), so the init must exist first.
     let layout = planned.as_ref().map(|c| c.rec.layout.clone());
-    Ok(match layout.as_deref() {
-        Some("v2") if !o.systemd_cgroup => {
-            let _cgroups = tracing::debug_span!("cgroups").entered();
-            let cg = made.cgroups.insert(planned.take().expect("planned"));
-            if made_or_skipped(cg, spec, o, Part::All)? {
-                if let Some(r) = Cgroups::resources(spec) {
-                    cg.set(&r)?;
-                }
-                Some(cg.open_unified()?)
-            } else {
-                None
-            }
-        }
+    let part = match layout.as_deref() {
+        Some("v2") if !o.systemd_cgroup => Part::All,
         // Not where a refused v1 directory would mean no cgroups at all (rootless cgroups): the
         // init, born in the v2 one, could not be taken out again.
         Some("hybrid")
             if !o.systemd_cgroup && !o.rootless.cgroups(d.caller.map_or(0, |c| c.euid), false) =>
         {
-            let _cgroups = tracing::debug_span!("cgroups v2").entered();
-            let cg = made.cgroups.insert(planned.take().expect("planned"));
-            if made_or_skipped(cg, spec, o, Part::Unified)? {
-                Some(cg.open_unified()?)
-            } else {
-                None
-            }
+            Part::Unified
         }
-        _ => None,
-    })
+        _ => return Ok(None),
+    };
+    let _cgroups = tracing::debug_span!("cgroups before clone").entered();
+    let cg = made.cgroups.insert(planned.take().expect("planned"));
+    Ok(
+        match placement(spec, o).place(cg, None, part, Join::BornIn)? {
+            Joined::BornIn(fd) => Some(fd),
+            _ => None,
+        },
+    )
+}
+
+/// The cgroup placement phase as `create` does it (shared with `restore`). A runtime that is
+/// root only inside a user namespace (rootless podman runs it so) cannot write the host's
+/// hierarchy: when cgroups are rootless by runc's rule, that refusal means no cgroup and one
+/// warning, not an error.
+fn placement<'a>(spec: &'a hako_spec::oci::Spec, o: &'a CreateOptions) -> Placement<'a> {
+    Placement {
+        spec,
+        id: &o.id,
+        tolerate_denied: o.rootless.cgroups(0, o.systemd_cgroup),
+    }
 }
 
 /// The cloned child: the container init (init::entry).
@@ -638,32 +642,30 @@ fn cgroups(
     // While the init builds its namespaces and mounts on the other CPU: its cgroups, limits set
     // before it joins, and it joined before it may unshare its cgroup namespace (rooted there) or
     // run anything of the user's. The v1 hierarchies it joins itself (`Cgroups::open_tasks`).
-    let mut tasks = Vec::new();
-    let r = Cgroups::resources(spec);
-    if let Some(planned) = planned.take() {
+    let placement = placement(spec, o);
+    let joined = if let Some(planned) = planned.take() {
         let _cgroups = tracing::debug_span!("cgroups").entered();
         let cg = made.cgroups.insert(planned);
-        cg.start_unit(pid, r.as_ref(), &o.id)?;
-        if made_or_skipped(cg, spec, o, Part::All)? {
-            if let Some(r) = &r {
-                cg.set(r)?;
+        let join = if o.systemd_cgroup {
+            Join::Procs
+        } else {
+            Join::SelfTasks {
+                born_in_unified: false,
             }
-            if o.systemd_cgroup {
-                cg.apply(pid)?;
-            } else {
-                tasks = cg.open_tasks(pid, false)?;
-            }
-        }
+        };
+        placement.place(cg, Some(pid), Part::All, join)?
     } else if let Some(cg) = made.cgroups.as_mut().filter(|c| c.rec.layout == "hybrid") {
         // The hybrid's v2 directory exists and the init was born in it: the v1 part now.
         let _cgroups = tracing::debug_span!("cgroups").entered();
-        if made_or_skipped(cg, spec, o, Part::V1)? {
-            if let Some(r) = &r {
-                cg.set(r)?;
-            }
-            tasks = cg.open_tasks(pid, born_in_unified)?;
-        }
-    }
+        let join = Join::SelfTasks { born_in_unified };
+        placement.place(cg, Some(pid), Part::V1, join)?
+    } else {
+        Joined::Nothing
+    };
+    let tasks = match joined {
+        Joined::Tasks(t) => t,
+        _ => Vec::new(),
+    };
     if tasks.is_empty() {
         ch.send(&Msg::CgroupsJoined)?;
     } else {
@@ -841,30 +843,6 @@ fn next_msg(ch: &channel::Channel, tasks: &mut Vec<(PathBuf, OwnedFd)>, pid: i32
     tasks.clear();
     ch.send(&Msg::CgroupsJoined)?;
     ch.expect("container init")
-}
-
-/// Creates the container's cgroups; true when it has them. A runtime that is root only inside a
-/// user namespace (rootless podman runs it so) cannot write the host's hierarchy: when cgroups
-/// are rootless by runc's rule, that refusal means no cgroup and one warning, not an error. The
-/// user namespace check runs only then, so root pays nothing for it.
-fn made_or_skipped(
-    cg: &mut Cgroups,
-    spec: &hako_spec::oci::Spec,
-    o: &CreateOptions,
-    part: Part,
-) -> Result<bool> {
-    if cg.rec.layout.is_empty() {
-        return Ok(false);
-    }
-    match cg.create_part(part) {
-        Ok(()) => Ok(true),
-        Err(e) if e.is_permission() && o.rootless.cgroups(0, o.systemd_cgroup) => {
-            crate::cgroups::rootless::warn_not_applied(spec, &e.to_string());
-            cg.rec = hako_spec::state::CgroupRecord::default();
-            Ok(false)
-        }
-        Err(e) => Err(e),
-    }
 }
 
 /// `--preserve-fds N` plus systemd socket activation: when the runtime itself was started with
