@@ -11,6 +11,10 @@ use nix::errno::Errno;
 /// checks it (host /proc before fd-path mounts, LSM attr files, mount destinations).
 pub const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 
+/// The most fds one of our SCM_RIGHTS messages carries (the kernel allows 253): more than the
+/// v1 hierarchies a kernel has (about 15), whose `tasks` files the init gets in one message.
+pub const MAX_FDS: usize = 32;
+
 /// `struct clone_args` (include/uapi/linux/sched.h), version 2 (with cgroup).
 #[repr(C)]
 #[derive(Default)]

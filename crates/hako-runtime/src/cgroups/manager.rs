@@ -548,7 +548,7 @@ impl Cgroups {
                 nix::sys::stat::Mode::empty(),
             );
             match opened {
-                Ok(fd) if out.len() < crate::init::channel::MAX_FDS => out.push((d.clone(), fd)),
+                Ok(fd) if out.len() < crate::sys::MAX_FDS => out.push((d.clone(), fd)),
                 _ => join(d, pid)?,
             }
         }

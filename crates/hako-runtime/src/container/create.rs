@@ -623,7 +623,17 @@ fn mounts(d: &Decided, ch: &channel::Channel, pid: i32, bind_sources: &[PathBuf]
             )
         });
         let userns = crate::fs::idmapped::Userns::prepare(d.idmapped, pid, own, d.caller)?;
-        crate::fs::bind_sources::send(ch, pid, &asked, &userns)?;
+        match ch.expect("container init")? {
+            Msg::MountNsReady => {}
+            m => return Err(Error::Init(format!("unexpected message {m:?}"))),
+        }
+        let (sources, trees) = crate::fs::bind_sources::open(pid, &asked, &userns)?;
+        for fd in sources {
+            ch.send_fd(&Msg::BindSource, fd.as_fd())?;
+        }
+        for fd in trees {
+            ch.send_fd(&Msg::IdmappedMount, fd.as_fd())?;
+        }
     }
     Ok(())
 }

@@ -25,7 +25,6 @@ use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 
 use crate::error::{Context, Error, Result};
-use crate::init::channel::{Channel, Msg};
 use crate::init::namespaces::Plan;
 
 /// The absolute sources of the bind mounts in `mounts[]` that the runtime opens: only when the
@@ -77,21 +76,16 @@ impl Asked<'_> {
     }
 }
 
-/// Runtime side: waits for the init to report its new mount namespace, opens the sources and
-/// makes the idmapped mounts in it, and sends the fds, one message each, in order. `userns` are
-/// the idmapped mounts' user namespaces, opened before (a helper namespace is forked from the
+/// Runtime side, once the init reported its new mount namespace: opens the sources and makes
+/// the idmapped mounts in it, in the order asked; the caller sends them. `userns` are the
+/// idmapped mounts' user namespaces, opened before (a helper namespace is forked from the
 /// runtime's own mount namespace, not the init's).
-pub fn send(
-    channel: &Channel,
+pub fn open(
     init: i32,
     asked: &Asked,
     userns: &crate::fs::idmapped::Userns,
-) -> Result<()> {
-    match channel.expect("container init")? {
-        Msg::MountNsReady => {}
-        m => return Err(Error::Init(format!("unexpected message {m:?}"))),
-    }
-    let (opened, trees) = in_mount_ns_of(init, || {
+) -> Result<(Vec<OwnedFd>, Vec<OwnedFd>)> {
+    in_mount_ns_of(init, || {
         let opened = asked
             .sources
             .iter()
@@ -102,36 +96,7 @@ pub fn send(
             .collect::<Result<Vec<_>>>()?;
         let trees = crate::fs::idmapped::make_all(asked.idmapped, userns)?;
         Ok((opened, trees))
-    })?;
-    for fd in opened {
-        channel.send_fd(&Msg::BindSource, fd.as_fd())?;
-    }
-    for fd in trees {
-        channel.send_fd(&Msg::IdmappedMount, fd.as_fd())?;
-    }
-    Ok(())
-}
-
-/// Init side, right after its mount namespace exists: asks for the fds and receives them.
-pub fn receive(channel: &Channel, asked: &Asked) -> Result<Opened> {
-    if asked.is_empty() {
-        return Ok(Opened::default());
-    }
-    channel.send(&Msg::MountNsReady)?;
-    let mut o = Opened::default();
-    for src in asked.sources {
-        match channel.recv_fd("runtime")? {
-            (Msg::BindSource, fd) => o.sources.push((src.clone(), fd)),
-            (m, _) => return Err(Error::Init(format!("unexpected message {m:?}"))),
-        }
-    }
-    for w in asked.idmapped {
-        match channel.recv_fd("runtime")? {
-            (Msg::IdmappedMount, fd) => o.idmapped.push((w.index, fd)),
-            (m, _) => return Err(Error::Init(format!("unexpected message {m:?}"))),
-        }
-    }
-    Ok(o)
+    })
 }
 
 /// O_PATH fds on bind sources, by their absolute source path, and the detached idmapped mounts,
@@ -143,6 +108,19 @@ pub struct Opened {
 }
 
 impl Opened {
+    /// The fds the runtime sent for `asked` ([`open`]), in its order.
+    pub fn new(asked: &Asked, sources: Vec<OwnedFd>, idmapped: Vec<OwnedFd>) -> Opened {
+        Opened {
+            sources: asked.sources.iter().cloned().zip(sources).collect(),
+            idmapped: asked
+                .idmapped
+                .iter()
+                .map(|w| w.index)
+                .zip(idmapped)
+                .collect(),
+        }
+    }
+
     pub fn get(&self, src: &Path) -> Option<&OwnedFd> {
         self.sources
             .iter()

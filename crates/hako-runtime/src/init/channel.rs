@@ -62,8 +62,7 @@ pub enum Msg {
     Error(String),
 }
 
-/// The most fds one message carries: more than the v1 hierarchies a kernel has (about 15).
-pub const MAX_FDS: usize = 32;
+use crate::sys::MAX_FDS;
 
 pub struct Channel {
     fd: OwnedFd,

@@ -134,6 +134,32 @@ fn setup(a: &InitArgs) -> Result<Ready> {
     })
 }
 
+/// Right after our mount namespace exists: asks the runtime for the bind sources and idmapped
+/// mounts (`fs::bind_sources`) and receives them, one message each, in the order asked.
+fn receive_mount_fds(a: &InitArgs) -> Result<crate::fs::bind_sources::Opened> {
+    let asked = crate::fs::bind_sources::Asked {
+        sources: a.bind_sources,
+        idmapped: a.idmapped,
+    };
+    if asked.is_empty() {
+        return Ok(Default::default());
+    }
+    a.channel.send(&Msg::MountNsReady)?;
+    let recv = |want: Msg, n: usize| -> Result<Vec<OwnedFd>> {
+        (0..n)
+            .map(|_| match a.channel.recv_fd("runtime")? {
+                (m, fd) if m == want => Ok(fd),
+                (m, _) => Err(Error::Init(format!("unexpected message {m:?}"))),
+            })
+            .collect()
+    };
+    let sources = recv(Msg::BindSource, asked.sources.len())?;
+    let idmapped = recv(Msg::IdmappedMount, asked.idmapped.len())?;
+    Ok(crate::fs::bind_sources::Opened::new(
+        &asked, sources, idmapped,
+    ))
+}
+
 /// Joined or new namespaces, the user namespace's credentials, hostname. Returns the bind
 /// sources the runtime opened for us and whether we are in a user namespace.
 fn namespaces(a: &InitArgs) -> Result<(crate::fs::bind_sources::Opened, bool)> {
@@ -150,13 +176,7 @@ fn namespaces(a: &InitArgs) -> Result<(crate::fs::bind_sources::Opened, bool)> {
     }
     // Our mount namespace exists now: the runtime opens the bind sources its root may reach and
     // ours may not, and makes the idmapped mounts, which need its privilege over the sources.
-    let bind_fds = crate::fs::bind_sources::receive(
-        &a.channel,
-        &crate::fs::bind_sources::Asked {
-            sources: a.bind_sources,
-            idmapped: a.idmapped,
-        },
-    )?;
+    let bind_fds = receive_mount_fds(a)?;
     let in_userns = a.plan.new_user
         || a.plan
             .join
