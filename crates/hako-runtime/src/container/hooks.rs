@@ -121,42 +121,7 @@ pub fn run(
     cwd: Option<&Path>,
     inherited: &[String],
 ) -> std::result::Result<(), String> {
-    let mut cmd = Command::new(hook.path());
-    if let Some(d) = cwd {
-        cmd.current_dir(d);
-    }
-    // SAFETY: the closure runs in the forked child before execve and makes only syscalls (no
-    // allocation, no locks).
-    unsafe {
-        // A hook gets stdin, stdout and stderr, nothing else of the runtime's (or the init's):
-        // every fd from 3 on is close-on-exec (marked, not closed, so std's exec-error pipe works).
-        // startContainer hooks run under the container's seccomp filter, which may deny
-        // close_range: then one fcntl per possible fd.
-        cmd.pre_exec(|| {
-            if sys::close_range(3, sys::CLOSE_RANGE_CLOEXEC).is_err() {
-                let mut lim = libc::rlimit {
-                    rlim_cur: 0,
-                    rlim_max: 0,
-                };
-                libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-                for fd in 3..lim.rlim_cur.min(1 << 20) as i32 {
-                    libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-                }
-            }
-            Ok(())
-        });
-    }
-    if let Some(args) = hook.args() {
-        if let Some((first, rest)) = args.split_first() {
-            cmd.arg0(first).args(rest);
-        }
-    }
-    cmd.env_clear();
-    for kv in hook.env().as_deref().unwrap_or(inherited) {
-        if let Some((k, v)) = kv.split_once('=') {
-            cmd.env(k, v);
-        }
-    }
+    let mut cmd = command(hook, cwd, inherited);
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     cmd.stdin(Stdio::piped())
@@ -174,75 +139,137 @@ pub fn run(
         // A hook that does not read its stdin is allowed: ignore EPIPE.
         let _ = stdin.write_all(state.as_bytes());
     }
-    let pidfd = sys::pidfd_open(child.id() as i32).map_err(|e| format!("pidfd_open: {e}"))?;
     let deadline = hook
         .timeout()
         .map(|t| Instant::now() + Duration::from_secs(t as u64));
+    let output = collect(&child, [out_r, err_r], deadline);
+    let Ok(Some((out, err))) = output else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(output.err().unwrap_or_else(|| {
+            format!(
+                "hook ran past specified timeout of {:.1}s",
+                hook.timeout().unwrap_or(0) as f64
+            )
+        }));
+    };
+    let status = child.wait().map_err(|e| format!("wait: {e}"))?;
+    if status.success() {
+        return Ok(());
+    }
+    Err(failure(status, &out, &err))
+}
+
+/// The hook's command: its args (args[0] as argv[0]), its env or `inherited`, its cwd, and no fd
+/// of the runtime's (or the init's) but stdin, stdout and stderr.
+fn command(hook: &Hook, cwd: Option<&Path>, inherited: &[String]) -> Command {
+    let mut cmd = Command::new(hook.path());
+    if let Some(d) = cwd {
+        cmd.current_dir(d);
+    }
+    // SAFETY: the closure runs in the forked child before execve and makes only syscalls (no
+    // allocation, no locks).
+    unsafe {
+        // Every fd from 3 on is close-on-exec (marked, not closed, so std's exec-error pipe
+        // works). startContainer hooks run under the container's seccomp filter, which may deny
+        // close_range: then one fcntl per possible fd.
+        cmd.pre_exec(|| {
+            if sys::close_range(3, sys::CLOSE_RANGE_CLOEXEC).is_err() {
+                let mut lim = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+                for fd in 3..lim.rlim_cur.min(1 << 20) as i32 {
+                    libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+                }
+            }
+            Ok(())
+        });
+    }
+    if let Some((first, rest)) = hook.args().as_deref().and_then(|a| a.split_first()) {
+        cmd.arg0(first).args(rest);
+    }
+    cmd.env_clear();
+    for kv in hook.env().as_deref().unwrap_or(inherited) {
+        if let Some((k, v)) = kv.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    cmd
+}
+
+/// A hook's stdout and stderr.
+type Output = (Vec<u8>, Vec<u8>);
+
+/// The hook's stdout and stderr, read until both are closed and the hook has exited, or until
+/// `deadline` (then `None`): one poll loop over the pipes and the hook's pidfd, no threads.
+fn collect(
+    child: &std::process::Child,
+    pipes: [OwnedFd; 2],
+    deadline: Option<Instant>,
+) -> std::result::Result<Option<Output>, String> {
+    let pidfd = sys::pidfd_open(child.id() as i32).map_err(|e| format!("pidfd_open: {e}"))?;
+    let [out_r, err_r] = pipes;
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let mut open = [Some(out_r), Some(err_r)];
     loop {
         let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         if remaining == Some(Duration::ZERO) {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!(
-                "hook ran past specified timeout of {:.1}s",
-                hook.timeout().unwrap_or(0) as f64
-            ));
+            return Ok(None);
         }
-        let mut fds: Vec<libc::pollfd> = open
-            .iter()
-            .flatten()
-            .map(|fd| libc::pollfd {
-                fd: fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
-        if fds.is_empty() {
-            fds.push(libc::pollfd {
-                fd: pidfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
-        let ms = remaining
-            .map(|d| d.as_millis().min(i32::MAX as u128) as i32)
-            .unwrap_or(-1);
-        // SAFETY: `fds` is a live Vec of pollfd and `len` is its length; poll writes only
-        // `revents`.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms.max(1)) };
-        if r < 0 {
-            if nix::errno::Errno::last() == nix::errno::Errno::EINTR {
-                continue;
-            }
-            return Err(format!("poll: {}", nix::errno::Errno::last()));
-        }
+        // The pipes while either is open; then the pidfd, readable once the hook has exited.
+        let watched: Vec<&OwnedFd> = match open.iter().flatten().collect::<Vec<_>>() {
+            fds if fds.is_empty() => vec![&pidfd],
+            fds => fds,
+        };
+        let ms = remaining.map_or(-1, |d| d.as_millis().min(i32::MAX as u128) as i32);
+        let ready = poll_in(&watched, ms)?;
         if open.iter().all(Option::is_none) {
-            if fds[0].revents != 0 {
-                break;
+            if !ready.is_empty() {
+                return Ok(Some((out, err)));
             }
             continue;
         }
         for (slot, buf) in open.iter_mut().zip([&mut out, &mut err]) {
-            let Some(fd) = slot else { continue };
-            let Some(p) = fds.iter().find(|p| p.fd == fd.as_raw_fd()) else {
+            let Some(fd) = slot.as_ref().filter(|fd| ready.contains(&fd.as_raw_fd())) else {
                 continue;
             };
-            if p.revents == 0 {
-                continue;
-            }
             let mut chunk = [0u8; 4096];
-            match nix::unistd::read(&*fd, &mut chunk) {
+            match nix::unistd::read(fd, &mut chunk) {
                 Ok(0) | Err(_) => *slot = None,
                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
             }
         }
     }
-    let status = child.wait().map_err(|e| format!("wait: {e}"))?;
-    if status.success() {
-        return Ok(());
+}
+
+/// poll(2) for input on `fds` for up to `ms` (-1: no limit; at least 1 ms otherwise, so a
+/// deadline less than a millisecond away does not spin): the raw fds that have an event (EINTR:
+/// none).
+fn poll_in(fds: &[&OwnedFd], ms: i32) -> std::result::Result<Vec<i32>, String> {
+    let mut p: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let ms = if ms < 0 { -1 } else { ms.max(1) };
+    // SAFETY: `p` is a live Vec of pollfd and `len` is its length; poll writes only `revents`.
+    let r = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, ms) };
+    if r < 0 {
+        return match nix::errno::Errno::last() {
+            nix::errno::Errno::EINTR => Ok(vec![]),
+            e => Err(format!("poll: {e}")),
+        };
     }
+    Ok(p.iter().filter(|p| p.revents != 0).map(|p| p.fd).collect())
+}
+
+/// A failed hook in runc's words (callers match "error running hook" and Go's signal texts).
+fn failure(status: std::process::ExitStatus, out: &[u8], err: &[u8]) -> String {
     let how = match (
         status.code(),
         std::os::unix::process::ExitStatusExt::signal(&status),
@@ -251,12 +278,11 @@ pub fn run(
         (_, Some(s)) => format!("signal: {}", signal_text(s)),
         _ => "failed".into(),
     };
-    // runc's words (callers match "error running hook" and Go's signal texts).
-    Err(format!(
+    format!(
         "error running hook: {how}, stdout: {}, stderr: {}",
-        String::from_utf8_lossy(&out).trim_end(),
-        String::from_utf8_lossy(&err).trim_end()
-    ))
+        String::from_utf8_lossy(out).trim_end(),
+        String::from_utf8_lossy(err).trim_end()
+    )
 }
 
 /// A signal as Go prints it ("bad system call", "killed"): the C library's description with a
