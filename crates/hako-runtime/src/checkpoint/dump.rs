@@ -7,9 +7,9 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
 use hako_spec::oci::LinuxNamespaceType;
-use hako_spec::state::Status;
+use hako_spec::state::{ContainerRecord, Status};
 
-use super::rpc::{CriuFeatures, CriuPageServerInfo, CriuReq, CriuReqType};
+use super::rpc::{CriuFeatures, CriuOpts, CriuPageServerInfo, CriuReq, CriuReqType};
 use super::swrk::{self, Handler, Spawn};
 use super::{base_opts, checked_version, extmnt, open_dir, with_log, CriuOptions, DESCRIPTORS};
 use crate::container::lifecycle::{delete_locked, locked, status_of};
@@ -66,7 +66,7 @@ pub fn checkpoint(root: &Path, o: &CheckpointOptions) -> Result<()> {
     if let Some(p) = &o.parent_path {
         check_parent(&images, p)?;
     }
-    let ps = o.page_server.as_deref().map(page_server).transpose()?;
+    let images_fd = open_dir(&images)?;
     let work = match &o.criu.work_path {
         Some(w) => {
             mkdir_all(w)?;
@@ -74,69 +74,8 @@ pub fn checkpoint(root: &Path, o: &CheckpointOptions) -> Result<()> {
         }
         None => None,
     };
-    let images_fd = open_dir(&images)?;
-    let mut opts = base_opts(&o.criu, &rec.config, &images_fd, work.as_ref(), LOG)?;
-    if !o.pre_dump {
-        super::netlock::require_tools(&rec.config, opts.config_file.as_deref(), "checkpoint")?;
-    }
-    opts.root = Some(rec.rootfs.to_string_lossy().into_owned());
-    opts.pid = Some(rec.pid);
-    opts.leave_running = Some(o.leave_running);
-    opts.link_remap = Some(o.link_remap);
-    opts.ps = ps;
-    for (t, min, key) in [
-        (LinuxNamespaceType::Network, 31100, "net"),
-        (LinuxNamespaceType::Pid, 31500, "pid"),
-    ] {
-        if let Some(path) = ns_path(&rec.config, t) {
-            swrk::require(version, min, &format!("an external {key} namespace"))?;
-            let ino = nix::sys::stat::stat(&path)
-                .ctx("stat namespace", &path)?
-                .st_ino;
-            opts.external.push(format!("{key}[{ino}]:{}", ext_key(key)));
-        }
-    }
-    // CRIU freezes through the freezer cgroup when it has one (else with ptrace); the v2 freezer
-    // needs CRIU 3.14.
-    if rec.cgroup.layout == "v2" {
-        if version >= 31400 {
-            opts.freeze_cgroup = rec
-                .cgroup
-                .unified
-                .as_ref()
-                .map(|p| p.to_string_lossy().into_owned());
-        }
-    } else if let Some(f) = rec.cgroup.v1.get("freezer") {
-        opts.freeze_cgroup = Some(f.to_string_lossy().into_owned());
-    }
-    if let Some(p) = &o.parent_path {
-        opts.parent_img = Some(p.clone());
-        opts.track_mem = Some(true);
-    }
-    let kind = if o.pre_dump {
-        require_features(
-            &criu,
-            CriuFeatures {
-                mem_track: Some(true),
-                ..Default::default()
-            },
-        )?;
-        CriuReqType::PreDump
-    } else {
-        CriuReqType::Dump
-    };
-    let status_fd = if o.lazy_pages() {
-        require_features(
-            &criu,
-            CriuFeatures {
-                lazy_pages: Some(true),
-                ..Default::default()
-            },
-        )?;
-        checked_status_fd(o.status_fd)?
-    } else {
-        None
-    };
+    let mut opts = options(o, &rec, version, &images_fd, work.as_ref())?;
+    let (kind, status_fd) = request_kind(o, &criu)?;
     if !o.pre_dump {
         opts.ext_mnt = extmnt::for_dump(&rec.config, rec.pid)?;
         write_descriptors(&images, rec.pid)?;
@@ -158,6 +97,81 @@ pub fn checkpoint(root: &Path, o: &CheckpointOptions) -> Result<()> {
         delete_locked(&o.id, lock, rec, true)?;
     }
     Ok(())
+}
+
+/// CRIU's options for dumping the container of `rec`: the common ones, its root and init, the
+/// namespaces it joined (external to the image), the freezer, the parent image.
+fn options(
+    o: &CheckpointOptions,
+    rec: &ContainerRecord,
+    version: u32,
+    images_fd: &OwnedFd,
+    work: Option<&OwnedFd>,
+) -> Result<CriuOpts> {
+    let ps = o.page_server.as_deref().map(page_server).transpose()?;
+    let mut opts = base_opts(&o.criu, &rec.config, images_fd, work, LOG)?;
+    if !o.pre_dump {
+        super::netlock::require_tools(&rec.config, opts.config_file.as_deref(), "checkpoint")?;
+    }
+    opts.root = Some(rec.rootfs.to_string_lossy().into_owned());
+    opts.pid = Some(rec.pid);
+    opts.leave_running = Some(o.leave_running);
+    opts.link_remap = Some(o.link_remap);
+    opts.ps = ps;
+    for (t, min, key) in [
+        (LinuxNamespaceType::Network, 31100, "net"),
+        (LinuxNamespaceType::Pid, 31500, "pid"),
+    ] {
+        if let Some(path) = ns_path(&rec.config, t) {
+            swrk::require(version, min, &format!("an external {key} namespace"))?;
+            let ino = nix::sys::stat::stat(&path)
+                .ctx("stat namespace", &path)?
+                .st_ino;
+            opts.external.push(format!("{key}[{ino}]:{}", ext_key(key)));
+        }
+    }
+    opts.freeze_cgroup = freezer(rec, version);
+    if let Some(p) = &o.parent_path {
+        opts.parent_img = Some(p.clone());
+        opts.track_mem = Some(true);
+    }
+    Ok(opts)
+}
+
+/// CRIU freezes through the freezer cgroup when it has one (else with ptrace); the v2 freezer
+/// needs CRIU 3.14.
+fn freezer(rec: &ContainerRecord, version: u32) -> Option<String> {
+    let dir = if rec.cgroup.layout == "v2" {
+        rec.cgroup.unified.as_ref().filter(|_| version >= 31400)
+    } else {
+        rec.cgroup.v1.get("freezer")
+    };
+    dir.map(|p| p.to_string_lossy().into_owned())
+}
+
+/// Dump or pre-dump (which needs memory tracking), and the status fd of a lazy-pages dump.
+fn request_kind(o: &CheckpointOptions, criu: &Path) -> Result<(CriuReqType, Option<i32>)> {
+    let kind = if o.pre_dump {
+        let mem_track = CriuFeatures {
+            mem_track: Some(true),
+            ..Default::default()
+        };
+        require_features(criu, mem_track)?;
+        CriuReqType::PreDump
+    } else {
+        CriuReqType::Dump
+    };
+    let status_fd = if o.lazy_pages() {
+        let lazy = CriuFeatures {
+            lazy_pages: Some(true),
+            ..Default::default()
+        };
+        require_features(criu, lazy)?;
+        checked_status_fd(o.status_fd)?
+    } else {
+        None
+    };
+    Ok((kind, status_fd))
 }
 
 impl CheckpointOptions {
