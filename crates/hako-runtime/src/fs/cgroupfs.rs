@@ -141,34 +141,56 @@ impl One<'_> {
     /// Hierarchy `h` on entry `name` of directory `dir` (a fresh tmpfs's root), or on `dir`
     /// itself when `name` is None (pure v2: the destination, resolved inside the rootfs).
     fn mount(&self, dir: &OwnedFd, name: Option<&str>, h: &Hierarchy, shown: &Path) -> Result<()> {
-        if self.cgroupns {
-            let mut at = crate::sys::fd_path(dir.as_raw_fd());
-            if let Some(n) = name {
-                at = format!("{at}/{n}");
-            }
-            let (fstype, data) = if h.v2 {
-                ("cgroup2", String::new())
-            } else {
-                ("cgroup", h.controllers.join(","))
-            };
-            match nix::mount::mount(
-                Some(fstype),
-                at.as_str(),
-                Some(fstype),
-                self.flags,
-                Some(data.as_str()),
-            ) {
-                Ok(()) => return Ok(()),
-                // A user namespace that does not own the cgroup namespace (rootless, whose
-                // caller sits at the root of one it does not own) may not mount a fresh
-                // instance (EPERM); and a /sys bound from the host (rootless without a network
-                // namespace) already has this hierarchy's superblock at the target, where the
-                // kernel refuses the same one again (EBUSY). Either way: bind the container's
-                // own cgroup instead, as runc does.
-                Err(Errno::EPERM | Errno::EBUSY) => {}
-                Err(e) => return Err(Error::path("mount cgroup", shown, e)),
-            }
+        if self.cgroupns && self.mount_fresh(dir, name, h, shown)? {
+            return Ok(());
         }
+        self.bind_own(dir, name, h, shown)
+    }
+
+    /// A fresh instance of the hierarchy, rooted at the container's cgroup namespace; false when
+    /// the kernel refuses one where runc binds the container's own cgroup instead.
+    fn mount_fresh(
+        &self,
+        dir: &OwnedFd,
+        name: Option<&str>,
+        h: &Hierarchy,
+        shown: &Path,
+    ) -> Result<bool> {
+        let mut at = crate::sys::fd_path(dir.as_raw_fd());
+        if let Some(n) = name {
+            at = format!("{at}/{n}");
+        }
+        let (fstype, data) = if h.v2 {
+            ("cgroup2", String::new())
+        } else {
+            ("cgroup", h.controllers.join(","))
+        };
+        match nix::mount::mount(
+            Some(fstype),
+            at.as_str(),
+            Some(fstype),
+            self.flags,
+            Some(data.as_str()),
+        ) {
+            Ok(()) => Ok(true),
+            // A user namespace that does not own the cgroup namespace (rootless, whose caller
+            // sits at the root of one it does not own) may not mount a fresh instance (EPERM);
+            // and a /sys bound from the host (rootless without a network namespace) already has
+            // this hierarchy's superblock at the target, where the kernel refuses the same one
+            // again (EBUSY). Either way: bind the container's own cgroup instead, as runc does.
+            Err(Errno::EPERM | Errno::EBUSY) => Ok(false),
+            Err(e) => Err(Error::path("mount cgroup", shown, e)),
+        }
+    }
+
+    /// The container's own cgroup directory, bound.
+    fn bind_own(
+        &self,
+        dir: &OwnedFd,
+        name: Option<&str>,
+        h: &Hierarchy,
+        shown: &Path,
+    ) -> Result<()> {
         // The container's own cgroup directory, cloned (recursively, as an rbind) into a
         // detached mount, given its flags there and attached: one lookup of the source, none of
         // the target. mount_setattr only adds attributes, so whatever a user namespace locked
