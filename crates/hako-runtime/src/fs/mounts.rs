@@ -722,10 +722,11 @@ fn bind_onto(
         .filter(|_| std::fs::metadata(src).is_err());
     // The source's type is only needed to make a missing destination: a FUSE mount of another
     // user (sshfs without `allow_other`) refuses stat to everyone else, root included (EACCES),
-    // yet binds. runc 1.3 stats it only then too.
-    let target = match opened {
-        Probed::Exists(fd) => fd,
-        missing => missing.ensure(ctx.root, dest, source_kind(fd, src)?)?,
+    // yet binds. runc 1.3 stats it only then too. Any other failure (ENOENT) names the source.
+    let target = match (opened, source_kind(fd, src)) {
+        (Probed::Exists(fd), Ok(_) | Err(Errno::EACCES)) => fd,
+        (_, Err(e)) => return Err(Error::path("stat bind source", src, e)),
+        (missing, Ok(kind)) => missing.ensure(ctx.root, dest, kind)?,
     };
     let rec = o.flags & MsFlags::MS_REC;
     let src_s = match fd {
@@ -739,17 +740,16 @@ fn bind_onto(
 }
 
 /// Whether the bind source (`fd` when the runtime opened it) is a directory or a file.
-fn source_kind(fd: Option<&OwnedFd>, src: &Path) -> Result<Kind> {
-    let is_dir = match fd {
-        Some(fd) => {
-            let st = nix::sys::stat::fstat(fd).ctx("stat bind source", src)?;
-            st.st_mode & libc::S_IFMT == libc::S_IFDIR
-        }
-        None => std::fs::metadata(src)
-            .ctx("stat bind source", src)?
-            .is_dir(),
+fn source_kind(fd: Option<&OwnedFd>, src: &Path) -> std::result::Result<Kind, Errno> {
+    let st = match fd {
+        Some(fd) => nix::sys::stat::fstat(fd)?,
+        None => nix::sys::stat::stat(src)?,
     };
-    Ok(if is_dir { Kind::Dir } else { Kind::File })
+    Ok(if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        Kind::Dir
+    } else {
+        Kind::File
+    })
 }
 
 /// An idmapped mount the runtime made (detached, [`crate::fs::idmapped`]) attached on the
