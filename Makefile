@@ -14,6 +14,7 @@ DEBIAN_PKGS += util-linux procps  # unshare/nsenter (rootless.rs, rootfs.rs), fl
 DEBIAN_PKGS += mount           # mount/umount: cgroups.rs (a second mount of a cgroup hierarchy)
 DEBIAN_PKGS += uidmap passwd   # rootless.rs, systemd.rs: the test user (useradd) and its newuidmap/newgidmap
 DEBIAN_PKGS += iptables        # checkpoint.rs, podman/containerd checkpoint: CRIU locks a dumped netns with ip(6)tables-restore
+DEBIAN_PKGS += sshfs openssh-sftp-server  # fuse_binds.rs: FUSE (sshfs, served by sftp-server without sshd) sources of bind mounts
 # `make integration` also needs the real callers (ctr ships with containerd; script(1) is in bsdutils;
 # dockerd and docker in docker.io; protoc builds the CRI client's bindings).
 INTEGRATION_PKGS := podman conmon containerd bsdutils tar docker.io protobuf-compiler

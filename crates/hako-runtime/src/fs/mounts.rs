@@ -720,17 +720,14 @@ fn bind_onto(
         .bind_fds
         .get(src)
         .filter(|_| std::fs::metadata(src).is_err());
-    let is_dir = match fd {
-        Some(fd) => {
-            let st = nix::sys::stat::fstat(fd).ctx("stat bind source", src)?;
-            st.st_mode & libc::S_IFMT == libc::S_IFDIR
-        }
-        None => std::fs::metadata(src)
-            .ctx("stat bind source", src)?
-            .is_dir(),
+    // The source's type is only needed to make a missing destination: a FUSE mount of another
+    // user (sshfs without `allow_other`) refuses stat to everyone else, root included (EACCES),
+    // yet binds. runc 1.3 stats it only then too. Any other failure (ENOENT) names the source.
+    let target = match (opened, source_kind(fd, src)) {
+        (Probed::Exists(fd), Ok(_) | Err(Errno::EACCES)) => fd,
+        (_, Err(e)) => return Err(Error::path("stat bind source", src, e)),
+        (missing, Ok(kind)) => missing.ensure(ctx.root, dest, kind)?,
     };
-    let kind = if is_dir { Kind::Dir } else { Kind::File };
-    let target = opened.ensure(ctx.root, dest, kind)?;
     let rec = o.flags & MsFlags::MS_REC;
     let src_s = match fd {
         // The host's procfs (verified, not pivoted yet) resolves this to the opened source.
@@ -740,6 +737,19 @@ fn bind_onto(
     mnt(Some(&src_s), &target, None, MsFlags::MS_BIND | rec, None).ctx("bind mount", shown)?;
     remount_flags(ctx, dest, o, shown)?;
     finish(ctx.root, dest, o, shown)
+}
+
+/// Whether the bind source (`fd` when the runtime opened it) is a directory or a file.
+fn source_kind(fd: Option<&OwnedFd>, src: &Path) -> std::result::Result<Kind, Errno> {
+    let st = match fd {
+        Some(fd) => nix::sys::stat::fstat(fd)?,
+        None => nix::sys::stat::stat(src)?,
+    };
+    Ok(if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        Kind::Dir
+    } else {
+        Kind::File
+    })
 }
 
 /// An idmapped mount the runtime made (detached, [`crate::fs::idmapped`]) attached on the
@@ -765,12 +775,12 @@ fn attach_idmapped(
 }
 
 /// mount(2) ignores MS_RDONLY and friends with MS_BIND: a bind remount of the new mount applies
-/// them, keeping what the kernel locked.
+/// them ([`crate::fs::bind_flags`]). Options that name no flag keep the source's, as runc.
 fn remount_flags(ctx: &MountCtx, dest: &Path, o: &Options, shown: &Path) -> Result<()> {
     let extra = o.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     if !extra.is_empty() || !o.cleared.is_empty() {
         let fd = ctx.root.open_path(dest).ctx("reopen mount", shown)?;
-        remount_bind(&fd, (locked_flags(&fd) & !o.cleared) | extra).ctx("remount bind", shown)?;
+        crate::fs::bind_flags::apply(&fd, extra, o.cleared, shown)?;
     }
     Ok(())
 }
