@@ -169,14 +169,7 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             let r = update::resources(u)?;
             lifecycle::update(root, &u.id, &r)?;
         }
-        Command::Exec(a) => {
-            let code =
-                hako_runtime::container::exec::exec(root, &exec_options(a)).map_err(|e| Exit {
-                    code: 255,
-                    msg: format!("exec failed: {e}"),
-                })?;
-            return Ok(u8::try_from(code).unwrap_or(255));
-        }
+        Command::Exec(a) => return exec(root, a),
         Command::Events {
             stats,
             interval,
@@ -193,18 +186,29 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             let o = checkpoint::checkpoint_options(&cli.criu, a);
             hako_runtime::checkpoint::checkpoint(root, &o)?;
         }
-        Command::Restore(a) => {
-            let rootless = rootless::Mode::parse(cli.rootless.as_deref())? == rootless::Mode::On;
-            let o = checkpoint::restore_options(&cli.criu, a, cli.systemd_cgroup, rootless);
-            let code = hako_runtime::checkpoint::restore(root, &o)?;
-            return Ok(u8::try_from(code).unwrap_or(255));
-        }
+        Command::Restore(a) => return restore(cli, root, a),
         Command::Other(args) => {
             let name = args.first().map(String::as_str).unwrap_or("");
             bail!("command {name:?} is not implemented by hako yet");
         }
     }
     Ok(0)
+}
+
+/// `hako exec`: the process's exit status, or 255 when hako fails (runc's status for it).
+fn exec(root: &std::path::Path, a: &cli::ExecArgs) -> Result<u8> {
+    let code = hako_runtime::container::exec::exec(root, &exec_options(a)).map_err(|e| Exit {
+        code: 255,
+        msg: format!("exec failed: {e}"),
+    })?;
+    Ok(u8::try_from(code).unwrap_or(255))
+}
+
+fn restore(cli: &Cli, root: &std::path::Path, a: &cli::RestoreArgs) -> Result<u8> {
+    let rootless = rootless::Mode::parse(cli.rootless.as_deref())? == rootless::Mode::On;
+    let o = checkpoint::restore_options(&cli.criu, a, cli.systemd_cgroup, rootless);
+    let code = hako_runtime::checkpoint::restore(root, &o)?;
+    Ok(u8::try_from(code).unwrap_or(255))
 }
 
 fn print_version() -> Result<()> {
