@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{Linux, LinuxNamespaceType, Spec};
 
 use crate::{Result, SpecError};
 
@@ -155,6 +155,23 @@ fn linux(spec: &Spec) -> Result<()> {
     {
         crate::attrs::validate_memory_policy(m)?;
     }
+    uts_names(spec)?;
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    namespaces(linux)?;
+    id_mappings(spec, linux)?;
+    time_offsets(linux)?;
+    rootfs_propagation(linux)?;
+    masked_and_readonly_paths(linux)?;
+    devices(linux)?;
+    for key in linux.sysctl().iter().flatten().map(|(k, _)| k) {
+        sysctl(spec, key)?;
+    }
+    without_mount_ns(spec, linux)
+}
+
+fn uts_names(spec: &Spec) -> Result<()> {
     if spec.hostname().as_ref().is_some_and(|h| !h.is_empty())
         && !has_ns(spec, LinuxNamespaceType::Uts)
     {
@@ -171,9 +188,11 @@ fn linux(spec: &Spec) -> Result<()> {
             "unable to set domainname without a private UTS namespace",
         ));
     }
-    let Some(linux) = spec.linux() else {
-        return Ok(());
-    };
+    Ok(())
+}
+
+/// Each namespace type once, joined by an absolute path.
+fn namespaces(linux: &Linux) -> Result<()> {
     let mut seen = HashSet::new();
     for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
         if !seen.insert(ns.typ()) {
@@ -202,6 +221,11 @@ fn linux(spec: &Spec) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// Mappings only with a user namespace, and both of them (non-empty) for a new one.
+fn id_mappings(spec: &Spec, linux: &Linux) -> Result<()> {
     let user_ns = has_ns(spec, LinuxNamespaceType::User);
     let new_user_ns = linux
         .namespaces()
@@ -242,57 +266,67 @@ fn linux(spec: &Spec) -> Result<()> {
             }
         }
     }
-    if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) {
-        // runc 1.3's words. Offsets can only be written into a namespace nobody has entered: a
-        // joined one has its own (ignoring these would lie about the container's clocks).
-        let time = spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.namespaces().as_ref())
-            .and_then(|ns| ns.iter().find(|n| n.typ() == LinuxNamespaceType::Time));
-        match time {
-            None => {
-                return Err(SpecError::invalid(
-                    "linux.timeOffsets",
-                    "time namespace offsets specified, but time namespace isn't enabled in the config",
-                ))
-            }
-            Some(n) if n.path().as_ref().is_some_and(|p| !p.as_os_str().is_empty()) => {
-                return Err(SpecError::invalid(
-                    "linux.timeOffsets",
-                    "time namespace enabled, but both namespace path and time offsets specified -- you may only provide one",
-                ))
-            }
-            Some(_) => {}
-        }
-        for clock in linux.time_offsets().iter().flatten().map(|(k, _)| k) {
-            if clock != "monotonic" && clock != "boottime" {
-                return Err(SpecError::invalid(
-                    format!("linux.timeOffsets.{clock}"),
-                    "only monotonic and boottime clocks can be offset",
-                ));
-            }
-        }
+    Ok(())
+}
+
+fn time_offsets(linux: &Linux) -> Result<()> {
+    if linux.time_offsets().as_ref().is_none_or(|t| t.is_empty()) {
+        return Ok(());
     }
-    if let Some(p) = linux.rootfs_propagation() {
-        const OK: &[&str] = &[
-            "",
-            "private",
-            "rprivate",
-            "slave",
-            "rslave",
-            "shared",
-            "rshared",
-            "unbindable",
-            "runbindable",
-        ];
-        if !OK.contains(&p.as_str()) {
+    // runc 1.3's words. Offsets can only be written into a namespace nobody has entered: a
+    // joined one has its own (ignoring these would lie about the container's clocks).
+    let time = linux
+        .namespaces()
+        .as_ref()
+        .and_then(|ns| ns.iter().find(|n| n.typ() == LinuxNamespaceType::Time));
+    match time {
+        None => {
             return Err(SpecError::invalid(
-                "linux.rootfsPropagation",
-                format!("unknown propagation {p:?}"),
+                "linux.timeOffsets",
+                "time namespace offsets specified, but time namespace isn't enabled in the config",
+            ))
+        }
+        Some(n) if n.path().as_ref().is_some_and(|p| !p.as_os_str().is_empty()) => {
+            return Err(SpecError::invalid(
+                "linux.timeOffsets",
+                "time namespace enabled, but both namespace path and time offsets specified -- you may only provide one",
+            ))
+        }
+        Some(_) => {}
+    }
+    for clock in linux.time_offsets().iter().flatten().map(|(k, _)| k) {
+        if clock != "monotonic" && clock != "boottime" {
+            return Err(SpecError::invalid(
+                format!("linux.timeOffsets.{clock}"),
+                "only monotonic and boottime clocks can be offset",
             ));
         }
     }
+    Ok(())
+}
+
+fn rootfs_propagation(linux: &Linux) -> Result<()> {
+    const OK: &[&str] = &[
+        "",
+        "private",
+        "rprivate",
+        "slave",
+        "rslave",
+        "shared",
+        "rshared",
+        "unbindable",
+        "runbindable",
+    ];
+    match linux.rootfs_propagation() {
+        Some(p) if !OK.contains(&p.as_str()) => Err(SpecError::invalid(
+            "linux.rootfsPropagation",
+            format!("unknown propagation {p:?}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn masked_and_readonly_paths(linux: &Linux) -> Result<()> {
     for (field, paths) in [
         ("linux.maskedPaths", linux.masked_paths()),
         ("linux.readonlyPaths", linux.readonly_paths()),
@@ -306,6 +340,10 @@ fn linux(spec: &Spec) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+fn devices(linux: &Linux) -> Result<()> {
     for (i, d) in linux.devices().iter().flatten().enumerate() {
         if !d.path().is_absolute() || d.path().starts_with("/dev/..") {
             return Err(SpecError::invalid(
@@ -320,16 +358,13 @@ fn linux(spec: &Spec) -> Result<()> {
             ));
         }
     }
-    for key in linux.sysctl().iter().flatten().map(|(k, _)| k) {
-        sysctl(spec, key)?;
-    }
-    without_mount_ns(spec, linux)
+    Ok(())
 }
 
 /// The host's mount namespace is inherited when `linux.namespaces` has no "mount" (the spec);
 /// then nothing may be mounted or remounted, which would change the host's mounts (and stay
 /// there): runc's error for masked and read-only paths, one naming the field for the rest.
-fn without_mount_ns(spec: &Spec, linux: &oci_spec::runtime::Linux) -> Result<()> {
+fn without_mount_ns(spec: &Spec, linux: &Linux) -> Result<()> {
     if has_ns(spec, LinuxNamespaceType::Mount) {
         return Ok(());
     }
@@ -675,6 +710,64 @@ mod tests {
             "",
         );
         check(&j).unwrap();
+    }
+
+    #[test]
+    fn linux_part_rules() {
+        let userns = r#"{"type":"user"},{"type":"mount"}"#;
+        for (linux, f) in [
+            (
+                r#"{"uidMappings":[{"containerID":0,"hostID":0,"size":1}]}"#,
+                "linux.uidMappings",
+            ),
+            (
+                &format!(
+                    r#"{{"namespaces":[{userns}],"uidMappings":[{{"containerID":0,"hostID":0,"size":1}}],"gidMappings":[{{"containerID":0,"hostID":0,"size":0}}]}}"#
+                ),
+                "linux.gidMappings[0].size",
+            ),
+            (
+                r#"{"namespaces":[{"type":"mount","path":"rel"}]}"#,
+                "linux.namespaces[0].path",
+            ),
+            (
+                r#"{"timeOffsets":{"monotonic":{"secs":1}}}"#,
+                "linux.timeOffsets",
+            ),
+            (
+                r#"{"namespaces":[{"type":"time","path":"/proc/1/ns/time"}],"timeOffsets":{"monotonic":{"secs":1}}}"#,
+                "linux.timeOffsets",
+            ),
+            (
+                r#"{"namespaces":[{"type":"time"}],"timeOffsets":{"realtime":{"secs":1}}}"#,
+                "linux.timeOffsets.realtime",
+            ),
+            (
+                r#"{"namespaces":[{"type":"mount"}],"rootfsPropagation":"sideways"}"#,
+                "linux.rootfsPropagation",
+            ),
+            (
+                r#"{"namespaces":[{"type":"mount"}],"readonlyPaths":["/proc/sys","sys"]}"#,
+                "linux.readonlyPaths[1]",
+            ),
+            (
+                r#"{"namespaces":[{"type":"mount"}],"devices":[{"path":"/dev/../etc/x","type":"c","major":1,"minor":3}]}"#,
+                "linux.devices[0].path",
+            ),
+            (
+                r#"{"namespaces":[{"type":"mount"}],"devices":[{"path":"/dev/x","type":"c","major":-1,"minor":3}]}"#,
+                "linux.devices[0]",
+            ),
+            (r#"{"maskedPaths":["/proc/kcore"]}"#, "linux.maskedPaths"),
+        ] {
+            assert_eq!(
+                field(check(&with(&format!(r#","linux":{linux}"#), ""))),
+                f,
+                "{linux}"
+            );
+        }
+        let ok = r#","linux":{"namespaces":[{"type":"time"},{"type":"mount"}],"timeOffsets":{"boottime":{"secs":1}},"rootfsPropagation":"rslave"}"#;
+        check(&with(ok, "")).unwrap();
     }
 
     #[test]

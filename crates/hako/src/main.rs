@@ -120,26 +120,13 @@ fn create_options(cli: &Cli, a: &CreateArgs, foreground: bool) -> Result<CreateO
 
 fn dispatch(cli: &Cli) -> Result<u8> {
     if cli.version {
-        // The runtime-spec version hako implements, as in `features`' ociVersionMax and
-        // `state`'s ociVersion (runc prints the one it is built against).
-        output::emit(&format!(
-            "hako version {}\nspec: {}\n",
-            env!("CARGO_PKG_VERSION"),
-            hako_spec::SPEC_VERSION
-        ))?;
+        print_version()?;
         return Ok(0);
     }
     let Some(cmd) = &cli.command else {
         bail!("no command given; see hako --help");
     };
-    let root = &match (&cli.root, cmd) {
-        (Some(r), _) => r.clone(),
-        // These never touch the state root.
-        (None, Command::Spec { .. } | Command::Features | Command::Other(_)) => {
-            std::path::PathBuf::from("/run/hako")
-        }
-        (None, _) => rootless::default_root(nix::unistd::geteuid().as_raw())?,
-    };
+    let root = &state_root(cli, cmd)?;
     match cmd {
         Command::Create(a) => {
             lifecycle::create(root, &create_options(cli, a, false)?)?;
@@ -167,22 +154,7 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             let items = lifecycle::list(root)?;
             output::emit(&output::list(&items, *format, *quiet)?)?;
         }
-        Command::Spec { bundle } => {
-            let rootless = (cli.rootless.as_deref() == Some("true")).then(|| {
-                (
-                    nix::unistd::geteuid().as_raw(),
-                    nix::unistd::getegid().as_raw(),
-                )
-            });
-            let path = bundle.join("config.json");
-            if path.exists() {
-                // runc's wording, which names the file as the user sees it in the bundle.
-                bail!("File config.json exists. Remove it first");
-            }
-            let text = hako_spec::defaults::default_spec_text(rootless);
-            std::fs::write(&path, text)
-                .map_err(|e| anyhow::anyhow!("write {}: {e}", path.display()))?;
-        }
+        Command::Spec { bundle } => write_spec(cli, bundle)?,
         Command::Pause { id } => lifecycle::pause(root, id)?,
         Command::Resume { id } => lifecycle::resume(root, id)?,
         Command::Ps {
@@ -197,24 +169,13 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             let r = update::resources(u)?;
             lifecycle::update(root, &u.id, &r)?;
         }
-        Command::Exec(a) => {
-            let code =
-                hako_runtime::container::exec::exec(root, &exec_options(a)).map_err(|e| Exit {
-                    code: 255,
-                    msg: format!("exec failed: {e}"),
-                })?;
-            return Ok(u8::try_from(code).unwrap_or(255));
-        }
+        Command::Exec(a) => return exec(root, a),
         Command::Events {
             stats,
             interval,
             id,
         } => {
-            let every = humantime::parse_duration(interval)
-                .map_err(|e| anyhow::anyhow!("invalid --interval {interval:?}: {e}"))?;
-            if every.is_zero() {
-                bail!("duration interval must be greater than 0");
-            }
+            let every = events_interval(interval)?;
             hako_runtime::container::events::events(root, id, *stats, every, &mut output::Stdout)?;
         }
         Command::Features => {
@@ -225,16 +186,76 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             let o = checkpoint::checkpoint_options(&cli.criu, a);
             hako_runtime::checkpoint::checkpoint(root, &o)?;
         }
-        Command::Restore(a) => {
-            let rootless = rootless::Mode::parse(cli.rootless.as_deref())? == rootless::Mode::On;
-            let o = checkpoint::restore_options(&cli.criu, a, cli.systemd_cgroup, rootless);
-            let code = hako_runtime::checkpoint::restore(root, &o)?;
-            return Ok(u8::try_from(code).unwrap_or(255));
-        }
+        Command::Restore(a) => return restore(cli, root, a),
         Command::Other(args) => {
             let name = args.first().map(String::as_str).unwrap_or("");
             bail!("command {name:?} is not implemented by hako yet");
         }
     }
     Ok(0)
+}
+
+/// `hako exec`: the process's exit status, or 255 when hako fails (runc's status for it).
+fn exec(root: &std::path::Path, a: &cli::ExecArgs) -> Result<u8> {
+    let code = hako_runtime::container::exec::exec(root, &exec_options(a)).map_err(|e| Exit {
+        code: 255,
+        msg: format!("exec failed: {e}"),
+    })?;
+    Ok(u8::try_from(code).unwrap_or(255))
+}
+
+fn restore(cli: &Cli, root: &std::path::Path, a: &cli::RestoreArgs) -> Result<u8> {
+    let rootless = rootless::Mode::parse(cli.rootless.as_deref())? == rootless::Mode::On;
+    let o = checkpoint::restore_options(&cli.criu, a, cli.systemd_cgroup, rootless);
+    let code = hako_runtime::checkpoint::restore(root, &o)?;
+    Ok(u8::try_from(code).unwrap_or(255))
+}
+
+fn print_version() -> Result<()> {
+    // The runtime-spec version hako implements, as in `features`' ociVersionMax and
+    // `state`'s ociVersion (runc prints the one it is built against).
+    output::emit(&format!(
+        "hako version {}\nspec: {}\n",
+        env!("CARGO_PKG_VERSION"),
+        hako_spec::SPEC_VERSION
+    ))
+}
+
+/// `--root`, else the default for who runs hako.
+fn state_root(cli: &Cli, cmd: &Command) -> Result<std::path::PathBuf> {
+    Ok(match (&cli.root, cmd) {
+        (Some(r), _) => r.clone(),
+        // These never touch the state root.
+        (None, Command::Spec { .. } | Command::Features | Command::Other(_)) => {
+            std::path::PathBuf::from("/run/hako")
+        }
+        (None, _) => rootless::default_root(nix::unistd::geteuid().as_raw())?,
+    })
+}
+
+/// `hako spec`: the default config.json (the rootless one with `--rootless true`) in `bundle`.
+fn write_spec(cli: &Cli, bundle: &std::path::Path) -> Result<()> {
+    let rootless = (cli.rootless.as_deref() == Some("true")).then(|| {
+        (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        )
+    });
+    let path = bundle.join("config.json");
+    if path.exists() {
+        // runc's wording, which names the file as the user sees it in the bundle.
+        bail!("File config.json exists. Remove it first");
+    }
+    let text = hako_spec::defaults::default_spec_text(rootless);
+    std::fs::write(&path, text).map_err(|e| anyhow::anyhow!("write {}: {e}", path.display()))?;
+    Ok(())
+}
+
+fn events_interval(interval: &str) -> Result<std::time::Duration> {
+    let every = humantime::parse_duration(interval)
+        .map_err(|e| anyhow::anyhow!("invalid --interval {interval:?}: {e}"))?;
+    if every.is_zero() {
+        bail!("duration interval must be greater than 0");
+    }
+    Ok(every)
 }

@@ -217,105 +217,145 @@ pub fn collect(rec: &CgroupRecord) -> Stats {
         return s;
     }
     if let Some(d) = v1(rec, "cpuacct") {
-        s.cpu.usage.total = num(d, "cpuacct.usage");
-        s.cpu.usage.percpu = text(d, "cpuacct.usage_percpu")
-            .unwrap_or_default()
-            .split_whitespace()
-            .filter_map(|v| v.parse().ok())
-            .collect();
-        // cpuacct.usage_all: "cpu user system" per CPU, in nanoseconds.
-        for l in text(d, "cpuacct.usage_all")
-            .unwrap_or_default()
-            .lines()
-            .skip(1)
-        {
-            let f: Vec<u64> = l
-                .split_whitespace()
-                .filter_map(|v| v.parse().ok())
-                .collect();
-            if f.len() == 3 {
-                s.cpu.usage.percpu_user.push(f[1]);
-                s.cpu.usage.percpu_kernel.push(f[2]);
-            }
-        }
-        // cpuacct.stat is in USER_HZ ticks (100/s on Linux): runc reports nanoseconds.
-        let st = kv(d, "cpuacct.stat");
-        s.cpu.usage.user = st.get("user").copied().unwrap_or(0) * 10_000_000;
-        s.cpu.usage.kernel = st.get("system").copied().unwrap_or(0) * 10_000_000;
+        s.cpu.usage = cpu_usage_v1(d);
     }
     if let Some(d) = v1(rec, "cpu") {
-        let st = kv(d, "cpu.stat");
-        s.cpu.throttling.periods = st.get("nr_periods").copied().unwrap_or(0);
-        s.cpu.throttling.throttled_periods = st.get("nr_throttled").copied().unwrap_or(0);
-        s.cpu.throttling.throttled_time = st.get("throttled_time").copied().unwrap_or(0);
+        s.cpu.throttling = throttling_v1(d);
     }
     if let Some(d) = v1(rec, "cpuset") {
-        let c = &mut s.cpuset;
-        c.cpus = parse_list(&text(d, "cpuset.cpus").unwrap_or_default());
-        c.mems = parse_list(&text(d, "cpuset.mems").unwrap_or_default());
-        c.cpu_exclusive = num(d, "cpuset.cpu_exclusive");
-        c.mem_hardwall = num(d, "cpuset.mem_hardwall");
-        c.mem_exclusive = num(d, "cpuset.mem_exclusive");
-        c.memory_migrate = num(d, "cpuset.memory_migrate");
-        c.memory_spread_page = num(d, "cpuset.memory_spread_page");
-        c.memory_spread_slab = num(d, "cpuset.memory_spread_slab");
-        c.memory_pressure = num(d, "cpuset.memory_pressure");
-        c.sched_load_balance = num(d, "cpuset.sched_load_balance");
-        c.sched_relax_domain_level = text(d, "cpuset.sched_relax_domain_level")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        s.cpuset = cpuset_v1(d);
     }
     if let Some(d) = v1(rec, "memory") {
-        let m = &mut s.memory;
-        m.raw = kv(d, "memory.stat");
-        m.cache = m.raw.get("cache").copied().unwrap_or(0);
-        let entry = |prefix: &str| MemoryEntry {
-            limit: num(d, &format!("{prefix}.limit_in_bytes")),
-            usage: num(d, &format!("{prefix}.usage_in_bytes")),
-            max: num(d, &format!("{prefix}.max_usage_in_bytes")),
-            failcnt: num(d, &format!("{prefix}.failcnt")),
-        };
-        m.usage = entry("memory");
-        m.swap = entry("memory.memsw");
-        m.kernel = entry("memory.kmem");
-        m.kernel_tcp = entry("memory.kmem.tcp");
+        s.memory = memory_v1(d);
     }
     if let Some(d) = v1(rec, "pids") {
-        s.pids.current = num(d, "pids.current");
-        s.pids.limit = match text(d, "pids.max").as_deref() {
-            Some("max") | None => 0,
-            Some(v) => v.parse().unwrap_or(0),
-        };
+        s.pids = pids(d);
     }
     if let Some(d) = v1(rec, "blkio") {
-        s.blkio.io_service_bytes = blkio_v1(d, "blkio.throttle.io_service_bytes_recursive")
-            .or_else(|| blkio_v1(d, "blkio.throttle.io_service_bytes"))
-            .unwrap_or_default();
-        s.blkio.io_serviced = blkio_v1(d, "blkio.throttle.io_serviced_recursive")
-            .or_else(|| blkio_v1(d, "blkio.throttle.io_serviced"))
-            .unwrap_or_default();
+        s.blkio = blkio_v1(d);
     }
     // Hugetlb: a v1 controller, or (on this project's hybrid hosts) only in the v2 hierarchy.
     match (v1(rec, "hugetlb"), unified) {
-        (Some(d), _) => {
-            for size in hugepage_sizes() {
-                s.hugetlb.insert(
-                    size.clone(),
-                    Hugetlb {
-                        usage: num(d, &format!("hugetlb.{size}.usage_in_bytes")),
-                        max: num(d, &format!("hugetlb.{size}.max_usage_in_bytes")),
-                        failcnt: num(d, &format!("hugetlb.{size}.failcnt")),
-                    },
-                );
-            }
-        }
+        (Some(d), _) => hugetlb_v1(d, &mut s),
         (None, Some(d)) => hugetlb_v2(d, &mut s),
         _ => {}
     }
     s
 }
 
-fn blkio_v1(d: &Path, f: &str) -> Option<Vec<BlkioEntry>> {
+fn cpu_usage_v1(d: &Path) -> CpuUsage {
+    let mut u = CpuUsage {
+        total: num(d, "cpuacct.usage"),
+        percpu: text(d, "cpuacct.usage_percpu")
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect(),
+        ..Default::default()
+    };
+    // cpuacct.usage_all: "cpu user system" per CPU, in nanoseconds.
+    for l in text(d, "cpuacct.usage_all")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+    {
+        let f: Vec<u64> = l
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        if f.len() == 3 {
+            u.percpu_user.push(f[1]);
+            u.percpu_kernel.push(f[2]);
+        }
+    }
+    // cpuacct.stat is in USER_HZ ticks (100/s on Linux): runc reports nanoseconds.
+    let st = kv(d, "cpuacct.stat");
+    u.user = st.get("user").copied().unwrap_or(0) * 10_000_000;
+    u.kernel = st.get("system").copied().unwrap_or(0) * 10_000_000;
+    u
+}
+
+fn throttling_v1(d: &Path) -> Throttling {
+    let st = kv(d, "cpu.stat");
+    Throttling {
+        periods: st.get("nr_periods").copied().unwrap_or(0),
+        throttled_periods: st.get("nr_throttled").copied().unwrap_or(0),
+        throttled_time: st.get("throttled_time").copied().unwrap_or(0),
+    }
+}
+
+fn cpuset_v1(d: &Path) -> CpuSet {
+    CpuSet {
+        cpus: parse_list(&text(d, "cpuset.cpus").unwrap_or_default()),
+        mems: parse_list(&text(d, "cpuset.mems").unwrap_or_default()),
+        cpu_exclusive: num(d, "cpuset.cpu_exclusive"),
+        mem_hardwall: num(d, "cpuset.mem_hardwall"),
+        mem_exclusive: num(d, "cpuset.mem_exclusive"),
+        memory_migrate: num(d, "cpuset.memory_migrate"),
+        memory_spread_page: num(d, "cpuset.memory_spread_page"),
+        memory_spread_slab: num(d, "cpuset.memory_spread_slab"),
+        memory_pressure: num(d, "cpuset.memory_pressure"),
+        sched_load_balance: num(d, "cpuset.sched_load_balance"),
+        sched_relax_domain_level: text(d, "cpuset.sched_relax_domain_level")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    }
+}
+
+fn memory_v1(d: &Path) -> Memory {
+    let raw = kv(d, "memory.stat");
+    let entry = |prefix: &str| MemoryEntry {
+        limit: num(d, &format!("{prefix}.limit_in_bytes")),
+        usage: num(d, &format!("{prefix}.usage_in_bytes")),
+        max: num(d, &format!("{prefix}.max_usage_in_bytes")),
+        failcnt: num(d, &format!("{prefix}.failcnt")),
+    };
+    Memory {
+        cache: raw.get("cache").copied().unwrap_or(0),
+        usage: entry("memory"),
+        swap: entry("memory.memsw"),
+        kernel: entry("memory.kmem"),
+        kernel_tcp: entry("memory.kmem.tcp"),
+        raw,
+    }
+}
+
+/// The same files in v1 and v2.
+fn pids(d: &Path) -> Pids {
+    Pids {
+        current: num(d, "pids.current"),
+        limit: match text(d, "pids.max").as_deref() {
+            Some("max") | None => 0,
+            Some(v) => v.parse().unwrap_or(0),
+        },
+    }
+}
+
+fn blkio_v1(d: &Path) -> Blkio {
+    Blkio {
+        io_service_bytes: blkio_v1_file(d, "blkio.throttle.io_service_bytes_recursive")
+            .or_else(|| blkio_v1_file(d, "blkio.throttle.io_service_bytes"))
+            .unwrap_or_default(),
+        io_serviced: blkio_v1_file(d, "blkio.throttle.io_serviced_recursive")
+            .or_else(|| blkio_v1_file(d, "blkio.throttle.io_serviced"))
+            .unwrap_or_default(),
+    }
+}
+
+fn hugetlb_v1(d: &Path, s: &mut Stats) {
+    for size in hugepage_sizes() {
+        s.hugetlb.insert(
+            size.clone(),
+            Hugetlb {
+                usage: num(d, &format!("hugetlb.{size}.usage_in_bytes")),
+                max: num(d, &format!("hugetlb.{size}.max_usage_in_bytes")),
+                failcnt: num(d, &format!("hugetlb.{size}.failcnt")),
+            },
+        );
+    }
+}
+
+fn blkio_v1_file(d: &Path, f: &str) -> Option<Vec<BlkioEntry>> {
     let t = text(d, f)?;
     let v: Vec<BlkioEntry> = t
         .lines()
@@ -381,12 +421,15 @@ fn v2_stats(d: &Path, s: &mut Stats) {
         max: 0,
         failcnt: 0,
     };
-    s.pids.current = num(d, "pids.current");
-    s.pids.limit = match text(d, "pids.max").as_deref() {
-        Some("max") | None => 0,
-        Some(v) => v.parse().unwrap_or(0),
-    };
-    for l in text(d, "io.stat").unwrap_or_default().lines() {
+    s.pids = pids(d);
+    s.blkio = io_stat_v2(&text(d, "io.stat").unwrap_or_default());
+    hugetlb_v2(d, s);
+}
+
+/// io.stat's `MAJ:MIN rbytes=.. wbytes=.. rios=.. wios=..` lines as v1's entries.
+fn io_stat_v2(io_stat: &str) -> Blkio {
+    let mut b = Blkio::default();
+    for l in io_stat.lines() {
         let mut it = l.split_whitespace();
         let Some((major, minor)) = it.next().and_then(|dev| dev.split_once(':')) else {
             continue;
@@ -406,15 +449,15 @@ fn v2_stats(d: &Path, s: &mut Stats) {
                 value,
             };
             match k {
-                "rbytes" => s.blkio.io_service_bytes.push(e("Read")),
-                "wbytes" => s.blkio.io_service_bytes.push(e("Write")),
-                "rios" => s.blkio.io_serviced.push(e("Read")),
-                "wios" => s.blkio.io_serviced.push(e("Write")),
+                "rbytes" => b.io_service_bytes.push(e("Read")),
+                "wbytes" => b.io_service_bytes.push(e("Write")),
+                "rios" => b.io_serviced.push(e("Read")),
+                "wios" => b.io_serviced.push(e("Write")),
                 _ => {}
             }
         }
     }
-    hugetlb_v2(d, s);
+    b
 }
 
 /// The count of OOM kills in the container's memory cgroup (v1 memory.oom_control's `oom_kill`,
@@ -447,6 +490,42 @@ mod tests {
         assert_eq!(parse_list("0-3,5"), vec![0, 1, 2, 3, 5]);
         assert_eq!(parse_list(""), Vec::<u16>::new());
         assert_eq!(parse_list("7\n"), vec![7]);
+    }
+
+    #[test]
+    fn io_stat_becomes_v1_entries() {
+        let b = io_stat_v2(
+            "8:0 rbytes=4096 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\nbogus\n253:1 wbytes=512\n",
+        );
+        let v = serde_json::to_value(&b).unwrap();
+        assert_eq!(
+            v["ioServiceBytesRecursive"],
+            serde_json::json!([
+                {"major": 8, "op": "Read", "value": 4096},
+                {"major": 8, "op": "Write"},
+                {"major": 253, "minor": 1, "op": "Write", "value": 512},
+            ])
+        );
+        assert_eq!(v["ioServicedRecursive"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn v1_cpuacct_ticks_become_nanoseconds() {
+        let d = std::env::temp_dir().join(format!("hako-stats-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("cpuacct.stat"), "user 3\nsystem 2\n").unwrap();
+        std::fs::write(
+            d.join("cpuacct.usage_all"),
+            "cpu user system\n0 10 20\n1 30 40\n",
+        )
+        .unwrap();
+        let u = cpu_usage_v1(&d);
+        let _ = std::fs::remove_dir_all(&d);
+        assert_eq!((u.user, u.kernel), (30_000_000, 20_000_000));
+        assert_eq!(
+            (u.percpu_user, u.percpu_kernel),
+            (vec![10, 30], vec![20, 40])
+        );
     }
 
     #[test]

@@ -4,10 +4,11 @@
 //! the runtime. Limits go to the unit as properties (what systemd re-applies on a reload) and then
 //! to the cgroup files directly (what systemd has no property for), as runc does.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use hako_spec::oci::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
+use hako_spec::oci::{LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType, LinuxMemory, LinuxResources};
 
 use crate::cgroups::dbus::{Bus, DbusError, Value};
 use crate::error::{Error, Result};
@@ -536,6 +537,22 @@ pub fn unit_properties(place: &Place, pid: i32, v2: bool, id: &str) -> Vec<(Stri
     p
 }
 
+type Properties = Vec<(String, Value)>;
+
+fn push_u64(p: &mut Properties, k: &str, v: u64) {
+    p.push((k.to_string(), Value::U64(v)));
+}
+
+/// The CPU limits systemd takes as several properties at once: gathered from
+/// `linux.resources.cpu`, then overridden by the unified keys for the same files.
+#[derive(Default)]
+struct CpuLimits {
+    quota: i64,
+    period: u64,
+    cpus: Option<String>,
+    mems: Option<String>,
+}
+
 /// The unit properties systemd has for `r` (runc's genV1/genV2ResourcesProperties). Whatever has
 /// none (swappiness, hugetlb, rdma, unified keys systemd does not know) is only written to the
 /// cgroup files. `version` is asked only when a property depends on systemd's age.
@@ -543,38 +560,14 @@ pub fn resource_properties(
     r: &LinuxResources,
     v2: bool,
     mut version: impl FnMut() -> u32,
-) -> Result<Vec<(String, Value)>> {
-    let mut p: Vec<(String, Value)> = Vec::new();
-    let mut t = |k: &str, v: u64| p.push((k.to_string(), Value::U64(v)));
-    let set = |v: Option<i64>| v.filter(|v| *v != 0);
+) -> Result<Properties> {
+    let mut p = Properties::new();
     if let Some(m) = r.memory() {
-        if v2 {
-            if let Some(l) = set(m.limit()) {
-                t("MemoryMax", l as u64);
-            }
-            if let Some(l) = set(m.reservation()) {
-                t("MemoryLow", l as u64);
-            }
-            if let Some(s) = super::v2::swap_max(set(m.limit()), set(m.swap()))? {
-                t("MemorySwapMax", s.parse().unwrap_or(u64::MAX));
-            }
-        } else if let Some(l) = set(m.limit()) {
-            t("MemoryLimit", l as u64);
-        }
+        memory_properties(m, v2, &mut p)?;
     }
-    let (mut quota, mut period, mut cpus, mut mems) = (0i64, 0u64, None, None);
+    let mut cpu = CpuLimits::default();
     if let Some(c) = r.cpu() {
-        if let Some(s) = c.shares().filter(|s| *s != 0) {
-            if v2 {
-                t("CPUWeight", super::v2::shares_to_weight(s));
-            } else {
-                t("CPUShares", s);
-            }
-        }
-        quota = c.quota().unwrap_or(0);
-        period = c.period().unwrap_or(0);
-        cpus = c.cpus().clone().filter(|s| !s.is_empty());
-        mems = c.mems().clone().filter(|s| !s.is_empty());
+        cpu = cpu_properties(c, v2, &mut p);
     }
     if let Some(w) = r
         .block_io()
@@ -583,9 +576,9 @@ pub fn resource_properties(
         .filter(|w| *w != 0)
     {
         if v2 {
-            t("IOWeight", super::v2::blkio_to_io_weight(w));
+            push_u64(&mut p, "IOWeight", super::v2::blkio_to_io_weight(w));
         } else {
-            t("BlockIOWeight", w as u64);
+            push_u64(&mut p, "BlockIOWeight", w as u64);
         }
     }
     if let Some(l) = r
@@ -594,80 +587,144 @@ pub fn resource_properties(
         .map(|p| p.limit())
         .filter(|l| *l > 0 || *l == -1)
     {
-        t("TasksMax", l as u64);
+        push_u64(&mut p, "TasksMax", l as u64);
     }
     if let Some(u) = r.unified().as_ref().filter(|_| v2) {
-        for (k, v) in u {
-            let v = v.trim();
-            let num = || -> Option<u64> {
-                if v == "max" {
-                    Some(u64::MAX)
-                } else {
-                    v.parse().ok()
-                }
-            };
-            let prop = match k.as_str() {
-                "memory.high" => "MemoryHigh",
-                "memory.low" => "MemoryLow",
-                "memory.min" => "MemoryMin",
-                "memory.max" => "MemoryMax",
-                "memory.swap.max" => "MemorySwapMax",
-                "pids.max" => "TasksMax",
-                "cpu.weight" => "CPUWeight",
-                "cpu.max" => {
-                    let mut f = v.split_whitespace();
-                    quota = match f.next() {
-                        Some("max") | None => 0,
-                        Some(q) => q.parse().map_err(|_| bad_unified(k, v))?,
-                    };
-                    period = match f.next() {
-                        Some(p) => p.parse().map_err(|_| bad_unified(k, v))?,
-                        None => 100_000,
-                    };
-                    continue;
-                }
-                "cpuset.cpus" => {
-                    cpus = Some(v.to_string());
-                    continue;
-                }
-                "cpuset.mems" => {
-                    mems = Some(v.to_string());
-                    continue;
-                }
-                // Written to the file only (runc does the same).
-                _ => continue,
-            };
-            t(prop, num().ok_or_else(|| bad_unified(k, v))?);
-        }
+        unified_properties(u, &mut cpu, &mut p)?;
     }
-    if period != 0 && version() >= 242 {
-        t("CPUQuotaPeriodUSec", period);
-    }
-    if quota != 0 || period != 0 {
-        t("CPUQuotaPerSecUSec", cpu_quota_per_sec(quota, period));
-    }
-    if (cpus.is_some() || mems.is_some()) && version() >= 244 {
-        for (prop, list, field) in [
-            ("AllowedCPUs", cpus, "cpus"),
-            ("AllowedMemoryNodes", mems, "mems"),
-        ] {
-            if let Some(list) = list {
-                let bits = range_to_bits(&list).ok_or_else(|| {
-                    Error::Usage(format!(
-                        "linux.resources.cpu.{field}: {list:?} is not a list of ranges"
-                    ))
-                })?;
-                p.push((
-                    prop.into(),
-                    Value::Array("y".into(), bits.into_iter().map(Value::Byte).collect()),
-                ));
-            }
-        }
-    }
+    cpu_quota_properties(&cpu, &mut version, &mut p);
+    cpuset_properties(cpu, &mut version, &mut p)?;
     if let Some(rules) = r.devices() {
         p.extend(device_properties(rules));
     }
     Ok(p)
+}
+
+fn memory_properties(m: &LinuxMemory, v2: bool, p: &mut Properties) -> Result<()> {
+    let set = |v: Option<i64>| v.filter(|v| *v != 0);
+    if v2 {
+        if let Some(l) = set(m.limit()) {
+            push_u64(p, "MemoryMax", l as u64);
+        }
+        if let Some(l) = set(m.reservation()) {
+            push_u64(p, "MemoryLow", l as u64);
+        }
+        if let Some(s) = super::v2::swap_max(set(m.limit()), set(m.swap()))? {
+            push_u64(p, "MemorySwapMax", s.parse().unwrap_or(u64::MAX));
+        }
+    } else if let Some(l) = set(m.limit()) {
+        push_u64(p, "MemoryLimit", l as u64);
+    }
+    Ok(())
+}
+
+/// The CPU weight as a property now; the quota and the cpusets are returned, to become
+/// properties once the unified keys have had their say.
+fn cpu_properties(c: &LinuxCpu, v2: bool, p: &mut Properties) -> CpuLimits {
+    if let Some(s) = c.shares().filter(|s| *s != 0) {
+        if v2 {
+            push_u64(p, "CPUWeight", super::v2::shares_to_weight(s));
+        } else {
+            push_u64(p, "CPUShares", s);
+        }
+    }
+    CpuLimits {
+        quota: c.quota().unwrap_or(0),
+        period: c.period().unwrap_or(0),
+        cpus: c.cpus().clone().filter(|s| !s.is_empty()),
+        mems: c.mems().clone().filter(|s| !s.is_empty()),
+    }
+}
+
+/// The unified keys systemd has a property for (cgroup v2 only).
+fn unified_properties(
+    u: &HashMap<String, String>,
+    cpu: &mut CpuLimits,
+    p: &mut Properties,
+) -> Result<()> {
+    for (k, v) in u {
+        let v = v.trim();
+        let num = || -> Option<u64> {
+            if v == "max" {
+                Some(u64::MAX)
+            } else {
+                v.parse().ok()
+            }
+        };
+        let prop = match k.as_str() {
+            "memory.high" => "MemoryHigh",
+            "memory.low" => "MemoryLow",
+            "memory.min" => "MemoryMin",
+            "memory.max" => "MemoryMax",
+            "memory.swap.max" => "MemorySwapMax",
+            "pids.max" => "TasksMax",
+            "cpu.weight" => "CPUWeight",
+            "cpu.max" => {
+                let mut f = v.split_whitespace();
+                cpu.quota = match f.next() {
+                    Some("max") | None => 0,
+                    Some(q) => q.parse().map_err(|_| bad_unified(k, v))?,
+                };
+                cpu.period = match f.next() {
+                    Some(p) => p.parse().map_err(|_| bad_unified(k, v))?,
+                    None => 100_000,
+                };
+                continue;
+            }
+            "cpuset.cpus" => {
+                cpu.cpus = Some(v.to_string());
+                continue;
+            }
+            "cpuset.mems" => {
+                cpu.mems = Some(v.to_string());
+                continue;
+            }
+            // Written to the file only (runc does the same).
+            _ => continue,
+        };
+        push_u64(p, prop, num().ok_or_else(|| bad_unified(k, v))?);
+    }
+    Ok(())
+}
+
+fn cpu_quota_properties(cpu: &CpuLimits, version: &mut impl FnMut() -> u32, p: &mut Properties) {
+    if cpu.period != 0 && version() >= 242 {
+        push_u64(p, "CPUQuotaPeriodUSec", cpu.period);
+    }
+    if cpu.quota != 0 || cpu.period != 0 {
+        push_u64(
+            p,
+            "CPUQuotaPerSecUSec",
+            cpu_quota_per_sec(cpu.quota, cpu.period),
+        );
+    }
+}
+
+fn cpuset_properties(
+    cpu: CpuLimits,
+    version: &mut impl FnMut() -> u32,
+    p: &mut Properties,
+) -> Result<()> {
+    if (cpu.cpus.is_none() && cpu.mems.is_none()) || version() < 244 {
+        return Ok(());
+    }
+    for (prop, list, field) in [
+        ("AllowedCPUs", cpu.cpus, "cpus"),
+        ("AllowedMemoryNodes", cpu.mems, "mems"),
+    ] {
+        if let Some(list) = list {
+            let bits = range_to_bits(&list).ok_or_else(|| {
+                Error::Usage(format!(
+                    "linux.resources.cpu.{field}: {list:?} is not a list of ranges"
+                ))
+            })?;
+            p.push((
+                prop.into(),
+                Value::Array("y".into(), bits.into_iter().map(Value::Byte).collect()),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn bad_unified(k: &str, v: &str) -> Error {
@@ -718,17 +775,8 @@ pub fn range_to_bits(list: &str) -> Option<Vec<u8>> {
 /// anything systemd cannot express (a deny after an allow-all) leaves systemd's policy open
 /// (`auto`, no entries). hako's own eBPF program, written with the files, enforces the exact
 /// rules either way; this keeps systemd's program, re-attached on a reload, from being narrower.
-fn device_properties(rules: &[LinuxDeviceCgroup]) -> Vec<(String, Value)> {
+fn device_properties(rules: &[LinuxDeviceCgroup]) -> Properties {
     let names = std::fs::read_to_string("/proc/devices").unwrap_or_default();
-    let open = || {
-        vec![
-            ("DevicePolicy".to_string(), Value::str("auto")),
-            (
-                "DeviceAllow".to_string(),
-                Value::Array("(ss)".into(), vec![]),
-            ),
-        ]
-    };
     let mut strict = false;
     let mut allow: Vec<(String, String)> = Vec::new();
     for r in rules {
@@ -758,7 +806,7 @@ fn device_properties(rules: &[LinuxDeviceCgroup]) -> Vec<(String, Value)> {
                 }
                 continue;
             }
-            return open();
+            return open_device_policy();
         }
         if !strict || access.is_empty() {
             continue;
@@ -769,12 +817,27 @@ fn device_properties(rules: &[LinuxDeviceCgroup]) -> Vec<(String, Value)> {
                 allow.push(("char-*".into(), access.clone()));
                 allow.push(("block-*".into(), access));
             }
-            None => return open(),
+            None => return open_device_policy(),
         }
     }
     if !strict {
-        return open();
+        return open_device_policy();
     }
+    strict_device_policy(allow)
+}
+
+/// systemd's own policy, left open: hako's program alone decides.
+fn open_device_policy() -> Properties {
+    vec![
+        ("DevicePolicy".to_string(), Value::str("auto")),
+        (
+            "DeviceAllow".to_string(),
+            Value::Array("(ss)".into(), vec![]),
+        ),
+    ]
+}
+
+fn strict_device_policy(allow: Vec<(String, String)>) -> Properties {
     vec![
         ("DevicePolicy".to_string(), Value::str("strict")),
         (
@@ -920,6 +983,53 @@ mod tests {
         assert_eq!(
             names,
             ["MemoryLimit", "CPUShares", "TasksMax", "CPUQuotaPerSecUSec"]
+        );
+    }
+
+    #[test]
+    fn unified_keys_override_the_cpu_limits() {
+        let u: HashMap<String, String> = [
+            ("cpu.max", "20000 50000"),
+            ("memory.high", " max "),
+            ("cpuset.cpus", "1"),
+            ("memory.stat", "ignored"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let mut cpu = CpuLimits {
+            quota: 10_000,
+            period: 100_000,
+            cpus: Some("0".into()),
+            mems: None,
+        };
+        let mut p = Properties::new();
+        unified_properties(&u, &mut cpu, &mut p).unwrap();
+        assert_eq!(p, [("MemoryHigh".to_string(), Value::U64(u64::MAX))]);
+        assert_eq!((cpu.quota, cpu.period), (20_000, 50_000));
+        assert_eq!(cpu.cpus.as_deref(), Some("1"));
+        cpu_quota_properties(&cpu, &mut || 241, &mut p);
+        assert_eq!(
+            p[1],
+            ("CPUQuotaPerSecUSec".to_string(), Value::U64(400_000))
+        );
+        // An old systemd gets no cpuset properties, and is not asked twice for its version.
+        let mut asked = 0;
+        cpuset_properties(
+            cpu,
+            &mut || {
+                asked += 1;
+                243
+            },
+            &mut p,
+        )
+        .unwrap();
+        assert_eq!((p.len(), asked), (2, 1));
+        let bad: HashMap<String, String> = [("memory.high".to_string(), "lots".to_string())].into();
+        let e = unified_properties(&bad, &mut CpuLimits::default(), &mut p).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "linux.resources.unified.memory.high: invalid value \"lots\""
         );
     }
 

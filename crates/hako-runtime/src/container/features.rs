@@ -91,10 +91,25 @@ pub const NAMESPACES: &[&str] = &[
 ];
 
 pub fn features() -> Features {
-    let mut caps: Vec<caps::Capability> =
-        caps::runtime::thread_all_supported().into_iter().collect();
-    caps.sort_by_key(|c| c.index());
-    let seccomp_enabled = crate::security::seccomp::kernel_enabled();
+    Features {
+        oci_version_min: "1.0.0".into(),
+        oci_version_max: hako_spec::SPEC_VERSION.to_string(),
+        hooks: vec![
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop",
+        ],
+        mount_options: crate::fs::mounts::option_names(),
+        linux: linux(),
+        annotations: annotations(),
+        potentially_unsafe_config_annotations: vec!["org.criu.config"],
+    }
+}
+
+fn annotations() -> BTreeMap<String, String> {
     let mut annotations = BTreeMap::new();
     if let Ok(v) = libseccomp::ScmpVersion::current() {
         annotations.insert(
@@ -112,89 +127,96 @@ pub fn features() -> Features {
         "org.hako.version".into(),
         env!("CARGO_PKG_VERSION").to_string(),
     );
-    Features {
-        oci_version_min: "1.0.0".into(),
-        oci_version_max: hako_spec::SPEC_VERSION.to_string(),
-        hooks: vec![
-            "prestart",
-            "createRuntime",
-            "createContainer",
-            "startContainer",
-            "poststart",
-            "poststop",
-        ],
-        mount_options: crate::fs::mounts::option_names(),
-        linux: Linux {
-            namespaces: NAMESPACES.to_vec(),
-            capabilities: caps.iter().map(|c| c.to_string()).collect(),
-            cgroup: Cgroup {
-                v1: true,
-                v2: true,
-                // Only when systemd answers on the system bus: --systemd-cgroup fails otherwise.
-                systemd: crate::cgroups::systemd::Systemd::connect().is_ok(),
-                // The caller's own systemd instance answers on the user bus (found as runc
-                // finds it, short of asking systemctl).
-                systemd_user: crate::cgroups::systemd::booted()
-                    && crate::cgroups::systemd::user_bus_path_quick().is_some_and(|p| {
-                        crate::cgroups::dbus::Bus::connect_as(
-                            &p,
-                            crate::cgroups::systemd::owner_uid(),
-                        )
-                        .is_ok()
-                    }),
-                rdma: true,
-            },
-            seccomp: Seccomp {
-                enabled: seccomp_enabled,
-                actions: crate::security::seccomp::ACTIONS.to_vec(),
-                operators: crate::security::seccomp::OPERATORS.to_vec(),
-                archs: crate::security::seccomp::supported_archs(),
-                known_flags: crate::security::seccomp::KNOWN_FLAGS
-                    .iter()
-                    .map(|(n, _)| *n)
-                    .collect(),
-                supported_flags: if seccomp_enabled {
-                    crate::security::seccomp::supported_flags()
-                } else {
-                    vec![]
-                },
-            },
-            // The spec: whether the runtime supports them, "irrelevant to the availability"
-            // on the host. This build applies both labels (security::lsm) where the host has
-            // the LSM; a host without it refuses a profile (AppArmor) or ignores a label
-            // (SELinux), at create.
-            apparmor: Enabled { enabled: true },
-            selinux: Enabled { enabled: true },
-            // Applied through resctrl where it is mounted (crate::resctrl), refused naming the
-            // field where it is not.
-            intel_rdt: IntelRdt {
-                enabled: true,
-                schemata: true,
-                monitoring: true,
-            },
-            memory_policy: MemoryPolicy {
-                modes: vec![
-                    "MPOL_BIND",
-                    "MPOL_DEFAULT",
-                    "MPOL_INTERLEAVE",
-                    "MPOL_LOCAL",
-                    "MPOL_PREFERRED",
-                    "MPOL_PREFERRED_MANY",
-                    "MPOL_WEIGHTED_INTERLEAVE",
-                ],
-                flags: vec![
-                    "MPOL_F_NUMA_BALANCING",
-                    "MPOL_F_RELATIVE_NODES",
-                    "MPOL_F_STATIC_NODES",
-                ],
-            },
-            mount_extensions: MountExtensions {
-                idmap: Enabled { enabled: true },
-            },
-            net_devices: Enabled { enabled: true },
+    annotations
+}
+
+fn linux() -> Linux {
+    Linux {
+        namespaces: NAMESPACES.to_vec(),
+        capabilities: capabilities(),
+        cgroup: cgroup(),
+        seccomp: seccomp(),
+        // The spec: whether the runtime supports them, "irrelevant to the availability"
+        // on the host. This build applies both labels (security::lsm) where the host has
+        // the LSM; a host without it refuses a profile (AppArmor) or ignores a label
+        // (SELinux), at create.
+        apparmor: Enabled { enabled: true },
+        selinux: Enabled { enabled: true },
+        // Applied through resctrl where it is mounted (crate::resctrl), refused naming the
+        // field where it is not.
+        intel_rdt: IntelRdt {
+            enabled: true,
+            schemata: true,
+            monitoring: true,
         },
-        annotations,
-        potentially_unsafe_config_annotations: vec!["org.criu.config"],
+        memory_policy: memory_policy(),
+        mount_extensions: MountExtensions {
+            idmap: Enabled { enabled: true },
+        },
+        net_devices: Enabled { enabled: true },
+    }
+}
+
+/// Every capability the running kernel knows, in the kernel's numbering order.
+fn capabilities() -> Vec<String> {
+    let mut caps: Vec<caps::Capability> =
+        caps::runtime::thread_all_supported().into_iter().collect();
+    caps.sort_by_key(|c| c.index());
+    caps.iter().map(|c| c.to_string()).collect()
+}
+
+fn cgroup() -> Cgroup {
+    Cgroup {
+        v1: true,
+        v2: true,
+        // Only when systemd answers on the system bus: --systemd-cgroup fails otherwise.
+        systemd: crate::cgroups::systemd::Systemd::connect().is_ok(),
+        // The caller's own systemd instance answers on the user bus (found as runc
+        // finds it, short of asking systemctl).
+        systemd_user: crate::cgroups::systemd::booted()
+            && crate::cgroups::systemd::user_bus_path_quick().is_some_and(|p| {
+                crate::cgroups::dbus::Bus::connect_as(&p, crate::cgroups::systemd::owner_uid())
+                    .is_ok()
+            }),
+        rdma: true,
+    }
+}
+
+fn seccomp() -> Seccomp {
+    let enabled = crate::security::seccomp::kernel_enabled();
+    Seccomp {
+        enabled,
+        actions: crate::security::seccomp::ACTIONS.to_vec(),
+        operators: crate::security::seccomp::OPERATORS.to_vec(),
+        archs: crate::security::seccomp::supported_archs(),
+        known_flags: crate::security::seccomp::KNOWN_FLAGS
+            .iter()
+            .map(|(n, _)| *n)
+            .collect(),
+        supported_flags: if enabled {
+            crate::security::seccomp::supported_flags()
+        } else {
+            vec![]
+        },
+    }
+}
+
+fn memory_policy() -> MemoryPolicy {
+    MemoryPolicy {
+        modes: vec![
+            "MPOL_BIND",
+            "MPOL_DEFAULT",
+            "MPOL_INTERLEAVE",
+            "MPOL_LOCAL",
+            "MPOL_PREFERRED",
+            "MPOL_PREFERRED_MANY",
+            "MPOL_WEIGHTED_INTERLEAVE",
+        ],
+        flags: vec![
+            "MPOL_F_NUMA_BALANCING",
+            "MPOL_F_RELATIVE_NODES",
+            "MPOL_F_STATIC_NODES",
+        ],
     }
 }
 

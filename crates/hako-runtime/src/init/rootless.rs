@@ -10,7 +10,7 @@
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::PathBuf;
 
-use hako_spec::oci::{LinuxIdMapping, Spec};
+use hako_spec::oci::{Linux, LinuxIdMapping, Process, Spec, User};
 
 use crate::error::{Error, Result};
 
@@ -143,60 +143,79 @@ pub fn check(spec: &Spec, egid: u32) -> Result<()> {
         return Ok(());
     };
     if new_user {
-        let uids = linux.uid_mappings().as_deref().unwrap_or(&[]);
-        let gids = linux.gid_mappings().as_deref().unwrap_or(&[]);
-        let u = process.user();
-        if host_id(uids, u.uid()).is_none() {
+        check_ids_mapped(spec, linux, process.user(), egid)?;
+        check_devices_on_host(linux)?;
+    }
+    check_rlimits(process)
+}
+
+/// The process's uid, gid and additional gids must have a host id in the new user namespace.
+fn check_ids_mapped(spec: &Spec, linux: &Linux, u: &User, egid: u32) -> Result<()> {
+    let uids = linux.uid_mappings().as_deref().unwrap_or(&[]);
+    let gids = linux.gid_mappings().as_deref().unwrap_or(&[]);
+    if host_id(uids, u.uid()).is_none() {
+        return Err(Error::Usage(format!(
+            "process.user.uid: {} is not mapped in linux.uidMappings (rootless)",
+            u.uid()
+        )));
+    }
+    if host_id(gids, u.gid()).is_none() {
+        return Err(Error::Usage(format!(
+            "process.user.gid: {} is not mapped in linux.gidMappings (rootless)",
+            u.gid()
+        )));
+    }
+    let extra = u.additional_gids().as_deref().unwrap_or(&[]);
+    if crate::init::idmap::denies_setgroups(spec, egid) && !extra.is_empty() {
+        return Err(Error::Usage(
+            "process.user.additionalGids: cannot set any additional groups in a rootless \
+             container that maps only the caller's own gid (map a subgid range instead)"
+                .into(),
+        ));
+    }
+    if let Some(g) = extra.iter().find(|g| host_id(gids, **g).is_none()) {
+        return Err(Error::Usage(format!(
+            "process.user.additionalGids: {g} is not mapped in linux.gidMappings (rootless)"
+        )));
+    }
+    Ok(())
+}
+
+/// No mknod in a user namespace: each node is the host's, bind-mounted (devices.rs).
+fn check_devices_on_host(linux: &Linux) -> Result<()> {
+    for (i, d) in linux.devices().iter().flatten().enumerate() {
+        let want = crate::fs::devices::from_spec(d);
+        if !host_has_node(&want) {
             return Err(Error::Usage(format!(
-                "process.user.uid: {} is not mapped in linux.uidMappings (rootless)",
-                u.uid()
+                "linux.devices[{i}]: {}: a rootless container gets the host's device node \
+                 bind-mounted (mknod needs privilege), and the host has no such node ({}:{})",
+                want.path.display(),
+                want.major,
+                want.minor
             )));
-        }
-        if host_id(gids, u.gid()).is_none() {
-            return Err(Error::Usage(format!(
-                "process.user.gid: {} is not mapped in linux.gidMappings (rootless)",
-                u.gid()
-            )));
-        }
-        let extra = u.additional_gids().as_deref().unwrap_or(&[]);
-        if crate::init::idmap::denies_setgroups(spec, egid) && !extra.is_empty() {
-            return Err(Error::Usage(
-                "process.user.additionalGids: cannot set any additional groups in a rootless \
-                 container that maps only the caller's own gid (map a subgid range instead)"
-                    .into(),
-            ));
-        }
-        if let Some(g) = extra.iter().find(|g| host_id(gids, **g).is_none()) {
-            return Err(Error::Usage(format!(
-                "process.user.additionalGids: {g} is not mapped in linux.gidMappings (rootless)"
-            )));
-        }
-        // No mknod in a user namespace: each node is the host's, bind-mounted (devices.rs).
-        for (i, d) in linux.devices().iter().flatten().enumerate() {
-            let want = crate::fs::devices::from_spec(d);
-            let ok = std::fs::metadata(&want.path).is_ok_and(|m| {
-                use std::os::unix::fs::{FileTypeExt, MetadataExt};
-                let t = m.file_type();
-                let kind_ok = match want.kind {
-                    nix::sys::stat::SFlag::S_IFBLK => t.is_block_device(),
-                    nix::sys::stat::SFlag::S_IFIFO => t.is_fifo(),
-                    _ => t.is_char_device(),
-                };
-                kind_ok
-                    && (want.kind == nix::sys::stat::SFlag::S_IFIFO
-                        || m.rdev() == nix::sys::stat::makedev(want.major, want.minor))
-            });
-            if !ok {
-                return Err(Error::Usage(format!(
-                    "linux.devices[{i}]: {}: a rootless container gets the host's device node \
-                     bind-mounted (mknod needs privilege), and the host has no such node ({}:{})",
-                    want.path.display(),
-                    want.major,
-                    want.minor
-                )));
-            }
         }
     }
+    Ok(())
+}
+
+/// Whether the host has `want`'s node, of its kind and (but for a FIFO) its numbers.
+fn host_has_node(want: &crate::fs::devices::Device) -> bool {
+    std::fs::metadata(&want.path).is_ok_and(|m| {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let t = m.file_type();
+        let kind_ok = match want.kind {
+            nix::sys::stat::SFlag::S_IFBLK => t.is_block_device(),
+            nix::sys::stat::SFlag::S_IFIFO => t.is_fifo(),
+            _ => t.is_char_device(),
+        };
+        kind_ok
+            && (want.kind == nix::sys::stat::SFlag::S_IFIFO
+                || m.rdev() == nix::sys::stat::makedev(want.major, want.minor))
+    })
+}
+
+/// No rlimit above the caller's own hard limit.
+fn check_rlimits(process: &Process) -> Result<()> {
     for (i, r) in process.rlimits().iter().flatten().enumerate() {
         let Some(res) = crate::init::attrs::rlimits::rlimit_resource(r.typ()) else {
             continue;
@@ -255,6 +274,35 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("--rootless"));
+    }
+
+    fn rootless_spec(user: &str, devices: &str) -> Spec {
+        serde_json::from_str(&format!(
+            r#"{{"ociVersion":"1.3.0","root":{{"path":"rootfs"}},
+            "process":{{"cwd":"/","args":["true"],"user":{user}}},
+            "linux":{{"namespaces":[{{"type":"user"}},{{"type":"mount"}}],
+                "uidMappings":[{{"containerID":0,"hostID":1000,"size":1}}],
+                "gidMappings":[{{"containerID":0,"hostID":1000,"size":1}}],
+                "devices":{devices}}}}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn unmapped_ids_and_missing_host_nodes_are_refused() {
+        let null = r#"[{"path":"/dev/null","type":"c","major":1,"minor":3}]"#;
+        check(&rootless_spec(r#"{"uid":0,"gid":0}"#, null), 1000).unwrap();
+        let e = check(&rootless_spec(r#"{"uid":0,"gid":5}"#, null), 1000).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "process.user.gid: 5 is not mapped in linux.gidMappings (rootless)"
+        );
+        let wrong = r#"[{"path":"/dev/null","type":"c","major":1,"minor":5}]"#;
+        let e = check(&rootless_spec(r#"{"uid":0,"gid":0}"#, wrong), 1000).unwrap_err();
+        assert!(
+            e.to_string().starts_with("linux.devices[0]: /dev/null: "),
+            "{e}"
+        );
     }
 
     #[test]

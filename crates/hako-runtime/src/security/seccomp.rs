@@ -17,6 +17,7 @@ use std::path::PathBuf;
 
 use hako_spec::oci::{
     Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
+    LinuxSyscall,
 };
 use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
@@ -249,6 +250,40 @@ fn bad(field: String, what: impl std::fmt::Display) -> Error {
 
 /// Compiles `linux.seccomp` for the native architecture plus `architectures`.
 pub fn compile(s: &LinuxSeccomp, no_new_privileges: bool) -> Result<Compiled> {
+    let (mut f, default) = new_filter(s)?;
+    let archs = add_archs(&mut f, s)?;
+    let mut flags = filter_flags(s)?;
+    let syscalls = s.syscalls().as_deref().unwrap_or(&[]);
+    if syscalls.len() > 32 {
+        // A binary tree of syscalls instead of a linear list (runc does the same).
+        if let Err(e) = f.set_ctl_optimize(2) {
+            crate::log::debug(&format!(
+                "seccomp binary tree optimization not available: {e}"
+            ));
+        }
+    }
+    let mut skipped = Vec::new();
+    let mut notify = false;
+    for (i, sc) in syscalls.iter().enumerate() {
+        notify |= add_syscall_rules(&mut f, default, i, sc, &mut skipped)?;
+    }
+    flags = listener_flags(s, notify, flags)?;
+    let stub = crate::security::enosys::stub(s, &archs)
+        .map_err(|e| bad("linux.seccomp".into(), format!("-ENOSYS stub: {e}")))?;
+    let mut program = crate::security::enosys::to_bytes(&stub);
+    program.extend(export(&f)?);
+    Ok(Compiled {
+        program,
+        flags,
+        placement: placement(no_new_privileges),
+        listener_path: s.listener_path().clone(),
+        listener_metadata: s.listener_metadata().clone(),
+        skipped,
+    })
+}
+
+/// The filter with its default action, which runc too refuses to be SCMP_ACT_NOTIFY.
+fn new_filter(s: &LinuxSeccomp) -> Result<(ScmpFilterContext, ScmpAction)> {
     let default = action(s.default_action(), s.default_errno_ret());
     if default == ScmpAction::Notify {
         return Err(bad(
@@ -256,8 +291,12 @@ pub fn compile(s: &LinuxSeccomp, no_new_privileges: bool) -> Result<Compiled> {
             "SCMP_ACT_NOTIFY cannot be used as default action",
         ));
     }
-    let mut f = ScmpFilterContext::new(default)
+    let f = ScmpFilterContext::new(default)
         .map_err(|e| bad("linux.seccomp.defaultAction".into(), e))?;
+    Ok((f, default))
+}
+
+fn add_archs(f: &mut ScmpFilterContext, s: &LinuxSeccomp) -> Result<Vec<ScmpArch>> {
     let mut archs = Vec::new();
     for (i, a) in s.architectures().iter().flatten().enumerate() {
         let field = format!("linux.seccomp.architectures[{i}]");
@@ -266,6 +305,11 @@ pub fn compile(s: &LinuxSeccomp, no_new_privileges: bool) -> Result<Compiled> {
             .map_err(|e| bad(field, format!("add architecture {}: {e}", name_of(a))))?;
         archs.push(sa);
     }
+    Ok(archs)
+}
+
+/// `linux.seccomp.flags` as seccomp(2) flags.
+fn filter_flags(s: &LinuxSeccomp) -> Result<u32> {
     let mut flags = 0;
     for (i, fl) in s.flags().iter().flatten().enumerate() {
         flags |= match fl {
@@ -283,66 +327,72 @@ pub fn compile(s: &LinuxSeccomp, no_new_privileges: bool) -> Result<Compiled> {
             }
         };
     }
-    let syscalls = s.syscalls().as_deref().unwrap_or(&[]);
-    if syscalls.len() > 32 {
-        // A binary tree of syscalls instead of a linear list (runc does the same).
-        if let Err(e) = f.set_ctl_optimize(2) {
-            crate::log::debug(&format!(
-                "seccomp binary tree optimization not available: {e}"
+    Ok(flags)
+}
+
+/// Adds `linux.seccomp.syscalls[i]`, one rule per name; whether it notifies.
+fn add_syscall_rules(
+    f: &mut ScmpFilterContext,
+    default: ScmpAction,
+    i: usize,
+    sc: &LinuxSyscall,
+    skipped: &mut Vec<String>,
+) -> Result<bool> {
+    let field = format!("linux.seccomp.syscalls[{i}]");
+    let act = action(sc.action(), sc.errno_ret());
+    let notify = act == ScmpAction::Notify;
+    if notify && sc.names().iter().any(|n| n == "write") {
+        return Err(bad(
+            format!("{field}.names"),
+            "SCMP_ACT_NOTIFY cannot be used for the write syscall",
+        ));
+    }
+    let (conds, or) = conditions(&field, sc)?;
+    if act == default {
+        // Redundant with the default action (libseccomp would refuse it).
+        return Ok(notify);
+    }
+    for name in sc.names() {
+        let Ok(nr) = ScmpSyscall::from_name(name) else {
+            crate::log::debug(&format!("unknown seccomp syscall {name:?} ignored"));
+            skipped.push(name.clone());
+            continue;
+        };
+        let r = if conds.is_empty() {
+            f.add_rule(act, nr).map(drop)
+        } else if or {
+            conds
+                .iter()
+                .try_for_each(|c| f.add_rule_conditional(act, nr, &[*c]).map(drop))
+        } else {
+            f.add_rule_conditional(act, nr, &conds).map(drop)
+        };
+        r.map_err(|e| bad(field.clone(), format!("add rule for syscall {name}: {e}")))?;
+    }
+    Ok(notify)
+}
+
+/// The rule's argument conditions, and whether they are to be ORed: several conditions on one
+/// argument can't be ANDed by libseccomp, so runc adds one rule per condition, which ORs them.
+fn conditions(field: &str, sc: &LinuxSyscall) -> Result<(Vec<ScmpArgCompare>, bool)> {
+    let mut conds = Vec::new();
+    let mut per_index = [0u32; 6];
+    for (j, a) in sc.args().iter().flatten().enumerate() {
+        if a.index() >= 6 {
+            return Err(bad(
+                format!("{field}.args[{j}].index"),
+                format!("{} is not a syscall argument index (0-5)", a.index()),
             ));
         }
+        per_index[a.index()] += 1;
+        let (op, datum) = operator(a.op(), a.value(), a.value_two());
+        conds.push(ScmpArgCompare::new(a.index() as u32, op, datum));
     }
-    let mut skipped = Vec::new();
-    let mut notify = false;
-    for (i, sc) in syscalls.iter().enumerate() {
-        let field = format!("linux.seccomp.syscalls[{i}]");
-        let act = action(sc.action(), sc.errno_ret());
-        if act == ScmpAction::Notify {
-            if sc.names().iter().any(|n| n == "write") {
-                return Err(bad(
-                    format!("{field}.names"),
-                    "SCMP_ACT_NOTIFY cannot be used for the write syscall",
-                ));
-            }
-            notify = true;
-        }
-        let mut conds = Vec::new();
-        let mut per_index = [0u32; 6];
-        for (j, a) in sc.args().iter().flatten().enumerate() {
-            if a.index() >= 6 {
-                return Err(bad(
-                    format!("{field}.args[{j}].index"),
-                    format!("{} is not a syscall argument index (0-5)", a.index()),
-                ));
-            }
-            per_index[a.index()] += 1;
-            let (op, datum) = operator(a.op(), a.value(), a.value_two());
-            conds.push(ScmpArgCompare::new(a.index() as u32, op, datum));
-        }
-        if act == default {
-            // Redundant with the default action (libseccomp would refuse it).
-            continue;
-        }
-        for name in sc.names() {
-            let Ok(nr) = ScmpSyscall::from_name(name) else {
-                crate::log::debug(&format!("unknown seccomp syscall {name:?} ignored"));
-                skipped.push(name.clone());
-                continue;
-            };
-            let r = if conds.is_empty() {
-                f.add_rule(act, nr).map(drop)
-            } else if per_index.iter().any(|n| *n > 1) {
-                // Several conditions on one argument can't be ANDed by libseccomp: runc adds
-                // one rule per condition, which ORs them.
-                conds
-                    .iter()
-                    .try_for_each(|c| f.add_rule_conditional(act, nr, &[*c]).map(drop))
-            } else {
-                f.add_rule_conditional(act, nr, &conds).map(drop)
-            };
-            r.map_err(|e| bad(field.clone(), format!("add rule for syscall {name}: {e}")))?;
-        }
-    }
+    Ok((conds, per_index.iter().any(|n| *n > 1)))
+}
+
+/// The flags once every rule is known: a notifying rule needs the agent's socket and a listener.
+fn listener_flags(s: &LinuxSeccomp, notify: bool, mut flags: u32) -> Result<u32> {
     if notify {
         if s.listener_path()
             .as_ref()
@@ -361,18 +411,7 @@ pub fn compile(s: &LinuxSeccomp, no_new_privileges: bool) -> Result<Compiled> {
         );
         flags &= !FLAG_WAIT_KILLABLE_RECV;
     }
-    let stub = crate::security::enosys::stub(s, &archs)
-        .map_err(|e| bad("linux.seccomp".into(), format!("-ENOSYS stub: {e}")))?;
-    let mut program = crate::security::enosys::to_bytes(&stub);
-    program.extend(export(&f)?);
-    Ok(Compiled {
-        program,
-        flags,
-        placement: placement(no_new_privileges),
-        listener_path: s.listener_path().clone(),
-        listener_metadata: s.listener_metadata().clone(),
-        skipped,
-    })
+    Ok(flags)
 }
 
 /// Where compiled programs are kept, under `--root`: `@` cannot start a container id, so the
@@ -381,11 +420,6 @@ pub const CACHE_DIR: &str = "@seccomp";
 /// Entries kept before the cache is emptied (each is one distinct profile, ~10-30 KiB).
 const CACHE_MAX: usize = 64;
 
-/// [`compile`], memoized per profile under `<root>/@seccomp`: libseccomp's BPF generation is most
-/// of `create`'s CPU time for a large profile such as podman's default one. An entry holds the
-/// whole key (hako and libseccomp versions, architecture, no_new_privs and the profile JSON) and
-/// is used only when the key matches byte for byte, so a hash collision can never select another
-/// profile's program. Any cache trouble falls back to compiling.
 /// The container's `linux.seccomp`, if any, compiled (from the cache under `root` when it can)
 /// for a process with `no_new_privileges`.
 pub fn for_spec(
@@ -400,6 +434,11 @@ pub fn for_spec(
         .transpose()
 }
 
+/// [`compile`], memoized per profile under `<root>/@seccomp`: libseccomp's BPF generation is most
+/// of `create`'s CPU time for a large profile such as podman's default one. An entry holds the
+/// whole key (hako and libseccomp versions, architecture, no_new_privs and the profile JSON) and
+/// is used only when the key matches byte for byte, so a hash collision can never select another
+/// profile's program. Any cache trouble falls back to compiling.
 pub fn compile_cached(
     root: &std::path::Path,
     s: &LinuxSeccomp,
@@ -719,6 +758,26 @@ mod tests {
         }
         assert_eq!(compile_cached(&dir, &p, true).unwrap().program, a.program);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn flags_and_conditions() {
+        let p = profile(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","flags":["SECCOMP_FILTER_FLAG_TSYNC","SECCOMP_FILTER_FLAG_LOG","SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],"syscalls":[
+                {"names":["personality"],"action":"SCMP_ACT_ERRNO","args":[
+                    {"index":0,"value":1,"op":"SCMP_CMP_EQ"},{"index":0,"value":2,"op":"SCMP_CMP_EQ"}]},
+                {"names":["personality"],"action":"SCMP_ACT_ERRNO","args":[
+                    {"index":0,"value":1,"op":"SCMP_CMP_EQ"},{"index":1,"value":2,"op":"SCMP_CMP_EQ"}]}]}"#,
+        );
+        let flags = filter_flags(&p).unwrap();
+        assert_eq!(flags, FLAG_LOG | FLAG_WAIT_KILLABLE_RECV);
+        // Without a notifying rule the kernel would refuse WAIT_KILLABLE_RECV.
+        assert_eq!(listener_flags(&p, false, flags).unwrap(), FLAG_LOG);
+        let sc = p.syscalls().as_deref().unwrap();
+        let (conds, or) = conditions("f", &sc[0]).unwrap();
+        assert_eq!((conds.len(), or), (2, true));
+        let (conds, or) = conditions("f", &sc[1]).unwrap();
+        assert_eq!((conds.len(), or), (2, false));
     }
 
     #[test]
