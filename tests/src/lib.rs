@@ -442,6 +442,62 @@ impl Bundle {
     pub fn out_dir(&mut self) -> PathBuf {
         self.host_dir("out", "/out")
     }
+
+    /// Append a new namespace of `kind` (`"user"`, `"time"`, ...) to `linux.namespaces`.
+    pub fn add_namespace(&mut self, kind: &str) -> &mut Bundle {
+        self.config["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("linux.namespaces is a list")
+            .push(json!({ "type": kind }));
+        self
+    }
+
+    /// A new user namespace (appended to `linux.namespaces`) mapping the container's ids
+    /// 0..65536 to the host's `host_uid..` and `host_gid..`, as runc's userns.bats does. Nothing
+    /// else changes: a test whose mapped root must own the rootfs adds [`Bundle::chown_rootfs`],
+    /// one that wants no cgroup mount [`Bundle::remove_mounts`]`("cgroup")`.
+    pub fn in_user_namespace(&mut self, host_uid: u32, host_gid: u32) -> &mut Bundle {
+        self.add_namespace("user");
+        self.config["linux"]["uidMappings"] =
+            json!([{"containerID": 0, "hostID": host_uid, "size": 65536}]);
+        self.config["linux"]["gidMappings"] =
+            json!([{"containerID": 0, "hostID": host_gid, "size": 65536}]);
+        self
+    }
+
+    /// A new user namespace whose root is `user` (one id each way, devpts without `gid=5`): see
+    /// [`TestUser::map_as_root`].
+    pub fn in_user_namespace_of(&mut self, user: &TestUser) -> &mut Bundle {
+        self.add_namespace("user");
+        user.map_as_root(&mut self.config);
+        self
+    }
+
+    /// Drop every entry of `mounts` whose `type` is `kind`.
+    pub fn remove_mounts(&mut self, kind: &str) -> &mut Bundle {
+        self.config["mounts"]
+            .as_array_mut()
+            .expect("mounts is a list")
+            .retain(|m| m["type"] != kind);
+        self
+    }
+
+    /// `chown -R -h uid:gid` the rootfs, for a user namespace's mapped ids to own it.
+    pub fn chown_rootfs(&mut self, uid: u32, gid: u32) -> &mut Bundle {
+        chown_tree(&self.rootfs(), uid, gid);
+        self
+    }
+}
+
+/// `chown -R -h uid:gid PATH` (symlinks themselves, not their targets), asserting success.
+#[track_caller]
+pub fn chown_tree(path: &Path, uid: u32, gid: u32) {
+    let st = Command::new("chown")
+        .args(["-R", "-h", &format!("{uid}:{gid}")])
+        .arg(path)
+        .status()
+        .expect("run chown");
+    assert!(st.success(), "chown -R {uid}:{gid} {}", path.display());
 }
 
 impl Default for Bundle {

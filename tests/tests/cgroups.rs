@@ -1732,21 +1732,12 @@ fn in_every_cgroup_before_user_code(userns: bool, cgroupns: bool) {
         r#"pid=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p'); cat /proc/$pid/cgroup > {}"#,
         out.display()
     )]}]});
-    let ns = b.config["linux"]["namespaces"].as_array_mut().unwrap();
     if cgroupns {
-        ns.push(json!({"type": "cgroup"}));
+        b.add_namespace("cgroup");
     }
     if userns {
-        ns.push(json!({"type": "user"}));
-        b.config["linux"]["uidMappings"] =
-            json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
-        b.config["linux"]["gidMappings"] =
-            json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
-        let st = std::process::Command::new("chown")
-            .args(["-R", "-h", "200000:200000", b.rootfs().to_str().unwrap()])
-            .status()
-            .unwrap();
-        assert!(st.success());
+        b.in_user_namespace(200000, 200000)
+            .chown_rootfs(200000, 200000);
     }
     let id = h.new_id();
     let o = h.run(&id, &b);

@@ -37,23 +37,9 @@ fn overflow_uid() -> String {
 /// A container in a user namespace mapping 0..65536 to MAPPED.., its rootfs owned accordingly.
 fn userns_bundle(script: &str) -> Bundle {
     let mut b = Bundle::sh(script);
-    b.config["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"type": "user"}));
-    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": MAPPED, "size": 65536}]);
-    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": MAPPED, "size": 65536}]);
-    chown_r(&b.rootfs(), MAPPED, MAPPED);
+    b.in_user_namespace(MAPPED, MAPPED)
+        .chown_rootfs(MAPPED, MAPPED);
     b
-}
-
-fn chown_r(p: &Path, uid: u32, gid: u32) {
-    let st = std::process::Command::new("chown")
-        .args(["-R", "-h", &format!("{uid}:{gid}")])
-        .arg(p)
-        .status()
-        .unwrap();
-    assert!(st.success());
 }
 
 /// `<bundle>/NAME` with files `foo.txt`, `bar.txt`, `baz.txt` owned as given.
@@ -567,11 +553,7 @@ fn rootless_runtime_is_refused_with_the_reason() {
         return;
     }
     let mut b = Bundle::sh("true");
-    b.config["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"type": "user"}));
-    user.map_as_root(&mut b.config);
+    b.in_user_namespace_of(user);
     let src = source(&b, "src", &[(user.uid, user.gid)]);
     b.add_mount(json!({"destination": "/m", "type": "bind", "source": src,
                        "options": ["bind", "idmap"]}));
@@ -606,7 +588,7 @@ fn containerd_cri_host_users_false_pod() {
         "{}; touch /vol/new; stat -c '%n:%u=%g' /vol/new",
         stat_script("/vol/foo.txt")
     ));
-    chown_r(&app.rootfs(), MAPPED, MAPPED);
+    app.chown_rootfs(MAPPED, MAPPED);
     let nss = app.config["linux"]["namespaces"].as_array_mut().unwrap();
     nss.push(json!({"type": "user", "path": format!("/proc/{spid}/ns/user")}));
     app.config["linux"]["uidMappings"] = maps(0, MAPPED, 65536);
@@ -685,10 +667,7 @@ fn root_in_a_user_namespace_idmaps_only_what_it_owns() {
         return;
     }
     let mut b = Bundle::sh("stat -c '%n:%u:%g' /m/f /p/f; grep ' /m ' /proc/self/mountinfo");
-    b.config["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"type": "user"}));
+    b.add_namespace("user");
     b.config["linux"]["uidMappings"] = maps(0, 0, 1);
     b.config["linux"]["gidMappings"] = maps(0, 0, 1);
     // No cgroup limits (the device rules cannot be written from there), no devpts gid 5.
@@ -829,7 +808,7 @@ fn rootfs_idmapped_by_the_caller() {
     let mut b =
         userns_bundle("stat -c '%u:%g' /bin/busybox; touch /written && cat /proc/self/uid_map");
     // The image as a caller stores it: owned by the host's root.
-    chown_r(&b.rootfs(), 0, 0);
+    b.chown_rootfs(0, 0);
     let target = b.path().join("idmapped-rootfs");
     std::fs::create_dir(&target).unwrap();
     let userns = HelperUserns::new(MAPPED);

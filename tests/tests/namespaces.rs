@@ -188,22 +188,7 @@ fn join_pid_namespace_by_path() {
 fn user_namespace_mappings() {
     require_root!();
     let h = Hako::new();
-    let mut b = Bundle::new();
-    let mut ns = b.config["linux"]["namespaces"].as_array().unwrap().clone();
-    ns.push(json!({"type": "user"}));
-    b.config["linux"]["namespaces"] = json!(ns);
-    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
-    // The rootfs must be reachable by the mapped root; cgroup (v1) cannot be mounted in a userns
-    // without a cgroup ns: drop it like runc's userns.bats does not need it.
-    let mounts: Vec<Value> = b.config["mounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["type"] != "cgroup")
-        .cloned()
-        .collect();
-    b.config["mounts"] = json!(mounts);
+    let mut b = userns_bundle("true");
     let out = h.run_sh(
         &mut b,
         "cat /proc/self/uid_map /proc/self/gid_map; id -u; readlink /proc/self/ns/user",
@@ -453,22 +438,12 @@ fn hooks_run_in_the_host_network_namespace_and_see_the_containers() {
     );
 }
 
-/// A user namespace with mappings, for the tests that join it.
+/// A user namespace mapping root to 100000 (uids) and 200000 (gids). The rootfs stays the host
+/// root's (world-readable is enough); cgroup (v1) cannot be mounted in a userns without a cgroup
+/// ns: the cgroup mount goes, as runc's userns.bats does not need it.
 fn userns_bundle(script: &str) -> Bundle {
     let mut b = Bundle::sh(script);
-    let mut ns = b.config["linux"]["namespaces"].as_array().unwrap().clone();
-    ns.push(json!({"type": "user"}));
-    b.config["linux"]["namespaces"] = json!(ns);
-    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
-    let mounts: Vec<Value> = b.config["mounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["type"] != "cgroup")
-        .cloned()
-        .collect();
-    b.config["mounts"] = json!(mounts);
+    b.in_user_namespace(100000, 200000).remove_mounts("cgroup");
     b
 }
 

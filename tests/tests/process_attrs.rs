@@ -188,8 +188,8 @@ fn scheduler_errors_name_the_field() {
         &["process.scheduler", "SCHED_DEADLINE", "invalid argument"],
     );
     // A real-time policy needs CAP_SYS_NICE in the initial user namespace: the container's root
-    // in its own user namespace may not set it.
-    userns(&mut b);
+    // in its own user namespace (root mapped to 100000) may not set it.
+    b.in_user_namespace(100000, 100000).remove_mounts("cgroup");
     b.config["process"]["scheduler"] = json!({"policy": "SCHED_FIFO", "priority": 1});
     fails_cleanly(
         &h,
@@ -216,23 +216,6 @@ fn scheduler_errors_name_the_field() {
         );
     }
     only_init(&h, &id);
-}
-
-/// A user namespace mapping root to 100000 (its root has no CAP_SYS_NICE on the host).
-fn userns(b: &mut Bundle) {
-    let mut ns = b.config["linux"]["namespaces"].as_array().unwrap().clone();
-    ns.push(json!({"type": "user"}));
-    b.config["linux"]["namespaces"] = json!(ns);
-    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    let mounts: Vec<Value> = b.config["mounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["type"] != "cgroup")
-        .cloned()
-        .collect();
-    b.config["mounts"] = json!(mounts);
 }
 
 #[test]
