@@ -7,10 +7,48 @@ use hako_tests::*;
 const NS: [&str; 6] = ["pid", "net", "ipc", "uts", "mnt", "cgroup"];
 
 fn host_ns(kind: &str) -> String {
-    fs::read_link(format!("/proc/self/ns/{kind}"))
+    ns_of("self", kind)
+}
+
+/// What `/proc/PID/ns/KIND` reads as (`kind:[inode]`): the namespace a process is in.
+fn ns_of(pid: impl std::fmt::Display, kind: &str) -> String {
+    fs::read_link(format!("/proc/{pid}/ns/{kind}"))
         .unwrap()
         .to_string_lossy()
         .to_string()
+}
+
+/// A detached container on `b` whose namespaces the tests join: its id and host pid.
+fn start_holder(h: &Hako, b: &Bundle) -> (String, i32) {
+    let hid = h.new_id();
+    h.run_with(&hid, b, &["-d"]).assert_ok();
+    let hpid = h.pid(&hid);
+    (hid, hpid)
+}
+
+/// `run` of `b` is refused with exit status 1 and `want` in its error, and no state is left.
+#[track_caller]
+fn refused(h: &Hako, b: &Bundle, want: &str) {
+    let id = h.new_id();
+    let o = h.run(&id, b);
+    o.assert_err();
+    assert!(o.stderr.contains(want), "want {want:?}: {o:?}");
+    assert!(!h.state_dir(&id).exists());
+}
+
+/// Runs `b` and returns what it sees of time: its time namespace and the lines of
+/// /proc/self/timens_offsets, split into words.
+fn time_ns_and_offsets(h: &Hako, b: &mut Bundle) -> (String, Vec<Vec<String>>) {
+    let out = h.run_sh(
+        b,
+        "readlink /proc/self/ns/time; cat /proc/self/timens_offsets",
+    );
+    let mut lines = out.lines();
+    let ns = lines.next().unwrap_or_default().to_string();
+    let offsets = lines
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect();
+    (ns, offsets)
 }
 
 fn container_ns(h: &Hako, b: &mut Bundle) -> Vec<(String, String)> {
@@ -108,15 +146,11 @@ fn hostname_without_uts_namespace_fails() {
     let h = Hako::new();
     let mut b = Bundle::new();
     b.config["linux"]["namespaces"] = json!([{"type": "mount"}]);
-    let id = h.new_id();
-    let o = h.run(&id, &b);
-    o.assert_err();
-    assert!(
-        o.stderr
-            .contains("unable to set hostname without a private UTS namespace"),
-        "{o:?}"
+    refused(
+        &h,
+        &b,
+        "unable to set hostname without a private UTS namespace",
     );
-    assert!(!h.state_dir(&id).exists());
 }
 
 #[test]
@@ -132,12 +166,7 @@ fn network_namespace_has_only_lo() {
 fn join_namespace_by_path() {
     require_root!();
     let h = Hako::new();
-    let holder = Bundle::sh("sleep 100");
-    let hid = h.new_id();
-    h.run_with(&hid, &holder, &["-d"]).assert_ok();
-    let hpid = h.pid(&hid);
-    let want_net = fs::read_link(format!("/proc/{hpid}/ns/net")).unwrap();
-    let want_uts = fs::read_link(format!("/proc/{hpid}/ns/uts")).unwrap();
+    let (_, hpid) = start_holder(&h, &Bundle::sh("sleep 100"));
 
     let mut b = Bundle::new();
     b.config["linux"]["namespaces"] = json!([
@@ -152,8 +181,8 @@ fn join_namespace_by_path() {
         "readlink /proc/self/ns/net; readlink /proc/self/ns/uts; hostname",
     );
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines[0], want_net.to_string_lossy());
-    assert_eq!(lines[1], want_uts.to_string_lossy());
+    assert_eq!(lines[0], ns_of(hpid, "net"));
+    assert_eq!(lines[1], ns_of(hpid, "uts"));
     assert_eq!(lines[2], "runc", "hostname of the joined UTS namespace");
 }
 
@@ -161,11 +190,7 @@ fn join_namespace_by_path() {
 fn join_pid_namespace_by_path() {
     require_root!();
     let h = Hako::new();
-    let holder = Bundle::sh("sleep 100");
-    let hid = h.new_id();
-    h.run_with(&hid, &holder, &["-d"]).assert_ok();
-    let hpid = h.pid(&hid);
-    let want = fs::read_link(format!("/proc/{hpid}/ns/pid")).unwrap();
+    let (hid, hpid) = start_holder(&h, &Bundle::sh("sleep 100"));
     let mut b = Bundle::new();
     b.config["linux"]["namespaces"] = json!([
         {"type": "pid", "path": format!("/proc/{hpid}/ns/pid")},
@@ -177,7 +202,7 @@ fn join_pid_namespace_by_path() {
         "readlink /proc/self/ns/pid; echo $$; cat /proc/1/cmdline",
     );
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines[0], want.to_string_lossy());
+    assert_eq!(lines[0], ns_of(hpid, "pid"));
     assert_ne!(lines[1], "1", "{out}");
     assert!(lines[2].starts_with("sleep"), "{out:?}");
     // The runtime went back to its own pid namespace: the container is still manageable.
@@ -212,9 +237,7 @@ fn time_namespace_offsets() {
     }
     let h = Hako::new();
     let mut b = Bundle::new();
-    let mut ns = b.config["linux"]["namespaces"].as_array().unwrap().clone();
-    ns.push(json!({"type": "time"}));
-    b.config["linux"]["namespaces"] = json!(ns);
+    b.add_namespace("time");
     b.config["linux"]["timeOffsets"] = json!({
         "monotonic": {"secs": 86400, "nanosec": 0},
         "boottime": {"secs": 172800, "nanosec": 0}
@@ -269,12 +292,8 @@ fn sysctl_outside_namespace_rejected() {
     b.config["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "uts"}, {"type": "pid"}]);
     b.config["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
     let before = read("/proc/sys/net/ipv4/ip_forward");
-    let id = h.new_id();
-    let o = h.run(&id, &b);
-    o.assert_err();
-    assert!(o.stderr.contains("sysctl"), "{o:?}");
+    refused(&h, &b, "sysctl");
     assert_eq!(read("/proc/sys/net/ipv4/ip_forward"), before);
-    assert!(!h.state_dir(&id).exists());
 }
 
 /// The spec: a namespace not listed is the host's. A config listing none (and asking for nothing
@@ -388,11 +407,7 @@ fn what_needs_a_private_namespace_is_refused_without_it() {
     for (edit, want) in cases {
         let mut b = bare();
         edit(&mut b);
-        let id = h.new_id();
-        let o = h.run(&id, &b);
-        o.assert_err();
-        assert!(o.stderr.contains(want), "want {want:?}: {o:?}");
-        assert!(!h.state_dir(&id).exists());
+        refused(&h, &b, want);
     }
     // `mounts[]` are made on the host's side: no_mount_namespace_with_mounts.
 }
@@ -455,11 +470,8 @@ fn join_user_namespace_of_another_container() {
     require_root!();
     let h = Hako::new();
     let holder = userns_bundle("sleep 100");
-    let hid = h.new_id();
-    h.run_with(&hid, &holder, &["-d"]).assert_ok();
-    let hpid = h.pid(&hid);
-    let want_user = fs::read_link(format!("/proc/{hpid}/ns/user")).unwrap();
-    let want_net = fs::read_link(format!("/proc/{hpid}/ns/net")).unwrap();
+    let (hid, hpid) = start_holder(&h, &holder);
+    let want_user = ns_of(hpid, "user");
 
     let joiner = || {
         let mut b = userns_bundle("true");
@@ -486,8 +498,8 @@ fn join_user_namespace_of_another_container() {
     );
     assert_eq!(read(out_dir.join("f")), "hi\n");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines[0], want_user.to_string_lossy(), "{out}");
-    assert_eq!(lines[1], want_net.to_string_lossy(), "{out}");
+    assert_eq!(lines[0], want_user, "{out}");
+    assert_eq!(lines[1], ns_of(hpid, "net"), "{out}");
     assert_eq!(
         lines[2].split_whitespace().collect::<Vec<_>>(),
         ["0", "100000", "65536"],
@@ -506,16 +518,11 @@ fn join_user_namespace_of_another_container() {
     // Other mappings: runc 1.3's error, nothing created.
     same.config["linux"]["uidMappings"] =
         json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
-    let id = h.new_id();
-    let o = h.run(&id, &same);
-    o.assert_err();
-    assert!(
-        o.stderr.contains(
-            "user namespaces enabled, but both namespace path and non-matching mapping specified"
-        ),
-        "{o:?}"
+    refused(
+        &h,
+        &same,
+        "user namespaces enabled, but both namespace path and non-matching mapping specified",
     );
-    assert!(!h.state_dir(&id).exists());
     assert_eq!(h.status(&hid), "running");
 
     // Every namespace but the mount one joined (a pod sharing its pid namespace), and an exec
@@ -550,14 +557,8 @@ fn join_user_namespace_of_another_container() {
     ]);
     o.assert_ok();
     let lines: Vec<&str> = o.stdout.lines().collect();
-    assert_eq!(lines[0], want_user.to_string_lossy(), "{o:?}");
-    assert_eq!(
-        lines[1],
-        fs::read_link(format!("/proc/{hpid}/ns/pid"))
-            .unwrap()
-            .to_string_lossy(),
-        "{o:?}"
-    );
+    assert_eq!(lines[0], want_user, "{o:?}");
+    assert_eq!(lines[1], ns_of(hpid, "pid"), "{o:?}");
     assert_eq!(lines[2], "0", "{o:?}");
     assert!(lines[3].starts_with("sleep"), "the holder is pid 1: {o:?}");
 }
@@ -588,20 +589,13 @@ fn time_namespace_variants() {
         } else {
             Bundle::new()
         };
-        let mut ns = b.config["linux"]["namespaces"].as_array().unwrap().clone();
-        ns.push(json!({"type": "time"}));
-        b.config["linux"]["namespaces"] = json!(ns);
+        b.add_namespace("time");
         if let Some(o) = &offs {
             b.config["linux"]["timeOffsets"] = o.clone();
         }
-        let out = h.run_sh(
-            &mut b,
-            "readlink /proc/self/ns/time; cat /proc/self/timens_offsets",
-        );
-        eprintln!("userns {userns} offsets {offs:?}:\n{out}");
-        let mut lines = out.lines();
-        assert_ne!(lines.next().unwrap(), host_ns("time"), "{out}");
-        let got: Vec<Vec<&str>> = lines.map(|l| l.split_whitespace().collect()).collect();
+        let (ns, got) = time_ns_and_offsets(&h, &mut b);
+        eprintln!("userns {userns} offsets {offs:?}: {ns} {got:?}");
+        assert_ne!(ns, host_ns("time"), "{got:?}");
         let want: Vec<Vec<&str>> = if offs.is_some() {
             vec![
                 vec!["monotonic", "7200", "5"],
@@ -610,7 +604,7 @@ fn time_namespace_variants() {
         } else {
             vec![vec!["monotonic", "0", "0"], vec!["boottime", "0", "0"]]
         };
-        assert_eq!(got, want, "userns {userns}: {out}");
+        assert_eq!(got, want, "userns {userns}: {ns}");
     }
 }
 
@@ -626,39 +620,24 @@ fn time_namespace_by_path_and_refusals() {
     let h = Hako::new();
     let offsets = json!({"monotonic": {"secs": 7200, "nanosecs": 0}});
     let mut holder = Bundle::sh("sleep 100");
-    let mut ns = holder.config["linux"]["namespaces"]
-        .as_array()
-        .unwrap()
-        .clone();
-    ns.push(json!({"type": "time"}));
-    holder.config["linux"]["namespaces"] = json!(ns);
+    holder.add_namespace("time");
     holder.config["linux"]["timeOffsets"] = offsets.clone();
-    let hid = h.new_id();
-    h.run_with(&hid, &holder, &["-d"]).assert_ok();
-    let hpid = h.pid(&hid);
+    let (_, hpid) = start_holder(&h, &holder);
     let path = format!("/proc/{hpid}/ns/time");
-    let want = fs::read_link(&path).unwrap();
 
-    let with_time = |t: Value| {
+    let joining = || {
         let mut b = Bundle::new();
-        let mut ns = b.config["linux"]["namespaces"].as_array().unwrap().clone();
-        ns.push(t);
-        b.config["linux"]["namespaces"] = json!(ns);
+        b.config["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "time", "path": path}));
         b
     };
-    let mut b = with_time(json!({"type": "time", "path": path}));
-    let out = h.run_sh(
-        &mut b,
-        "readlink /proc/self/ns/time; cat /proc/self/timens_offsets",
-    );
-    let lines: Vec<Vec<&str>> = out
-        .lines()
-        .map(|l| l.split_whitespace().collect())
-        .collect();
-    assert_eq!(lines[0], [want.to_str().unwrap()], "{out}");
-    assert_eq!(lines[1], ["monotonic", "7200", "0"], "{out}");
+    let (ns, offs) = time_ns_and_offsets(&h, &mut joining());
+    assert_eq!(ns, ns_of(hpid, "time"), "{offs:?}");
+    assert_eq!(offs[0], ["monotonic", "7200", "0"], "{ns}");
 
-    let mut joined_with_offsets = with_time(json!({"type": "time", "path": path}));
+    let mut joined_with_offsets = joining();
     joined_with_offsets.config["linux"]["timeOffsets"] = offsets.clone();
     let mut no_ns = Bundle::new();
     no_ns.config["linux"]["timeOffsets"] = offsets.clone();
@@ -672,11 +651,7 @@ fn time_namespace_by_path_and_refusals() {
             "time namespace offsets specified, but time namespace isn't enabled in the config",
         ),
     ] {
-        let id = h.new_id();
-        let o = h.run(&id, &b);
-        o.assert_err();
-        assert!(o.stderr.contains(want), "want {want:?}: {o:?}");
-        assert!(!h.state_dir(&id).exists());
+        refused(&h, &b, want);
     }
 }
 
@@ -730,15 +705,7 @@ fn host_pid_namespace_gets_proc() {
     mounts.pop();
     mounts[0]["source"] = json!(other.to_str().unwrap());
     b.config["mounts"] = json!(mounts);
-    let id = h.new_id();
-    let o = h.run(&id, &b);
-    o.assert_err();
-    assert!(
-        o.stderr
-            .contains("cannot be mounted because it is not of type proc"),
-        "{o:?}"
-    );
-    assert!(!h.state_dir(&id).exists());
+    refused(&h, &b, "cannot be mounted because it is not of type proc");
     assert!(mounts_under(b.path()).is_empty());
 }
 
@@ -810,11 +777,7 @@ fn no_mount_namespace_with_mounts() {
     // leaves nothing either.
     b.add_mount(json!({"destination": "/mnt", "type": "bind",
                        "source": "/nonexistent-hako-test", "options": ["rbind"]}));
-    let id = h.new_id();
-    let o = h.run(&id, &b);
-    o.assert_err();
-    assert!(o.stderr.contains("nonexistent-hako-test"), "{o:?}");
-    assert!(!h.state_dir(&id).exists());
+    refused(&h, &b, "nonexistent-hako-test");
     let left = mounts_under(b.path());
     for m in &left {
         let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
