@@ -473,6 +473,23 @@ impl Bundle {
         self
     }
 
+    /// Only new namespaces of `kinds`, in that order (`[]`: every namespace is the host's).
+    pub fn set_namespaces(&mut self, kinds: &[&str]) -> &mut Bundle {
+        let list: Vec<Value> = kinds.iter().map(|k| json!({ "type": k })).collect();
+        self.config["linux"]["namespaces"] = json!(list);
+        self
+    }
+
+    /// No masked or read-only paths, a writable root and no hostname: what runc refuses
+    /// without private mount and UTS namespaces, for configs that share the host's.
+    pub fn without_private_mount_and_uts_settings(&mut self) -> &mut Bundle {
+        self.config["linux"]["maskedPaths"] = json!([]);
+        self.config["linux"]["readonlyPaths"] = json!([]);
+        self.config["root"]["readonly"] = json!(false);
+        self.config.as_object_mut().unwrap().remove("hostname");
+        self
+    }
+
     /// Drop every entry of `mounts` whose `type` is `kind`.
     pub fn remove_mounts(&mut self, kind: &str) -> &mut Bundle {
         self.config["mounts"]

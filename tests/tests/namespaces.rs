@@ -26,6 +26,20 @@ fn start_holder(h: &Hako, b: &Bundle) -> (String, i32) {
     (hid, hpid)
 }
 
+/// Nothing stays mounted under the bundle (runc 1.3 leaves the mounts it made on the host
+/// without a mount namespace: tolerated with runc); what is left is detached first.
+#[track_caller]
+fn no_mounts_left(b: &Bundle) {
+    let left = mounts_under(b.path());
+    for m in &left {
+        let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+    }
+    assert!(
+        left.is_empty() || testing_runc(),
+        "left on the host: {left:?}"
+    );
+}
+
 /// `run` of `b` is refused with exit status 1 and `want` in its error, and no state is left.
 #[track_caller]
 fn refused(h: &Hako, b: &Bundle, want: &str) {
@@ -304,12 +318,9 @@ fn no_namespaces_listed_inherits_the_hosts() {
     require_root!();
     let h = Hako::new();
     let mut b = Bundle::sh("echo ran > /ran; exec sleep 100");
-    b.config["linux"]["namespaces"] = json!([]);
-    b.config["linux"]["maskedPaths"] = json!([]);
-    b.config["linux"]["readonlyPaths"] = json!([]);
+    b.set_namespaces(&[])
+        .without_private_mount_and_uts_settings();
     b.config["mounts"] = json!([]);
-    b.config["root"]["readonly"] = json!(false);
-    b.config.as_object_mut().unwrap().remove("hostname");
     let id = h.new_id();
     let o = h.run_with(&id, &b, &["-d"]);
     if testing_runc() && o.code != 0 {
@@ -373,12 +384,9 @@ fn what_needs_a_private_namespace_is_refused_without_it() {
     let h = Hako::new();
     let bare = || {
         let mut b = Bundle::sh("true");
-        b.config["linux"]["namespaces"] = json!([]);
-        b.config["linux"]["maskedPaths"] = json!([]);
-        b.config["linux"]["readonlyPaths"] = json!([]);
+        b.set_namespaces(&[])
+            .without_private_mount_and_uts_settings();
         b.config["mounts"] = json!([]);
-        b.config["root"]["readonly"] = json!(false);
-        b.config.as_object_mut().unwrap().remove("hostname");
         b
     };
     type Edit = Box<dyn Fn(&mut Bundle)>;
@@ -716,19 +724,10 @@ fn no_mount_namespace_with_mounts() {
     require_root!();
     let h = Hako::new();
     let mut b = Bundle::sh("echo ran > /ran; exec sleep 100");
-    b.config["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "ipc"}]);
-    b.config["linux"]["maskedPaths"] = json!([]);
-    b.config["linux"]["readonlyPaths"] = json!([]);
-    b.config["root"]["readonly"] = json!(false);
-    b.config.as_object_mut().unwrap().remove("hostname");
-    let mounts: Vec<Value> = b.config["mounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["type"] != "cgroup" && m["type"] != "sysfs")
-        .cloned()
-        .collect();
-    b.config["mounts"] = json!(mounts);
+    b.set_namespaces(&["pid", "ipc"])
+        .without_private_mount_and_uts_settings()
+        .remove_mounts("cgroup")
+        .remove_mounts("sysfs");
     let id = h.new_id();
     h.run_with(&id, &b, &["-d"]).assert_ok();
     let pid = h.pid(&id);
@@ -763,29 +762,15 @@ fn no_mount_namespace_with_mounts() {
     h.kill(&id, "KILL").assert_ok();
     assert!(h.wait_status(&id, "stopped", std::time::Duration::from_secs(10)));
     h.delete(&id).assert_ok();
-    let left = mounts_under(b.path());
-    for m in &left {
-        let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
-    }
     // runc 1.3 leaves them (and its bind of the rootfs onto itself) on the host.
-    assert!(
-        left.is_empty() || testing_runc(),
-        "left on the host: {left:?}"
-    );
+    no_mounts_left(&b);
 
     // A create that fails after some mounts were made (a bind whose source is missing, last)
     // leaves nothing either.
     b.add_mount(json!({"destination": "/mnt", "type": "bind",
                        "source": "/nonexistent-hako-test", "options": ["rbind"]}));
     refused(&h, &b, "nonexistent-hako-test");
-    let left = mounts_under(b.path());
-    for m in &left {
-        let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
-    }
-    assert!(
-        left.is_empty() || testing_runc(),
-        "left on the host: {left:?}"
-    );
+    no_mounts_left(&b);
 }
 
 /// No namespaces at all (podman's `--pid=host --network=host … --mount-ns=host`-like configs):
@@ -795,11 +780,8 @@ fn no_namespaces_with_proc_bind_and_hooks() {
     require_root!();
     let h = Hako::new();
     let mut b = Bundle::new();
-    b.config["linux"]["namespaces"] = json!([]);
-    b.config["linux"]["maskedPaths"] = json!([]);
-    b.config["linux"]["readonlyPaths"] = json!([]);
-    b.config["root"]["readonly"] = json!(false);
-    b.config.as_object_mut().unwrap().remove("hostname");
+    b.set_namespaces(&[])
+        .without_private_mount_and_uts_settings();
     b.config["mounts"] = json!([
         {"destination": "/proc", "type": "bind", "source": "/proc", "options": ["rbind"]},
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["mode=755"]}
@@ -818,14 +800,7 @@ fn no_namespaces_with_proc_bind_and_hooks() {
     assert_eq!(lines[..2], ["proc", "null"], "{out}");
     assert_eq!(lines[2], host_ns("pid"), "{out}");
     assert_eq!(read(&log), "prestart\ncreateContainer\npoststop\n");
-    let left = mounts_under(b.path());
-    for m in &left {
-        let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
-    }
-    assert!(
-        left.is_empty() || testing_runc(),
-        "left on the host: {left:?}"
-    );
+    no_mounts_left(&b);
 }
 
 /// The container may move what lies above its mounts (it shares the host's mount namespace and
@@ -836,11 +811,8 @@ fn no_mount_namespace_mounts_moved_by_the_container_are_still_undone() {
     require_root!();
     let h = Hako::new();
     let mut b = Bundle::sh("mv /a /a2 && ln -s ../../../../../../.. /a && exec sleep 100");
-    b.config["linux"]["namespaces"] = json!([{"type": "pid"}]);
-    b.config["linux"]["maskedPaths"] = json!([]);
-    b.config["linux"]["readonlyPaths"] = json!([]);
-    b.config["root"]["readonly"] = json!(false);
-    b.config.as_object_mut().unwrap().remove("hostname");
+    b.set_namespaces(&["pid"])
+        .without_private_mount_and_uts_settings();
     b.config["mounts"] = json!([
         {"destination": "/a/b", "type": "tmpfs", "source": "tmpfs", "options": ["mode=755"]},
         {"destination": "/a/b/c", "type": "tmpfs", "source": "tmpfs", "options": ["mode=755"]}
@@ -865,14 +837,7 @@ fn no_mount_namespace_mounts_moved_by_the_container_are_still_undone() {
     h.kill(&id, "KILL").assert_ok();
     assert!(h.wait_status(&id, "stopped", std::time::Duration::from_secs(10)));
     h.delete(&id).assert_ok();
-    let left = mounts_under(b.path());
-    for m in &left {
-        let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
-    }
-    assert!(
-        left.is_empty() || testing_runc(),
-        "left on the host: {left:?}"
-    );
+    no_mounts_left(&b);
 }
 
 /// A user namespace with the host's pid namespace: the kernel refuses a fresh procfs there (the
