@@ -859,6 +859,20 @@ impl Hako {
         self.cmd(&args)
     }
 
+    /// `create` of `bundle` under a new id, then `check("create", id, output)`; then the same
+    /// for `run`: both ways in must treat a config alike (refusals, what is left behind).
+    pub fn create_then_run(&self, bundle: &Bundle, mut check: impl FnMut(&str, &str, &Output)) {
+        for cmd in ["create", "run"] {
+            let id = self.new_id();
+            let o = if cmd == "create" {
+                self.create(&id, bundle)
+            } else {
+                self.run(&id, bundle)
+            };
+            check(cmd, &id, &o);
+        }
+    }
+
     /// `run --detach` of a fresh container on `bundle`, asserting it runs; returns its id.
     #[track_caller]
     pub fn run_detached(&self, bundle: &Bundle) -> String {

@@ -51,13 +51,7 @@ fn only_init(h: &Hako, id: &str) {
 /// create and run both fail naming `field`, and leave no state, process or mount.
 #[track_caller]
 fn fails_cleanly(h: &Hako, b: &Bundle, needles: &[&str]) {
-    for cmd in ["create", "run"] {
-        let id = h.new_id();
-        let o = if cmd == "create" {
-            h.create(&id, b)
-        } else {
-            h.run(&id, b)
-        };
+    h.create_then_run(b, |cmd, id, o| {
         assert_ne!(o.code, 0, "{cmd}: {o:?}");
         if !testing_runc() {
             assert!(
@@ -65,7 +59,7 @@ fn fails_cleanly(h: &Hako, b: &Bundle, needles: &[&str]) {
                 "{cmd}: stderr should name {needles:?}: {o:?}"
             );
         }
-        assert!(!h.state_dir(&id).exists(), "{cmd}: <root>/{id} left behind");
+        assert!(!h.state_dir(id).exists(), "{cmd}: <root>/{id} left behind");
         assert!(
             wait_for(Duration::from_secs(5), || processes_using(b.path())
                 .is_empty()),
@@ -73,7 +67,7 @@ fn fails_cleanly(h: &Hako, b: &Bundle, needles: &[&str]) {
             processes_using(b.path())
         );
         assert!(mounts_under(b.path()).is_empty(), "{cmd}: leftover mounts");
-    }
+    });
 }
 
 /// Fields 18 and 19 of /proc/self/stat (priority, nice) and /proc/self/sched's policy.
