@@ -292,7 +292,7 @@ const CPUS: &str = "grep Cpus_allowed_list /proc/self/status | cut -f2";
 fn exec_cpu_affinity_initial_final_and_reset() {
     require_root!();
     if online_cpus() < 2 {
-        eprintln!("SKIP exec_cpu_affinity_initial_final_and_reset: needs 2 CPUs");
+        skip("needs 2 CPUs");
         return;
     }
     let h = Hako::new();
@@ -366,7 +366,7 @@ fn exec_cpu_affinity_initial_final_and_reset() {
 fn exec_cpu_affinity_of_the_container_is_every_execs_default() {
     require_root!();
     if online_cpus() < 2 {
-        eprintln!("SKIP exec_cpu_affinity_of_the_container_is_every_execs_default: needs 2 CPUs");
+        skip("needs 2 CPUs");
         return;
     }
     let h = Hako::new();
@@ -388,9 +388,9 @@ fn exec_cpu_affinity_of_the_container_is_every_execs_default() {
 }
 
 /// runc 1.3 does not know `linux.memoryPolicy` (runc 1.4 does) and ignores it.
-fn runc_without_memory_policy(test: &str) -> bool {
+fn runc_without_memory_policy() -> bool {
     if testing_runc() {
-        eprintln!("SKIP {test}: runc 1.3 ignores linux.memoryPolicy");
+        skip("runc 1.3 ignores linux.memoryPolicy");
     }
     testing_runc()
 }
@@ -405,11 +405,11 @@ const POLICY: &str = "head -1 /proc/self/numa_maps | cut -d' ' -f2";
 #[test]
 fn memory_policy_reaches_init_and_exec() {
     require_root!();
-    if runc_without_memory_policy("memory_policy_reaches_init_and_exec") {
+    if runc_without_memory_policy() {
         return;
     }
     if !numa() {
-        eprintln!("SKIP memory_policy_reaches_init_and_exec: no NUMA (no /proc/self/numa_maps)");
+        skip("no NUMA (no /proc/self/numa_maps)");
         return;
     }
     let h = Hako::new();
@@ -440,7 +440,7 @@ fn memory_policy_reaches_init_and_exec() {
 #[test]
 fn memory_policy_errors_name_the_field() {
     require_root!();
-    if runc_without_memory_policy("memory_policy_errors_name_the_field") {
+    if runc_without_memory_policy() {
         return;
     }
     let h = Hako::new();
@@ -452,11 +452,11 @@ fn memory_policy_errors_name_the_field() {
     b.config["linux"]["memoryPolicy"] = json!({"mode": "MPOL_INTERLEAVE", "nodes": "0-"});
     fails_cleanly(&h, &b, &["linux.memoryPolicy.nodes"]);
     if !numa() {
-        eprintln!("SKIP memory_policy_errors_name_the_field (kernel part): no NUMA");
+        skip_part("kernel", "no NUMA");
         return;
     }
     if Path::new("/sys/devices/system/node/node1").exists() {
-        eprintln!("SKIP memory_policy_errors_name_the_field (missing node): node 1 exists");
+        skip_part("missing node", "node 1 exists");
     } else {
         // A node this machine does not have: the kernel's EINVAL, named.
         b.config["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND", "nodes": "1"});
@@ -484,11 +484,11 @@ fn personality_reaches_exec() {
 #[test]
 fn features_memory_policy_modes_and_flags_all_work() {
     require_root!();
-    if runc_without_memory_policy("features_memory_policy_modes_and_flags_all_work") {
+    if runc_without_memory_policy() {
         return;
     }
     if !numa() {
-        eprintln!("SKIP features_memory_policy_modes_and_flags_all_work: no NUMA");
+        skip("no NUMA");
         return;
     }
     let h = Hako::new();

@@ -955,7 +955,7 @@ fn filter_flags_take_effect() {
             "SPEC_ALLOW ignored: {out}"
         );
     } else {
-        eprintln!("SKIP filter_flags_take_effect (SPEC_ALLOW part): host SSB is {host_ssb:?}");
+        skip_part("SPEC_ALLOW", &format!("host SSB is {host_ssb:?}"));
     }
 
     let quiet = mkdir_pid(
