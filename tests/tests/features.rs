@@ -123,10 +123,7 @@ fn covers_runc_13s_features() {
     require_root!();
     let runc = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/runc-1.3/runc");
     if !runc.is_file() {
-        eprintln!(
-            "SKIP covers_runc_13s_features: no runc 1.3 at {}",
-            runc.display()
-        );
+        skip(&format!("no runc 1.3 at {}", runc.display()));
         return;
     }
     let o = std::process::Command::new(&runc)
