@@ -987,6 +987,25 @@ impl Hako {
         self.cmd(&args)
     }
 
+    /// Nothing of container `id` on the bundle at `bundle_dir` remains: no state directory, no
+    /// process using the bundle (a killed init may take a moment to go: waited for up to 10 s),
+    /// no mount below it. `what` prefixes the failure message.
+    #[track_caller]
+    pub fn assert_nothing_left(&self, id: &str, bundle_dir: &Path, what: &str) {
+        assert!(
+            !self.state_dir(id).exists(),
+            "{what}<root>/{id} left behind"
+        );
+        assert!(
+            wait_for(Duration::from_secs(10), || processes_using(bundle_dir)
+                .is_empty()),
+            "{what}leftover processes: {:?}",
+            processes_using(bundle_dir)
+        );
+        let leaked = mounts_under(bundle_dir);
+        assert!(leaked.is_empty(), "{what}leftover host mounts: {leaked:?}");
+    }
+
     /// Path of the container's state directory, `<root>/<id>`.
     pub fn state_dir(&self, id: &str) -> PathBuf {
         self.root.path().join(id)

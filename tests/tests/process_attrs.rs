@@ -59,14 +59,7 @@ fn fails_cleanly(h: &Hako, b: &Bundle, needles: &[&str]) {
                 "{cmd}: stderr should name {needles:?}: {o:?}"
             );
         }
-        assert!(!h.state_dir(id).exists(), "{cmd}: <root>/{id} left behind");
-        assert!(
-            wait_for(Duration::from_secs(5), || processes_using(b.path())
-                .is_empty()),
-            "{cmd}: leftover processes {:?}",
-            processes_using(b.path())
-        );
-        assert!(mounts_under(b.path()).is_empty(), "{cmd}: leftover mounts");
+        h.assert_nothing_left(id, b.path(), &format!("{cmd}: "));
     });
 }
 
