@@ -21,6 +21,19 @@ fn strings(v: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Each of `keys` (quoted) is in `text`, in that order.
+#[track_caller]
+fn assert_key_order(text: &str, keys: &[&str]) {
+    let pos: Vec<usize> = keys
+        .iter()
+        .map(|k| {
+            text.find(&format!("{k}:"))
+                .unwrap_or_else(|| panic!("{k} missing"))
+        })
+        .collect();
+    assert!(pos.windows(2).all(|w| w[0] < w[1]), "key order: {text}");
+}
+
 #[test]
 fn shape_and_key_order() {
     require_root!();
@@ -54,14 +67,7 @@ fn shape_and_key_order() {
         "\"selinux\"",
         "\"annotations\"",
     ];
-    let pos: Vec<usize> = order
-        .iter()
-        .map(|k| {
-            text.find(&format!("{k}:"))
-                .unwrap_or_else(|| panic!("{k} missing"))
-        })
-        .collect();
-    assert!(pos.windows(2).all(|w| w[0] < w[1]), "key order: {text}");
+    assert_key_order(&text, &order);
     let l = &f["linux"];
     assert_eq!(l["cgroup"]["v1"], true);
     assert_eq!(l["cgroup"]["v2"], true);
@@ -86,14 +92,7 @@ fn shape_and_key_order() {
         "\"annotations\"",
         "\"potentiallyUnsafeConfigAnnotations\"",
     ];
-    let pos: Vec<usize> = order
-        .iter()
-        .map(|k| {
-            text.find(&format!("{k}:"))
-                .unwrap_or_else(|| panic!("{k} missing"))
-        })
-        .collect();
-    assert!(pos.windows(2).all(|w| w[0] < w[1]), "key order: {text}");
+    assert_key_order(&text, &order);
     // Idmapped mounts (tests/idmap.rs), as runc 1.2+ reports them.
     assert_eq!(l["mountExtensions"]["idmap"]["enabled"], true);
     assert_eq!(l["seccomp"]["enabled"], true);
