@@ -12,14 +12,13 @@ use hako_tests::*;
 /// The config `runc spec --rootless` would give: a user namespace mapping the caller to root, no
 /// network namespace, no gid=5 on devpts (gid 5 is not mapped), no resources.
 fn rootless_bundle(script: &str) -> Bundle {
-    let u = test_user();
     let mut b = Bundle::sh(script);
-    let c = &mut b.config;
-    c["linux"]["namespaces"] = json!([
-        {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "user"}
-    ]);
-    u.map_as_root(c);
-    c["linux"].as_object_mut().unwrap().remove("resources");
+    b.set_namespaces(&["pid", "ipc", "uts", "mount"])
+        .in_user_namespace_of(test_user());
+    b.config["linux"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resources");
     b
 }
 
