@@ -234,15 +234,12 @@ fn listed_namespaces_can_all_be_created() {
         "for n in {}; do readlink /proc/self/ns/$n; done",
         kinds.join(" ")
     ));
-    b.config["linux"]["namespaces"] =
-        json!(ns.iter().map(|t| json!({"type": t})).collect::<Vec<_>>());
+    // Every listed namespace new, the user one among them (root mapped to the host's root).
+    b.set_namespaces(&ns.iter().map(String::as_str).collect::<Vec<_>>());
     b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 0, "size": 65536}]);
     b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 0, "size": 65536}]);
     // A user namespace may not mount a cgroup fs of another cgroup namespace's owner: drop it.
-    b.config["mounts"]
-        .as_array_mut()
-        .unwrap()
-        .retain(|m| m["type"] != "cgroup");
+    b.remove_mounts("cgroup");
     let id = h.new_id();
     let o = h.run(&id, &b);
     o.assert_ok();
