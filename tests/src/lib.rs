@@ -1218,17 +1218,18 @@ impl TestUser {
     pub fn map_as_root(&self, config: &mut Value) {
         config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": self.uid, "size": 1}]);
         config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": self.gid, "size": 1}]);
-        for m in config["mounts"].as_array_mut().unwrap() {
-            if m["type"] == "devpts" {
-                let opts: Vec<Value> = m["options"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter(|o| *o != "gid=5")
-                    .cloned()
-                    .collect();
-                m["options"] = json!(opts);
-            }
+        devpts_without_gid5(config);
+    }
+}
+
+/// devpts without `gid=5`, for a user namespace that does not map gid 5 (the mount would fail).
+pub fn devpts_without_gid5(config: &mut Value) {
+    for m in config["mounts"].as_array_mut().unwrap() {
+        if m["type"] == "devpts" {
+            m["options"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|o| o != "gid=5");
         }
     }
 }

@@ -663,17 +663,7 @@ fn root_in_a_user_namespace_idmaps_only_what_it_owns() {
         .as_object_mut()
         .unwrap()
         .remove("resources");
-    for m in b.config["mounts"].as_array_mut().unwrap() {
-        if m["type"] == "devpts" {
-            m["options"] = json!([
-                "nosuid",
-                "noexec",
-                "newinstance",
-                "ptmxmode=0666",
-                "mode=0620"
-            ]);
-        }
-    }
+    devpts_without_gid5(&mut b.config);
     let src = b.path().join("own-tmpfs");
     std::fs::create_dir(&src).unwrap();
     let run_in = |b: &Bundle, mount_tmpfs: bool, mount_ns: bool| {

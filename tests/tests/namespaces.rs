@@ -850,11 +850,9 @@ fn user_namespace_with_host_pid_namespace_gets_proc() {
     b.config["linux"]["namespaces"] = json!([
         {"type": "user"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}
     ]);
-    let mut mounts = b.config["mounts"].as_array().unwrap().clone();
-    mounts.retain(|m| m["type"] != "sysfs");
-    mounts[0] = json!({"destination": "/proc", "type": "bind", "source": "/proc",
-                       "options": ["rbind", "nosuid", "noexec", "nodev"]});
-    b.config["mounts"] = json!(mounts);
+    b.remove_mounts("sysfs");
+    b.config["mounts"][0] = json!({"destination": "/proc", "type": "bind", "source": "/proc",
+                                   "options": ["rbind", "nosuid", "noexec", "nodev"]});
     let out = h.run_sh(
         &mut b,
         "test -d /proc/1 && echo host1; readlink /proc/self/ns/pid; id -u",
