@@ -58,7 +58,7 @@ fn time_ns_and_offsets(h: &Hako, b: &mut Bundle) -> (String, Vec<Vec<String>>) {
         "readlink /proc/self/ns/time; cat /proc/self/timens_offsets",
     );
     let mut lines = out.lines();
-    let ns = lines.next().unwrap_or_default().to_string();
+    let ns = lines.next().expect("the time namespace line").to_string();
     let offsets = lines
         .map(|l| l.split_whitespace().map(str::to_string).collect())
         .collect();
