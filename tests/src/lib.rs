@@ -453,9 +453,9 @@ impl Bundle {
     }
 
     /// A new user namespace (appended to `linux.namespaces`) mapping the container's ids
-    /// 0..65536 to the host's `host_uid..` and `host_gid..`, as runc's userns.bats does. Nothing
-    /// else changes: a test whose mapped root must own the rootfs adds [`Bundle::chown_rootfs`],
-    /// one that wants no cgroup mount [`Bundle::remove_mounts`]`("cgroup")`.
+    /// 0..65536 to the host's `host_uid..` and `host_gid..`. Nothing else changes: a test whose
+    /// mapped root must own the rootfs adds [`Bundle::chown_rootfs`], one that wants no cgroup
+    /// mount [`Bundle::remove_mounts`]`("cgroup")`.
     pub fn in_user_namespace(&mut self, host_uid: u32, host_gid: u32) -> &mut Bundle {
         self.add_namespace("user");
         self.config["linux"]["uidMappings"] =
