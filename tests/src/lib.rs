@@ -442,6 +442,79 @@ impl Bundle {
     pub fn out_dir(&mut self) -> PathBuf {
         self.host_dir("out", "/out")
     }
+
+    /// Append a new namespace of `kind` (`"user"`, `"time"`, ...) to `linux.namespaces`.
+    pub fn add_namespace(&mut self, kind: &str) -> &mut Bundle {
+        self.config["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("linux.namespaces is a list")
+            .push(json!({ "type": kind }));
+        self
+    }
+
+    /// A new user namespace (appended to `linux.namespaces`) mapping the container's ids
+    /// 0..65536 to the host's `host_uid..` and `host_gid..`. Nothing else changes: a test whose
+    /// mapped root must own the rootfs adds [`Bundle::chown_rootfs`], one that wants no cgroup
+    /// mount [`Bundle::remove_mounts`]`("cgroup")`.
+    pub fn in_user_namespace(&mut self, host_uid: u32, host_gid: u32) -> &mut Bundle {
+        self.add_namespace("user");
+        self.config["linux"]["uidMappings"] =
+            json!([{"containerID": 0, "hostID": host_uid, "size": 65536}]);
+        self.config["linux"]["gidMappings"] =
+            json!([{"containerID": 0, "hostID": host_gid, "size": 65536}]);
+        self
+    }
+
+    /// A new user namespace whose root is `user` (one id each way, devpts without `gid=5`): see
+    /// [`TestUser::map_as_root`].
+    pub fn in_user_namespace_of(&mut self, user: &TestUser) -> &mut Bundle {
+        self.add_namespace("user");
+        user.map_as_root(&mut self.config);
+        self
+    }
+
+    /// Only new namespaces of `kinds`, in that order (`[]`: every namespace is the host's).
+    pub fn set_namespaces(&mut self, kinds: &[&str]) -> &mut Bundle {
+        let list: Vec<Value> = kinds.iter().map(|k| json!({ "type": k })).collect();
+        self.config["linux"]["namespaces"] = json!(list);
+        self
+    }
+
+    /// No masked or read-only paths, a writable root and no hostname: what runc refuses
+    /// without private mount and UTS namespaces, for configs that share the host's.
+    pub fn without_private_mount_and_uts_settings(&mut self) -> &mut Bundle {
+        self.config["linux"]["maskedPaths"] = json!([]);
+        self.config["linux"]["readonlyPaths"] = json!([]);
+        self.config["root"]["readonly"] = json!(false);
+        self.config.as_object_mut().unwrap().remove("hostname");
+        self
+    }
+
+    /// Drop every entry of `mounts` whose `type` is `kind`.
+    pub fn remove_mounts(&mut self, kind: &str) -> &mut Bundle {
+        self.config["mounts"]
+            .as_array_mut()
+            .expect("mounts is a list")
+            .retain(|m| m["type"] != kind);
+        self
+    }
+
+    /// `chown -R -h uid:gid` the rootfs, for a user namespace's mapped ids to own it.
+    pub fn chown_rootfs(&mut self, uid: u32, gid: u32) -> &mut Bundle {
+        chown_tree(&self.rootfs(), uid, gid);
+        self
+    }
+}
+
+/// `chown -R -h uid:gid PATH` (symlinks themselves, not their targets), asserting success.
+#[track_caller]
+pub fn chown_tree(path: &Path, uid: u32, gid: u32) {
+    let st = Command::new("chown")
+        .args(["-R", "-h", &format!("{uid}:{gid}")])
+        .arg(path)
+        .status()
+        .expect("run chown");
+    assert!(st.success(), "chown -R {uid}:{gid} {}", path.display());
 }
 
 impl Default for Bundle {
@@ -786,6 +859,20 @@ impl Hako {
         self.cmd(&args)
     }
 
+    /// `create` of `bundle` under a new id, then `check("create", id, output)`; then the same
+    /// for `run`: both ways in must treat a config alike (refusals, what is left behind).
+    pub fn create_then_run(&self, bundle: &Bundle, mut check: impl FnMut(&str, &str, &Output)) {
+        for cmd in ["create", "run"] {
+            let id = self.new_id();
+            let o = if cmd == "create" {
+                self.create(&id, bundle)
+            } else {
+                self.run(&id, bundle)
+            };
+            check(cmd, &id, &o);
+        }
+    }
+
     /// `run --detach` of a fresh container on `bundle`, asserting it runs; returns its id.
     #[track_caller]
     pub fn run_detached(&self, bundle: &Bundle) -> String {
@@ -898,6 +985,25 @@ impl Hako {
         let mut args = vec!["list"];
         args.extend_from_slice(extra);
         self.cmd(&args)
+    }
+
+    /// Nothing of container `id` on the bundle at `bundle_dir` remains: no state directory, no
+    /// process using the bundle (a killed init may take a moment to go: waited for up to 10 s),
+    /// no mount below it. `what` prefixes the failure message.
+    #[track_caller]
+    pub fn assert_nothing_left(&self, id: &str, bundle_dir: &Path, what: &str) {
+        assert!(
+            !self.state_dir(id).exists(),
+            "{what}<root>/{id} left behind"
+        );
+        assert!(
+            wait_for(Duration::from_secs(10), || processes_using(bundle_dir)
+                .is_empty()),
+            "{what}leftover processes: {:?}",
+            processes_using(bundle_dir)
+        );
+        let leaked = mounts_under(bundle_dir);
+        assert!(leaked.is_empty(), "{what}leftover host mounts: {leaked:?}");
     }
 
     /// Path of the container's state directory, `<root>/<id>`.
@@ -1112,17 +1218,18 @@ impl TestUser {
     pub fn map_as_root(&self, config: &mut Value) {
         config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": self.uid, "size": 1}]);
         config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": self.gid, "size": 1}]);
-        for m in config["mounts"].as_array_mut().unwrap() {
-            if m["type"] == "devpts" {
-                let opts: Vec<Value> = m["options"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter(|o| *o != "gid=5")
-                    .cloned()
-                    .collect();
-                m["options"] = json!(opts);
-            }
+        devpts_without_gid5(config);
+    }
+}
+
+/// devpts without `gid=5`, for a user namespace that does not map gid 5 (the mount would fail).
+pub fn devpts_without_gid5(config: &mut Value) {
+    for m in config["mounts"].as_array_mut().unwrap() {
+        if m["type"] == "devpts" {
+            m["options"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|o| o != "gid=5");
         }
     }
 }

@@ -17,20 +17,12 @@ fn assert_clean_failure(h: &Hako, o: &Output, id: &str, bundle_dir: &Path, needl
         "stderr should mention one of {needles:?}: {o:?}"
     );
     assert!(o.stdout.is_empty(), "nothing on stdout on failure: {o:?}");
-    assert!(!h.state_dir(id).exists(), "<root>/{id} left behind");
+    h.assert_nothing_left(id, bundle_dir, "");
     let listed = h.list(&["-q"]);
     assert!(
         !listed.stdout.lines().any(|l| l == id),
         "{id} still listed: {listed:?}"
     );
-    assert!(
-        wait_for(Duration::from_secs(5), || processes_using(bundle_dir)
-            .is_empty()),
-        "leftover processes: {:?}",
-        processes_using(bundle_dir)
-    );
-    let leaked = mounts_under(bundle_dir);
-    assert!(leaked.is_empty(), "leftover host mounts: {leaked:?}");
 }
 
 /// Run both `create` and `run` on `b` and check each fails cleanly.

@@ -920,33 +920,27 @@ fn delete_removes_every_cgroup_dir() {
 /// `create` and `run` fail with status 1 naming `needle`, and leave no state and no cgroup.
 #[track_caller]
 fn fails_cleanly(h: &Hako, b: &Bundle, p: &Parent, needles: &[&str]) {
-    for cmd in ["create", "run"] {
-        let id = h.new_id();
-        let o = if cmd == "create" {
-            h.create(&id, b)
-        } else {
-            h.run(&id, b)
-        };
+    h.create_then_run(b, |cmd, id, o| {
         o.assert_err();
         assert!(
             needles.iter().any(|n| o.stderr.contains(n)),
-            "stderr should name one of {needles:?}: {o:?}"
+            "{cmd}: stderr should name one of {needles:?}: {o:?}"
         );
-        assert!(!h.state_dir(&id).exists(), "state dir left behind");
+        assert!(!h.state_dir(id).exists(), "{cmd}: state dir left behind");
         let left: Vec<_> = p
             .host_dirs()
             .into_iter()
             .map(|d| d.join("c"))
             .filter(|d| d.exists())
             .collect();
-        assert!(left.is_empty(), "cgroups left behind: {left:?}");
+        assert!(left.is_empty(), "{cmd}: cgroups left behind: {left:?}");
         let hako: Vec<_> = mounts()
             .into_iter()
-            .map(|(mp, _, _)| mp.join("hako").join(&id))
+            .map(|(mp, _, _)| mp.join("hako").join(id))
             .filter(|d| d.exists())
             .collect();
-        assert!(hako.is_empty(), "cgroups left behind: {hako:?}");
-    }
+        assert!(hako.is_empty(), "{cmd}: cgroups left behind: {hako:?}");
+    });
 }
 
 /// A kernel without BFQ or CFQ (block devices on mq-deadline) has no blkio weight file: a
@@ -1158,20 +1152,14 @@ fn preexisting_cgroup_frozen_or_busy_is_refused() {
     };
     let fdir = freezer.join(p.path("c").trim_start_matches('/'));
     fs::write(fdir.join(file), on).unwrap();
-    for cmd in ["create", "run"] {
-        let id = h.new_id();
-        let o = if cmd == "create" {
-            h.create(&id, &b)
-        } else {
-            h.run(&id, &b)
-        };
+    h.create_then_run(&b, |cmd, id, o| {
         o.assert_err();
         assert!(
             o.stderr.contains("container's cgroup unexpectedly frozen"),
             "{cmd}: {o:?}"
         );
-        assert!(!h.state_dir(&id).exists(), "{cmd}: state dir left behind");
-    }
+        assert!(!h.state_dir(id).exists(), "{cmd}: state dir left behind");
+    });
     fs::write(fdir.join(file), off).unwrap();
 
     // A process already in the cgroup: refused as well (runc 1.2+; runc 1.1 warned and ran).
@@ -1183,13 +1171,7 @@ fn preexisting_cgroup_frozen_or_busy_is_refused() {
         // (A v1 cpuset made by hand has no cpus: the sleeper stays out of that one.)
         let _ = fs::write(d.join("cgroup.procs"), sleeper.id().to_string());
     }
-    for cmd in ["create", "run"] {
-        let id = h.new_id();
-        let o = if cmd == "create" {
-            h.create(&id, &b)
-        } else {
-            h.run(&id, &b)
-        };
+    h.create_then_run(&b, |cmd, id, o| {
         o.assert_err();
         assert_eq!(o.stdout, "", "{cmd}: the container ran: {o:?}");
         assert!(
@@ -1197,8 +1179,8 @@ fn preexisting_cgroup_frozen_or_busy_is_refused() {
                 .contains("container's cgroup is not empty: 1 process(es) found"),
             "{cmd}: {o:?}"
         );
-        assert!(!h.state_dir(&id).exists(), "{cmd}: state dir left behind");
-    }
+        assert!(!h.state_dir(id).exists(), "{cmd}: state dir left behind");
+    });
     let _ = sleeper.kill();
     let _ = sleeper.wait();
     assert!(wait_for(t(5), || {
@@ -1732,21 +1714,12 @@ fn in_every_cgroup_before_user_code(userns: bool, cgroupns: bool) {
         r#"pid=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p'); cat /proc/$pid/cgroup > {}"#,
         out.display()
     )]}]});
-    let ns = b.config["linux"]["namespaces"].as_array_mut().unwrap();
     if cgroupns {
-        ns.push(json!({"type": "cgroup"}));
+        b.add_namespace("cgroup");
     }
     if userns {
-        ns.push(json!({"type": "user"}));
-        b.config["linux"]["uidMappings"] =
-            json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
-        b.config["linux"]["gidMappings"] =
-            json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
-        let st = std::process::Command::new("chown")
-            .args(["-R", "-h", "200000:200000", b.rootfs().to_str().unwrap()])
-            .status()
-            .unwrap();
-        assert!(st.success());
+        b.in_user_namespace(200000, 200000)
+            .chown_rootfs(200000, 200000);
     }
     let id = h.new_id();
     let o = h.run(&id, &b);

@@ -476,19 +476,10 @@ fn killed_during_create_without_mount_namespace_leaves_no_mount() {
         let h = Hako::new();
         let place = Place::new();
         let mut b = bundle_for(&place, "sleep 1000", step);
-        b.config["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "ipc"}]);
-        b.config["linux"]["maskedPaths"] = json!([]);
-        b.config["linux"]["readonlyPaths"] = json!([]);
-        b.config["root"]["readonly"] = json!(false);
-        b.config.as_object_mut().unwrap().remove("hostname");
-        let mounts: Vec<serde_json::Value> = b.config["mounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|m| m["type"] != "cgroup" && m["type"] != "sysfs")
-            .cloned()
-            .collect();
-        b.config["mounts"] = json!(mounts);
+        b.set_namespaces(&["pid", "ipc"])
+            .without_private_mount_and_uts_settings()
+            .remove_mounts("cgroup")
+            .remove_mounts("sysfs");
         let id = h.new_id();
         h.track(&id);
         b.save();

@@ -352,14 +352,9 @@ fn exec_in_a_user_namespace_container() {
     require_root!();
     let h = Hako::new();
     let mut b = sleeper();
-    b.config["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"type": "user"}));
-    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
-    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
     // The rootfs must be usable by the mapped root.
-    chown_tree(&b.rootfs(), 200000);
+    b.in_user_namespace(200000, 200000)
+        .chown_rootfs(200000, 200000);
     let id = h.run_detached(&b);
     let o = h.exec(&[&id, "sh", "-c", "id -u; cat /proc/self/uid_map"]);
     o.assert_ok();
@@ -384,14 +379,6 @@ fn exec_in_a_user_namespace_container() {
         })
         .collect();
     assert!(uids.contains(&"201000".to_string()), "{uids:?}");
-}
-
-fn chown_tree(dir: &std::path::Path, id: u32) {
-    let st = std::process::Command::new("chown")
-        .args(["-R", "-h", &format!("{id}:{id}"), dir.to_str().unwrap()])
-        .status()
-        .unwrap();
-    assert!(st.success());
 }
 
 #[test]

@@ -307,18 +307,8 @@ fn exec_user_gets_a_cwd_only_the_user_can_enter() {
     require_root!();
     let h = Hako::new();
     let mut b = Bundle::sh("exec sleep 1000");
-    b.config["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"type": "user"}));
-    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
-    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
-    let st = std::process::Command::new("chown")
-        .args(["-R", "-h", "200000:200000"])
-        .arg(b.rootfs())
-        .status()
-        .unwrap();
-    assert!(st.success());
+    b.in_user_namespace(200000, 200000)
+        .chown_rootfs(200000, 200000);
     // Owned by a host uid the container does not map, group = the container's gid 1000, 0770:
     // the container's root has no override on it (its owner is not mapped) and is not in the
     // group; the user with gid 1000 may enter. runc tries again after the id change.

@@ -21,6 +21,19 @@ fn strings(v: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Each of `keys` (quoted) is in `text`, in that order.
+#[track_caller]
+fn assert_key_order(text: &str, keys: &[&str]) {
+    let pos: Vec<usize> = keys
+        .iter()
+        .map(|k| {
+            text.find(&format!("{k}:"))
+                .unwrap_or_else(|| panic!("{k} missing"))
+        })
+        .collect();
+    assert!(pos.windows(2).all(|w| w[0] < w[1]), "key order: {text}");
+}
+
 #[test]
 fn shape_and_key_order() {
     require_root!();
@@ -54,14 +67,7 @@ fn shape_and_key_order() {
         "\"selinux\"",
         "\"annotations\"",
     ];
-    let pos: Vec<usize> = order
-        .iter()
-        .map(|k| {
-            text.find(&format!("{k}:"))
-                .unwrap_or_else(|| panic!("{k} missing"))
-        })
-        .collect();
-    assert!(pos.windows(2).all(|w| w[0] < w[1]), "key order: {text}");
+    assert_key_order(&text, &order);
     let l = &f["linux"];
     assert_eq!(l["cgroup"]["v1"], true);
     assert_eq!(l["cgroup"]["v2"], true);
@@ -86,14 +92,7 @@ fn shape_and_key_order() {
         "\"annotations\"",
         "\"potentiallyUnsafeConfigAnnotations\"",
     ];
-    let pos: Vec<usize> = order
-        .iter()
-        .map(|k| {
-            text.find(&format!("{k}:"))
-                .unwrap_or_else(|| panic!("{k} missing"))
-        })
-        .collect();
-    assert!(pos.windows(2).all(|w| w[0] < w[1]), "key order: {text}");
+    assert_key_order(&text, &order);
     // Idmapped mounts (tests/idmap.rs), as runc 1.2+ reports them.
     assert_eq!(l["mountExtensions"]["idmap"]["enabled"], true);
     assert_eq!(l["seccomp"]["enabled"], true);
@@ -123,10 +122,7 @@ fn covers_runc_13s_features() {
     require_root!();
     let runc = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/runc-1.3/runc");
     if !runc.is_file() {
-        eprintln!(
-            "SKIP covers_runc_13s_features: no runc 1.3 at {}",
-            runc.display()
-        );
+        skip(&format!("no runc 1.3 at {}", runc.display()));
         return;
     }
     let o = std::process::Command::new(&runc)
@@ -238,15 +234,12 @@ fn listed_namespaces_can_all_be_created() {
         "for n in {}; do readlink /proc/self/ns/$n; done",
         kinds.join(" ")
     ));
-    b.config["linux"]["namespaces"] =
-        json!(ns.iter().map(|t| json!({"type": t})).collect::<Vec<_>>());
+    // Every listed namespace new, the user one among them (root mapped to the host's root).
+    b.set_namespaces(&ns.iter().map(String::as_str).collect::<Vec<_>>());
     b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 0, "size": 65536}]);
     b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 0, "size": 65536}]);
     // A user namespace may not mount a cgroup fs of another cgroup namespace's owner: drop it.
-    b.config["mounts"]
-        .as_array_mut()
-        .unwrap()
-        .retain(|m| m["type"] != "cgroup");
+    b.remove_mounts("cgroup");
     let id = h.new_id();
     let o = h.run(&id, &b);
     o.assert_ok();

@@ -9,22 +9,22 @@ use hako_tests::*;
 const MAPPED: u32 = 100000;
 
 /// The runtime under test announces idmapped mounts (`features`); runc 1.1 has none: SKIP.
-fn supported(h: &Hako, test: &str) -> bool {
+fn supported(h: &Hako) -> bool {
     let out = h.cmd(&["features"]);
     let on = serde_json::from_str::<Value>(&out.stdout)
         .map(|v| v["linux"]["mountExtensions"]["idmap"]["enabled"] == json!(true))
         .unwrap_or(false);
     if !on {
-        eprintln!("SKIP {test}: the runtime has no idmapped mounts (features)");
+        skip("the runtime has no idmapped mounts (features)");
     }
     on
 }
 
 /// hako's own error texts and refusals: other runtimes word them differently (runc 1.3 passes
 /// every ownership test here).
-fn hako_only(test: &str) -> bool {
+fn hako_only() -> bool {
     if testing_runc() {
-        eprintln!("SKIP {test}: checks hako's own error text");
+        skip("checks hako's own error text");
         return false;
     }
     true
@@ -37,23 +37,9 @@ fn overflow_uid() -> String {
 /// A container in a user namespace mapping 0..65536 to MAPPED.., its rootfs owned accordingly.
 fn userns_bundle(script: &str) -> Bundle {
     let mut b = Bundle::sh(script);
-    b.config["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"type": "user"}));
-    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": MAPPED, "size": 65536}]);
-    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": MAPPED, "size": 65536}]);
-    chown_r(&b.rootfs(), MAPPED, MAPPED);
+    b.in_user_namespace(MAPPED, MAPPED)
+        .chown_rootfs(MAPPED, MAPPED);
     b
-}
-
-fn chown_r(p: &Path, uid: u32, gid: u32) {
-    let st = std::process::Command::new("chown")
-        .args(["-R", "-h", &format!("{uid}:{gid}")])
-        .arg(p)
-        .status()
-        .unwrap();
-    assert!(st.success());
 }
 
 /// `<bundle>/NAME` with files `foo.txt`, `bar.txt`, `baz.txt` owned as given.
@@ -118,7 +104,7 @@ fn mountinfo_line<'a>(out: &'a str, dest: &str) -> &'a str {
 fn idmap_of_the_containers_own_mapping() {
     require_root!();
     let h = Hako::new();
-    if !supported(&h, "idmap_of_the_containers_own_mapping") {
+    if !supported(&h) {
         return;
     }
     let mut b = userns_bundle(&format!(
@@ -162,7 +148,7 @@ fn idmap_of_the_containers_own_mapping() {
 fn explicit_mapping_equal_to_the_containers() {
     require_root!();
     let h = Hako::new();
-    if !supported(&h, "explicit_mapping_equal_to_the_containers") {
+    if !supported(&h) {
         return;
     }
     let mut b = userns_bundle(&stat_script("/m/foo.txt /m/bar.txt"));
@@ -184,7 +170,7 @@ fn explicit_mapping_equal_to_the_containers() {
 fn mappings_other_than_the_containers() {
     require_root!();
     let mut h = Hako::new();
-    if !supported(&h, "mappings_other_than_the_containers") {
+    if !supported(&h) {
         return;
     }
     let mut b = userns_bundle(&stat_script(
@@ -246,9 +232,7 @@ fn mappings_other_than_the_containers() {
 fn podman_idmap_option_with_a_mapping() {
     require_root!();
     let h = Hako::new();
-    if !hako_only("podman_idmap_option_with_a_mapping")
-        || !supported(&h, "podman_idmap_option_with_a_mapping")
-    {
+    if !hako_only() || !supported(&h) {
         return;
     }
     let mut b = userns_bundle(&format!(
@@ -287,7 +271,7 @@ fn podman_idmap_option_with_a_mapping() {
 fn explicit_mapping_without_a_user_namespace() {
     require_root!();
     let h = Hako::new();
-    if !supported(&h, "explicit_mapping_without_a_user_namespace") {
+    if !supported(&h) {
         return;
     }
     let mut b = Bundle::sh(&format!(
@@ -312,7 +296,7 @@ fn explicit_mapping_without_a_user_namespace() {
 fn ridmap_maps_submounts_and_idmap_does_not() {
     require_root!();
     let h = Hako::new();
-    if !supported(&h, "ridmap_maps_submounts_and_idmap_does_not") {
+    if !supported(&h) {
         return;
     }
     let mut b = userns_bundle(&stat_script(
@@ -349,7 +333,7 @@ fn ridmap_maps_submounts_and_idmap_does_not() {
 fn nested_mounts_below_and_above_an_idmapped_mount() {
     require_root!();
     let h = Hako::new();
-    if !supported(&h, "nested_mounts_below_and_above_an_idmapped_mount") {
+    if !supported(&h) {
         return;
     }
     let mut b = userns_bundle(&stat_script(
@@ -393,7 +377,7 @@ fn nested_mounts_below_and_above_an_idmapped_mount() {
 fn sources_on_tmpfs_and_ext4() {
     require_root!();
     let h = Hako::new();
-    if !supported(&h, "sources_on_tmpfs_and_ext4") {
+    if !supported(&h) {
         return;
     }
     let mut b =
@@ -426,9 +410,7 @@ fn sources_on_tmpfs_and_ext4() {
 fn a_filesystem_without_idmap_support_is_named() {
     require_root!();
     let h = Hako::new();
-    if !hako_only("a_filesystem_without_idmap_support_is_named")
-        || !supported(&h, "a_filesystem_without_idmap_support_is_named")
-    {
+    if !hako_only() || !supported(&h) {
         return;
     }
     // The test's own mounts live outside the bundle, whose leftovers are checked.
@@ -475,7 +457,7 @@ fn a_filesystem_without_idmap_support_is_named() {
 fn read_only_and_shared_idmapped_mounts() {
     require_root!();
     let h = Hako::new();
-    if !supported(&h, "read_only_and_shared_idmapped_mounts") {
+    if !supported(&h) {
         return;
     }
     let mut b = userns_bundle(
@@ -519,9 +501,7 @@ fn assert_refused(h: &Hako, b: &Bundle, words: &[&str]) {
 fn errors_name_the_mount_and_the_reason() {
     require_root!();
     let h = Hako::new();
-    if !hako_only("errors_name_the_mount_and_the_reason")
-        || !supported(&h, "errors_name_the_mount_and_the_reason")
-    {
+    if !hako_only() || !supported(&h) {
         return;
     }
     // Not a bind mount.
@@ -561,17 +541,11 @@ fn rootless_runtime_is_refused_with_the_reason() {
     require_root!();
     let user = test_user();
     let h = Hako::rootless();
-    if !hako_only("rootless_runtime_is_refused_with_the_reason")
-        || !supported(&h, "rootless_runtime_is_refused_with_the_reason")
-    {
+    if !hako_only() || !supported(&h) {
         return;
     }
     let mut b = Bundle::sh("true");
-    b.config["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"type": "user"}));
-    user.map_as_root(&mut b.config);
+    b.in_user_namespace_of(user);
     let src = source(&b, "src", &[(user.uid, user.gid)]);
     b.add_mount(json!({"destination": "/m", "type": "bind", "source": src,
                        "options": ["bind", "idmap"]}));
@@ -594,7 +568,7 @@ fn rootless_runtime_is_refused_with_the_reason() {
 fn containerd_cri_host_users_false_pod() {
     require_root!();
     let h = Hako::new();
-    if !supported(&h, "containerd_cri_host_users_false_pod") {
+    if !supported(&h) {
         return;
     }
     let mut sandbox = userns_bundle("sleep 60");
@@ -606,7 +580,7 @@ fn containerd_cri_host_users_false_pod() {
         "{}; touch /vol/new; stat -c '%n:%u=%g' /vol/new",
         stat_script("/vol/foo.txt")
     ));
-    chown_r(&app.rootfs(), MAPPED, MAPPED);
+    app.chown_rootfs(MAPPED, MAPPED);
     let nss = app.config["linux"]["namespaces"].as_array_mut().unwrap();
     nss.push(json!({"type": "user", "path": format!("/proc/{spid}/ns/user")}));
     app.config["linux"]["uidMappings"] = maps(0, MAPPED, 65536);
@@ -629,9 +603,7 @@ fn containerd_cri_host_users_false_pod() {
 fn checkpoint_and_restore_refuse_idmapped_mounts() {
     require_root!();
     let h = Hako::new();
-    if !hako_only("checkpoint_and_restore_refuse_idmapped_mounts")
-        || !supported(&h, "checkpoint_and_restore_refuse_idmapped_mounts")
-    {
+    if !hako_only() || !supported(&h) {
         return;
     }
     let mut b = userns_bundle("sleep 60");
@@ -679,16 +651,11 @@ fn checkpoint_and_restore_refuse_idmapped_mounts() {
 fn root_in_a_user_namespace_idmaps_only_what_it_owns() {
     require_root!();
     let h = Hako::new();
-    if !hako_only("root_in_a_user_namespace_idmaps_only_what_it_owns")
-        || !supported(&h, "root_in_a_user_namespace_idmaps_only_what_it_owns")
-    {
+    if !hako_only() || !supported(&h) {
         return;
     }
     let mut b = Bundle::sh("stat -c '%n:%u:%g' /m/f /p/f; grep ' /m ' /proc/self/mountinfo");
-    b.config["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"type": "user"}));
+    b.add_namespace("user");
     b.config["linux"]["uidMappings"] = maps(0, 0, 1);
     b.config["linux"]["gidMappings"] = maps(0, 0, 1);
     // No cgroup limits (the device rules cannot be written from there), no devpts gid 5.
@@ -696,17 +663,7 @@ fn root_in_a_user_namespace_idmaps_only_what_it_owns() {
         .as_object_mut()
         .unwrap()
         .remove("resources");
-    for m in b.config["mounts"].as_array_mut().unwrap() {
-        if m["type"] == "devpts" {
-            m["options"] = json!([
-                "nosuid",
-                "noexec",
-                "newinstance",
-                "ptmxmode=0666",
-                "mode=0620"
-            ]);
-        }
-    }
+    devpts_without_gid5(&mut b.config);
     let src = b.path().join("own-tmpfs");
     std::fs::create_dir(&src).unwrap();
     let run_in = |b: &Bundle, mount_tmpfs: bool, mount_ns: bool| {
@@ -823,13 +780,13 @@ fn rootfs_idmapped_by_the_caller() {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     require_root!();
     let h = Hako::new();
-    if !supported(&h, "rootfs_idmapped_by_the_caller") {
+    if !supported(&h) {
         return;
     }
     let mut b =
         userns_bundle("stat -c '%u:%g' /bin/busybox; touch /written && cat /proc/self/uid_map");
     // The image as a caller stores it: owned by the host's root.
-    chown_r(&b.rootfs(), 0, 0);
+    b.chown_rootfs(0, 0);
     let target = b.path().join("idmapped-rootfs");
     std::fs::create_dir(&target).unwrap();
     let userns = HelperUserns::new(MAPPED);

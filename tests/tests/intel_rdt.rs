@@ -22,7 +22,7 @@ fn resctrl_root() -> Option<PathBuf> {
 fn refused_without_resctrl_naming_the_field() {
     require_root!();
     if resctrl_root().is_some() {
-        eprintln!("SKIP refused_without_resctrl_naming_the_field: this host has resctrl");
+        skip("this host has resctrl");
         return;
     }
     let h = Hako::new();
@@ -55,7 +55,7 @@ fn refused_without_resctrl_naming_the_field() {
 fn placed_in_its_group_and_removed_at_delete() {
     require_root!();
     let Some(root) = resctrl_root() else {
-        eprintln!("SKIP placed_in_its_group_and_removed_at_delete: no resctrl on this host");
+        skip("no resctrl on this host");
         return;
     };
     let h = Hako::new();

@@ -8,6 +8,17 @@ use hako_tests::*;
 
 const T: Duration = Duration::from_secs(10);
 
+/// A container whose process (`true`) has exited: `run -d`, then `stopped`. The bundle must
+/// outlive the container.
+#[track_caller]
+fn stopped_container(h: &Hako) -> (Bundle, String) {
+    let b = Bundle::sh("true");
+    let id = h.new_id();
+    h.run_with(&id, &b, &["-d"]).assert_ok();
+    assert!(h.wait_status(&id, "stopped", T));
+    (b, id)
+}
+
 #[test]
 fn create_start_stopped_delete() {
     require_root!();
@@ -231,10 +242,7 @@ fn kill_all() {
 fn kill_all_of_a_stopped_container_succeeds() {
     require_root!();
     let h = Hako::new();
-    let b = Bundle::sh("true");
-    let id = h.new_id();
-    h.run_with(&id, &b, &["-d"]).assert_ok();
-    assert!(h.wait_status(&id, "stopped", T));
+    let (_b, id) = stopped_container(&h);
     h.cmd(&["kill", "-a", &id, "0"]).assert_ok();
     h.cmd(&["kill", "--all", &id, "KILL"]).assert_ok();
 }
@@ -286,10 +294,7 @@ fn kill_without_pid_ns_kills_the_whole_cgroup() {
 fn kill_stopped_container_fails() {
     require_root!();
     let h = Hako::new();
-    let b = Bundle::sh("true");
-    let id = h.new_id();
-    h.run_with(&id, &b, &["-d"]).assert_ok();
-    assert!(h.wait_status(&id, "stopped", T));
+    let (_b, id) = stopped_container(&h);
     let o = h.kill(&id, "KILL");
     o.assert_err();
     assert!(o.stderr.contains("container not running"), "{o:?}");
@@ -322,10 +327,7 @@ fn start_requires_created() {
 fn start_stopped_fails() {
     require_root!();
     let h = Hako::new();
-    let b = Bundle::sh("true");
-    let id = h.new_id();
-    h.run_with(&id, &b, &["-d"]).assert_ok();
-    assert!(h.wait_status(&id, "stopped", T));
+    let (_b, id) = stopped_container(&h);
     let o = h.start(&id);
     o.assert_err();
     assert!(
@@ -608,10 +610,7 @@ fn kill_created_container() {
 fn list_shows_stopped_with_pid_0() {
     require_root!();
     let h = Hako::new();
-    let b = Bundle::sh("true");
-    let id = h.new_id();
-    h.run_with(&id, &b, &["-d"]).assert_ok();
-    assert!(h.wait_status(&id, "stopped", T));
+    let (_b, id) = stopped_container(&h);
     let t = h.list(&[]);
     t.assert_ok();
     let line = t

@@ -7,10 +7,62 @@ use hako_tests::*;
 const NS: [&str; 6] = ["pid", "net", "ipc", "uts", "mnt", "cgroup"];
 
 fn host_ns(kind: &str) -> String {
-    fs::read_link(format!("/proc/self/ns/{kind}"))
+    ns_of("self", kind)
+}
+
+/// What `/proc/PID/ns/KIND` reads as (`kind:[inode]`): the namespace a process is in.
+fn ns_of(pid: impl std::fmt::Display, kind: &str) -> String {
+    fs::read_link(format!("/proc/{pid}/ns/{kind}"))
         .unwrap()
         .to_string_lossy()
         .to_string()
+}
+
+/// A detached container on `b` whose namespaces the tests join: its id and host pid.
+fn start_holder(h: &Hako, b: &Bundle) -> (String, i32) {
+    let hid = h.new_id();
+    h.run_with(&hid, b, &["-d"]).assert_ok();
+    let hpid = h.pid(&hid);
+    (hid, hpid)
+}
+
+/// Nothing stays mounted under the bundle (runc 1.3 leaves the mounts it made on the host
+/// without a mount namespace: tolerated with runc); what is left is detached first.
+#[track_caller]
+fn no_mounts_left(b: &Bundle) {
+    let left = mounts_under(b.path());
+    for m in &left {
+        let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+    }
+    assert!(
+        left.is_empty() || testing_runc(),
+        "left on the host: {left:?}"
+    );
+}
+
+/// `run` of `b` is refused with exit status 1 and `want` in its error, and no state is left.
+#[track_caller]
+fn refused(h: &Hako, b: &Bundle, want: &str) {
+    let id = h.new_id();
+    let o = h.run(&id, b);
+    o.assert_err();
+    assert!(o.stderr.contains(want), "want {want:?}: {o:?}");
+    assert!(!h.state_dir(&id).exists());
+}
+
+/// Runs `b` and returns what it sees of time: its time namespace and the lines of
+/// /proc/self/timens_offsets, split into words.
+fn time_ns_and_offsets(h: &Hako, b: &mut Bundle) -> (String, Vec<Vec<String>>) {
+    let out = h.run_sh(
+        b,
+        "readlink /proc/self/ns/time; cat /proc/self/timens_offsets",
+    );
+    let mut lines = out.lines();
+    let ns = lines.next().expect("the time namespace line").to_string();
+    let offsets = lines
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect();
+    (ns, offsets)
 }
 
 fn container_ns(h: &Hako, b: &mut Bundle) -> Vec<(String, String)> {
@@ -108,15 +160,11 @@ fn hostname_without_uts_namespace_fails() {
     let h = Hako::new();
     let mut b = Bundle::new();
     b.config["linux"]["namespaces"] = json!([{"type": "mount"}]);
-    let id = h.new_id();
-    let o = h.run(&id, &b);
-    o.assert_err();
-    assert!(
-        o.stderr
-            .contains("unable to set hostname without a private UTS namespace"),
-        "{o:?}"
+    refused(
+        &h,
+        &b,
+        "unable to set hostname without a private UTS namespace",
     );
-    assert!(!h.state_dir(&id).exists());
 }
 
 #[test]
@@ -132,12 +180,7 @@ fn network_namespace_has_only_lo() {
 fn join_namespace_by_path() {
     require_root!();
     let h = Hako::new();
-    let holder = Bundle::sh("sleep 100");
-    let hid = h.new_id();
-    h.run_with(&hid, &holder, &["-d"]).assert_ok();
-    let hpid = h.pid(&hid);
-    let want_net = fs::read_link(format!("/proc/{hpid}/ns/net")).unwrap();
-    let want_uts = fs::read_link(format!("/proc/{hpid}/ns/uts")).unwrap();
+    let (_, hpid) = start_holder(&h, &Bundle::sh("sleep 100"));
 
     let mut b = Bundle::new();
     b.config["linux"]["namespaces"] = json!([
@@ -152,8 +195,8 @@ fn join_namespace_by_path() {
         "readlink /proc/self/ns/net; readlink /proc/self/ns/uts; hostname",
     );
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines[0], want_net.to_string_lossy());
-    assert_eq!(lines[1], want_uts.to_string_lossy());
+    assert_eq!(lines[0], ns_of(hpid, "net"));
+    assert_eq!(lines[1], ns_of(hpid, "uts"));
     assert_eq!(lines[2], "runc", "hostname of the joined UTS namespace");
 }
 
@@ -161,11 +204,7 @@ fn join_namespace_by_path() {
 fn join_pid_namespace_by_path() {
     require_root!();
     let h = Hako::new();
-    let holder = Bundle::sh("sleep 100");
-    let hid = h.new_id();
-    h.run_with(&hid, &holder, &["-d"]).assert_ok();
-    let hpid = h.pid(&hid);
-    let want = fs::read_link(format!("/proc/{hpid}/ns/pid")).unwrap();
+    let (hid, hpid) = start_holder(&h, &Bundle::sh("sleep 100"));
     let mut b = Bundle::new();
     b.config["linux"]["namespaces"] = json!([
         {"type": "pid", "path": format!("/proc/{hpid}/ns/pid")},
@@ -177,7 +216,7 @@ fn join_pid_namespace_by_path() {
         "readlink /proc/self/ns/pid; echo $$; cat /proc/1/cmdline",
     );
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines[0], want.to_string_lossy());
+    assert_eq!(lines[0], ns_of(hpid, "pid"));
     assert_ne!(lines[1], "1", "{out}");
     assert!(lines[2].starts_with("sleep"), "{out:?}");
     // The runtime went back to its own pid namespace: the container is still manageable.
@@ -188,22 +227,7 @@ fn join_pid_namespace_by_path() {
 fn user_namespace_mappings() {
     require_root!();
     let h = Hako::new();
-    let mut b = Bundle::new();
-    let mut ns = b.config["linux"]["namespaces"].as_array().unwrap().clone();
-    ns.push(json!({"type": "user"}));
-    b.config["linux"]["namespaces"] = json!(ns);
-    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
-    // The rootfs must be reachable by the mapped root; cgroup (v1) cannot be mounted in a userns
-    // without a cgroup ns: drop it like runc's userns.bats does not need it.
-    let mounts: Vec<Value> = b.config["mounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["type"] != "cgroup")
-        .cloned()
-        .collect();
-    b.config["mounts"] = json!(mounts);
+    let mut b = userns_bundle("true");
     let out = h.run_sh(
         &mut b,
         "cat /proc/self/uid_map /proc/self/gid_map; id -u; readlink /proc/self/ns/user",
@@ -227,9 +251,7 @@ fn time_namespace_offsets() {
     }
     let h = Hako::new();
     let mut b = Bundle::new();
-    let mut ns = b.config["linux"]["namespaces"].as_array().unwrap().clone();
-    ns.push(json!({"type": "time"}));
-    b.config["linux"]["namespaces"] = json!(ns);
+    b.add_namespace("time");
     b.config["linux"]["timeOffsets"] = json!({
         "monotonic": {"secs": 86400, "nanosec": 0},
         "boottime": {"secs": 172800, "nanosec": 0}
@@ -284,12 +306,8 @@ fn sysctl_outside_namespace_rejected() {
     b.config["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "uts"}, {"type": "pid"}]);
     b.config["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
     let before = read("/proc/sys/net/ipv4/ip_forward");
-    let id = h.new_id();
-    let o = h.run(&id, &b);
-    o.assert_err();
-    assert!(o.stderr.contains("sysctl"), "{o:?}");
+    refused(&h, &b, "sysctl");
     assert_eq!(read("/proc/sys/net/ipv4/ip_forward"), before);
-    assert!(!h.state_dir(&id).exists());
 }
 
 /// The spec: a namespace not listed is the host's. A config listing none (and asking for nothing
@@ -300,12 +318,9 @@ fn no_namespaces_listed_inherits_the_hosts() {
     require_root!();
     let h = Hako::new();
     let mut b = Bundle::sh("echo ran > /ran; exec sleep 100");
-    b.config["linux"]["namespaces"] = json!([]);
-    b.config["linux"]["maskedPaths"] = json!([]);
-    b.config["linux"]["readonlyPaths"] = json!([]);
+    b.set_namespaces(&[])
+        .without_private_mount_and_uts_settings();
     b.config["mounts"] = json!([]);
-    b.config["root"]["readonly"] = json!(false);
-    b.config.as_object_mut().unwrap().remove("hostname");
     let id = h.new_id();
     let o = h.run_with(&id, &b, &["-d"]);
     if testing_runc() && o.code != 0 {
@@ -369,12 +384,9 @@ fn what_needs_a_private_namespace_is_refused_without_it() {
     let h = Hako::new();
     let bare = || {
         let mut b = Bundle::sh("true");
-        b.config["linux"]["namespaces"] = json!([]);
-        b.config["linux"]["maskedPaths"] = json!([]);
-        b.config["linux"]["readonlyPaths"] = json!([]);
+        b.set_namespaces(&[])
+            .without_private_mount_and_uts_settings();
         b.config["mounts"] = json!([]);
-        b.config["root"]["readonly"] = json!(false);
-        b.config.as_object_mut().unwrap().remove("hostname");
         b
     };
     type Edit = Box<dyn Fn(&mut Bundle)>;
@@ -403,11 +415,7 @@ fn what_needs_a_private_namespace_is_refused_without_it() {
     for (edit, want) in cases {
         let mut b = bare();
         edit(&mut b);
-        let id = h.new_id();
-        let o = h.run(&id, &b);
-        o.assert_err();
-        assert!(o.stderr.contains(want), "want {want:?}: {o:?}");
-        assert!(!h.state_dir(&id).exists());
+        refused(&h, &b, want);
     }
     // `mounts[]` are made on the host's side: no_mount_namespace_with_mounts.
 }
@@ -453,22 +461,12 @@ fn hooks_run_in_the_host_network_namespace_and_see_the_containers() {
     );
 }
 
-/// A user namespace with mappings, for the tests that join it.
+/// A user namespace mapping root to 100000 (uids) and 200000 (gids). The rootfs stays the host
+/// root's (world-readable is enough); cgroup (v1) cannot be mounted in a userns without a cgroup
+/// ns: the cgroup mount goes, as runc's userns.bats does not need it.
 fn userns_bundle(script: &str) -> Bundle {
     let mut b = Bundle::sh(script);
-    let mut ns = b.config["linux"]["namespaces"].as_array().unwrap().clone();
-    ns.push(json!({"type": "user"}));
-    b.config["linux"]["namespaces"] = json!(ns);
-    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
-    let mounts: Vec<Value> = b.config["mounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["type"] != "cgroup")
-        .cloned()
-        .collect();
-    b.config["mounts"] = json!(mounts);
+    b.in_user_namespace(100000, 200000).remove_mounts("cgroup");
     b
 }
 
@@ -480,11 +478,8 @@ fn join_user_namespace_of_another_container() {
     require_root!();
     let h = Hako::new();
     let holder = userns_bundle("sleep 100");
-    let hid = h.new_id();
-    h.run_with(&hid, &holder, &["-d"]).assert_ok();
-    let hpid = h.pid(&hid);
-    let want_user = fs::read_link(format!("/proc/{hpid}/ns/user")).unwrap();
-    let want_net = fs::read_link(format!("/proc/{hpid}/ns/net")).unwrap();
+    let (hid, hpid) = start_holder(&h, &holder);
+    let want_user = ns_of(hpid, "user");
 
     let joiner = || {
         let mut b = userns_bundle("true");
@@ -511,8 +506,8 @@ fn join_user_namespace_of_another_container() {
     );
     assert_eq!(read(out_dir.join("f")), "hi\n");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines[0], want_user.to_string_lossy(), "{out}");
-    assert_eq!(lines[1], want_net.to_string_lossy(), "{out}");
+    assert_eq!(lines[0], want_user, "{out}");
+    assert_eq!(lines[1], ns_of(hpid, "net"), "{out}");
     assert_eq!(
         lines[2].split_whitespace().collect::<Vec<_>>(),
         ["0", "100000", "65536"],
@@ -531,16 +526,11 @@ fn join_user_namespace_of_another_container() {
     // Other mappings: runc 1.3's error, nothing created.
     same.config["linux"]["uidMappings"] =
         json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
-    let id = h.new_id();
-    let o = h.run(&id, &same);
-    o.assert_err();
-    assert!(
-        o.stderr.contains(
-            "user namespaces enabled, but both namespace path and non-matching mapping specified"
-        ),
-        "{o:?}"
+    refused(
+        &h,
+        &same,
+        "user namespaces enabled, but both namespace path and non-matching mapping specified",
     );
-    assert!(!h.state_dir(&id).exists());
     assert_eq!(h.status(&hid), "running");
 
     // Every namespace but the mount one joined (a pod sharing its pid namespace), and an exec
@@ -575,14 +565,8 @@ fn join_user_namespace_of_another_container() {
     ]);
     o.assert_ok();
     let lines: Vec<&str> = o.stdout.lines().collect();
-    assert_eq!(lines[0], want_user.to_string_lossy(), "{o:?}");
-    assert_eq!(
-        lines[1],
-        fs::read_link(format!("/proc/{hpid}/ns/pid"))
-            .unwrap()
-            .to_string_lossy(),
-        "{o:?}"
-    );
+    assert_eq!(lines[0], want_user, "{o:?}");
+    assert_eq!(lines[1], ns_of(hpid, "pid"), "{o:?}");
     assert_eq!(lines[2], "0", "{o:?}");
     assert!(lines[3].starts_with("sleep"), "the holder is pid 1: {o:?}");
 }
@@ -613,20 +597,13 @@ fn time_namespace_variants() {
         } else {
             Bundle::new()
         };
-        let mut ns = b.config["linux"]["namespaces"].as_array().unwrap().clone();
-        ns.push(json!({"type": "time"}));
-        b.config["linux"]["namespaces"] = json!(ns);
+        b.add_namespace("time");
         if let Some(o) = &offs {
             b.config["linux"]["timeOffsets"] = o.clone();
         }
-        let out = h.run_sh(
-            &mut b,
-            "readlink /proc/self/ns/time; cat /proc/self/timens_offsets",
-        );
-        eprintln!("userns {userns} offsets {offs:?}:\n{out}");
-        let mut lines = out.lines();
-        assert_ne!(lines.next().unwrap(), host_ns("time"), "{out}");
-        let got: Vec<Vec<&str>> = lines.map(|l| l.split_whitespace().collect()).collect();
+        let (ns, got) = time_ns_and_offsets(&h, &mut b);
+        eprintln!("userns {userns} offsets {offs:?}: {ns} {got:?}");
+        assert_ne!(ns, host_ns("time"), "{got:?}");
         let want: Vec<Vec<&str>> = if offs.is_some() {
             vec![
                 vec!["monotonic", "7200", "5"],
@@ -635,7 +612,7 @@ fn time_namespace_variants() {
         } else {
             vec![vec!["monotonic", "0", "0"], vec!["boottime", "0", "0"]]
         };
-        assert_eq!(got, want, "userns {userns}: {out}");
+        assert_eq!(got, want, "userns {userns}: {ns}");
     }
 }
 
@@ -651,39 +628,24 @@ fn time_namespace_by_path_and_refusals() {
     let h = Hako::new();
     let offsets = json!({"monotonic": {"secs": 7200, "nanosecs": 0}});
     let mut holder = Bundle::sh("sleep 100");
-    let mut ns = holder.config["linux"]["namespaces"]
-        .as_array()
-        .unwrap()
-        .clone();
-    ns.push(json!({"type": "time"}));
-    holder.config["linux"]["namespaces"] = json!(ns);
+    holder.add_namespace("time");
     holder.config["linux"]["timeOffsets"] = offsets.clone();
-    let hid = h.new_id();
-    h.run_with(&hid, &holder, &["-d"]).assert_ok();
-    let hpid = h.pid(&hid);
+    let (_, hpid) = start_holder(&h, &holder);
     let path = format!("/proc/{hpid}/ns/time");
-    let want = fs::read_link(&path).unwrap();
 
-    let with_time = |t: Value| {
+    let joining = || {
         let mut b = Bundle::new();
-        let mut ns = b.config["linux"]["namespaces"].as_array().unwrap().clone();
-        ns.push(t);
-        b.config["linux"]["namespaces"] = json!(ns);
+        b.config["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "time", "path": path}));
         b
     };
-    let mut b = with_time(json!({"type": "time", "path": path}));
-    let out = h.run_sh(
-        &mut b,
-        "readlink /proc/self/ns/time; cat /proc/self/timens_offsets",
-    );
-    let lines: Vec<Vec<&str>> = out
-        .lines()
-        .map(|l| l.split_whitespace().collect())
-        .collect();
-    assert_eq!(lines[0], [want.to_str().unwrap()], "{out}");
-    assert_eq!(lines[1], ["monotonic", "7200", "0"], "{out}");
+    let (ns, offs) = time_ns_and_offsets(&h, &mut joining());
+    assert_eq!(ns, ns_of(hpid, "time"), "{offs:?}");
+    assert_eq!(offs[0], ["monotonic", "7200", "0"], "{ns}");
 
-    let mut joined_with_offsets = with_time(json!({"type": "time", "path": path}));
+    let mut joined_with_offsets = joining();
     joined_with_offsets.config["linux"]["timeOffsets"] = offsets.clone();
     let mut no_ns = Bundle::new();
     no_ns.config["linux"]["timeOffsets"] = offsets.clone();
@@ -697,11 +659,7 @@ fn time_namespace_by_path_and_refusals() {
             "time namespace offsets specified, but time namespace isn't enabled in the config",
         ),
     ] {
-        let id = h.new_id();
-        let o = h.run(&id, &b);
-        o.assert_err();
-        assert!(o.stderr.contains(want), "want {want:?}: {o:?}");
-        assert!(!h.state_dir(&id).exists());
+        refused(&h, &b, want);
     }
 }
 
@@ -755,15 +713,7 @@ fn host_pid_namespace_gets_proc() {
     mounts.pop();
     mounts[0]["source"] = json!(other.to_str().unwrap());
     b.config["mounts"] = json!(mounts);
-    let id = h.new_id();
-    let o = h.run(&id, &b);
-    o.assert_err();
-    assert!(
-        o.stderr
-            .contains("cannot be mounted because it is not of type proc"),
-        "{o:?}"
-    );
-    assert!(!h.state_dir(&id).exists());
+    refused(&h, &b, "cannot be mounted because it is not of type proc");
     assert!(mounts_under(b.path()).is_empty());
 }
 
@@ -774,19 +724,10 @@ fn no_mount_namespace_with_mounts() {
     require_root!();
     let h = Hako::new();
     let mut b = Bundle::sh("echo ran > /ran; exec sleep 100");
-    b.config["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "ipc"}]);
-    b.config["linux"]["maskedPaths"] = json!([]);
-    b.config["linux"]["readonlyPaths"] = json!([]);
-    b.config["root"]["readonly"] = json!(false);
-    b.config.as_object_mut().unwrap().remove("hostname");
-    let mounts: Vec<Value> = b.config["mounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["type"] != "cgroup" && m["type"] != "sysfs")
-        .cloned()
-        .collect();
-    b.config["mounts"] = json!(mounts);
+    b.set_namespaces(&["pid", "ipc"])
+        .without_private_mount_and_uts_settings()
+        .remove_mounts("cgroup")
+        .remove_mounts("sysfs");
     let id = h.new_id();
     h.run_with(&id, &b, &["-d"]).assert_ok();
     let pid = h.pid(&id);
@@ -821,33 +762,15 @@ fn no_mount_namespace_with_mounts() {
     h.kill(&id, "KILL").assert_ok();
     assert!(h.wait_status(&id, "stopped", std::time::Duration::from_secs(10)));
     h.delete(&id).assert_ok();
-    let left = mounts_under(b.path());
-    for m in &left {
-        let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
-    }
     // runc 1.3 leaves them (and its bind of the rootfs onto itself) on the host.
-    assert!(
-        left.is_empty() || testing_runc(),
-        "left on the host: {left:?}"
-    );
+    no_mounts_left(&b);
 
     // A create that fails after some mounts were made (a bind whose source is missing, last)
     // leaves nothing either.
     b.add_mount(json!({"destination": "/mnt", "type": "bind",
                        "source": "/nonexistent-hako-test", "options": ["rbind"]}));
-    let id = h.new_id();
-    let o = h.run(&id, &b);
-    o.assert_err();
-    assert!(o.stderr.contains("nonexistent-hako-test"), "{o:?}");
-    assert!(!h.state_dir(&id).exists());
-    let left = mounts_under(b.path());
-    for m in &left {
-        let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
-    }
-    assert!(
-        left.is_empty() || testing_runc(),
-        "left on the host: {left:?}"
-    );
+    refused(&h, &b, "nonexistent-hako-test");
+    no_mounts_left(&b);
 }
 
 /// No namespaces at all (podman's `--pid=host --network=host … --mount-ns=host`-like configs):
@@ -857,11 +780,8 @@ fn no_namespaces_with_proc_bind_and_hooks() {
     require_root!();
     let h = Hako::new();
     let mut b = Bundle::new();
-    b.config["linux"]["namespaces"] = json!([]);
-    b.config["linux"]["maskedPaths"] = json!([]);
-    b.config["linux"]["readonlyPaths"] = json!([]);
-    b.config["root"]["readonly"] = json!(false);
-    b.config.as_object_mut().unwrap().remove("hostname");
+    b.set_namespaces(&[])
+        .without_private_mount_and_uts_settings();
     b.config["mounts"] = json!([
         {"destination": "/proc", "type": "bind", "source": "/proc", "options": ["rbind"]},
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["mode=755"]}
@@ -880,14 +800,7 @@ fn no_namespaces_with_proc_bind_and_hooks() {
     assert_eq!(lines[..2], ["proc", "null"], "{out}");
     assert_eq!(lines[2], host_ns("pid"), "{out}");
     assert_eq!(read(&log), "prestart\ncreateContainer\npoststop\n");
-    let left = mounts_under(b.path());
-    for m in &left {
-        let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
-    }
-    assert!(
-        left.is_empty() || testing_runc(),
-        "left on the host: {left:?}"
-    );
+    no_mounts_left(&b);
 }
 
 /// The container may move what lies above its mounts (it shares the host's mount namespace and
@@ -898,11 +811,8 @@ fn no_mount_namespace_mounts_moved_by_the_container_are_still_undone() {
     require_root!();
     let h = Hako::new();
     let mut b = Bundle::sh("mv /a /a2 && ln -s ../../../../../../.. /a && exec sleep 100");
-    b.config["linux"]["namespaces"] = json!([{"type": "pid"}]);
-    b.config["linux"]["maskedPaths"] = json!([]);
-    b.config["linux"]["readonlyPaths"] = json!([]);
-    b.config["root"]["readonly"] = json!(false);
-    b.config.as_object_mut().unwrap().remove("hostname");
+    b.set_namespaces(&["pid"])
+        .without_private_mount_and_uts_settings();
     b.config["mounts"] = json!([
         {"destination": "/a/b", "type": "tmpfs", "source": "tmpfs", "options": ["mode=755"]},
         {"destination": "/a/b/c", "type": "tmpfs", "source": "tmpfs", "options": ["mode=755"]}
@@ -927,14 +837,7 @@ fn no_mount_namespace_mounts_moved_by_the_container_are_still_undone() {
     h.kill(&id, "KILL").assert_ok();
     assert!(h.wait_status(&id, "stopped", std::time::Duration::from_secs(10)));
     h.delete(&id).assert_ok();
-    let left = mounts_under(b.path());
-    for m in &left {
-        let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
-    }
-    assert!(
-        left.is_empty() || testing_runc(),
-        "left on the host: {left:?}"
-    );
+    no_mounts_left(&b);
 }
 
 /// A user namespace with the host's pid namespace: the kernel refuses a fresh procfs there (the
@@ -947,11 +850,9 @@ fn user_namespace_with_host_pid_namespace_gets_proc() {
     b.config["linux"]["namespaces"] = json!([
         {"type": "user"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}
     ]);
-    let mut mounts = b.config["mounts"].as_array().unwrap().clone();
-    mounts.retain(|m| m["type"] != "sysfs");
-    mounts[0] = json!({"destination": "/proc", "type": "bind", "source": "/proc",
-                       "options": ["rbind", "nosuid", "noexec", "nodev"]});
-    b.config["mounts"] = json!(mounts);
+    b.remove_mounts("sysfs");
+    b.config["mounts"][0] = json!({"destination": "/proc", "type": "bind", "source": "/proc",
+                                   "options": ["rbind", "nosuid", "noexec", "nodev"]});
     let out = h.run_sh(
         &mut b,
         "test -d /proc/1 && echo host1; readlink /proc/self/ns/pid; id -u",

@@ -52,7 +52,7 @@ fn on_host(name: &str) -> bool {
 fn devices_are_moved_renamed_with_addresses_and_up() {
     require_root!();
     let Some(v) = Veth::new("m") else {
-        eprintln!("SKIP devices_are_moved_renamed_with_addresses_and_up: no veth support");
+        skip("no veth support");
         return;
     };
     assert!(ip(&["addr", "add", "10.199.7.1/24", "dev", &v.a]));
@@ -144,7 +144,7 @@ fn missing_device_is_refused_naming_it() {
 fn devices_need_a_new_network_namespace() {
     require_root!();
     let Some(v) = Veth::new("n") else {
-        eprintln!("SKIP devices_need_a_new_network_namespace: no veth support");
+        skip("no veth support");
         return;
     };
     let h = Hako::new();
@@ -177,7 +177,7 @@ fn devices_need_a_new_network_namespace() {
 fn template_names_are_completed_by_the_kernel() {
     require_root!();
     let Some(v) = Veth::new("t") else {
-        eprintln!("SKIP template_names_are_completed_by_the_kernel: no veth support");
+        skip("no veth support");
         return;
     };
     let h = Hako::new();

@@ -51,13 +51,7 @@ fn only_init(h: &Hako, id: &str) {
 /// create and run both fail naming `field`, and leave no state, process or mount.
 #[track_caller]
 fn fails_cleanly(h: &Hako, b: &Bundle, needles: &[&str]) {
-    for cmd in ["create", "run"] {
-        let id = h.new_id();
-        let o = if cmd == "create" {
-            h.create(&id, b)
-        } else {
-            h.run(&id, b)
-        };
+    h.create_then_run(b, |cmd, id, o| {
         assert_ne!(o.code, 0, "{cmd}: {o:?}");
         if !testing_runc() {
             assert!(
@@ -65,15 +59,8 @@ fn fails_cleanly(h: &Hako, b: &Bundle, needles: &[&str]) {
                 "{cmd}: stderr should name {needles:?}: {o:?}"
             );
         }
-        assert!(!h.state_dir(&id).exists(), "{cmd}: <root>/{id} left behind");
-        assert!(
-            wait_for(Duration::from_secs(5), || processes_using(b.path())
-                .is_empty()),
-            "{cmd}: leftover processes {:?}",
-            processes_using(b.path())
-        );
-        assert!(mounts_under(b.path()).is_empty(), "{cmd}: leftover mounts");
-    }
+        h.assert_nothing_left(id, b.path(), &format!("{cmd}: "));
+    });
 }
 
 /// Fields 18 and 19 of /proc/self/stat (priority, nice) and /proc/self/sched's policy.
@@ -188,8 +175,8 @@ fn scheduler_errors_name_the_field() {
         &["process.scheduler", "SCHED_DEADLINE", "invalid argument"],
     );
     // A real-time policy needs CAP_SYS_NICE in the initial user namespace: the container's root
-    // in its own user namespace may not set it.
-    userns(&mut b);
+    // in its own user namespace (root mapped to 100000) may not set it.
+    b.in_user_namespace(100000, 100000).remove_mounts("cgroup");
     b.config["process"]["scheduler"] = json!({"policy": "SCHED_FIFO", "priority": 1});
     fails_cleanly(
         &h,
@@ -216,23 +203,6 @@ fn scheduler_errors_name_the_field() {
         );
     }
     only_init(&h, &id);
-}
-
-/// A user namespace mapping root to 100000 (its root has no CAP_SYS_NICE on the host).
-fn userns(b: &mut Bundle) {
-    let mut ns = b.config["linux"]["namespaces"].as_array().unwrap().clone();
-    ns.push(json!({"type": "user"}));
-    b.config["linux"]["namespaces"] = json!(ns);
-    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    let mounts: Vec<Value> = b.config["mounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["type"] != "cgroup")
-        .cloned()
-        .collect();
-    b.config["mounts"] = json!(mounts);
 }
 
 #[test]
@@ -315,7 +285,7 @@ const CPUS: &str = "grep Cpus_allowed_list /proc/self/status | cut -f2";
 fn exec_cpu_affinity_initial_final_and_reset() {
     require_root!();
     if online_cpus() < 2 {
-        eprintln!("SKIP exec_cpu_affinity_initial_final_and_reset: needs 2 CPUs");
+        skip("needs 2 CPUs");
         return;
     }
     let h = Hako::new();
@@ -389,7 +359,7 @@ fn exec_cpu_affinity_initial_final_and_reset() {
 fn exec_cpu_affinity_of_the_container_is_every_execs_default() {
     require_root!();
     if online_cpus() < 2 {
-        eprintln!("SKIP exec_cpu_affinity_of_the_container_is_every_execs_default: needs 2 CPUs");
+        skip("needs 2 CPUs");
         return;
     }
     let h = Hako::new();
@@ -411,9 +381,9 @@ fn exec_cpu_affinity_of_the_container_is_every_execs_default() {
 }
 
 /// runc 1.3 does not know `linux.memoryPolicy` (runc 1.4 does) and ignores it.
-fn runc_without_memory_policy(test: &str) -> bool {
+fn runc_without_memory_policy() -> bool {
     if testing_runc() {
-        eprintln!("SKIP {test}: runc 1.3 ignores linux.memoryPolicy");
+        skip("runc 1.3 ignores linux.memoryPolicy");
     }
     testing_runc()
 }
@@ -428,11 +398,11 @@ const POLICY: &str = "head -1 /proc/self/numa_maps | cut -d' ' -f2";
 #[test]
 fn memory_policy_reaches_init_and_exec() {
     require_root!();
-    if runc_without_memory_policy("memory_policy_reaches_init_and_exec") {
+    if runc_without_memory_policy() {
         return;
     }
     if !numa() {
-        eprintln!("SKIP memory_policy_reaches_init_and_exec: no NUMA (no /proc/self/numa_maps)");
+        skip("no NUMA (no /proc/self/numa_maps)");
         return;
     }
     let h = Hako::new();
@@ -463,7 +433,7 @@ fn memory_policy_reaches_init_and_exec() {
 #[test]
 fn memory_policy_errors_name_the_field() {
     require_root!();
-    if runc_without_memory_policy("memory_policy_errors_name_the_field") {
+    if runc_without_memory_policy() {
         return;
     }
     let h = Hako::new();
@@ -475,11 +445,11 @@ fn memory_policy_errors_name_the_field() {
     b.config["linux"]["memoryPolicy"] = json!({"mode": "MPOL_INTERLEAVE", "nodes": "0-"});
     fails_cleanly(&h, &b, &["linux.memoryPolicy.nodes"]);
     if !numa() {
-        eprintln!("SKIP memory_policy_errors_name_the_field (kernel part): no NUMA");
+        skip_part("kernel", "no NUMA");
         return;
     }
     if Path::new("/sys/devices/system/node/node1").exists() {
-        eprintln!("SKIP memory_policy_errors_name_the_field (missing node): node 1 exists");
+        skip_part("missing node", "node 1 exists");
     } else {
         // A node this machine does not have: the kernel's EINVAL, named.
         b.config["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND", "nodes": "1"});
@@ -507,11 +477,11 @@ fn personality_reaches_exec() {
 #[test]
 fn features_memory_policy_modes_and_flags_all_work() {
     require_root!();
-    if runc_without_memory_policy("features_memory_policy_modes_and_flags_all_work") {
+    if runc_without_memory_policy() {
         return;
     }
     if !numa() {
-        eprintln!("SKIP features_memory_policy_modes_and_flags_all_work: no NUMA");
+        skip("no NUMA");
         return;
     }
     let h = Hako::new();

@@ -709,11 +709,7 @@ fn rootfs_propagation_as_runtime_tools_checks() {
                     .push(json!("CAP_SYS_ADMIN"));
             }
             if userns {
-                b.config["linux"]["namespaces"]
-                    .as_array_mut()
-                    .unwrap()
-                    .push(json!({"type": "user"}));
-                test_user().map_as_root(&mut b.config);
+                b.in_user_namespace_of(test_user());
                 let _ = std::process::Command::new("chmod")
                     .args(["-R", "a+rwX", b.rootfs().to_str().unwrap()])
                     .status();
@@ -813,11 +809,7 @@ fn dangling_symlink_targets(userns: bool) {
     let h = Hako::new();
     let mut b = Bundle::new();
     if userns {
-        b.config["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        test_user().map_as_root(&mut b.config);
+        b.in_user_namespace_of(test_user());
     }
     let u = unique().replace('-', "_");
     let rootfs = b.rootfs();

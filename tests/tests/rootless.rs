@@ -12,14 +12,13 @@ use hako_tests::*;
 /// The config `runc spec --rootless` would give: a user namespace mapping the caller to root, no
 /// network namespace, no gid=5 on devpts (gid 5 is not mapped), no resources.
 fn rootless_bundle(script: &str) -> Bundle {
-    let u = test_user();
     let mut b = Bundle::sh(script);
-    let c = &mut b.config;
-    c["linux"]["namespaces"] = json!([
-        {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "user"}
-    ]);
-    u.map_as_root(c);
-    c["linux"].as_object_mut().unwrap().remove("resources");
+    b.set_namespaces(&["pid", "ipc", "uts", "mount"])
+        .in_user_namespace_of(test_user());
+    b.config["linux"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resources");
     b
 }
 
@@ -319,10 +318,7 @@ fn sys_is_bound_from_the_host_without_a_network_namespace() {
     // With its own network namespace (owned by its user namespace) sysfs is mounted fresh: only
     // that namespace's loopback shows.
     let mut b = rootless_bundle("ls /sys/class/net | tr '\\n' ' '");
-    b.config["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"type": "network"}));
+    b.add_namespace("network");
     assert_eq!(run_ok(&h, &b).trim(), "lo");
 }
 
@@ -451,10 +447,7 @@ fn sysctls_only_in_the_containers_namespaces() {
     );
     nothing_left(&h, &id, &b);
     // Its own network namespace (owned by its user namespace): set.
-    b.config["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"type": "network"}));
+    b.add_namespace("network");
     b.set_sh("cat /proc/sys/net/ipv4/ip_forward");
     assert_eq!(run_ok(&h, &b).trim(), "1");
 }
@@ -788,24 +781,9 @@ fn joining_another_users_user_namespace_is_refused() {
     require_root!();
     let root = Hako::new();
     let mut holder = Bundle::sh("sleep 100");
-    let mut ns = holder.config["linux"]["namespaces"]
-        .as_array()
-        .unwrap()
-        .clone();
-    ns.push(json!({"type": "user"}));
-    holder.config["linux"]["namespaces"] = json!(ns);
-    holder.config["linux"]["uidMappings"] =
-        json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    holder.config["linux"]["gidMappings"] =
-        json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    let mounts: Vec<Value> = holder.config["mounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["type"] != "cgroup")
-        .cloned()
-        .collect();
-    holder.config["mounts"] = json!(mounts);
+    holder
+        .in_user_namespace(100000, 100000)
+        .remove_mounts("cgroup");
     let hid = root.new_id();
     root.run_with(&hid, &holder, &["-d"]).assert_ok();
     let hpid = root.pid(&hid);

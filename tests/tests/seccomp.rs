@@ -446,13 +446,7 @@ fn fails_cleanly(b: &Bundle, needles: &[&str]) {
     for n in needles.iter().filter(|_| !testing_runc()) {
         assert!(o.stderr.contains(n), "stderr should mention {n:?}: {o:?}");
     }
-    assert!(!h.state_dir(&id).exists(), "state dir left behind");
-    assert!(
-        wait_for(Duration::from_secs(5), || processes_using(b.path())
-            .is_empty()),
-        "leftover processes"
-    );
-    assert!(mounts_under(b.path()).is_empty(), "leftover mounts");
+    h.assert_nothing_left(&id, b.path(), "");
 }
 
 #[test]
@@ -955,7 +949,7 @@ fn filter_flags_take_effect() {
             "SPEC_ALLOW ignored: {out}"
         );
     } else {
-        eprintln!("SKIP filter_flags_take_effect (SPEC_ALLOW part): host SSB is {host_ssb:?}");
+        skip_part("SPEC_ALLOW", &format!("host SSB is {host_ssb:?}"));
     }
 
     let quiet = mkdir_pid(

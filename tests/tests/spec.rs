@@ -13,6 +13,16 @@ fn spec_in(h: &Hako, extra: &[&str]) -> (TempDir, Value) {
     (dir, v)
 }
 
+/// The `type` of each entry of `linux.namespaces`, in order.
+fn namespace_types(v: &Value) -> Vec<&str> {
+    v["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["type"].as_str().unwrap())
+        .collect()
+}
+
 #[test]
 fn default_spec_is_runcs() {
     require_root!();
@@ -26,12 +36,7 @@ fn default_spec_is_runcs() {
     for set in ["bounding", "effective", "permitted"] {
         assert_eq!(v["process"]["capabilities"][set], caps, "{set}");
     }
-    let ns: Vec<&str> = v["linux"]["namespaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["type"].as_str().unwrap())
-        .collect();
+    let ns = namespace_types(&v);
     for t in ["pid", "network", "ipc", "uts", "mount"] {
         assert!(ns.contains(&t), "{t} missing: {ns:?}");
     }
@@ -98,12 +103,7 @@ fn rootless_spec_maps_the_caller() {
         } else {
             spec_in(&h, extra)
         };
-        let ns: Vec<&str> = v["linux"]["namespaces"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| n["type"].as_str().unwrap())
-            .collect();
+        let ns = namespace_types(&v);
         assert!(ns.contains(&"user") && !ns.contains(&"network"), "{ns:?}");
         // SAFETY: geteuid has no arguments and cannot fail.
         let uid = unsafe { libc::geteuid() };

@@ -10,18 +10,8 @@ const MAPPED: u32 = 200000;
 
 fn userns_bundle(script: &str) -> Bundle {
     let mut b = Bundle::sh(script);
-    b.config["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"type": "user"}));
-    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": MAPPED, "size": 65536}]);
-    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": MAPPED, "size": 65536}]);
-    let st = std::process::Command::new("chown")
-        .args(["-R", "-h", &format!("{MAPPED}:{MAPPED}")])
-        .arg(b.rootfs())
-        .status()
-        .unwrap();
-    assert!(st.success());
+    b.in_user_namespace(MAPPED, MAPPED)
+        .chown_rootfs(MAPPED, MAPPED);
     b
 }
 
