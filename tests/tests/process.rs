@@ -126,17 +126,28 @@ fn unknown_capability_and_ambient_without_inheritable_warn() {
 }
 
 #[test]
-fn no_capabilities_object_means_none() {
+fn no_capabilities_object_leaves_them_alone() {
+    // runc 1.2+ leaves the capabilities as they are without a `capabilities` object (runc 1.1
+    // dropped them all): root keeps the runtime's sets, another uid has none after execve.
     require_root!();
     let h = Hako::new();
+    let own = std::fs::read_to_string("/proc/self/status").unwrap();
+    let own_bnd = status_field(&own, "CapBnd").map(cap_set);
+    assert_ne!(own_bnd, Some(vec![]), "the test runs with capabilities");
     let mut b = Bundle::new();
     b.config["process"]
         .as_object_mut()
         .unwrap()
         .remove("capabilities");
     let st = proc_status(&h, &mut b);
+    assert_eq!(status_field(&st, "CapEff").map(cap_set), own_bnd);
+    assert_eq!(status_field(&st, "CapBnd").map(cap_set), own_bnd);
+    assert_eq!(status_field(&st, "CapInh").map(cap_set), Some(vec![]));
+    b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    let st = proc_status(&h, &mut b);
     assert_eq!(status_field(&st, "CapEff").map(cap_set), Some(vec![]));
-    assert_eq!(status_field(&st, "CapBnd").map(cap_set), Some(vec![]));
+    assert_eq!(status_field(&st, "CapPrm").map(cap_set), Some(vec![]));
+    assert_eq!(status_field(&st, "CapBnd").map(cap_set), own_bnd);
 }
 
 #[test]

@@ -58,9 +58,11 @@ pub struct CapPlan {
     pub unknown: Vec<String>,
 }
 
-/// No `capabilities` object means no capabilities at all (runc), not "keep root's".
-pub fn plan_of(p: &Process) -> CapPlan {
-    p.capabilities().as_ref().map(plan).unwrap_or_default()
+/// No `capabilities` object: the capabilities are left as they are (runc 1.2+; runc 1.1 dropped
+/// them all). Root keeps the runtime's sets; another uid loses them at the uid change and
+/// execve, as the kernel's rules for a non-root process give.
+pub fn plan_of(p: &Process) -> Option<CapPlan> {
+    p.capabilities().as_ref().map(plan)
 }
 
 pub fn plan(c: &LinuxCapabilities) -> CapPlan {

@@ -48,7 +48,8 @@ use sched::{Mask, SchedAttr};
 pub struct Plan {
     user: user::User,
     rlimits: Vec<rlimits::Rlimit>,
-    caps: caps::CapPlan,
+    /// None: no `capabilities` object, the process's capabilities are left alone.
+    caps: Option<caps::CapPlan>,
     no_new_privs: bool,
     personality: Option<libc::c_ulong>,
     scheduler: Option<(&'static str, SchedAttr)>,
@@ -210,13 +211,18 @@ impl Plan {
     /// The bounding set, then groups, gid and uid, keeping the permitted set for
     /// [`Plan::apply_caps`].
     pub fn become_user(&self) -> Result<()> {
-        caps::warn_unknown_capabilities(&self.caps.unknown);
-        caps::apply_bounding(&self.caps)?;
+        if let Some(c) = &self.caps {
+            caps::warn_unknown_capabilities(&c.unknown);
+            caps::apply_bounding(c)?;
+        }
         self.user.switch(true)
     }
 
     pub fn apply_caps(&self) -> Result<()> {
-        caps::apply(&self.caps)
+        match &self.caps {
+            Some(c) => caps::apply(c),
+            None => Ok(()),
+        }
     }
 
     /// umask, the security labels the execve takes on, and no_new_privs.
