@@ -650,6 +650,28 @@ fn devices_deny_list_is_enforced() {
     assert_eq!(o.stdout.trim(), "4", "{o:?}");
 }
 
+/// The default allow list is runc's (1.1 and 1.3 alike): the host's console (5:1) is not in it,
+/// so a node of it made in the container does not open (hako allowed it before).
+#[test]
+fn default_device_list_leaves_out_the_host_console() {
+    require_root!();
+    let p = Parent::new();
+    let h = Hako::new();
+    let mut b = bundle_in(
+        &p,
+        "mknod /dev/con c 5 1 && echo mknod-ok; (: > /dev/con) 2>&1 && echo con-ok; \
+         (: > /dev/ptmx) && echo ptmx-ok",
+    );
+    with_mknod(&mut b);
+    let o = h.run(&h.new_id(), &b);
+    o.assert_ok();
+    assert!(o.stdout.contains("mknod-ok"), "{o:?}");
+    assert!(!o.stdout.contains("con-ok"), "5:1 opened: {o:?}");
+    assert!(o.stdout.contains("Operation not permitted"), "{o:?}");
+    // Its neighbour 5:2 (ptmx) stays allowed.
+    assert!(o.stdout.contains("ptmx-ok"), "{o:?}");
+}
+
 #[test]
 fn update_replaces_device_rules() {
     require_root!();

@@ -796,3 +796,169 @@ fn restore_runs_prestart_and_create_runtime_hooks() {
         assert_eq!(v["pid"], pid, "{state}");
     }
 }
+
+/// `hako ARGS` as this test's `Hako` would run it, for a command run under another program.
+fn hako_argv(h: &Hako, args: &[&str]) -> Vec<String> {
+    let mut v = vec![
+        hako_bin().to_string_lossy().into_owned(),
+        "--root".into(),
+        h.root().to_string_lossy().into_owned(),
+    ];
+    v.extend(h.global.iter().cloned());
+    v.extend(args.iter().map(|s| s.to_string()));
+    v
+}
+
+/// The `/tmp/.criu.mntns.*` directories a CRIU log names (its mount-namespace yard).
+fn mntns_yards(log: &str) -> Vec<String> {
+    let mut out: Vec<String> = log
+        .split(|c: char| c.is_whitespace() || c == ':')
+        .filter_map(|w| w.find("/tmp/.criu.mntns.").map(|i| &w[i..]))
+        .map(|w| w.split('/').take(3).collect::<Vec<_>>().join("/"))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// A restore that fails in CRIU's mount stage (a bind source gone since the checkpoint), run
+/// where the runtime's mounts are shared, as `/` is on every systemd host: CRIU's restored root
+/// task mounts its yard, a tmpfs on `/tmp/.criu.mntns.*`, in a namespace cloned from CRIU's,
+/// and the mount propagated back. CRIU unmounts it only in the restored namespace, which a
+/// failure this early never opened, so the tmpfs stayed in the runtime's namespace (and the
+/// directory in /tmp). hako runs CRIU's restore in a mount namespace of its own.
+#[test]
+fn failed_restore_on_shared_mounts_leaves_no_criu_tmpfs() {
+    let Some(h) = setup() else { return };
+    if in_path("unshare").is_none() {
+        skip("no unshare(1) (util-linux) to make the runtime's mounts shared");
+        return;
+    }
+    let (b, out) = counter_bundle();
+    let (id, _) = start_counter(&h, &b, &out);
+    let img = image(&h, "img");
+    checkpoint(&h, &id, &img, &[]).assert_ok();
+    let moved = b.path().join("out.gone");
+    fs::rename(&out, &moved).unwrap();
+    let id2 = h.new_id();
+    h.track(&id2);
+    let argv = hako_argv(
+        &h,
+        &[
+            "restore",
+            "-d",
+            "--bundle",
+            b.path().to_str().unwrap(),
+            "--image-path",
+            img.to_str().unwrap(),
+            &id2,
+        ],
+    );
+    // The restore, then what is mounted from CRIU's yard in its (the runtime's) namespace.
+    let script = r#""$@"; rc=$?; grep -F /.criu.mntns. /proc/self/mountinfo >&2; exit $rc"#;
+    let stdout = fs::File::create(h.scratch().join("unshare.out")).unwrap();
+    let stderr = fs::File::create(h.scratch().join("unshare.err")).unwrap();
+    let status = std::process::Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "shared",
+            "sh",
+            "-c",
+            script,
+            "sh",
+        ])
+        .args(&argv)
+        .stdin(std::process::Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .status()
+        .unwrap();
+    fs::rename(&moved, &out).unwrap();
+    let err = read(h.scratch().join("unshare.err"));
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("criu failed"), "{err}");
+    assert!(
+        !err.contains("/.criu.mntns."),
+        "CRIU's yard stayed mounted in the runtime's namespace: {err}"
+    );
+    let yards = mntns_yards(&read(img.join("restore.log")));
+    assert!(!yards.is_empty(), "restore.log names no mount yard");
+    for y in yards {
+        assert!(!Path::new(&y).exists(), "{y} stayed");
+    }
+    assert!(!h.state_dir(&id2).exists());
+}
+
+/// A restore killed while CRIU runs (here: during its prestart hook) leaves the rootfs bound at
+/// `<root>/<id>/criu-root`; `delete --force` then detaches it and removes only the state
+/// directory. A recursive removal went through the mount and emptied the bundle's rootfs.
+#[test]
+fn killed_restore_then_delete_keeps_the_rootfs() {
+    let Some(h) = setup() else { return };
+    let (mut b, out) = counter_bundle();
+    let (id, _) = start_counter(&h, &b, &out);
+    let img = image(&h, "img");
+    checkpoint(&h, &id, &img, &[]).assert_ok();
+    let entered = h.scratch().join("hook.entered");
+    let release = h.scratch().join("hook.release");
+    b.config["hooks"] = json!({ "prestart": [{
+        "path": "/bin/sh",
+        "args": ["sh", "-c", format!(
+            "touch {}; while [ ! -e {} ]; do sleep 0.1; done",
+            entered.display(), release.display()
+        )]
+    }]});
+    b.save();
+    let id2 = h.new_id();
+    h.track(&id2);
+    let argv = hako_argv(
+        &h,
+        &[
+            "restore",
+            "-d",
+            "--bundle",
+            b.path().to_str().unwrap(),
+            "--image-path",
+            img.to_str().unwrap(),
+            &id2,
+        ],
+    );
+    let mut child = std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(std::process::Stdio::null())
+        .stdout(fs::File::create(h.scratch().join("restore.out")).unwrap())
+        .stderr(fs::File::create(h.scratch().join("restore.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let hooked = wait_for(WAIT, || entered.exists());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    fs::write(&release, "").unwrap();
+    assert!(hooked, "{}", read(h.scratch().join("restore.err")));
+    // What the killed runtime left: its bind of the rootfs for CRIU.
+    assert!(
+        !mounts_under(&h.state_dir(&id2)).is_empty(),
+        "nothing mounted under {}",
+        h.state_dir(&id2).display()
+    );
+    h.delete_force(&id2).assert_ok();
+    assert!(
+        b.rootfs().join("bin/busybox").exists(),
+        "the bundle's rootfs was emptied"
+    );
+    assert!(
+        mounts_under(h.root()).is_empty(),
+        "{:?}",
+        mounts_under(h.root())
+    );
+    assert!(!h.state_dir(&id2).exists());
+    // Known gap: restore writes no record before CRIU's post-restore, so nothing tells `delete`
+    // about the cgroups made for the killed restore; removed here (empty: CRIU and the restored
+    // processes are gone) so that the test leaves nothing on the host.
+    let mut left = cgroup_dirs_named(&id2);
+    left.sort_by_key(|d| std::cmp::Reverse(d.as_os_str().len()));
+    for d in left {
+        let _ = fs::remove_dir(d);
+    }
+}

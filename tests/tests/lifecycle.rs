@@ -747,6 +747,38 @@ fn list_empty_json() {
     assert_eq!(q.stdout, "");
 }
 
+/// runc 1.2+: a `--root` that does not exist is an error for `list` (runc 1.1 printed `null`);
+/// only the default root may be missing (no container made yet).
+#[test]
+fn list_with_a_missing_root_fails() {
+    require_root!();
+    let h = Hako::new();
+    let missing = h.scratch().join("no-such-root");
+    let o = h.cmd_opts(
+        &[
+            "--root",
+            missing.to_str().unwrap(),
+            "list",
+            "--format",
+            "json",
+        ],
+        CmdOpts {
+            no_root: true,
+            ..Default::default()
+        },
+    );
+    o.assert_err();
+    assert!(
+        o.stderr.contains(&format!(
+            "open {}: no such file or directory",
+            missing.display()
+        )),
+        "{}",
+        o.stderr
+    );
+    assert!(!missing.exists(), "list made the root");
+}
+
 #[test]
 fn created_container_survives_runtime_exit() {
     require_root!();

@@ -253,8 +253,8 @@ fn time_namespace_offsets() {
     let mut b = Bundle::new();
     b.add_namespace("time");
     b.config["linux"]["timeOffsets"] = json!({
-        "monotonic": {"secs": 86400, "nanosec": 0},
-        "boottime": {"secs": 172800, "nanosec": 0}
+        "monotonic": {"secs": 86400, "nanosecs": 123456789},
+        "boottime": {"secs": 172800, "nanosecs": 5000}
     });
     let id = h.new_id();
     b.set_sh("cat /proc/self/timens_offsets");
@@ -269,13 +269,14 @@ fn time_namespace_offsets() {
         .lines()
         .map(|l| l.split_whitespace().collect())
         .collect();
+    // runtime-spec's field is `nanosecs` (a misspelt one would be ignored and read 0 here).
     assert!(
-        offs.contains(&vec!["monotonic", "86400", "0"]),
+        offs.contains(&vec!["monotonic", "86400", "123456789"]),
         "{}",
         o.stdout
     );
     assert!(
-        offs.contains(&vec!["boottime", "172800", "0"]),
+        offs.contains(&vec!["boottime", "172800", "5000"]),
         "{}",
         o.stdout
     );

@@ -151,6 +151,11 @@ fn dispatch(cli: &Cli) -> Result<u8> {
             return Ok(u8::try_from(code).unwrap_or(255));
         }
         Command::List { format, quiet } => {
+            // runc 1.2+: a missing default root means no container yet, a missing `--root` is
+            // an error (runc 1.1 printed an empty list for both).
+            if cli.root.is_some() && !root.exists() {
+                bail!("open {}: no such file or directory", root.display());
+            }
             let items = lifecycle::list(root)?;
             output::emit(&output::list(&items, *format, *quiet)?)?;
         }

@@ -455,10 +455,10 @@ mod tests {
         );
         assert_eq!(p.last(), Some(&insn(JMP_EXIT, 0, 0, 0, 0)));
         assert_eq!(p[p.len() - 2], insn(ALU32_MOV_K, R0, 0, 0, 1));
-        // mknod pass: 3 + c 10:200 (3 tests + ja) + c 136:* (2 + ja) + 8 rules `c X:Y` (4 each)
-        // + b *:* m, c *:* m (1 + ja each) + deny-all (mov, exit) = 48; read and write passes
-        // the same without the two mknod-only rules = 44 each; 6 loads and the final allow.
-        assert_eq!(p.len(), 6 + 48 + 44 + 44 + 2, "{p:#?}");
+        // mknod pass: 3 + c 10:200 (3 tests + ja) + c 136:* (2 + ja) + 7 rules `c X:Y` (4 each)
+        // + b *:* m, c *:* m (1 + ja each) + deny-all (mov, exit) = 44; read and write passes
+        // the same without the two mknod-only rules = 40 each; 6 loads and the final allow.
+        assert_eq!(p.len(), 6 + 44 + 40 + 40 + 2, "{p:#?}");
         // Every jump lands inside the program.
         for (i, x) in p.iter().enumerate() {
             if (x.code & 0x07 == 0x05 || x.code & 0x07 == 0x06) && x.code != JMP_EXIT {

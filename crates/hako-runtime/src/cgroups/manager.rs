@@ -589,7 +589,8 @@ impl Cgroups {
                 ("c", Some(1), Some(8), "rwm"),
                 ("c", Some(1), Some(9), "rwm"),
                 ("c", Some(5), Some(0), "rwm"),
-                ("c", Some(5), Some(1), "rwm"),
+                // Not /dev/console (5:1), the host's console: runc 1.1 and 1.3 leave it out; a
+                // container's /dev/console is a bind of its pty (136:N).
                 ("c", Some(5), Some(2), "rwm"),
                 ("c", Some(136), None, "rwm"),
                 ("c", Some(10), Some(200), "rwm"),

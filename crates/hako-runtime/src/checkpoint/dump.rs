@@ -89,6 +89,7 @@ pub fn checkpoint(root: &Path, o: &CheckpointOptions) -> Result<()> {
         criu: &criu,
         inherit_stdio: false,
         extra: vec![],
+        own_mount_ns: false,
     };
     let mut h = DumpEvents { status_fd };
     swrk::call(&spawn, req, &mut h).map_err(|e| with_log(e, &o.criu, LOG))?;
@@ -257,6 +258,7 @@ fn require_features(criu: &Path, want: CriuFeatures) -> Result<()> {
         criu,
         inherit_stdio: false,
         extra: vec![],
+        own_mount_ns: false,
     };
     let req = CriuReq {
         r#type: CriuReqType::FeatureCheck as i32,

@@ -229,6 +229,7 @@ fn restore_locked(
         criu,
         inherit_stdio: !terminal,
         extra: extra.iter().map(|f| f.as_fd()).collect(),
+        own_mount_ns: plan.private_mount,
     };
     let mut events = RestoreEvents {
         lock,

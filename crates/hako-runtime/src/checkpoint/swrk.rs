@@ -43,6 +43,9 @@ pub struct Spawn<'a> {
     /// /dev/null.
     pub inherit_stdio: bool,
     pub extra: Vec<BorrowedFd<'a>>,
+    /// Restore of a container with a mount namespace: CRIU runs in a mount namespace of its own
+    /// ([`private_mounts`]).
+    pub own_mount_ns: bool,
 }
 
 /// The binary that `--criu` names: a path, or a name looked up in PATH (runc's default `criu`).
@@ -82,7 +85,15 @@ pub fn call(spawn: &Spawn, mut req: CriuReq, h: &mut dyn Handler) -> Result<Criu
     drop(server);
     // From here CRIU must be waited for whatever happens, and its end of the socket closed first
     // so it cannot block on us.
-    let r = converse(&client, child.id() as i32, &mut req, h);
+    let pid = child.id() as i32;
+    let r = (|| {
+        let _dirs = if spawn.own_mount_ns {
+            dirs_in_its_namespace(pid, &mut req)?
+        } else {
+            Vec::new()
+        };
+        converse(&client, pid, &mut req, h)
+    })();
     let _ = nix::sys::socket::shutdown(client.as_raw_fd(), nix::sys::socket::Shutdown::Write);
     drop(client);
     let status = child.wait().op("wait for criu")?;
@@ -103,6 +114,7 @@ fn start(spawn: &Spawn, server: &OwnedFd) -> Result<Child> {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
     }
+    let own_mount_ns = spawn.own_mount_ns;
     let mut wanted: Vec<RawFd> = vec![server.as_raw_fd()];
     wanted.extend(spawn.extra.iter().map(|f| f.as_raw_fd()));
     // SAFETY: the closure runs in the forked child before exec and only calls async-signal-safe
@@ -129,6 +141,9 @@ fn start(spawn: &Spawn, server: &OwnedFd) -> Result<Child> {
             let mut empty: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut empty);
             libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+            if own_mount_ns {
+                private_mounts()?;
+            }
             Ok(())
         });
     }
@@ -139,6 +154,74 @@ fn start(spawn: &Spawn, server: &OwnedFd) -> Result<Child> {
             hako_spec::error::io_text(&e)
         ))
     })
+}
+
+/// Puts the forked CRIU into a mount namespace of its own whose mounts are slaves of the
+/// runtime's. CRIU's restore mounts scaffolding where the runtime would see it: a tmpfs on
+/// `/tmp/.criu.mntns.*` (mounted by the restored root task, in a namespace cloned from CRIU's),
+/// the cgroup yard in the work directory, a proc mount. Where the runtime's mounts are shared (`/`
+/// is on any systemd host) the yard's tmpfs propagates back, and a restore that fails before
+/// CRIU opened the restored namespace (a bind source gone, a mount CRIU cannot make) unmounts it
+/// only there: the tmpfs stayed on the host. As slaves nothing propagates out, the host's
+/// unmounts still propagate in, and everything CRIU mounted goes with its namespace. Only for
+/// containers with a mount namespace: without one the restored processes stay in CRIU's.
+///
+/// Runs between fork and exec (async-signal-safe syscalls only).
+fn private_mounts() -> std::io::Result<()> {
+    // SAFETY: plain syscalls on constant arguments; the child is single-threaded.
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWNS) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let flags = libc::MS_REC | libc::MS_SLAVE;
+        let root = c"/";
+        if libc::mount(
+            std::ptr::null(),
+            root.as_ptr(),
+            std::ptr::null(),
+            flags,
+            std::ptr::null(),
+        ) < 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The image and work directories opened again, in the mount namespace of CRIU (`pid`), and
+/// named in the request instead of ours. CRIU opens them through our descriptors
+/// (`/proc/<runtime>/fd/N`), so they would stay on the runtime's mounts, and a mount on a mount
+/// of another namespace fails with EINVAL (CRIU's cgroup yard goes into the work directory).
+/// The returned descriptors must stay open until CRIU is done.
+fn dirs_in_its_namespace(pid: i32, req: &mut CriuReq) -> Result<Vec<OwnedFd>> {
+    let mut kept = Vec::new();
+    let Some(opts) = req.opts.as_mut() else {
+        return Ok(kept);
+    };
+    for fd in [Some(&mut opts.images_dir_fd), opts.work_dir_fd.as_mut()]
+        .into_iter()
+        .flatten()
+        .filter(|fd| **fd >= 0)
+    {
+        let ours = PathBuf::from(format!("/proc/self/fd/{fd}"));
+        let dir = std::fs::read_link(&ours).ctx("readlink", &ours)?;
+        let theirs =
+            PathBuf::from(format!("/proc/{pid}/root")).join(dir.strip_prefix("/").map_err(
+                |_| Error::Usage(format!("criu directory {} is not absolute", dir.display())),
+            )?);
+        let f = nix::fcntl::open(
+            &theirs,
+            nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_RDONLY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .ctx("open", &theirs)?;
+        *fd = f.as_raw_fd();
+        kept.push(f);
+    }
+    Ok(kept)
 }
 
 fn converse(
@@ -225,6 +308,7 @@ pub fn version(criu: &Path) -> Result<u32> {
         criu,
         inherit_stdio: false,
         extra: vec![],
+        own_mount_ns: false,
     };
     let req = CriuReq {
         r#type: CriuReqType::Version as i32,

@@ -179,17 +179,46 @@ impl Locked {
         }
     }
 
+    /// Removes the directory, never anything beyond it. `restore` binds the rootfs at
+    /// `criu-root` in here for CRIU, and a restore killed meanwhile leaves it mounted: a
+    /// recursive removal would go through that mount and empty the bundle's rootfs. Whatever is
+    /// mounted on an entry was mounted by us and is detached; directories (only `criu-root`) are
+    /// removed only when empty, so nothing else is ever deleted through one.
     pub fn remove(self) -> Result<()> {
-        match std::fs::remove_dir_all(&self.dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io("remove", self.dir.clone(), e)),
+        let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(rd) => rd,
+            Err(e) if gone(&e) => return Ok(()),
+            Err(e) => return Err(Error::io("remove", self.dir.clone(), e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io("remove", self.dir.clone(), e))?;
+            let p = entry.path();
+            let r = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                detach_all(&p);
+                std::fs::remove_dir(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            match r {
+                Err(e) if !gone(&e) => return Err(Error::io("remove", p, e)),
+                _ => {}
+            }
+        }
+        match std::fs::remove_dir(&self.dir) {
+            Err(e) if !gone(&e) => Err(Error::io("remove", self.dir.clone(), e)),
+            _ => Ok(()),
         }
     }
 
     pub fn lock_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self._lock.as_fd()
     }
+}
+
+/// Unmounts everything stacked on `dir` (EINVAL once nothing is).
+fn detach_all(dir: &Path) {
+    while nix::mount::umount2(dir, nix::mount::MntFlags::MNT_DETACH).is_ok() {}
 }
 
 /// A record written by [`Locked::stage`], not yet the container's.
