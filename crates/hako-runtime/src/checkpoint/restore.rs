@@ -65,6 +65,14 @@ pub fn restore(root: &Path, o: &RestoreOptions) -> Result<i32> {
     }
     p.planned.check_before_create(&p.bundle.spec)?;
     let lock = store.create(&o.id)?;
+    let cgroup = hako_spec::state::CgroupRecord {
+        created: p.planned.may_create(),
+        ..p.planned.rec.clone()
+    };
+    if let Err(e) = lock.save(&record(&p.bundle, o, cgroup, 0, Status::Creating)) {
+        let _ = lock.remove();
+        return Err(e);
+    }
     // Before CRIU is forked: a signal sent meanwhile stays queued for the wait loop.
     let forwarded = if o.detach {
         None
@@ -236,7 +244,6 @@ fn restore_locked(
         bundle,
         cgroups: made.cgroups.as_mut().expect("planned above"),
         console_socket: o.console_socket.as_deref(),
-        private_pid_ns: plan.private_pid,
         o,
         pid: None,
         rec: None,
@@ -390,7 +397,6 @@ struct RestoreEvents<'a> {
     bundle: &'a Bundle,
     cgroups: &'a mut Cgroups,
     console_socket: Option<&'a Path>,
-    private_pid_ns: bool,
     o: &'a RestoreOptions,
     /// The restored init, once CRIU named it.
     pid: Option<i32>,
@@ -401,23 +407,40 @@ struct RestoreEvents<'a> {
 
 impl RestoreEvents<'_> {
     fn record(&self, pid: i32, status: Status) -> ContainerRecord {
-        ContainerRecord {
-            id: self.o.id.clone(),
-            pid,
-            init_start_time: crate::sys::proc_stat(pid).map(|s| s.1).unwrap_or(0),
-            status,
-            bundle: self.bundle.dir.clone(),
-            rootfs: self.bundle.rootfs.clone(),
-            created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
-            owner: String::new(),
-            private_pid_ns: self.private_pid_ns,
-            systemd_cgroup: self.o.systemd_cgroup,
-            rootless: self.o.rootless,
-            cgroup: self.cgroups.rec.clone(),
-            resctrl: None,
-            host_mounts_before: None,
-            config: self.bundle.spec.clone(),
-        }
+        let cgroup = self.cgroups.rec.clone();
+        record(self.bundle, self.o, cgroup, pid, status)
+    }
+}
+
+/// The container's record: before CRIU runs (pid 0, `creating`, the cgroups it may make), at
+/// setup-namespaces (the init's pid) and at post-restore (`running`), so a runtime killed at
+/// any point leaves a container that `delete --force` removes with its cgroups, as `create`'s.
+fn record(
+    bundle: &Bundle,
+    o: &RestoreOptions,
+    cgroup: hako_spec::state::CgroupRecord,
+    pid: i32,
+    status: Status,
+) -> ContainerRecord {
+    ContainerRecord {
+        id: o.id.clone(),
+        pid,
+        init_start_time: (pid > 0)
+            .then(|| crate::sys::proc_stat(pid).map(|s| s.1))
+            .flatten()
+            .unwrap_or(0),
+        status,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
+        owner: String::new(),
+        private_pid_ns: crate::init::namespaces::plan(&bundle.spec).private_pid,
+        systemd_cgroup: o.systemd_cgroup,
+        rootless: o.rootless,
+        cgroup,
+        resctrl: None,
+        host_mounts_before: None,
+        config: bundle.spec.clone(),
     }
 }
 
@@ -462,6 +485,7 @@ impl Handler for RestoreEvents<'_> {
             "setup-namespaces" => {
                 self.pid = Some(pid);
                 let rec = self.record(pid, Status::Creating);
+                self.lock.save(&rec)?;
                 let state =
                     serde_json::to_string(&rec.hook_state(Status::Created)).expect("serializes");
                 let h = self.bundle.spec.hooks().as_ref();

@@ -52,10 +52,15 @@ pub fn mount_in_container(
     // The host's hierarchies only: a /sys bound from the host (rootless, no private network
     // namespace) brings copies of them under the rootfs, which the tmpfs below covers.
     let rootfs = ctx.root.host_path(Path::new("/"));
-    let hs: Vec<Hierarchy> = hierarchies(ctx.host_mounts)
+    let mut hs: Vec<Hierarchy> = hierarchies(ctx.host_mounts)
         .into_iter()
         .filter(|h| !h.mountpoint.starts_with(&rootfs))
         .collect();
+    // The hybrid's cgroup2 hierarchy (/sys/fs/cgroup/unified) stays out, as runc 1.1 and 1.3
+    // leave it out: a container sees the v1 controllers, and CRIU images of it map onto runc's.
+    if hs.iter().any(|h| !h.v2) {
+        hs.retain(|h| !h.v2);
+    }
     let flags = opts.flags
         & (MsFlags::MS_NOSUID
             | MsFlags::MS_NODEV
