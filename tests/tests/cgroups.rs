@@ -1683,10 +1683,18 @@ fn exec_joins_sub_cgroups() {
         assert!(o.stderr.contains("unknown controller memory"), "{o:?}");
     }
     for (args, needle) in [
-        (&["--cgroup", "../../x"][..], "is not a sub cgroup path"),
+        (
+            &["--cgroup", "../../x"][..],
+            "unable to create new parent process: ../../x is not a sub cgroup path",
+        ),
         (
             &["--cgroup", "a:b:c"][..],
-            "invalid --cgroup argument: a:b:c",
+            "unable to create new parent process: unknown controller a in SubCgroupPaths",
+        ),
+        (&["--cgroup", ":x"][..], "(empty <controller> prefix)"),
+        (
+            &["--cgroup", "memory:x", "--cgroup", "memory:y"][..],
+            "controller memory specified multiple times",
         ),
         (
             &["--cgroup", "sub", "--cgroup", "memory:sub"][..],

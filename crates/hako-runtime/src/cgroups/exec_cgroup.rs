@@ -1,4 +1,4 @@
-//! `exec --cgroup` (runc 1.1): the exec'd process joins a sub-cgroup of the container's cgroup
+//! `exec --cgroup` (runc 1.1+, parsed as runc 1.3): the exec'd process joins a sub-cgroup of the container's cgroup
 //! that already exists. `SUB` means SUB below the container's cgroup in every hierarchy (the
 //! hybrid's v2 one included); `CTRL[,CTRL]:SUB` only in those controllers' v1 hierarchies, the
 //! others staying at the container's own level. On pure v2 only the first form exists.
@@ -11,26 +11,31 @@ use hako_spec::state::CgroupRecord;
 use super::Hierarchy;
 use crate::error::{Error, Result};
 
-/// runc's getSubCgroupPaths: controller ("" for all) → sub path.
+/// runc 1.3's getSubCgroupPaths: controller ("" for all) → sub path. The first `:` separates
+/// the controllers from the path (runc 1.1 refused a second one).
 pub fn parse(args: &[String]) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for a in args {
-        let parts: Vec<&str> = a.splitn(3, ':').collect();
-        match parts.as_slice() {
-            [sub] => {
-                if args.len() != 1 {
-                    return Err(Error::Usage(format!(
-                        "invalid --cgroup argument: {a} (missing <controller>: prefix)"
-                    )));
-                }
-                out.insert(String::new(), sub.to_string());
+        let Some((ctrls, sub)) = a.split_once(':') else {
+            if args.len() != 1 {
+                return Err(Error::Usage(format!(
+                    "invalid --cgroup argument: {a} (missing <controller>: prefix)"
+                )));
             }
-            [ctrls, sub] => {
-                for c in ctrls.split(',') {
-                    out.insert(c.to_string(), sub.to_string());
-                }
+            out.insert(String::new(), a.to_string());
+            continue;
+        };
+        for c in ctrls.split(',') {
+            if c.is_empty() {
+                return Err(Error::Usage(format!(
+                    "invalid --cgroup argument: {a} (empty <controller> prefix)"
+                )));
             }
-            _ => return Err(Error::Usage(format!("invalid --cgroup argument: {a}"))),
+            if out.insert(c.to_string(), sub.to_string()).is_some() {
+                return Err(Error::Usage(format!(
+                    "invalid --cgroup argument(s): controller {c} specified multiple times"
+                )));
+            }
         }
     }
     Ok(out)
@@ -53,8 +58,18 @@ fn below(base: &Path, sub: &str) -> Result<PathBuf> {
 }
 
 /// The container's cgroup record with its directories moved to the sub-cgroups `args` name.
+/// Errors past the parsing in runc 1.3's words, which come from its parent-process setup.
 pub fn record(rec: &CgroupRecord, hs: &[Hierarchy], args: &[String]) -> Result<CgroupRecord> {
     let subs = parse(args)?;
+    moved(rec, hs, &subs)
+        .map_err(|e| Error::Usage(format!("unable to create new parent process: {e}")))
+}
+
+fn moved(
+    rec: &CgroupRecord,
+    hs: &[Hierarchy],
+    subs: &BTreeMap<String, String>,
+) -> Result<CgroupRecord> {
     let mut out = rec.clone();
     if let Some(sub) = subs.get("") {
         for d in out.v1.values_mut().chain(out.unified.iter_mut()) {
@@ -62,7 +77,7 @@ pub fn record(rec: &CgroupRecord, hs: &[Hierarchy], args: &[String]) -> Result<C
         }
         return Ok(out);
     }
-    for (ctrl, sub) in &subs {
+    for (ctrl, sub) in subs {
         let key = hs
             .iter()
             .filter(|h| !h.v2 && h.controllers.iter().any(|c| c == ctrl))
@@ -95,8 +110,20 @@ mod tests {
         assert_eq!(m["pids"], "b/c");
         assert_eq!(m["cpu"], "b/c");
         assert_eq!(parse(&args(&["sub"])).unwrap()[""], "sub");
-        assert!(parse(&args(&["a:b:c"])).is_err());
+        assert_eq!(parse(&args(&["a:b:c"])).unwrap()["a"], "b:c");
         assert!(parse(&args(&["sub", "memory:x"])).is_err());
+        let e = parse(&args(&[":x"])).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "invalid --cgroup argument: :x (empty <controller> prefix)"
+        );
+        let e = parse(&args(&["memory:x", "pids,memory:y"]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "invalid --cgroup argument(s): controller memory specified multiple times"
+        );
     }
 
     #[test]

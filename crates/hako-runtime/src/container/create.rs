@@ -489,7 +489,11 @@ fn cgroups_before_clone(
         }
         _ => return Ok(None),
     };
-    let _cgroups = tracing::debug_span!("cgroups before clone").entered();
+    // The spans' names as `make bench`'s phase table reads them.
+    let _cgroups = match part {
+        Part::Unified => tracing::debug_span!("cgroups v2").entered(),
+        _ => tracing::debug_span!("cgroups").entered(),
+    };
     let cg = made.cgroups.insert(planned.take().expect("planned"));
     Ok(
         match placement(spec, o).place(cg, None, part, Join::BornIn)? {
