@@ -905,7 +905,7 @@ fn killed_restore_then_delete_keeps_the_rootfs() {
     b.config["hooks"] = json!({ "prestart": [{
         "path": "/bin/sh",
         "args": ["sh", "-c", format!(
-            "touch {}; while [ ! -e {} ]; do sleep 0.1; done",
+            "touch {0}; while [ ! -e {1} ]; do sleep 0.1; done; rm {0}",
             entered.display(), release.display()
         )]
     }]});
@@ -936,6 +936,9 @@ fn killed_restore_then_delete_keeps_the_rootfs() {
     child.wait().unwrap();
     fs::write(&release, "").unwrap();
     assert!(hooked, "{}", read(h.scratch().join("restore.err")));
+    // The hook outlived the killed runtime: gone before the scratch directory (and `release`
+    // with it) is removed, or it would wait forever.
+    assert!(wait_for(WAIT, || !entered.exists()), "the hook did not end");
     // What the killed runtime left: its bind of the rootfs for CRIU.
     assert!(
         !mounts_under(&h.state_dir(&id2)).is_empty(),
