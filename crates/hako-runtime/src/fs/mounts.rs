@@ -337,6 +337,19 @@ pub fn mount_one(ctx: &MountCtx, index: usize, m: &Mount) -> Result<()> {
         let target = opened.ensure(ctx.root, dest, Kind::Dir)?;
         return super::cgroupfs::mount_in_container(ctx, m, &opts, target);
     }
+    mount_fs(ctx, m, typ, &opts, opened, &shown)
+}
+
+/// A filesystem of its own (tmpfs, proc, sysfs, mqueue, devpts, ...) on `m`'s destination.
+fn mount_fs(
+    ctx: &MountCtx,
+    m: &Mount,
+    typ: &str,
+    opts: &Options,
+    opened: Probed,
+    shown: &Path,
+) -> Result<()> {
+    let dest = m.destination();
     let opened = match ordinary_directory(ctx.root, dest, typ)? {
         Some(fd) => Probed::Exists(fd),
         None => opened,
@@ -359,7 +372,7 @@ pub fn mount_one(ctx: &MountCtx, index: usize, m: &Mount) -> Result<()> {
         flags.remove(MsFlags::MS_RDONLY);
     }
     if opts.copy_up && typ == "tmpfs" {
-        return tmpfs_copy_up(ctx, dest, &target, flags, data, &opts, &shown);
+        return tmpfs_copy_up(ctx, dest, &target, flags, data, opts, shown);
     }
     let r = mnt(
         Some(src.as_deref().unwrap_or(typ)),
@@ -389,11 +402,11 @@ pub fn mount_one(ctx: &MountCtx, index: usize, m: &Mount) -> Result<()> {
                 dest,
                 Probed::Exists(target),
                 &o,
-                &shown,
+                shown,
             )
         }
         Err(e) => Err(Error::path("mount", shown, e)),
-        Ok(()) => finish(ctx.root, dest, &opts, &shown),
+        Ok(()) => finish(ctx.root, dest, opts, shown),
     }
 }
 
