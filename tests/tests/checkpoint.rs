@@ -827,6 +827,15 @@ fn mntns_yards(log: &str) -> Vec<String> {
 /// and the mount propagated back. CRIU unmounts it only in the restored namespace, which a
 /// failure this early never opened, so the tmpfs stayed in the runtime's namespace (and the
 /// directory in /tmp). hako runs CRIU's restore in a mount namespace of its own.
+/// The command line of `restore -d` of `img` as `id`, for tests that run it themselves.
+fn detached_restore_argv(h: &Hako, b: &Bundle, img: &Path, id: &str) -> Vec<String> {
+    let (bundle, img) = (b.path().to_str().unwrap(), img.to_str().unwrap());
+    hako_argv(
+        h,
+        &["restore", "-d", "--bundle", bundle, "--image-path", img, id],
+    )
+}
+
 #[test]
 fn failed_restore_on_shared_mounts_leaves_no_criu_tmpfs() {
     let Some(h) = setup() else { return };
@@ -842,18 +851,7 @@ fn failed_restore_on_shared_mounts_leaves_no_criu_tmpfs() {
     fs::rename(&out, &moved).unwrap();
     let id2 = h.new_id();
     h.track(&id2);
-    let argv = hako_argv(
-        &h,
-        &[
-            "restore",
-            "-d",
-            "--bundle",
-            b.path().to_str().unwrap(),
-            "--image-path",
-            img.to_str().unwrap(),
-            &id2,
-        ],
-    );
+    let argv = detached_restore_argv(&h, &b, &img, &id2);
     // The restore, then what is mounted from CRIU's yard in its (the runtime's) namespace.
     let script = r#""$@"; rc=$?; grep -F /.criu.mntns. /proc/self/mountinfo >&2; exit $rc"#;
     let stdout = fs::File::create(h.scratch().join("unshare.out")).unwrap();
@@ -912,18 +910,7 @@ fn killed_restore_then_delete_keeps_the_rootfs() {
     b.save();
     let id2 = h.new_id();
     h.track(&id2);
-    let argv = hako_argv(
-        &h,
-        &[
-            "restore",
-            "-d",
-            "--bundle",
-            b.path().to_str().unwrap(),
-            "--image-path",
-            img.to_str().unwrap(),
-            &id2,
-        ],
-    );
+    let argv = detached_restore_argv(&h, &b, &img, &id2);
     let mut child = std::process::Command::new(&argv[0])
         .args(&argv[1..])
         .stdin(std::process::Stdio::null())
