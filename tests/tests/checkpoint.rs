@@ -733,8 +733,10 @@ fn network_namespace_by_path_is_rejoined() {
     let Some(h) = setup() else { return };
     // The namespace's owner: another container that stays up.
     let holder = h.new_id();
-    h.run_with(&holder, &Bundle::sh("exec sleep 1000"), &["-d"])
-        .assert_ok();
+    // Kept until the end: `run -d` returns before the process has exec'd sleep from this
+    // rootfs (a temporary bundle, removed at once, made it fail now and then in the VM).
+    let holder_bundle = Bundle::sh("exec sleep 1000");
+    h.run_with(&holder, &holder_bundle, &["-d"]).assert_ok();
     let ns = format!("/proc/{}/ns/net", h.pid(&holder));
     let want = fs::read_link(&ns).unwrap();
     let (mut b, out) = counter_bundle();

@@ -19,6 +19,8 @@ fn ns_of(pid: impl std::fmt::Display, kind: &str) -> String {
 }
 
 /// A detached container on `b` whose namespaces the tests join: its id and host pid.
+/// `b` must outlive the holder: `run -d` returns once the process is released, before its
+/// execve and the shell's exec of the command, which a removed rootfs would make fail.
 fn start_holder(h: &Hako, b: &Bundle) -> (String, i32) {
     let hid = h.new_id();
     h.run_with(&hid, b, &["-d"]).assert_ok();
@@ -180,7 +182,8 @@ fn network_namespace_has_only_lo() {
 fn join_namespace_by_path() {
     require_root!();
     let h = Hako::new();
-    let (_, hpid) = start_holder(&h, &Bundle::sh("sleep 100"));
+    let hb = Bundle::sh("sleep 100");
+    let (_, hpid) = start_holder(&h, &hb);
 
     let mut b = Bundle::new();
     b.config["linux"]["namespaces"] = json!([
@@ -204,7 +207,8 @@ fn join_namespace_by_path() {
 fn join_pid_namespace_by_path() {
     require_root!();
     let h = Hako::new();
-    let (hid, hpid) = start_holder(&h, &Bundle::sh("sleep 100"));
+    let hb = Bundle::sh("sleep 100");
+    let (hid, hpid) = start_holder(&h, &hb);
     let mut b = Bundle::new();
     b.config["linux"]["namespaces"] = json!([
         {"type": "pid", "path": format!("/proc/{hpid}/ns/pid")},
