@@ -151,6 +151,77 @@ pub fn stub(s: &LinuxSeccomp, archs: &[ScmpArch]) -> Result<Vec<Insn>, String> {
     generate(&last_syscalls(s, archs))
 }
 
+/// The checks of a native architecture with one syscall table: above its largest known
+/// number, ENOSYS (`base_enosys` instructions on); else on into the filter.
+fn one_arch(
+    native: u32,
+    arch: ScmpArch,
+    sysno: u32,
+    base_enosys: u32,
+) -> Result<Vec<Insn>, String> {
+    let base_filter = base_enosys + 1;
+    let mut section = vec![];
+    if matches!(arch, ScmpArch::S390 | ScmpArch::S390X) {
+        // Unknown syscalls arrive as setup(2) = 0, the multiplexer: ENOSYS.
+        section.extend([jmp(JEQ, 0, 0, 1), ret_enosys()]);
+    }
+    let mut section_tail = if base_enosys < 255 {
+        vec![jmp(JGT, sysno, (base_enosys + 1) as u8, 0), ja(base_filter)]
+    } else {
+        vec![jmp(JGT, sysno, 0, 1), ret_enosys(), ja(base_filter)]
+    };
+    if native == AUDIT_ARCH_X86_64 {
+        // Skip the section for the other mode (x32 numbers have bit 30 set).
+        let over = (section_tail.len() - 1) as u8;
+        let check = match arch {
+            ScmpArch::X8664 => jmp(JSET, X32_SYSCALL_BIT, over, 0),
+            ScmpArch::X32 => jmp(JSET, X32_SYSCALL_BIT, 0, over),
+            a => return Err(format!("unknown amd64 native architecture {a:?}")),
+        };
+        section_tail.insert(0, check);
+    }
+    section.extend(section_tail);
+    Ok(section)
+}
+
+/// The checks of x86_64 with both its tables (x86_64 and x32, told apart by bit 30).
+fn x86_and_x32(
+    native: u32,
+    maxes: [&(ScmpArch, u32); 2],
+    base_enosys: u32,
+) -> Result<Vec<Insn>, String> {
+    if native != AUDIT_ARCH_X86_64 {
+        return Err(format!(
+            "unknown architecture overlap on native arch {native:#x}"
+        ));
+    }
+    let find = |want: ScmpArch| {
+        maxes
+            .into_iter()
+            .find(|(x, _)| *x == want)
+            .map(|(_, n)| *n)
+            .ok_or_else(|| format!("missing {want:?} in overlapping x86_64 arch"))
+    };
+    let (x86, x32) = (find(ScmpArch::X8664)?, find(ScmpArch::X32)?);
+    let base_filter = base_enosys + 1;
+    Ok(if base_enosys + 2 <= 255 {
+        vec![
+            jmp(JSET, X32_SYSCALL_BIT, 1, 0),
+            jmp(JGT, x86, (base_enosys + 2) as u8, 1),
+            jmp(JGT, x32, (base_enosys + 1) as u8, 0),
+            ja(base_filter),
+        ]
+    } else {
+        vec![
+            jmp(JSET, X32_SYSCALL_BIT, 1, 0),
+            jmp(JGT, x86, 1, 2),
+            jmp(JGT, x32, 0, 1),
+            ret_enosys(),
+            ja(base_filter),
+        ]
+    })
+}
+
 /// runc's generateEnosysStub: built back to front, because every jump is counted from the end.
 fn generate(last: &LastSyscalls) -> Result<Vec<Insn>, String> {
     if last.values().all(Vec::is_empty) {
@@ -161,66 +232,11 @@ fn generate(last: &LastSyscalls) -> Result<Vec<Insn>, String> {
     let mut jump_table: BTreeMap<u32, u32> = BTreeMap::new();
     for (&native, maxes) in last {
         let base_enosys = tail.len() as u32 - 1;
-        let base_filter = base_enosys + 1;
         let mut section = vec![ld(OFF_NR)];
         match maxes.as_slice() {
             [] => continue,
-            [(arch, sysno)] => {
-                if matches!(arch, ScmpArch::S390 | ScmpArch::S390X) {
-                    // Unknown syscalls arrive as setup(2) = 0, the multiplexer: ENOSYS.
-                    section.extend([jmp(JEQ, 0, 0, 1), ret_enosys()]);
-                }
-                let mut section_tail = if base_enosys < 255 {
-                    vec![
-                        jmp(JGT, *sysno, (base_enosys + 1) as u8, 0),
-                        ja(base_filter),
-                    ]
-                } else {
-                    vec![jmp(JGT, *sysno, 0, 1), ret_enosys(), ja(base_filter)]
-                };
-                if native == AUDIT_ARCH_X86_64 {
-                    // Skip the section for the other mode (x32 numbers have bit 30 set).
-                    let over = (section_tail.len() - 1) as u8;
-                    let check = match arch {
-                        ScmpArch::X8664 => jmp(JSET, X32_SYSCALL_BIT, over, 0),
-                        ScmpArch::X32 => jmp(JSET, X32_SYSCALL_BIT, 0, over),
-                        a => return Err(format!("unknown amd64 native architecture {a:?}")),
-                    };
-                    section_tail.insert(0, check);
-                }
-                section.extend(section_tail);
-            }
-            [a, b] => {
-                if native != AUDIT_ARCH_X86_64 {
-                    return Err(format!(
-                        "unknown architecture overlap on native arch {native:#x}"
-                    ));
-                }
-                let find = |want: ScmpArch| {
-                    [a, b]
-                        .into_iter()
-                        .find(|(x, _)| *x == want)
-                        .map(|(_, n)| *n)
-                        .ok_or_else(|| format!("missing {want:?} in overlapping x86_64 arch"))
-                };
-                let (x86, x32) = (find(ScmpArch::X8664)?, find(ScmpArch::X32)?);
-                if base_enosys + 2 <= 255 {
-                    section.extend([
-                        jmp(JSET, X32_SYSCALL_BIT, 1, 0),
-                        jmp(JGT, x86, (base_enosys + 2) as u8, 1),
-                        jmp(JGT, x32, (base_enosys + 1) as u8, 0),
-                        ja(base_filter),
-                    ]);
-                } else {
-                    section.extend([
-                        jmp(JSET, X32_SYSCALL_BIT, 1, 0),
-                        jmp(JGT, x86, 1, 2),
-                        jmp(JGT, x32, 0, 1),
-                        ret_enosys(),
-                        ja(base_filter),
-                    ]);
-                }
-            }
+            [(arch, sysno)] => section.extend(one_arch(native, *arch, *sysno, base_enosys)?),
+            [a, b] => section.extend(x86_and_x32(native, [a, b], base_enosys)?),
             more => {
                 return Err(format!(
                     "invalid number of architecture overlaps: {}",
