@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # mkbundle.sh DIR [ARG...]: a busybox-static OCI bundle in DIR (rootfs/ + config.json in the
-# shape `runc spec` writes), running ARG... (default: sh). Used by `make demo` and `make bench`.
+# shape runc 1.3's `runc spec` writes), running ARG... (default: sh). Used by `make demo` and `make bench`.
 set -euo pipefail
 dir=${1:?usage: mkbundle.sh DIR [ARG...]}
 shift || true
@@ -29,8 +29,7 @@ cat > "$dir/config.json" <<JSON
     "capabilities": {
       "bounding": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
       "effective": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
-      "permitted": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
-      "ambient": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+      "permitted": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
     },
     "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
     "noNewPrivileges": true
