@@ -224,6 +224,33 @@ fn a_slice_name_makes_a_slice_unit() {
     assert!(!cgroup_dir(&cg).exists());
 }
 
+/// A slice's place follows its own name, not the parent given for Wants=: `hakotestN-k.slice`
+/// below `system.slice` is `/hakotestN.slice/hakotestN-k.slice`, and the init must be there, in
+/// the unit's cgroup (hako before: in `/system.slice/hakotestN-k.slice`, outside the unit).
+#[test]
+fn a_slice_name_places_the_init_where_systemd_puts_the_slice() {
+    require_systemd!();
+    let h = Hako::new();
+    let id = h.new_id();
+    let parent = format!("hakotest{}.slice", std::process::id());
+    let unit = parent.replace(".slice", "-k.slice");
+    let b = bundle_in(&format!("system.slice:unused:{unit}"), json!({}));
+    sd_create(&h, &id, &b).assert_ok();
+    let cg = format!("/{parent}/{unit}");
+    assert_eq!(prop(&unit, "ControlGroup"), cg);
+    let pid = h.pid(&id);
+    assert_eq!(
+        read(format!("/proc/{pid}/cgroup")).trim(),
+        format!("0::{cg}")
+    );
+    assert!(!cgroup_dir(&format!("/system.slice/{unit}")).exists());
+    h.delete_force(&id).assert_ok();
+    assert_eq!(prop(&unit, "ActiveState"), "inactive");
+    assert!(!cgroup_dir(&cg).exists());
+    // The parent slice systemd made for it is ours too.
+    let _ = Command::new("systemctl").args(["stop", &parent]).status();
+}
+
 /// Status 1, the needle in the one error line, no state left.
 #[track_caller]
 fn failed(h: &Hako, id: &str, o: &Output, needle: &str) {

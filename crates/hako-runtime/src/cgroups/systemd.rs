@@ -92,8 +92,13 @@ pub fn parse(raw: &str, id: &str, rootless: bool) -> Result<Place> {
     if name.is_empty() || unit.contains('/') || unit.chars().any(char::is_whitespace) {
         return Err(field_err(format!("invalid unit name {unit:?}")));
     }
-    let mut path = expand_slice(slice)?;
-    path.push(&unit);
+    // systemd places a slice where its own name says (`a-b.slice` below `a.slice`), whatever
+    // parent Wants= names; a scope goes into the slice it is given.
+    let path = if unit.ends_with(".slice") {
+        expand_slice(&unit)?
+    } else {
+        expand_slice(slice)?.join(&unit)
+    };
     Ok(Place {
         unit,
         slice: slice.to_string(),
@@ -929,6 +934,7 @@ mod tests {
         assert_eq!(parse(":p:n", "c1", true).unwrap().slice, "user.slice");
         let s = parse("system.slice:x:sub-k.slice", "c1", false).unwrap();
         assert_eq!(s.unit, "sub-k.slice");
+        assert_eq!(s.path, PathBuf::from("/sub.slice/sub-k.slice"));
         assert!(parse("nocolons", "c1", false)
             .unwrap_err()
             .to_string()
