@@ -723,10 +723,12 @@ fn a_missing_user_bus_is_runc_s_one_error_and_leaves_nothing() {
             )],
             "error while dialing",
         ),
-        // $XDG_RUNTIME_DIR holds no bus: runc then asks systemctl, which cannot reach one.
+        // $XDG_RUNTIME_DIR holds no bus either: runc 1.2+ asks nothing else (runc 1.1 ran
+        // `systemctl --user show-environment`).
         (
             vec![("DBUS_SESSION_BUS_ADDRESS", None)],
-            "could not execute `systemctl --user --no-pager show-environment`",
+            "could not detect DBUS_SESSION_BUS_ADDRESS from the environment; make sure you have \
+             installed the dbus-user-session or dbus-daemon package; note you may need to re-login",
         ),
     ];
     for (env, needle) in cases {

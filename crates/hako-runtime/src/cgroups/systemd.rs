@@ -136,9 +136,9 @@ fn remote_name(e: &DbusError) -> &str {
     }
 }
 
-/// The user bus's address, as runc finds it (DetectUserDbusSessionBusAddress):
-/// `$DBUS_SESSION_BUS_ADDRESS`, else `$XDG_RUNTIME_DIR/bus` when it exists, else what the user's
-/// systemd says (`systemctl --user show-environment`; only run when the first two fail).
+/// The user bus's address, as runc 1.3 finds it (DetectUserDbusSessionBusAddress):
+/// `$DBUS_SESSION_BUS_ADDRESS`, else `$XDG_RUNTIME_DIR/bus` when it exists. runc 1.1 asked
+/// `systemctl --user show-environment` last; runc 1.2+ no longer runs anything.
 pub fn user_bus_address() -> std::result::Result<String, String> {
     if let Some(a) = std::env::var("DBUS_SESSION_BUS_ADDRESS")
         .ok()
@@ -152,42 +152,11 @@ pub fn user_bus_address() -> std::result::Result<String, String> {
             return Ok(format!("unix:path={}", bus.display()));
         }
     }
-    let cmd = "systemctl --user --no-pager show-environment";
-    let out = std::process::Command::new("systemctl")
-        .args(["--user", "--no-pager", "show-environment"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| {
-            format!(
-                "could not execute `{cmd}`: {}",
-                hako_spec::error::io_text(&e)
-            )
-        })?;
-    if !out.status.success() {
-        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-        text.push_str(&String::from_utf8_lossy(&out.stderr));
-        let status = match out.status.code() {
-            Some(c) => format!("exit status {c}"),
-            None => "signal: killed".to_string(),
-        };
-        return Err(format!(
-            "could not execute `{cmd}` (output={text:?}): {status}"
-        ));
-    }
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("DBUS_SESSION_BUS_ADDRESS=")
-                .map(str::to_string)
-        })
-        .ok_or_else(|| {
-            format!(
-                "could not detect DBUS_SESSION_BUS_ADDRESS from `{cmd}`. Make sure you have \
-                 installed the dbus-user-session or dbus-daemon package and then run: \
-                 `systemctl --user start dbus`"
-            )
-        })
+    Err(
+        "could not detect DBUS_SESSION_BUS_ADDRESS from the environment; make sure you have \
+         installed the dbus-user-session or dbus-daemon package; note you may need to re-login"
+            .into(),
+    )
 }
 
 /// The user bus's socket from `$DBUS_SESSION_BUS_ADDRESS` or `$XDG_RUNTIME_DIR/bus` only (no
