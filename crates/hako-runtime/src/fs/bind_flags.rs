@@ -30,7 +30,7 @@ const ATIME_MODES: MsFlags = MsFlags::MS_NOATIME
     .union(MsFlags::MS_STRICTATIME);
 const ATIME: MsFlags = ATIME_MODES.union(MsFlags::MS_NODIRATIME);
 /// What a copy into a less privileged user namespace locks (the kernel's MNT_LOCK_*).
-const LOCKABLE: MsFlags = MsFlags::MS_RDONLY
+pub const LOCKABLE: MsFlags = MsFlags::MS_RDONLY
     .union(MsFlags::MS_NODEV)
     .union(MsFlags::MS_NOEXEC)
     .union(MsFlags::MS_NOSUID)

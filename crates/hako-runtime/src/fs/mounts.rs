@@ -203,26 +203,9 @@ pub fn parse_options(opts: &[String]) -> Options {
 /// The flags of the mount `fd` is on, as MS_* flags a bind remount must repeat: in a user namespace
 /// the kernel refuses a remount that would drop nosuid/nodev/noexec/atime flags it locked.
 pub fn locked_flags(fd: &OwnedFd) -> MsFlags {
-    let Ok(st) = nix::sys::statvfs::fstatvfs(fd) else {
-        return MsFlags::empty();
-    };
-    use nix::sys::statvfs::FsFlags;
-    let f = st.flags();
-    let mut m = MsFlags::empty();
-    for (ff, mf) in [
-        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
-        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
-        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
-        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
-        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
-        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
-        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
-    ] {
-        if f.contains(ff) {
-            m.insert(mf);
-        }
-    }
-    m
+    super::bind_flags::mount_flags(fd).map_or(MsFlags::empty(), |m| {
+        m & super::bind_flags::LOCKABLE & !MsFlags::MS_STRICTATIME
+    })
 }
 
 /// Remounts the bind mount `fd` is on with `flags` (bind remounts replace the per-mount flags, so
