@@ -27,7 +27,7 @@ pub enum Part {
     V1,
 }
 
-/// One of the container's cgroup directories as the plan found it: what [`Cgroups::create`]
+/// One of the container's cgroup directories as the plan found it: what [`Cgroups::create_part`]
 /// makes of it.
 struct Target {
     dir: PathBuf,
@@ -193,7 +193,7 @@ impl Cgroups {
     }
 
     /// A new container's plan made outside [`Cgroups::plan`] (the rootless placement in a
-    /// delegated subtree): its directories are looked at now, and [`Cgroups::create`] makes the
+    /// delegated subtree): its directories are looked at now, and [`Cgroups::create_part`] makes the
     /// missing ones. ([`Cgroups::from_record`] is for a container whose cgroups exist.)
     pub fn from_plan(rec: CgroupRecord) -> Cgroups {
         Cgroups {
@@ -419,7 +419,7 @@ impl Cgroups {
         self.rec.v1.values().chain(self.rec.unified.iter())
     }
 
-    /// What [`Cgroups::create`] may make, parents first: the directories the plan found missing.
+    /// What [`Cgroups::create_part`] may make, parents first: the directories the plan found missing.
     /// The record a `create` writes before it makes anything lists these, so `delete --force`
     /// after a runtime killed half-way removes whatever of them exists (a directory that existed
     /// before is not listed).
@@ -433,15 +433,10 @@ impl Cgroups {
         out
     }
 
-    /// Creates the directories the plan found missing (recording which ones are new) and
-    /// prepares them: v1 cpuset levels get their parent's cpus/mems (an empty cpuset refuses
-    /// tasks), v2 parents delegate their controllers to the new level.
-    pub fn create(&mut self) -> Result<()> {
-        self.create_part(Part::All)
-    }
-
-    /// [`Cgroups::create`] for some of the directories; the ones it makes are added to
-    /// `rec.created`, and on failure the ones it made are removed again.
+    /// Creates the directories of `part` the plan found missing and prepares them: v1 cpuset
+    /// levels get their parent's cpus/mems (an empty cpuset refuses tasks), v2 parents delegate
+    /// their controllers to the new level. The ones it makes are added to `rec.created`, and on
+    /// failure the ones it made are removed again.
     pub fn create_part(&mut self, part: Part) -> Result<()> {
         let mut created = std::mem::take(&mut self.rec.created);
         let before = created.len();
@@ -865,7 +860,7 @@ mod tests {
         assert!(Cgroups::from_record(rec.clone()).may_create().is_empty());
         let mut planned = Cgroups::from_plan(rec);
         assert_eq!(planned.may_create(), [s.path().join("hako"), dir.clone()]);
-        planned.create().unwrap();
+        planned.create_part(Part::All).unwrap();
         assert!(dir.is_dir());
         assert_eq!(planned.rec.created, [s.path().join("hako"), dir]);
     }
